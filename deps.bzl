@@ -1,0 +1,121 @@
+"""External repositories of portserver, all local (no downloads).
+
+A workspace that uses portserver (e.g. through `local_repository`) calls
+`portserver_dependencies()` from its WORKSPACE. Each repository is created
+only if the workspace does not define one of the same name already.
+
+Bazel 4.2.3 (Debian's bazel-bootstrap) needs stand-ins for @rules_cc,
+@rules_java and @remote_coverage_tools; the stand-ins are written by a
+repository rule so that they work from any workspace (a local_repository
+path inside a macro would be relative to the caller's workspace).
+"""
+
+_RULES_CC_DEFS = """\
+# Stand-in for @rules_cc: re-exports the native C++ rules.
+cc_binary = native.cc_binary
+cc_library = native.cc_library
+cc_test = native.cc_test
+cc_import = native.cc_import
+cc_proto_library = native.cc_proto_library
+cc_toolchain = native.cc_toolchain
+cc_toolchain_suite = native.cc_toolchain_suite
+objc_library = native.objc_library
+objc_import = native.objc_import
+fdo_profile = native.fdo_profile
+fdo_prefetch_hints = native.fdo_prefetch_hints
+"""
+
+_RULES_JAVA_DEFS = """\
+# Stand-in for @rules_java: re-exports the native Java rules.
+java_binary = native.java_binary
+java_library = native.java_library
+java_test = native.java_test
+java_import = native.java_import
+java_plugin = native.java_plugin
+java_runtime = native.java_runtime
+java_toolchain = native.java_toolchain
+java_proto_library = native.java_proto_library
+java_lite_proto_library = native.java_lite_proto_library
+"""
+
+def _stand_in_impl(ctx):
+    kind = ctx.attr.kind
+    ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
+    ctx.file("BUILD", "")
+    if kind == "rules_cc":
+        ctx.file("cc/defs.bzl", _RULES_CC_DEFS)
+        ctx.file("cc/BUILD", """\
+package(default_visibility = ["//visibility:public"])
+
+alias(
+    name = "toolchain_type",
+    actual = "@bazel_tools//tools/cpp:toolchain_type",
+)
+""")
+    elif kind == "rules_java":
+        ctx.file("java/defs.bzl", _RULES_JAVA_DEFS)
+        ctx.file("java/BUILD", "")
+    elif kind == "remote_coverage_tools":
+        ctx.file("BUILD", """\
+package(default_visibility = ["//visibility:public"])
+
+filegroup(name = "coverage_report_generator")
+
+filegroup(name = "lcov_merger")
+""")
+    else:
+        fail("unknown stand-in kind: " + kind)
+
+_stand_in = repository_rule(
+    implementation = _stand_in_impl,
+    attrs = {"kind": attr.string(mandatory = True)},
+    local = True,
+)
+
+def _system_library_impl(ctx):
+    path = ctx.path(ctx.attr.path)
+    if not path.exists:
+        fail("%s is missing: run ./bazelw, which installs the Debian packages" % path)
+    if ctx.attr.link_tree:
+        for entry in path.readdir():
+            ctx.symlink(entry, entry.basename)
+    ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
+    ctx.symlink(ctx.attr.build_file, "BUILD.bazel")
+
+_system_library = repository_rule(
+    implementation = _system_library_impl,
+    attrs = {
+        "path": attr.string(mandatory = True),
+        "build_file": attr.label(mandatory = True, allow_single_file = True),
+        # Whether the repository mirrors the directory's files (sources) or
+        # only checks that it exists (libraries found by the linker).
+        "link_tree": attr.bool(default = False),
+    },
+    local = True,
+)
+
+def _maybe(rule, name, **kwargs):
+    if not native.existing_rule(name):
+        rule(name = name, **kwargs)
+
+def portserver_dependencies():
+    """Declares every external repository portserver needs. All are local."""
+    _maybe(_stand_in, "rules_cc", kind = "rules_cc")
+    _maybe(_stand_in, "rules_java", kind = "rules_java")
+    _maybe(_stand_in, "remote_coverage_tools", kind = "remote_coverage_tools")
+
+    # Debian packages: libabsl-dev, libgflags-dev (headers in /usr/include,
+    # libraries found by the linker), googletest sources from libgtest-dev.
+    _maybe(
+        _system_library,
+        "system_libs",
+        path = "/usr/lib/x86_64-linux-gnu",
+        build_file = Label("//third_party/system:BUILD.system_libs"),
+    )
+    _maybe(
+        _system_library,
+        "googletest",
+        path = "/usr/src/googletest",
+        link_tree = True,
+        build_file = Label("//third_party/system:BUILD.googletest"),
+    )

@@ -1,0 +1,66 @@
+#include "domain/allocation_policy.h"
+
+namespace portserver {
+
+AllocationPolicy::AllocationPolicy(const std::vector<uint16_t>& pool,
+                                   Ledger& ledger, ProcessProbe& process_probe,
+                                   PortProbe& port_probe,
+                                   AllocationPolicyOptions options)
+    : ledger_(ledger),
+      process_probe_(process_probe),
+      port_probe_(port_probe),
+      options_(options),
+      pool_size_(pool.size()),
+      free_(pool.begin(), pool.end()) {}
+
+bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
+                                Allocation& result) {
+  for (size_t i = 0; i < count && !free_.empty(); ++i) {
+    uint16_t port = free_.front();
+    free_.pop_front();
+    ++result.ports_checked;
+    if (port_probe_.IsFree(port) && ledger_.Lease(port, owner)) {
+      result.ok = true;
+      result.port = port;
+      return true;
+    }
+    ++result.ports_busy;
+    free_.push_back(port);
+  }
+  return false;
+}
+
+void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
+                               Allocation& result) {
+  free_.insert(free_.end(), ports.begin(), ports.end());
+  result.ports_reclaimed += ports.size();
+}
+
+Allocation AllocationPolicy::Allocate(const Owner& owner) {
+  Allocation result;
+  if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
+      known && known->incarnation != owner.incarnation) {
+    // The pid was reused: its previous life is over.
+    Requeue(ledger_.Release(owner.pid), result);
+  }
+  Requeue(ledger_.Sweep(process_probe_, options_.sweep_per_request), result);
+  if (TryQueue(free_.size(), owner, result)) return result;
+
+  // Nothing free: look harder for dead owners, then try only what came back
+  // (everything else in the queue was just found busy).
+  std::vector<uint16_t> back =
+      ledger_.Sweep(process_probe_, options_.sweep_when_exhausted);
+  result.ports_reclaimed += back.size();
+  free_.insert(free_.begin(), back.begin(), back.end());
+  TryQueue(back.size(), owner, result);
+  return result;
+}
+
+size_t AllocationPolicy::OwnerExited(int64_t pid) {
+  Allocation ignored;
+  std::vector<uint16_t> back = ledger_.ReclaimIfGone(pid, process_probe_);
+  Requeue(back, ignored);
+  return back.size();
+}
+
+}  // namespace portserver

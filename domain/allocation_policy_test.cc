@@ -1,0 +1,169 @@
+#include "domain/allocation_policy.h"
+
+#include <numeric>
+#include <set>
+
+#include "adapters/fake/fake_port_probe.h"
+#include "adapters/fake/fake_process_probe.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+std::vector<uint16_t> Range(uint16_t first, uint16_t last) {
+  std::vector<uint16_t> ports(last - first + 1);
+  std::iota(ports.begin(), ports.end(), first);
+  return ports;
+}
+
+class AllocationPolicyTest : public ::testing::Test {
+ protected:
+  void MakePolicy(std::vector<uint16_t> pool,
+                  AllocationPolicyOptions options = {}) {
+    policy_ = std::make_unique<AllocationPolicy>(pool, ledger_, processes_,
+                                                 ports_, options);
+  }
+  Owner Spawn(int64_t pid) {
+    processes_.Spawn(pid);
+    return Owner{pid, processes_.IncarnationOf(pid)};
+  }
+  uint16_t MustAllocate(const Owner& owner) {
+    Allocation a = policy_->Allocate(owner);
+    EXPECT_TRUE(a.ok);
+    return a.port;
+  }
+
+  FakeProcessProbe processes_;
+  FakePortProbe ports_;
+  Ledger ledger_;
+  std::unique_ptr<AllocationPolicy> policy_;
+};
+
+TEST_F(AllocationPolicyTest, HandsOutPoolInOrderAndRecordsLeases) {
+  MakePolicy(Range(100, 102));
+  Owner a = Spawn(10);
+  EXPECT_EQ(MustAllocate(a), 100);
+  EXPECT_EQ(MustAllocate(a), 101);
+  EXPECT_EQ(MustAllocate(a), 102);
+  EXPECT_EQ(ledger_.PortsOf(10), (std::vector<uint16_t>{100, 101, 102}));
+  EXPECT_FALSE(policy_->Allocate(a).ok);
+}
+
+TEST_F(AllocationPolicyTest, FreedPortIsNotHandedOutAgainAtOnce) {
+  MakePolicy(Range(100, 103));
+  Owner a = Spawn(10);
+  Owner b = Spawn(11);
+  EXPECT_EQ(MustAllocate(a), 100);
+  processes_.Kill(10);
+  EXPECT_EQ(policy_->OwnerExited(10), 1u);
+  // 100 came back but waits behind 101-103.
+  EXPECT_EQ(MustAllocate(b), 101);
+  EXPECT_EQ(MustAllocate(b), 102);
+  EXPECT_EQ(MustAllocate(b), 103);
+  EXPECT_EQ(MustAllocate(b), 100);
+}
+
+TEST_F(AllocationPolicyTest, SkipsBusyPortsAndCountsProbes) {
+  MakePolicy(Range(100, 104));
+  ports_.Occupy(100);
+  ports_.Occupy(101);
+  Allocation a = policy_->Allocate(Spawn(10));
+  ASSERT_TRUE(a.ok);
+  EXPECT_EQ(a.port, 102);
+  EXPECT_EQ(a.ports_checked, 3u);
+  EXPECT_EQ(a.ports_busy, 2u);
+  // Busy ports went to the back; once vacated they are handed out in turn.
+  ports_.Vacate(100);
+  ports_.Vacate(101);
+  EXPECT_EQ(MustAllocate(Spawn(11)), 103);
+  EXPECT_EQ(MustAllocate(Spawn(12)), 104);
+  EXPECT_EQ(MustAllocate(Spawn(13)), 100);
+}
+
+TEST_F(AllocationPolicyTest, DeniesWhenEveryFreePortIsBusy) {
+  MakePolicy(Range(100, 101));
+  ports_.FailAll(true);
+  Allocation a = policy_->Allocate(Spawn(10));
+  EXPECT_FALSE(a.ok);
+  EXPECT_EQ(a.ports_checked, 2u);
+  EXPECT_EQ(ledger_.leased_ports(), 0u);
+}
+
+TEST_F(AllocationPolicyTest, ReclaimsPortsOfDeadOwnerWhenExhausted) {
+  MakePolicy(Range(100, 101));
+  Owner a = Spawn(10);
+  MustAllocate(a);
+  MustAllocate(a);
+  Owner b = Spawn(11);
+  EXPECT_FALSE(policy_->Allocate(b).ok);
+  processes_.Kill(10);
+  Allocation got = policy_->Allocate(b);
+  ASSERT_TRUE(got.ok);
+  EXPECT_EQ(got.ports_reclaimed, 2u);
+  EXPECT_TRUE(ledger_.PortsOf(10).empty());
+  EXPECT_EQ(ledger_.PortsOf(11), (std::vector<uint16_t>{got.port}));
+}
+
+TEST_F(AllocationPolicyTest, ReusedPidDoesNotInheritLeases) {
+  MakePolicy(Range(100, 101));
+  Owner old_life = Spawn(10);
+  EXPECT_EQ(MustAllocate(old_life), 100);
+  Owner new_life = Spawn(10);  // Same pid, new start time.
+  ASSERT_NE(old_life, new_life);
+  EXPECT_EQ(MustAllocate(new_life), 101);
+  EXPECT_EQ(ledger_.PortsOf(10), (std::vector<uint16_t>{101}));
+  EXPECT_EQ(*ledger_.HolderOf(101), new_life);
+  EXPECT_FALSE(ledger_.HolderOf(100).has_value());
+}
+
+TEST_F(AllocationPolicyTest, OwnerExitedIgnoredWhileProcessLives) {
+  MakePolicy(Range(100, 101));
+  Owner a = Spawn(10);
+  MustAllocate(a);
+  EXPECT_EQ(policy_->OwnerExited(10), 0u);
+  EXPECT_EQ(ledger_.PortsOf(10).size(), 1u);
+}
+
+TEST_F(AllocationPolicyTest, NeverLeasesPortHeldByLiveOwner) {
+  MakePolicy(Range(100, 119));
+  std::set<uint16_t> held;
+  for (int pid = 10; pid < 30; ++pid) {
+    uint16_t port = MustAllocate(Spawn(pid));
+    EXPECT_TRUE(held.insert(port).second) << "port " << port << " leased twice";
+  }
+  for (int i = 0; i < 50; ++i) EXPECT_FALSE(policy_->Allocate(Spawn(40 + i)).ok);
+}
+
+// The denial cost must not depend on the pool size: with every port leased
+// to live owners, a denial makes no port probe and a bounded number of
+// process probes.
+class DenialCostTest : public AllocationPolicyTest,
+                       public ::testing::WithParamInterface<int> {};
+
+TEST_P(DenialCostTest, DenialCostIsBoundedWhateverThePoolSize) {
+  const int pool_size = GetParam();
+  AllocationPolicyOptions options;
+  MakePolicy(Range(1, static_cast<uint16_t>(pool_size)), options);
+  // One live owner per 64 ports.
+  Owner owner;
+  for (int i = 0; i < pool_size; ++i) {
+    if (i % 64 == 0) owner = Spawn(1000 + i / 64);
+    MustAllocate(owner);
+  }
+  ASSERT_EQ(ledger_.leased_ports(), static_cast<size_t>(pool_size));
+  int port_probes = ports_.probe_count();
+  int process_probes = processes_.probe_count();
+  Allocation denied = policy_->Allocate(Spawn(999999));
+  EXPECT_FALSE(denied.ok);
+  EXPECT_EQ(denied.ports_checked, 0u);
+  EXPECT_EQ(ports_.probe_count(), port_probes);
+  EXPECT_LE(processes_.probe_count() - process_probes,
+            static_cast<int>(options.sweep_per_request +
+                             options.sweep_when_exhausted));
+}
+
+INSTANTIATE_TEST_SUITE_P(PoolSizes, DenialCostTest,
+                         ::testing::Values(100, 10000, 65535));
+
+}  // namespace
+}  // namespace portserver

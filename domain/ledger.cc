@@ -1,0 +1,72 @@
+#include "domain/ledger.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace portserver {
+
+bool Ledger::Lease(uint16_t port, const Owner& owner) {
+  if (holder_.count(port) != 0) return false;
+  auto it = owners_.find(owner.pid);
+  if (it == owners_.end()) {
+    it = owners_.emplace(owner.pid, Entry{owner.incarnation, {}}).first;
+  } else if (it->second.incarnation != owner.incarnation) {
+    return false;
+  }
+  it->second.ports.push_back(port);
+  holder_.emplace(port, owner.pid);
+  return true;
+}
+
+std::vector<uint16_t> Ledger::Release(int64_t pid) {
+  auto it = owners_.find(pid);
+  if (it == owners_.end()) return {};
+  std::vector<uint16_t> ports = std::move(it->second.ports);
+  owners_.erase(it);
+  for (uint16_t port : ports) holder_.erase(port);
+  return ports;
+}
+
+std::vector<uint16_t> Ledger::ReclaimIfGone(int64_t pid, ProcessProbe& probe) {
+  auto it = owners_.find(pid);
+  if (it == owners_.end()) return {};
+  ProcessProbe::Result now = probe.Probe(pid);
+  bool gone = now.state == ProcessProbe::State::kGone ||
+              (now.state == ProcessProbe::State::kAlive &&
+               now.incarnation != it->second.incarnation);
+  if (!gone) return {};
+  return Release(pid);
+}
+
+std::vector<uint16_t> Ledger::Sweep(ProcessProbe& probe, size_t budget) {
+  std::vector<uint16_t> released;
+  budget = std::min(budget, owners_.size());
+  for (size_t i = 0; i < budget && !owners_.empty(); ++i) {
+    auto it = owners_.upper_bound(sweep_after_);
+    if (it == owners_.end()) it = owners_.begin();
+    sweep_after_ = it->first;
+    std::vector<uint16_t> ports = ReclaimIfGone(it->first, probe);
+    released.insert(released.end(), ports.begin(), ports.end());
+  }
+  return released;
+}
+
+std::optional<Owner> Ledger::HolderOf(uint16_t port) const {
+  auto it = holder_.find(port);
+  if (it == holder_.end()) return std::nullopt;
+  return FindOwner(it->second);
+}
+
+std::optional<Owner> Ledger::FindOwner(int64_t pid) const {
+  auto it = owners_.find(pid);
+  if (it == owners_.end()) return std::nullopt;
+  return Owner{pid, it->second.incarnation};
+}
+
+std::vector<uint16_t> Ledger::PortsOf(int64_t pid) const {
+  auto it = owners_.find(pid);
+  if (it == owners_.end()) return {};
+  return it->second.ports;
+}
+
+}  // namespace portserver

@@ -1,0 +1,80 @@
+// Ledger: who holds which port. An owner is a pid plus the incarnation the
+// ProcessProbe reported when it was first seen; its ports become reusable
+// once that pid is gone or alive with another incarnation (the pid was
+// reused), never before.
+//
+// Example:
+//   Ledger ledger;
+//   ledger.Lease(15000, Owner{1234, start_time});
+//   std::vector<uint16_t> back = ledger.ReclaimIfGone(1234, probe);
+//
+// Thread-compatible. Memory: O(leased ports + owners).
+#ifndef PORTSERVER_DOMAIN_LEDGER_H_
+#define PORTSERVER_DOMAIN_LEDGER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "domain/process_probe.h"
+
+namespace portserver {
+
+struct Owner {
+  int64_t pid = 0;
+  uint64_t incarnation = 0;
+  bool operator==(const Owner& o) const {
+    return pid == o.pid && incarnation == o.incarnation;
+  }
+  bool operator!=(const Owner& o) const { return !(*this == o); }
+};
+
+class Ledger {
+ public:
+  Ledger() = default;
+  Ledger(const Ledger&) = delete;
+  Ledger& operator=(const Ledger&) = delete;
+
+  // Records `port` as held by `owner`. Returns false, changing nothing, if
+  // the port is already held, or if `owner.pid` is on record with another
+  // incarnation (release that one first).
+  bool Lease(uint16_t port, const Owner& owner);
+
+  // Forgets `pid` and returns the ports it held (empty if none).
+  std::vector<uint16_t> Release(int64_t pid);
+
+  // Probes `pid` if it is on record and releases its ports if it is gone or
+  // alive as another incarnation. A probe error keeps the lease. Returns the
+  // ports released.
+  std::vector<uint16_t> ReclaimIfGone(int64_t pid, ProcessProbe& probe);
+
+  // Checks up to `budget` owners, continuing round-robin after the owner the
+  // previous sweep stopped at, and releases those that are gone. Returns the
+  // ports released. Cost: O(budget) probes, whatever the ledger's size.
+  std::vector<uint16_t> Sweep(ProcessProbe& probe, size_t budget);
+
+  std::optional<Owner> HolderOf(uint16_t port) const;
+  std::optional<Owner> FindOwner(int64_t pid) const;
+  // Ports held by `pid`, in lease order; empty if none.
+  std::vector<uint16_t> PortsOf(int64_t pid) const;
+
+  size_t leased_ports() const { return holder_.size(); }
+  size_t owners() const { return owners_.size(); }
+
+ private:
+  struct Entry {
+    uint64_t incarnation = 0;
+    std::vector<uint16_t> ports;
+  };
+
+  std::map<int64_t, Entry> owners_;  // Ordered: sweeps resume by pid.
+  std::unordered_map<uint16_t, int64_t> holder_;  // port -> pid
+  int64_t sweep_after_ = 0;  // The last pid a sweep looked at.
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_DOMAIN_LEDGER_H_

@@ -1,0 +1,99 @@
+// PortService: the port server's use cases behind one thread-safe object.
+// It checks who asks, asks the AllocationPolicy for a port, keeps the
+// statistics the reference server reports, and speaks the wire format as a
+// RequestHandler for any Transport.
+//
+// Example (embedding, no sockets):
+//   PortService service(pool, my_process_probe, my_port_probe);
+//   Decision d = service.Allocate(job_id);     // d.granted(), d.port
+//   service.OwnerExited(job_id);               // ports come back
+//
+// Thread-safe. Both probes must outlive the service.
+#ifndef PORTSERVER_DOMAIN_PORT_SERVICE_H_
+#define PORTSERVER_DOMAIN_PORT_SERVICE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "domain/allocation_policy.h"
+#include "domain/ledger.h"
+#include "domain/port_probe.h"
+#include "domain/process_probe.h"
+#include "domain/transport.h"
+
+namespace portserver {
+
+enum class Outcome {
+  kGranted,
+  kMalformed,      // Not a request: counted in client_request_errors.
+  kInvalidPid,     // pid <= 0.
+  kInit,           // pid 1: the client was probably reparented to init.
+  kNoSuchProcess,  // The process probe says the pid does not exist.
+  kProbeFailed,    // The process probe could not tell.
+  kPoolExhausted,  // Every port is leased to a live owner or busy.
+};
+
+// A stable lower-case name, e.g. "pool-exhausted", for logs.
+const char* OutcomeName(Outcome outcome);
+
+struct Decision {
+  Outcome outcome = Outcome::kMalformed;
+  int64_t pid = 0;      // As requested (0 if malformed).
+  uint16_t port = 0;    // When granted.
+  Allocation allocation;  // Probe counts, when a policy decision was made.
+  std::string detail;   // Why a request was malformed.
+  std::string reply;    // Bytes for the client; empty: close without reply.
+  bool granted() const { return outcome == Outcome::kGranted; }
+};
+
+// The reference server's statistics, plus a view of the ledger.
+struct Stats {
+  uint64_t client_request_errors = 0;
+  uint64_t denied_allocations = 0;
+  uint64_t num_ports_managed = 0;
+  uint64_t num_ports_checked_for_last_request = 0;
+  uint64_t total_allocations = 0;
+  uint64_t leased_ports = 0;
+  uint64_t owners = 0;
+};
+
+class PortService : public RequestHandler {
+ public:
+  // `pool` as for AllocationPolicy: distinct ports, non-empty.
+  PortService(const std::vector<uint16_t>& pool, ProcessProbe& process_probe,
+              PortProbe& port_probe, AllocationPolicyOptions options = {});
+
+  // Leases a port to `pid` if it is a live process (other than init).
+  Decision Allocate(int64_t pid);
+
+  // Parses a wire request and decides it. Decision::reply is the answer.
+  Decision Decide(const Request& request);
+
+  // RequestHandler: Decide(request).reply.
+  std::string HandleRequest(const Request& request) override;
+
+  // Notification that `pid` may have exited; see AllocationPolicy. Returns
+  // the number of ports that came back.
+  size_t OwnerExited(int64_t pid);
+
+  // Ports held by `pid` now.
+  std::vector<uint16_t> PortsOf(int64_t pid) const;
+
+  Stats stats() const;
+
+ private:
+  Decision AllocateLocked(int64_t pid);  // REQUIRES: mu_ held.
+
+  mutable std::mutex mu_;
+  ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).
+  Ledger ledger_;                // Guarded by mu_.
+  AllocationPolicy policy_;      // Guarded by mu_.
+  Stats stats_;                  // Guarded by mu_.
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_DOMAIN_PORT_SERVICE_H_

@@ -1,0 +1,139 @@
+#include "domain/port_service.h"
+
+#include <numeric>
+#include <set>
+#include <thread>
+
+#include "adapters/fake/fake_port_probe.h"
+#include "adapters/fake/fake_process_probe.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+std::vector<uint16_t> Range(uint16_t first, uint16_t last) {
+  std::vector<uint16_t> ports(last - first + 1);
+  std::iota(ports.begin(), ports.end(), first);
+  return ports;
+}
+
+Request Wire(std::string_view data, Request::End end = Request::End::kNewline) {
+  Request r;
+  r.data = data;
+  r.end = end;
+  return r;
+}
+
+class PortServiceTest : public ::testing::Test {
+ protected:
+  PortServiceTest() : service_(Range(100, 104), processes_, ports_) {
+    processes_.Spawn(42);
+  }
+  FakeProcessProbe processes_;
+  FakePortProbe ports_;
+  PortService service_;
+};
+
+TEST_F(PortServiceTest, AnswersWireRequestWithPortAndNewline) {
+  EXPECT_EQ(service_.HandleRequest(Wire("42\n")), "100\n");
+  EXPECT_EQ(service_.HandleRequest(Wire("42", Request::End::kEof)), "101\n");
+  EXPECT_EQ(service_.PortsOf(42), (std::vector<uint16_t>{100, 101}));
+}
+
+TEST_F(PortServiceTest, DeniesInvalidPidsInitAndMissingProcesses) {
+  struct Case {
+    int64_t pid;
+    Outcome outcome;
+  };
+  for (Case c : {Case{0, Outcome::kInvalidPid}, Case{-5, Outcome::kInvalidPid},
+                 Case{1, Outcome::kInit}, Case{43, Outcome::kNoSuchProcess},
+                 Case{2147483648, Outcome::kNoSuchProcess}}) {
+    Decision d = service_.Allocate(c.pid);
+    EXPECT_EQ(d.outcome, c.outcome) << c.pid << ": " << OutcomeName(d.outcome);
+    EXPECT_TRUE(d.reply.empty());
+  }
+  Stats s = service_.stats();
+  EXPECT_EQ(s.denied_allocations, 5u);
+  EXPECT_EQ(s.total_allocations, 0u);
+  EXPECT_EQ(s.client_request_errors, 0u);
+  EXPECT_EQ(s.leased_ports, 0u);
+}
+
+TEST_F(PortServiceTest, DeniesWhenProcessProbeFailsAndKeepsServing) {
+  processes_.FailNextCalls(1);
+  EXPECT_EQ(service_.Allocate(42).outcome, Outcome::kProbeFailed);
+  EXPECT_TRUE(service_.Allocate(42).granted());
+}
+
+TEST_F(PortServiceTest, CountsMalformedRequestsAsClientErrors) {
+  for (Request r : {Wire("abc\n"), Wire("", Request::End::kEof),
+                    Wire("12345678901234567890", Request::End::kTooLong),
+                    Wire("12", Request::End::kTimedOut), Wire("4 2\n")}) {
+    Decision d = service_.Decide(r);
+    EXPECT_EQ(d.outcome, Outcome::kMalformed);
+    EXPECT_FALSE(d.detail.empty());
+    EXPECT_TRUE(d.reply.empty());
+  }
+  Stats s = service_.stats();
+  EXPECT_EQ(s.client_request_errors, 5u);
+  EXPECT_EQ(s.denied_allocations, 0u);
+  EXPECT_EQ(service_.HandleRequest(Wire("42\n")), "100\n");
+}
+
+TEST_F(PortServiceTest, ReportsReferenceStatistics) {
+  ports_.Occupy(100);
+  service_.Allocate(42);  // Probes 100 (busy) then 101.
+  service_.Allocate(1);
+  service_.Decide(Wire("x\n"));
+  Stats s = service_.stats();
+  EXPECT_EQ(s.total_allocations, 1u);
+  EXPECT_EQ(s.denied_allocations, 1u);
+  EXPECT_EQ(s.client_request_errors, 1u);
+  EXPECT_EQ(s.num_ports_managed, 5u);
+  EXPECT_EQ(s.num_ports_checked_for_last_request, 2u);
+  EXPECT_EQ(s.leased_ports, 1u);
+  EXPECT_EQ(s.owners, 1u);
+}
+
+TEST_F(PortServiceTest, PortsComeBackWhenOwnerExits) {
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(service_.Allocate(42).granted());
+  processes_.Spawn(50);
+  EXPECT_EQ(service_.Allocate(50).outcome, Outcome::kPoolExhausted);
+  EXPECT_EQ(service_.OwnerExited(42), 0u);  // Still alive: nothing happens.
+  processes_.Kill(42);
+  EXPECT_EQ(service_.OwnerExited(42), 5u);
+  std::set<uint16_t> again;
+  for (int i = 0; i < 5; ++i) again.insert(service_.Allocate(50).port);
+  EXPECT_EQ(again, (std::set<uint16_t>{100, 101, 102, 103, 104}));
+}
+
+TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService service(Range(1000, 1999), processes, ports);
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 125;
+  for (int t = 0; t < kThreads; ++t) processes.Spawn(100 + t);
+  std::vector<std::vector<uint16_t>> got(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        Decision d = service.Allocate(100 + t);
+        if (d.granted()) got[t].push_back(d.port);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<uint16_t> all;
+  size_t total = 0;
+  for (const auto& v : got) {
+    total += v.size();
+    all.insert(v.begin(), v.end());
+  }
+  EXPECT_EQ(total, 1000u);
+  EXPECT_EQ(all.size(), total) << "a port was leased twice";
+}
+
+}  // namespace
+}  // namespace portserver

@@ -1,0 +1,75 @@
+// Transport: carries requests in and answers out. The domain implements
+// RequestHandler; an adapter (an AF_UNIX server on Linux, a named pipe on
+// Windows, an in-memory queue in tests) implements Transport and calls it.
+//
+// Example:
+//   PortService service(...);              // a RequestHandler
+//   ServeResult r = transport.Serve(service);  // until Shutdown()
+//
+// A transport delivers each connection's bytes up to and including the first
+// '\n' (or what arrived before end of stream, the size limit or the read
+// timeout) as one Request, writes the returned reply, if any, and closes.
+#ifndef PORTSERVER_DOMAIN_TRANSPORT_H_
+#define PORTSERVER_DOMAIN_TRANSPORT_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace portserver {
+
+// Who is on the other end, as the kernel reports it (SO_PEERCRED on Linux).
+// `known` is false where the transport cannot tell.
+struct PeerCredentials {
+  bool known = false;
+  int64_t pid = 0;
+  uint32_t uid = 0;
+};
+
+struct Request {
+  // Why the transport stopped reading.
+  enum class End {
+    kNewline,   // `data` ends with the first '\n' the client sent.
+    kEof,       // The client closed its side; `data` is all it sent.
+    kTooLong,   // The size limit was reached before any '\n'.
+    kTimedOut,  // The client sent no complete request in time.
+  };
+  std::string_view data;
+  End end = End::kNewline;
+  PeerCredentials peer;
+};
+
+// Implemented by the domain. Thread-safe implementations may be shared by
+// several transports.
+class RequestHandler {
+ public:
+  virtual ~RequestHandler() = default;
+  // Returns the bytes to send back; an empty string means "close without a
+  // reply", which clients read as a denial.
+  virtual std::string HandleRequest(const Request& request) = 0;
+};
+
+struct ServeResult {
+  bool ok = true;
+  std::string error;  // Set when !ok: why serving stopped.
+};
+
+class Transport {
+ public:
+  Transport() = default;
+  Transport(const Transport&) = delete;
+  Transport& operator=(const Transport&) = delete;
+  virtual ~Transport() = default;
+
+  // Serves requests with `handler` until Shutdown() is called (returns ok)
+  // or the transport fails (returns the error). Calls `handler` from the
+  // calling thread only.
+  virtual ServeResult Serve(RequestHandler& handler) = 0;
+
+  // Makes Serve() return soon. Thread-safe; may be called before Serve().
+  virtual void Shutdown() = 0;
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_DOMAIN_TRANSPORT_H_
