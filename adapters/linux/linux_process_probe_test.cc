@@ -1,0 +1,235 @@
+#include "adapters/linux/linux_process_probe.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+using State = ProcessProbe::State;
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
+// Field 22 of /proc/<pid>/stat, parsed independently of the probe.
+uint64_t StartTimeOf(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream fields(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  for (int i = 3; i <= 22; ++i) fields >> field;
+  return std::stoull(field);
+}
+
+char StateOf(pid_t pid) {
+  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || paren + 2 >= stat.size()
+             ? '?'
+             : stat[paren + 2];
+}
+
+template <size_t N>
+std::string WithNul(const char (&literal)[N]) {
+  return std::string(literal, N - 1);
+}
+
+// A fake procfs under TEST_TMPDIR.
+class FixtureProcRoot {
+ public:
+  FixtureProcRoot() {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    std::string base = tmp != nullptr ? tmp : "/tmp";
+    root_ = base + "/proc.XXXXXX";
+    if (mkdtemp(root_.data()) == nullptr) root_.clear();
+  }
+  const std::string& root() const { return root_; }
+
+  void WriteStat(int64_t pid, const std::string& contents) {
+    std::string dir = root_ + "/" + std::to_string(pid);
+    mkdir(dir.c_str(), 0755);
+    std::ofstream out(dir + "/stat", std::ios::trunc | std::ios::binary);
+    out << contents;
+  }
+
+ private:
+  std::string root_;
+};
+
+// A plausible stat line: fields 4..21 are small numbers, 22 is `start`,
+// then more fields follow, as in every kernel since 2.6.
+std::string StatLine(int64_t pid, const std::string& comm, char state,
+                     uint64_t start) {
+  std::string line = std::to_string(pid) + " (" + comm + ") " + state;
+  for (int field = 4; field <= 21; ++field) {
+    line += " " + std::to_string(field * 3 - 1);
+  }
+  line += " " + std::to_string(start);
+  line += " 123456789 42 18446744073709551615 1 1 0 0 0 0 0\n";
+  return line;
+}
+
+TEST(LinuxProcessProbe, SelfIsAliveWithItsStartTime) {
+  LinuxProcessProbe probe;
+  ProcessProbe::Result result = probe.Probe(getpid());
+  EXPECT_EQ(result.state, State::kAlive);
+  EXPECT_EQ(result.incarnation, StartTimeOf(getpid()));
+  EXPECT_NE(result.incarnation, 0u);
+}
+
+TEST(LinuxProcessProbe, ReapedChildIsGone) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  LinuxProcessProbe probe;
+  EXPECT_EQ(probe.Probe(child).state, State::kGone);
+}
+
+TEST(LinuxProcessProbe, ZombieChildIsGone) {
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) _exit(0);
+  // Waits for the exit but leaves the child a zombie.
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, child, &info, WEXITED | WNOWAIT), 0);
+  ASSERT_EQ(StateOf(child), 'Z');
+  LinuxProcessProbe probe;
+  EXPECT_EQ(probe.Probe(child).state, State::kGone);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+}
+
+TEST(LinuxProcessProbe, LiveChildIsAliveWithItsStartTime) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fds[1]);
+    char byte;
+    (void)!read(pipe_fds[0], &byte, 1);  // Until the parent closes the pipe.
+    _exit(0);
+  }
+  close(pipe_fds[0]);
+  LinuxProcessProbe probe;
+  ProcessProbe::Result result = probe.Probe(child);
+  EXPECT_EQ(result.state, State::kAlive);
+  EXPECT_EQ(result.incarnation, StartTimeOf(child));
+  close(pipe_fds[1]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+}
+
+TEST(LinuxProcessProbe, MissingPidIsGone) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  LinuxProcessProbe probe(proc.root());
+  EXPECT_EQ(probe.Probe(4242).state, State::kGone);
+}
+
+TEST(LinuxProcessProbe, PidsOutsidePidTAreGone) {
+  LinuxProcessProbe probe;
+  EXPECT_EQ(probe.Probe(int64_t{1} << 40).state, State::kGone);
+  EXPECT_EQ(probe.Probe(-1).state, State::kGone);
+}
+
+TEST(LinuxProcessProbe, CommWithParenthesesAndSpacesParses) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  proc.WriteStat(77, StatLine(77, "a) (b ) c) R 1 2", 'S', 987654321));
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Result result = probe.Probe(77);
+  EXPECT_EQ(result.state, State::kAlive);
+  EXPECT_EQ(result.incarnation, 987654321u);
+}
+
+TEST(LinuxProcessProbe, FixtureZombieAndDeadAreGone) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  proc.WriteStat(10, StatLine(10, "zombie", 'Z', 5));
+  proc.WriteStat(11, StatLine(11, "dead", 'X', 5));
+  proc.WriteStat(12, StatLine(12, "idle", 'I', 5));
+  LinuxProcessProbe probe(proc.root());
+  EXPECT_EQ(probe.Probe(10).state, State::kGone);
+  EXPECT_EQ(probe.Probe(11).state, State::kGone);
+  EXPECT_EQ(probe.Probe(12).state, State::kAlive);
+}
+
+TEST(LinuxProcessProbe, GarbageIsAnError) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  const std::vector<std::string> garbage = {
+      "",
+      "\n",
+      "garbage",
+      "5 (x",
+      "5 (x)",
+      "5 (x) ",
+      "5 x) S 1 2 3",
+      // The pid in the file is not the one asked for.
+      "6 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21\n",
+      "5 (x) SS 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20\n",
+      "5 (x) 7 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20\n",
+      "5 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 -19 20\n",
+      "5 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 1x9 20\n",
+      "5 (x) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 "
+      "99999999999999999999999 20\n",
+      WithNul(
+          "5 (x) S 1 2 3\0 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21\n"),
+      std::string(100000, 'x'),
+  };
+  for (const std::string& contents : garbage) {
+    proc.WriteStat(5, contents);
+    LinuxProcessProbe probe(proc.root());
+    EXPECT_EQ(probe.Probe(5).state, State::kError) << "stat: " << contents;
+  }
+}
+
+TEST(LinuxProcessProbe, EveryTruncationIsAnErrorOrTheRightAnswer) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  const std::string full = StatLine(9, "cat (1)", 'R', 1234567);
+  const size_t complete = full.find(" 1234567 ") + 9;  // Through vsize's ' '.
+  LinuxProcessProbe probe(proc.root());
+  for (size_t length = 0; length <= full.size(); ++length) {
+    proc.WriteStat(9, full.substr(0, length));
+    ProcessProbe::Result result = probe.Probe(9);
+    if (length <= complete) {
+      EXPECT_EQ(result.state, State::kError) << "length " << length;
+    } else {
+      EXPECT_EQ(result.state, State::kAlive) << "length " << length;
+      EXPECT_EQ(result.incarnation, 1234567u) << "length " << length;
+    }
+  }
+}
+
+TEST(LinuxProcessProbe, UnreadableStatIsAnError) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  // A directory where the file should be: open succeeds, read fails.
+  std::string dir = proc.root() + "/8";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(mkdir((dir + "/stat").c_str(), 0755), 0);
+  LinuxProcessProbe probe(proc.root());
+  EXPECT_EQ(probe.Probe(8).state, State::kError);
+}
+
+}  // namespace
+}  // namespace portserver

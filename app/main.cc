@@ -1,0 +1,51 @@
+// portserver: hands out free ports to test processes. See --help and
+// README.md. Exit status: 0 after SIGTERM/SIGINT (or --help), 2 for bad flags
+// or an address that cannot be bound, 1 if serving fails later.
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "app/log.h"
+#include "app/options.h"
+#include "app/platform.h"
+#include "app/server.h"
+
+namespace {
+
+int Fail(int code, const absl::Status& status) {
+  std::string message(status.message());
+  std::fprintf(stderr, "portserver: error: %.*s\n",
+               static_cast<int>(message.size()), message.data());
+  return code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace portserver;
+  absl::StatusOr<CommandLine> command_line = ParseCommandLine(argc, argv);
+  if (!command_line.ok()) return Fail(2, command_line.status());
+  if (command_line->help) {
+    std::cout << UsageText();
+    return 0;
+  }
+  const Options& options = command_line->options;
+  SetVerbose(options.verbose);
+
+  absl::StatusOr<std::unique_ptr<PlatformAdapters>> platform =
+      MakePlatformAdapters(options);
+  if (!platform.ok()) return Fail(2, platform.status());
+
+  Server server(options, (*platform)->adapters());
+  absl::Status served;
+  {
+    std::unique_ptr<SignalWatcher> signals =
+        WatchSignals([&server] { server.DumpStats(); },
+                     [&server] {
+                       PS_LOG(INFO) << "Stopping on signal.";
+                       server.Shutdown();
+                     });
+    served = server.Serve();
+  }
+  return served.ok() ? 0 : 1;
+}

@@ -1,0 +1,161 @@
+#include "app/options.h"
+
+#include <gflags/gflags.h>
+
+#include <optional>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "domain/port_pool.h"
+
+DEFINE_string(portserver_static_pool, "15000-24999",
+              "Comma separated N-P Range(s) of ports to manage (inclusive).");
+DEFINE_string(portserver_address, "@unittest-portserver",
+              "Address of AF_UNIX socket on which to listen on Unix (first @ "
+              "is a NUL) or the name of the pipe on Windows (first @ is the "
+              "\\\\.\\pipe\\ prefix).");
+DEFINE_bool(verbose, false, "Enable verbose messages (one line per request).");
+DEFINE_bool(debug, false,
+            "Enable full debug messages (per request, with the caller's "
+            "credentials and the probes made).");
+
+namespace portserver {
+namespace {
+
+// The reference's alias, kept for compatibility.
+constexpr std::string_view kAddressAlias = "portserver_unix_socket_address";
+
+struct FlagSpec {
+  const char* name;
+  const char* metavar;  // nullptr for booleans.
+};
+constexpr FlagSpec kFlags[] = {
+    {"portserver_static_pool", "PORTSERVER_STATIC_POOL"},
+    {"portserver_address", "PORTSERVER_ADDRESS"},
+    {"verbose", nullptr},
+    {"debug", nullptr},
+};
+
+const FlagSpec* FindFlag(std::string_view name) {
+  if (name == kAddressAlias) name = "portserver_address";
+  for (const FlagSpec& f : kFlags) {
+    if (name == f.name) return &f;
+  }
+  return nullptr;
+}
+
+absl::Status Bad(const std::string& message) {
+  return absl::InvalidArgumentError(message);
+}
+
+}  // namespace
+
+absl::StatusOr<CommandLine> ParseCommandLine(int argc,
+                                             const char* const* argv) {
+  // Start from the defaults, so that parsing twice (tests) is independent.
+  for (const FlagSpec& f : kFlags) {
+    gflags::CommandLineFlagInfo info;
+    gflags::GetCommandLineFlagInfo(f.name, &info);
+    gflags::SetCommandLineOption(f.name, info.default_value.c_str());
+  }
+  CommandLine result;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "-help") {
+      result.help = true;
+      continue;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      return Bad(absl::StrCat("unexpected argument '", std::string(arg),
+                              "' (flags start with --; see --help)"));
+    }
+    std::string_view body = arg.substr(arg[1] == '-' ? 2 : 1);
+    std::optional<std::string_view> value;
+    if (size_t eq = body.find('='); eq != std::string_view::npos) {
+      value = body.substr(eq + 1);
+      body = body.substr(0, eq);
+    }
+    const FlagSpec* flag = FindFlag(body);
+    bool negated = false;
+    if (flag == nullptr && body.substr(0, 2) == "no") {
+      flag = FindFlag(body.substr(2));
+      negated = flag != nullptr && flag->metavar == nullptr && !value;
+      if (!negated) flag = nullptr;
+    }
+    if (flag == nullptr) {
+      return Bad(absl::StrCat("unknown flag '", std::string(arg), "' (see --help)"));
+    }
+    std::string text;
+    if (flag->metavar == nullptr) {  // Boolean.
+      text = negated ? "false" : std::string(value.value_or("true"));
+    } else if (value) {
+      text = std::string(*value);
+    } else if (i + 1 < argc) {
+      text = argv[++i];
+    } else {
+      return Bad(absl::StrCat("flag --", flag->name, " needs a value"));
+    }
+    if (gflags::SetCommandLineOption(flag->name, text.c_str()).empty()) {
+      return Bad(absl::StrCat("bad value '", text, "' for flag --",
+                              flag->name));
+    }
+  }
+  if (result.help) return result;
+
+  Options& o = result.options;
+  o.pool_spec = FLAGS_portserver_static_pool;
+  PortPoolParse pool = ParsePortPool(o.pool_spec);
+  if (!pool.ok) {
+    return Bad(absl::StrCat("bad --portserver_static_pool '", o.pool_spec,
+                            "': ", pool.error));
+  }
+  o.pool = std::move(pool.ports);
+  o.address = FLAGS_portserver_address;
+  if (o.address.empty() || o.address == "@") {
+    return Bad("empty --portserver_address");
+  }
+  o.debug = FLAGS_debug;
+  o.verbose = FLAGS_verbose || FLAGS_debug;
+  return result;
+}
+
+std::string UsageText() {
+  std::string usage =
+      "usage: portserver [-h] [--portserver_static_pool PORTSERVER_STATIC_POOL]\n"
+      "                  [--portserver_address PORTSERVER_ADDRESS] [--verbose]\n"
+      "                  [--debug]\n"
+      "\n"
+      "Hands out network ports that are free and stay reserved for the asking\n"
+      "process until it dies. Clients (python portpicker, the portpicker\n"
+      "command, Bazel's portserver_test) find it through PORTSERVER_ADDRESS.\n"
+      "Protocol: a client connects, sends \"<pid>\\n\" and receives \"<port>\\n\",\n"
+      "or a close without reply when no port can be given.\n"
+      "\n"
+      "options:\n"
+      "  -h, --help\n"
+      "        show this help message and exit\n";
+  for (const FlagSpec& f : kFlags) {
+    gflags::CommandLineFlagInfo info;
+    gflags::GetCommandLineFlagInfo(f.name, &info);
+    absl::StrAppend(&usage, "  --", f.name);
+    if (f.metavar != nullptr) absl::StrAppend(&usage, " ", f.metavar);
+    if (std::string_view(f.name) == "portserver_address") {
+      absl::StrAppend(&usage, ", --", std::string(kAddressAlias), " ", f.metavar);
+    }
+    absl::StrAppend(&usage, "\n        ", info.description);
+    if (f.metavar != nullptr) {
+      absl::StrAppend(&usage, " Default: ", info.default_value, ".");
+    }
+    absl::StrAppend(&usage, "\n");
+  }
+  absl::StrAppend(
+      &usage,
+      "\n"
+      "signals: SIGUSR1 logs statistics; SIGTERM and SIGINT stop the server.\n"
+      "exit status: 0 after SIGTERM/SIGINT, 2 for a bad flag or an address\n"
+      "that cannot be bound, 1 if serving fails later.\n");
+  return usage;
+}
+
+}  // namespace portserver

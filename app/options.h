@@ -1,0 +1,44 @@
+// The command line of the portserver daemon: exactly the flags of the
+// reference portserver 1.6.0, read through gflags.
+//
+// Example:
+//   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv);
+//   if (!cl.ok()) { Die(cl.status().message()); }        // exit 2
+//   if (cl->help) { std::cout << UsageText(); }           // exit 0
+//
+// Not thread-safe (gflags' registry is process-wide); call once from main.
+#ifndef PORTSERVER_APP_OPTIONS_H_
+#define PORTSERVER_APP_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace portserver {
+
+struct Options {
+  std::string pool_spec;        // As given, e.g. "15000-24999".
+  std::vector<uint16_t> pool;   // Parsed, in round-robin order.
+  std::string address;          // "@name" (abstract) or a path.
+  bool verbose = false;         // One log line per request.
+  bool debug = false;           // verbose, plus request details.
+};
+
+struct CommandLine {
+  bool help = false;  // -h or --help: print UsageText() and exit 0.
+  Options options;
+};
+
+// Accepts --flag=value, --flag value, -flag, --bool, --nobool and
+// --bool=true|false. Any other argument, an unknown flag, a bad value or a
+// bad pool is an InvalidArgument error with a one-line message.
+absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
+
+// The --help text, built from the flag registry (names, help, defaults).
+std::string UsageText();
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_APP_OPTIONS_H_

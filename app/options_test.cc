@@ -1,0 +1,122 @@
+#include "app/options.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+using ::testing::HasSubstr;
+
+absl::StatusOr<CommandLine> Parse(std::vector<std::string> args) {
+  std::vector<const char*> argv = {"portserver"};
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+TEST(Options, DefaultsMatchTheReferenceServer) {
+  absl::StatusOr<CommandLine> cl = Parse({});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_FALSE(cl->help);
+  EXPECT_EQ(cl->options.pool_spec, "15000-24999");
+  EXPECT_EQ(cl->options.pool.size(), 10000u);
+  EXPECT_EQ(cl->options.address, "@unittest-portserver");
+  EXPECT_FALSE(cl->options.verbose);
+  EXPECT_FALSE(cl->options.debug);
+}
+
+TEST(Options, AcceptsEqualsAndSpaceForms) {
+  absl::StatusOr<CommandLine> cl =
+      Parse({"--portserver_static_pool=100-101,200", "--portserver_address",
+             "/tmp/x.sock", "--verbose"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.pool, (std::vector<uint16_t>{100, 101, 200}));
+  EXPECT_EQ(cl->options.address, "/tmp/x.sock");
+  EXPECT_TRUE(cl->options.verbose);
+}
+
+TEST(Options, AliasSetsTheAddress) {
+  absl::StatusOr<CommandLine> cl =
+      Parse({"--portserver_unix_socket_address=@other"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.address, "@other");
+}
+
+TEST(Options, DebugImpliesVerbose) {
+  absl::StatusOr<CommandLine> cl = Parse({"--debug"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_TRUE(cl->options.debug);
+  EXPECT_TRUE(cl->options.verbose);
+}
+
+TEST(Options, ParsingTwiceStartsFromDefaults) {
+  ASSERT_TRUE(Parse({"--verbose", "--portserver_address=@a"}).ok());
+  absl::StatusOr<CommandLine> cl = Parse({});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_FALSE(cl->options.verbose);
+  EXPECT_EQ(cl->options.address, "@unittest-portserver");
+}
+
+TEST(Options, BooleanForms) {
+  EXPECT_FALSE(Parse({"--verbose", "--noverbose"})->options.verbose);
+  EXPECT_TRUE(Parse({"--verbose=true"})->options.verbose);
+  EXPECT_FALSE(Parse({"--verbose=false"})->options.verbose);
+  EXPECT_TRUE(Parse({"-verbose"})->options.verbose);
+}
+
+TEST(Options, HelpFlags) {
+  EXPECT_TRUE(Parse({"-h"})->help);
+  EXPECT_TRUE(Parse({"--help"})->help);
+  // Help wins over a bad pool, as with argparse.
+  EXPECT_TRUE(Parse({"--portserver_static_pool=abc", "-h"})->help);
+}
+
+TEST(Options, UsageNamesEveryFlagAndDefault) {
+  std::string usage = UsageText();
+  for (const char* text :
+       {"-h, --help", "--portserver_static_pool PORTSERVER_STATIC_POOL",
+        "--portserver_address PORTSERVER_ADDRESS",
+        "--portserver_unix_socket_address", "--verbose", "--debug",
+        "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1"}) {
+    EXPECT_THAT(usage, HasSubstr(text));
+  }
+}
+
+struct BadArgs {
+  std::vector<std::string> args;
+  std::string mentions;
+};
+
+class OptionsBadTest : public ::testing::TestWithParam<BadArgs> {};
+
+TEST_P(OptionsBadTest, OneLineErrorNamingTheProblem) {
+  absl::StatusOr<CommandLine> cl = Parse(GetParam().args);
+  ASSERT_FALSE(cl.ok());
+  EXPECT_EQ(cl.status().code(), absl::StatusCode::kInvalidArgument);
+  std::string message(cl.status().message());
+  EXPECT_THAT(message, HasSubstr(GetParam().mentions));
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bad, OptionsBadTest,
+    ::testing::Values(
+        BadArgs{{"--portserver_static_pool=1-"}, "'1-'"},
+        BadArgs{{"--portserver_static_pool=5-3"}, "ends before it starts"},
+        BadArgs{{"--portserver_static_pool=0-10"}, "outside 1-65535"},
+        BadArgs{{"--portserver_static_pool=70000-70001"}, "70000-70001"},
+        BadArgs{{"--portserver_static_pool=abc"}, "'abc'"},
+        BadArgs{{"--portserver_static_pool=100-200,150-160"}, "overlaps"},
+        BadArgs{{"--portserver_static_pool="}, "empty"},
+        BadArgs{{"--portserver_static_pool"}, "needs a value"},
+        BadArgs{{"--no_such_flag"}, "--no_such_flag"},
+        BadArgs{{"--noportserver_address"}, "--noportserver_address"},
+        BadArgs{{"--verbose=maybe"}, "maybe"},
+        BadArgs{{"stray"}, "'stray'"},
+        BadArgs{{"--portserver_address="}, "empty --portserver_address"}));
+
+}  // namespace
+}  // namespace portserver

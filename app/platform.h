@@ -1,0 +1,46 @@
+// The platform's adapters and signals, chosen at build time: platform_linux.cc
+// on Linux (a Windows file will sit beside it, picked by select() in BUILD).
+// This is the only place that names concrete adapters.
+//
+// Example:
+//   absl::StatusOr<std::unique_ptr<PlatformAdapters>> p =
+//       MakePlatformAdapters(options);            // binds the address
+//   Server server(options, (*p)->adapters());
+//   auto signals = WatchSignals([&] { server.DumpStats(); },
+//                               [&] { server.Shutdown(); });
+#ifndef PORTSERVER_APP_PLATFORM_H_
+#define PORTSERVER_APP_PLATFORM_H_
+
+#include <functional>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "app/options.h"
+#include "app/server.h"
+
+namespace portserver {
+
+class PlatformAdapters {
+ public:
+  virtual ~PlatformAdapters() = default;
+  virtual Adapters adapters() = 0;
+};
+
+// Creates the adapters; the transport is bound and listening on return.
+// Errors name the problem (e.g. "address @x is already in use").
+absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
+    const Options& options);
+
+// Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM or SIGINT, on
+// a thread of its own, until the returned object is destroyed. Call before
+// starting other threads (it blocks those signals process-wide).
+class SignalWatcher {
+ public:
+  virtual ~SignalWatcher() = default;
+};
+std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,
+                                            std::function<void()> on_stop);
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_APP_PLATFORM_H_

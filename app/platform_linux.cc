@@ -1,0 +1,89 @@
+// Linux wiring: /proc process probe, bind-based port probe, epoll AF_UNIX
+// transport, and signals through sigwait on a dedicated thread.
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+
+#include "adapters/linux/linux_port_probe.h"
+#include "adapters/linux/linux_process_probe.h"
+#include "adapters/linux/linux_unix_transport.h"
+#include "app/platform.h"
+
+namespace portserver {
+namespace {
+
+class LinuxAdapters final : public PlatformAdapters {
+ public:
+  explicit LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport)
+      : transport_(std::move(transport)) {}
+  Adapters adapters() override {
+    return Adapters{&process_probe_, &port_probe_, transport_.get()};
+  }
+
+ private:
+  LinuxProcessProbe process_probe_;
+  LinuxPortProbe port_probe_;
+  std::unique_ptr<LinuxUnixTransport> transport_;
+};
+
+class LinuxSignalWatcher final : public SignalWatcher {
+ public:
+  LinuxSignalWatcher(std::function<void()> on_stats,
+                     std::function<void()> on_stop)
+      : on_stats_(std::move(on_stats)), on_stop_(std::move(on_stop)) {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGUSR1);
+    sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~LinuxSignalWatcher() override {
+    closing_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR1);
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    while (true) {
+      int sig = 0;
+      if (sigwait(&set_, &sig) != 0) continue;
+      if (closing_.load()) return;
+      if (sig == SIGUSR1) {
+        on_stats_();
+      } else {
+        on_stop_();
+      }
+    }
+  }
+
+  std::function<void()> on_stats_;
+  std::function<void()> on_stop_;
+  sigset_t set_;
+  std::atomic<bool> closing_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
+    const Options& options) {
+  LinuxUnixTransport::Options transport_options;
+  transport_options.address = options.address;
+  absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
+      LinuxUnixTransport::Create(transport_options);
+  if (!transport.ok()) return transport.status();
+  return std::unique_ptr<PlatformAdapters>(
+      new LinuxAdapters(std::move(*transport)));
+}
+
+std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,
+                                            std::function<void()> on_stop) {
+  return std::make_unique<LinuxSignalWatcher>(std::move(on_stats),
+                                              std::move(on_stop));
+}
+
+}  // namespace portserver

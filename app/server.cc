@@ -1,0 +1,88 @@
+#include "app/server.h"
+
+#include "absl/strings/str_cat.h"
+#include "app/log.h"
+
+namespace portserver {
+namespace {
+
+const char* EndName(Request::End end) {
+  switch (end) {
+    case Request::End::kNewline:
+      return "newline";
+    case Request::End::kEof:
+      return "eof";
+    case Request::End::kTooLong:
+      return "too-long";
+    case Request::End::kTimedOut:
+      return "timed-out";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Server::Server(const Options& options, const Adapters& adapters)
+    : options_(options),
+      transport_(*adapters.transport),
+      service_(options.pool, *adapters.process_probe, *adapters.port_probe) {}
+
+absl::Status Server::Serve() {
+  PS_LOG(INFO) << "Serving on " << options_.address << " (pool "
+               << options_.pool_spec << ", " << options_.pool.size()
+               << " ports)";
+  ServeResult result = transport_.Serve(*this);
+  DumpStats();
+  if (!result.ok) {
+    PS_LOG(ERROR) << "Serving stopped: " << result.error;
+    return absl::InternalError(result.error);
+  }
+  PS_LOG(INFO) << "Goodbye.";
+  return absl::OkStatus();
+}
+
+void Server::Shutdown() { transport_.Shutdown(); }
+
+void Server::DumpStats() {
+  Stats s = service_.stats();
+  PS_LOG(INFO) << "Dumping statistics:";
+  PS_LOG(INFO) << "client-request-errors " << s.client_request_errors;
+  PS_LOG(INFO) << "denied-allocations " << s.denied_allocations;
+  PS_LOG(INFO) << "num-ports-managed " << s.num_ports_managed;
+  PS_LOG(INFO) << "num-ports-checked-for-last-request "
+               << s.num_ports_checked_for_last_request;
+  PS_LOG(INFO) << "total-allocations " << s.total_allocations;
+  PS_LOG(INFO) << "leased-ports " << s.leased_ports;
+  PS_LOG(INFO) << "owners " << s.owners;
+}
+
+std::string Server::HandleRequest(const Request& request) {
+  Decision d = service_.Decide(request);
+  if (!Verbose()) return std::move(d.reply);
+  std::string line;
+  if (d.outcome == Outcome::kMalformed) {
+    line = absl::StrCat("Bad request: ", d.detail);
+  } else if (d.granted()) {
+    line = absl::StrCat("Request on behalf of pid ", d.pid, ": port ", d.port);
+  } else {
+    line = absl::StrCat("Request on behalf of pid ", d.pid, ": denied (",
+                        OutcomeName(d.outcome), ")");
+  }
+  if (options_.debug) {
+    absl::StrAppend(&line, " [end=", EndName(request.end));
+    if (request.peer.known) {
+      absl::StrAppend(&line, " peer_pid=", request.peer.pid,
+                      " peer_uid=", request.peer.uid);
+    }
+    absl::StrAppend(&line, " ports_checked=", d.allocation.ports_checked,
+                    " busy=", d.allocation.ports_busy,
+                    " reclaimed=", d.allocation.ports_reclaimed, "]");
+  } else if (d.allocation.ports_busy > 0) {
+    absl::StrAppend(&line, " (", d.allocation.ports_busy,
+                    " port(s) found in use by others)");
+  }
+  PS_LOG(INFO) << line;
+  return std::move(d.reply);
+}
+
+}  // namespace portserver

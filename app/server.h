@@ -1,0 +1,57 @@
+// Server: wires the domain's PortService to a set of adapters and logs what
+// happens. Platform-free: app/main.cc injects Linux (or Windows) adapters,
+// tests inject the in-memory fakes.
+//
+// Example:
+//   Server server(options, adapters);
+//   std::thread t([&] { server.Serve(); });
+//   server.DumpStats();   // as on SIGUSR1
+//   server.Shutdown();    // as on SIGTERM
+//
+// Thread-safe: Serve() runs on one thread; DumpStats(), Shutdown() and
+// stats() may be called from any thread.
+#ifndef PORTSERVER_APP_SERVER_H_
+#define PORTSERVER_APP_SERVER_H_
+
+#include "absl/status/status.h"
+#include "app/options.h"
+#include "domain/port_probe.h"
+#include "domain/port_service.h"
+#include "domain/process_probe.h"
+#include "domain/transport.h"
+
+namespace portserver {
+
+// The adapters a server runs on. Not owned; they must outlive the Server.
+struct Adapters {
+  ProcessProbe* process_probe;
+  PortProbe* port_probe;
+  Transport* transport;
+};
+
+class Server final : private RequestHandler {
+ public:
+  // REQUIRES: options.pool is non-empty (ParseCommandLine ensures it).
+  Server(const Options& options, const Adapters& adapters);
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Serves until Shutdown(); then logs the statistics. Returns an Internal
+  // error if the transport failed.
+  absl::Status Serve();
+  void Shutdown();
+  // Logs the reference statistics, one per line.
+  void DumpStats();
+  Stats stats() const { return service_.stats(); }
+
+ private:
+  std::string HandleRequest(const Request& request) override;
+
+  const Options options_;
+  Transport& transport_;
+  PortService service_;
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_APP_SERVER_H_
