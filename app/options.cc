@@ -15,6 +15,13 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "Address of AF_UNIX socket on which to listen on Unix (first @ "
               "is a NUL) or the name of the pipe on Windows (first @ is the "
               "\\\\.\\pipe\\ prefix).");
+DEFINE_bool(portserver_lock_ports, false,
+            "Hold a host-wide lock (the abstract socket "
+            "@portserver-port-lock-<port>) on each port from the first time "
+            "it is handed out until the server exits, and skip ports another "
+            "server holds: several servers sharing one network namespace "
+            "(e.g. Bazel portserver_test servers) then never hand out the "
+            "same port. Not in the reference server.");
 DEFINE_bool(verbose, false, "Enable verbose messages (one line per request).");
 DEFINE_bool(debug, false,
             "Enable full debug messages (per request, with the caller's "
@@ -33,6 +40,7 @@ struct FlagSpec {
 constexpr FlagSpec kFlags[] = {
     {"portserver_static_pool", "PORTSERVER_STATIC_POOL"},
     {"portserver_address", "PORTSERVER_ADDRESS"},
+    {"portserver_lock_ports", nullptr},
     {"verbose", nullptr},
     {"debug", nullptr},
 };
@@ -115,6 +123,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   if (o.address.empty() || o.address == "@") {
     return Bad("empty --portserver_address");
   }
+  o.lock_ports = FLAGS_portserver_lock_ports;
   o.debug = FLAGS_debug;
   o.verbose = FLAGS_verbose || FLAGS_debug;
   return result;

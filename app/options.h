@@ -1,5 +1,5 @@
-// The command line of the portserver daemon: exactly the flags of the
-// reference portserver 1.6.0, read through gflags.
+// The command line of the portserver daemon: the flags of the reference
+// portserver 1.6.0, read through gflags, plus --portserver_lock_ports.
 //
 // Example:
 //   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv);
@@ -22,6 +22,7 @@ struct Options {
   std::string pool_spec;        // As given, e.g. "15000-24999".
   std::vector<uint16_t> pool;   // Parsed, in round-robin order.
   std::string address;          // "@name" (abstract) or a path.
+  bool lock_ports = false;      // Per-port host-wide locks (see --help).
   bool verbose = false;         // One log line per request.
   bool debug = false;           // verbose, plus request details.
 };

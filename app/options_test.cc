@@ -45,6 +45,11 @@ TEST(Options, AliasSetsTheAddress) {
   EXPECT_EQ(cl->options.address, "@other");
 }
 
+TEST(Options, LockPortsIsOffByDefaultAndCanBeTurnedOn) {
+  EXPECT_FALSE(Parse({})->options.lock_ports);
+  EXPECT_TRUE(Parse({"--portserver_lock_ports"})->options.lock_ports);
+}
+
 TEST(Options, DebugImpliesVerbose) {
   absl::StatusOr<CommandLine> cl = Parse({"--debug"});
   ASSERT_TRUE(cl.ok()) << cl.status();
@@ -79,7 +84,7 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
   for (const char* text :
        {"-h, --help", "--portserver_static_pool PORTSERVER_STATIC_POOL",
         "--portserver_address PORTSERVER_ADDRESS",
-        "--portserver_unix_socket_address", "--verbose", "--debug",
+        "--portserver_unix_socket_address", "--verbose", "--debug", "--portserver_lock_ports",
         "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }

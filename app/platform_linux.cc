@@ -2,10 +2,13 @@
 // transport, and signals through sigwait on a dedicated thread.
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <atomic>
+#include <optional>
 #include <thread>
 
+#include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
 #include "adapters/linux/linux_unix_transport.h"
@@ -16,17 +19,32 @@ namespace {
 
 class LinuxAdapters final : public PlatformAdapters {
  public:
-  explicit LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport)
-      : transport_(std::move(transport)) {}
+  LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport, bool lock_ports)
+      : transport_(std::move(transport)) {
+    if (lock_ports) locking_probe_.emplace(port_probe_);
+  }
   Adapters adapters() override {
-    return Adapters{&process_probe_, &port_probe_, transport_.get()};
+    PortProbe* ports = locking_probe_ ? static_cast<PortProbe*>(&*locking_probe_)
+                                      : &port_probe_;
+    return Adapters{&process_probe_, ports, transport_.get()};
   }
 
  private:
   LinuxProcessProbe process_probe_;
   LinuxPortProbe port_probe_;
+  std::optional<LinuxPortLockProbe> locking_probe_;  // Wraps port_probe_.
   std::unique_ptr<LinuxUnixTransport> transport_;
 };
+
+// Port locks and connections each take a descriptor: allow as many as the
+// hard limit does.
+void RaiseDescriptorLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
+}
 
 class LinuxSignalWatcher final : public SignalWatcher {
  public:
@@ -71,13 +89,14 @@ class LinuxSignalWatcher final : public SignalWatcher {
 
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
+  RaiseDescriptorLimit();
   LinuxUnixTransport::Options transport_options;
   transport_options.address = options.address;
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);
   if (!transport.ok()) return transport.status();
   return std::unique_ptr<PlatformAdapters>(
-      new LinuxAdapters(std::move(*transport)));
+      new LinuxAdapters(std::move(*transport), options.lock_ports));
 }
 
 std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,

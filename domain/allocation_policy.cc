@@ -19,10 +19,13 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
     uint16_t port = free_.front();
     free_.pop_front();
     ++result.ports_checked;
-    if (port_probe_.IsFree(port) && ledger_.Lease(port, owner)) {
-      result.ok = true;
-      result.port = port;
-      return true;
+    if (port_probe_.IsFree(port)) {
+      if (ledger_.Lease(port, owner)) {
+        result.ok = true;
+        result.port = port;
+        return true;
+      }
+      port_probe_.Release(port);  // Not taken after all.
     }
     ++result.ports_busy;
     free_.push_back(port);
@@ -31,8 +34,10 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
 }
 
 void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
-                               Allocation& result) {
-  free_.insert(free_.end(), ports.begin(), ports.end());
+                               bool to_front, Allocation& result) {
+  for (uint16_t port : ports) port_probe_.Release(port);
+  free_.insert(to_front ? free_.begin() : free_.end(), ports.begin(),
+               ports.end());
   result.ports_reclaimed += ports.size();
 }
 
@@ -41,26 +46,26 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
   if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
       known && known->incarnation != owner.incarnation) {
     // The pid was reused: its previous life is over.
-    Requeue(ledger_.Release(owner.pid), result);
+    Requeue(ledger_.Release(owner.pid), /*to_front=*/false, result);
   }
-  Requeue(ledger_.Sweep(process_probe_, options_.sweep_per_request), result);
+  Requeue(ledger_.Sweep(process_probe_, options_.sweep_per_request),
+          /*to_front=*/false, result);
   if (TryQueue(free_.size(), owner, result)) return result;
 
   // Nothing free: look harder for dead owners, then try only what came back
   // (everything else in the queue was just found busy).
   std::vector<uint16_t> back =
       ledger_.Sweep(process_probe_, options_.sweep_when_exhausted);
-  result.ports_reclaimed += back.size();
-  free_.insert(free_.begin(), back.begin(), back.end());
+  Requeue(back, /*to_front=*/true, result);
   TryQueue(back.size(), owner, result);
   return result;
 }
 
 size_t AllocationPolicy::OwnerExited(int64_t pid) {
-  Allocation ignored;
-  std::vector<uint16_t> back = ledger_.ReclaimIfGone(pid, process_probe_);
-  Requeue(back, ignored);
-  return back.size();
+  Allocation result;
+  Requeue(ledger_.ReclaimIfGone(pid, process_probe_), /*to_front=*/false,
+          result);
+  return result.ports_reclaimed;
 }
 
 }  // namespace portserver

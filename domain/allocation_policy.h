@@ -4,7 +4,8 @@
 // a queue in pool order, a port handed out leaves it, and a port that comes
 // back (its owner died) or is found busy joins the end, so it is not handed
 // out again at once. A candidate is leased only if PortProbe says it is free
-// now. Dead owners are found by a bounded round-robin sweep of the ledger, a
+// now (the probe may reserve it, e.g. with a host-wide lock, until the
+// policy calls PortProbe::Release when the lease ends). Dead owners are found by a bounded round-robin sweep of the ledger, a
 // little on every request and more when the queue runs dry, and by
 // notifications (Release). Costs per request, whatever the pool size:
 // O(1 + busy ports met) port probes and O(sweep budget) process probes; a
@@ -70,7 +71,10 @@ class AllocationPolicy {
  private:
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
-  void Requeue(const std::vector<uint16_t>& ports, Allocation& result);
+  // Returns leased ports to the queue (and their reservations to the port
+  // probe), at the back, or at the front when they are needed at once.
+  void Requeue(const std::vector<uint16_t>& ports, bool to_front,
+               Allocation& result);
 
   Ledger& ledger_;
   ProcessProbe& process_probe_;

@@ -116,6 +116,22 @@ TEST_F(AllocationPolicyTest, ReusedPidDoesNotInheritLeases) {
   EXPECT_FALSE(ledger_.HolderOf(100).has_value());
 }
 
+TEST_F(AllocationPolicyTest, ReservationIsHeldExactlyWhileLeased) {
+  MakePolicy(Range(100, 103));
+  Owner a = Spawn(10);
+  Owner b = Spawn(11);
+  uint16_t pa = MustAllocate(a);
+  uint16_t pb = MustAllocate(b);
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{pa, pb}));
+  processes_.Kill(10);
+  EXPECT_EQ(policy_->OwnerExited(10), 1u);
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{pb}));
+  // Reclaim found by a sweep (pid reuse, exhaustion) releases too.
+  Owner b2 = Spawn(11);
+  MustAllocate(b2);
+  EXPECT_EQ(ports_.reserved().count(pb), 0u);
+}
+
 TEST_F(AllocationPolicyTest, OwnerExitedIgnoredWhileProcessLives) {
   MakePolicy(Range(100, 101));
   Owner a = Spawn(10);

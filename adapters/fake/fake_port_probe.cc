@@ -22,10 +22,22 @@ int FakePortProbe::probe_count() const {
   return probe_count_;
 }
 
+std::set<uint16_t> FakePortProbe::reserved() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return reserved_;
+}
+
 bool FakePortProbe::IsFree(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   ++probe_count_;
-  return !fail_all_ && occupied_.count(port) == 0;
+  bool free = !fail_all_ && occupied_.count(port) == 0;
+  if (free) reserved_.insert(port);
+  return free;
+}
+
+void FakePortProbe::Release(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  reserved_.erase(port);
 }
 
 }  // namespace portserver

@@ -24,12 +24,17 @@ class FakePortProbe final : public PortProbe {
   void Vacate(uint16_t port);
   void FailAll(bool fail);
   int probe_count() const;
+  // Ports IsFree() said were free and that were not Release()d since: what
+  // a reserving probe would hold.
+  std::set<uint16_t> reserved() const;
 
   bool IsFree(uint16_t port) override;
+  void Release(uint16_t port) override;
 
  private:
   mutable std::mutex mu_;
   std::set<uint16_t> occupied_;
+  std::set<uint16_t> reserved_;
   bool fail_all_ = false;
   int probe_count_ = 0;
 };

@@ -1,0 +1,64 @@
+// LinuxPortLockProbe: a PortProbe decorator that makes several port servers
+// in one network namespace share ports safely. Before a port can be called
+// free, the server must hold the port's host-wide lock: the abstract AF_UNIX
+// name "@portserver-port-lock-<port>". Only one process can bind a name; the
+// kernel drops it when the holder exits, even by kill -9, so no stale lock
+// outlives a server; and abstract names live in the network namespace, the
+// same scope as the ports they guard.
+//
+// The lock is held exactly while the port is leased: from IsFree() saying
+// true until the domain calls Release() (the owner died), or until this
+// object is destroyed (the server exits). A port whose lock another server
+// holds is "not free".
+//
+// Example:
+//   LinuxPortProbe binds;
+//   LinuxPortLockProbe probe(binds);
+//   probe.IsFree(20000);   // takes @portserver-port-lock-20000 if it can
+//   probe.Release(20000);  // the lease ended: lets go of it
+//
+// Thread-compatible. `inner` must outlive this object. Uses one descriptor
+// per locked port.
+#ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_LOCK_PROBE_H_
+#define PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_LOCK_PROBE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <unordered_map>
+
+#include "domain/port_probe.h"
+
+namespace portserver {
+
+class LinuxPortLockProbe final : public PortProbe {
+ public:
+  static constexpr char kDefaultPrefix[] = "portserver-port-lock-";
+
+  explicit LinuxPortLockProbe(PortProbe& inner,
+                              std::string prefix = kDefaultPrefix);
+  LinuxPortLockProbe(const LinuxPortLockProbe&) = delete;
+  LinuxPortLockProbe& operator=(const LinuxPortLockProbe&) = delete;
+  ~LinuxPortLockProbe() override;
+
+  // True if this server holds (or just took) the port's lock and `inner`
+  // says the port is free. A port found busy has no lock held for it.
+  bool IsFree(uint16_t port) override;
+  // Gives the port's lock back.
+  void Release(uint16_t port) override;
+
+  size_t locks_held() const { return held_.size(); }
+
+ private:
+  // Binds the lock name; returns the descriptor, or -1 if another process
+  // holds it (or no socket could be made).
+  int TryLock(uint16_t port) const;
+
+  PortProbe& inner_;
+  const std::string prefix_;
+  std::unordered_map<uint16_t, int> held_;  // port -> lock descriptor
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_LOCK_PROBE_H_
