@@ -1,0 +1,62 @@
+"""portserver_test: runs a test with a private, hermetic port server.
+
+    load("@portserver//app:defs.bzl", "portserver_test")
+
+    portserver_test(
+        name = "x_test",
+        test = ":x",              # any executable: cc_binary, sh_binary, py_binary
+        pool = "20000-20999",
+        args = ["--flag"],
+        data = ["testdata.txt"],
+    )
+
+Before the test starts, a port server of its own listens on a private
+abstract address; the test finds it through PORTSERVER_ADDRESS (python
+portpicker and the C++ client read it) and sees the pool in PORTSERVER_POOL.
+After the test, the server stops; the test's exit status is the target's. The
+server's log is in the test's undeclared outputs (portserver.log).
+
+Private servers that share the host network never hand out the same port:
+each holds a host-wide lock on a port for as long as it leases it (see
+--portserver_lock_ports and the README). Tests tagged "block-network" get a
+network namespace of their own as well.
+"""
+
+# Outside the reference server's default pool (15000-24999) and below Linux's
+# default ephemeral range (32768-60999), so that neither a host port server
+# nor the kernel's own port choices compete for these ports.
+DEFAULT_POOL = "25000-32767"
+
+def portserver_test(
+        name,
+        test,
+        pool = DEFAULT_POOL,
+        args = [],
+        data = [],
+        lock_ports = True,
+        **kwargs):
+    """Runs `test` with a private port server.
+
+    Args:
+      name: the test target's name.
+      test: label of the executable to run.
+      pool: --portserver_static_pool of the private server.
+      args: arguments for the test.
+      data: files the test needs at run time.
+      lock_ports: hold host-wide per-port locks (keep True unless you know
+        that no other test on the host uses the same pool).
+      **kwargs: anything sh_test takes (size, timeout, tags, env, ...).
+    """
+    server = Label("//app:portserver")
+    native.sh_test(
+        name = name,
+        srcs = [Label("//app:portserver_test_runner.sh")],
+        args = [
+            "$(rootpath %s)" % server,
+            pool,
+            "locks" if lock_ports else "nolocks",
+            "$(rootpath %s)" % test,
+        ] + args,
+        data = [server, test] + data,
+        **kwargs
+    )
