@@ -1,10 +1,14 @@
 """Counts test cases from bazel-testlogs, for .ci/run.
 
-stdin: test target labels, one per line. argv: a marker file created before
-the test run (results older than it are stale) and the testlogs directory.
-Prints "tests: N passed, M failed" as its last line; exits 1 if M > 0 or
-nothing ran.
+Usage: count_results.py MARKER (TESTLOGS LABELS_FILE)...
+  MARKER       a file created before the test runs: older results are stale.
+  TESTLOGS     a bazel-testlogs directory.
+  LABELS_FILE  the test targets that should have results there, one a line.
+For each target, every fresh test.xml counts: the target's own and those of
+repeated runs (run_K_of_N/). Prints "tests: N passed, M failed" as its last
+line; exits 1 if M > 0 or nothing passed.
 """
+import glob
 import os
 import sys
 import xml.etree.ElementTree as ET
@@ -23,30 +27,47 @@ def count(xml_path):
     return passed, failed
 
 
-def main():
-    marker, testlogs = sys.argv[1], sys.argv[2]
-    since = os.path.getmtime(marker)
+def results_of(testlogs, label, since):
+    package, _, name = label.lstrip("@").lstrip("/").partition(":")
+    target_dir = os.path.join(testlogs, package, name)
+    candidates = [os.path.join(target_dir, "test.xml")]
+    candidates += glob.glob(os.path.join(target_dir, "run_*_of_*", "test.xml"))
+    return [p for p in candidates
+            if os.path.exists(p) and os.path.getmtime(p) >= since]
+
+
+def main(argv):
+    since = os.path.getmtime(argv[1])
+    pairs = argv[2:]
+    if not pairs or len(pairs) % 2:
+        print("usage: count_results.py MARKER (TESTLOGS LABELS_FILE)...")
+        return 2
     passed = failed = 0
-    for label in sys.stdin.read().split():
-        package, _, name = label.lstrip("/").partition(":")
-        xml_path = os.path.join(testlogs, package, name, "test.xml")
-        if not os.path.exists(xml_path) or os.path.getmtime(xml_path) < since:
-            print(f"no fresh results for {label}: counted as failed")
+    for testlogs, labels_file in zip(pairs[::2], pairs[1::2]):
+        with open(labels_file) as f:
+            labels = f.read().split()
+        if not labels:
+            print(f"no test targets listed in {labels_file}: counted as failed")
             failed += 1
-            continue
-        try:
-            p, f = count(xml_path)
-        except ET.ParseError as error:
-            print(f"unreadable results for {label} ({error}): counted as failed")
-            p, f = 0, 1
-        if p + f == 0:
-            print(f"no test cases in results for {label}: counted as failed")
-            f = 1
-        passed += p
-        failed += f
+        for label in labels:
+            paths = results_of(testlogs, label, since)
+            if not paths:
+                print(f"no fresh results for {label}: counted as failed")
+                failed += 1
+            for path in paths:
+                try:
+                    p, f = count(path)
+                except ET.ParseError as error:
+                    print(f"unreadable {path} ({error}): counted as failed")
+                    p, f = 0, 1
+                if p + f == 0:
+                    print(f"no test cases in {path}: counted as failed")
+                    f = 1
+                passed += p
+                failed += f
     print(f"tests: {passed} passed, {failed} failed")
     return 0 if failed == 0 and passed > 0 else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
