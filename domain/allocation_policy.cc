@@ -1,5 +1,7 @@
 #include "domain/allocation_policy.h"
 
+#include <algorithm>
+
 namespace portserver {
 
 AllocationPolicy::AllocationPolicy(const std::vector<uint16_t>& pool,
@@ -21,6 +23,7 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
     ++result.ports_checked;
     if (port_probe_.IsFree(port)) {
       if (ledger_.Lease(port, owner)) {
+        backoff_.erase(port);
         result.ok = true;
         result.port = port;
         return true;
@@ -28,9 +31,41 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
       port_probe_.Release(port);  // Not taken after all.
     }
     ++result.ports_busy;
-    free_.push_back(port);
+    SetAside(port, result);
   }
   return false;
+}
+
+void AllocationPolicy::SetAside(uint16_t port, Allocation& result) {
+  uint64_t& backoff = backoff_[port];
+  backoff = backoff == 0 ? options_.min_busy_backoff
+                         : std::min(backoff * 2, options_.max_busy_backoff);
+  cooling_.emplace(clock_ + backoff, port);
+  ++result.ports_set_aside;
+}
+
+void AllocationPolicy::Thaw() {
+  while (!cooling_.empty() && cooling_.begin()->first <= clock_) {
+    free_.push_back(cooling_.begin()->second);
+    cooling_.erase(cooling_.begin());
+  }
+}
+
+size_t AllocationPolicy::Restore(
+    const std::vector<std::pair<uint16_t, Owner>>& leases) {
+  std::vector<bool> queued(65536, false);
+  for (uint16_t port : free_) queued[port] = true;
+  size_t restored = 0;
+  for (const auto& [port, owner] : leases) {
+    if (queued[port] && ledger_.Lease(port, owner)) {
+      queued[port] = false;
+      ++restored;
+    }
+  }
+  free_.erase(std::remove_if(free_.begin(), free_.end(),
+                             [&](uint16_t port) { return !queued[port]; }),
+              free_.end());
+  return restored;
 }
 
 void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
@@ -43,6 +78,8 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
 
 Allocation AllocationPolicy::Allocate(const Owner& owner) {
   Allocation result;
+  ++clock_;
+  Thaw();
   if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
       known && known->incarnation != owner.incarnation) {
     // The pid was reused: its previous life is over.
@@ -50,6 +87,11 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
   }
   Requeue(ledger_.Sweep(process_probe_, options_.sweep_per_request),
           /*to_front=*/false, result);
+  if (options_.max_ports_per_owner != 0 &&
+      ledger_.PortCount(owner.pid) >= options_.max_ports_per_owner) {
+    result.over_quota = true;
+    return result;
+  }
   if (TryQueue(free_.size(), owner, result)) return result;
 
   // Nothing free: look harder for dead owners, then try only what came back

@@ -9,7 +9,10 @@
 // little on every request and more when the queue runs dry, and by
 // notifications (Release). Costs per request, whatever the pool size:
 // O(1 + busy ports met) port probes and O(sweep budget) process probes; a
-// denial with every port leased to live owners costs no port probe at all.
+// denial with every port leased to live owners costs no port probe at all. A
+// port found busy is set aside and probed again only after a backoff counted
+// in requests (1, 2, 4, ... up to 1024), so a pool full of ports that others
+// hold does not cost a probe of each on every request.
 //
 // Example:
 //   Ledger ledger;
@@ -23,6 +26,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "domain/ledger.h"
@@ -36,14 +42,23 @@ struct AllocationPolicyOptions {
   size_t sweep_per_request = 1;
   // Owners checked when no free port is left, before denying.
   size_t sweep_when_exhausted = 16;
+  // Most ports one live owner may hold; 0 means no limit.
+  size_t max_ports_per_owner = 0;
+  // A port found busy (bound by someone outside the server) waits this many
+  // requests before it is probed again, doubling each time it is still busy,
+  // up to max_busy_backoff requests.
+  uint64_t min_busy_backoff = 1;
+  uint64_t max_busy_backoff = 1024;
 };
 
 struct Allocation {
   bool ok = false;
+  bool over_quota = false;   // Denied: the owner holds max_ports_per_owner.
   uint16_t port = 0;         // Valid when ok.
   size_t ports_checked = 0;  // Port probes made for this request.
   size_t ports_busy = 0;     // Of those, ports found in use by someone else.
   size_t ports_reclaimed = 0;  // Ports of dead owners returned to the queue.
+  size_t ports_set_aside = 0;  // Busy ports put to cool down by this request.
 };
 
 class AllocationPolicy {
@@ -65,12 +80,23 @@ class AllocationPolicy {
   // process probe agrees. Returns the number of ports returned to the queue.
   size_t OwnerExited(int64_t pid);
 
+  // Restores leases found in the journal, before serving. A lease whose port
+  // is not free in the pool (not in it, or leased already) is skipped.
+  // Returns how many were restored. O(pool + leases).
+  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
+
   size_t pool_size() const { return pool_size_; }
   size_t free_ports() const { return free_.size(); }
+  // Busy ports waiting for their next probe.
+  size_t cooling_ports() const { return cooling_.size(); }
 
  private:
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
+  // Sets a busy port aside, to be probed again after its backoff.
+  void SetAside(uint16_t port, Allocation& result);
+  // Returns the ports whose backoff has run out to the queue.
+  void Thaw();
   // Returns leased ports to the queue (and their reservations to the port
   // probe), at the back, or at the front when they are needed at once.
   void Requeue(const std::vector<uint16_t>& ports, bool to_front,
@@ -82,6 +108,10 @@ class AllocationPolicy {
   const AllocationPolicyOptions options_;
   const size_t pool_size_;
   std::deque<uint16_t> free_;  // Not leased; front is next.
+  uint64_t clock_ = 0;         // Requests seen: the backoff's clock.
+  // Busy ports by the request after which they are probed again.
+  std::multimap<uint64_t, uint16_t> cooling_;
+  std::unordered_map<uint16_t, uint64_t> backoff_;  // Current backoff, by port.
 };
 
 }  // namespace portserver

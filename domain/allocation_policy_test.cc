@@ -150,6 +150,73 @@ TEST_F(AllocationPolicyTest, NeverLeasesPortHeldByLiveOwner) {
   for (int i = 0; i < 50; ++i) EXPECT_FALSE(policy_->Allocate(Spawn(40 + i)).ok);
 }
 
+TEST_F(AllocationPolicyTest, QuotaCapsPortsPerOwner) {
+  AllocationPolicyOptions options;
+  options.max_ports_per_owner = 2;
+  MakePolicy(Range(100, 109), options);
+  Owner a = Spawn(10);
+  MustAllocate(a);
+  MustAllocate(a);
+  Allocation third = policy_->Allocate(a);
+  EXPECT_FALSE(third.ok);
+  EXPECT_TRUE(third.over_quota);
+  EXPECT_EQ(third.ports_checked, 0u);
+  EXPECT_TRUE(policy_->Allocate(Spawn(11)).ok) << "others are not limited";
+}
+
+TEST_F(AllocationPolicyTest, BusyPortIsSetAsideWithDoublingBackoff) {
+  MakePolicy(Range(100, 101));
+  ports_.Occupy(100);
+  Owner a = Spawn(10);
+  // Request 1 probes 100 (busy: back in 1 request) and grants 101.
+  Allocation first = policy_->Allocate(a);
+  ASSERT_TRUE(first.ok);
+  EXPECT_EQ(first.port, 101);
+  EXPECT_EQ(first.ports_set_aside, 1u);
+  EXPECT_EQ(policy_->cooling_ports(), 1u);
+  // Request 2: 100 is due again, still busy: now out for 2 requests.
+  EXPECT_FALSE(policy_->Allocate(a).ok);
+  // Requests 3: 100 is cooling, so nothing is probed at all.
+  int probes = ports_.probe_count();
+  EXPECT_FALSE(policy_->Allocate(a).ok);
+  EXPECT_EQ(ports_.probe_count(), probes);
+  // Request 4: due; found free now.
+  ports_.Vacate(100);
+  Allocation later = policy_->Allocate(a);
+  ASSERT_TRUE(later.ok);
+  EXPECT_EQ(later.port, 100);
+  EXPECT_EQ(policy_->cooling_ports(), 0u);
+}
+
+TEST_F(AllocationPolicyTest, BackoffIsCapped) {
+  AllocationPolicyOptions options;
+  options.max_busy_backoff = 4;
+  MakePolicy(Range(100, 100), options);
+  ports_.Occupy(100);
+  Owner a = Spawn(10);
+  int probes_before = ports_.probe_count();
+  for (int i = 0; i < 40; ++i) policy_->Allocate(a);
+  // Backoffs 1, 2, 4, 4, 4, ...: about 40 / 4 probes, far fewer than 40.
+  int probes = ports_.probe_count() - probes_before;
+  EXPECT_GE(probes, 9);
+  EXPECT_LE(probes, 12);
+}
+
+TEST_F(AllocationPolicyTest, RestoreLeasesJournaledPortsOnly) {
+  MakePolicy(Range(100, 104));
+  Owner a = Spawn(10);
+  EXPECT_EQ(policy_->Restore({{102, a}, {104, a}, {999, a}, {102, Spawn(11)}}),
+            2u);
+  EXPECT_EQ(ledger_.PortsOf(10), (std::vector<uint16_t>{102, 104}));
+  EXPECT_EQ(policy_->free_ports(), 3u);
+  // Restored ports are never handed out again while their owner lives.
+  std::set<uint16_t> handed;
+  Owner b = Spawn(12);
+  for (int i = 0; i < 3; ++i) handed.insert(MustAllocate(b));
+  EXPECT_EQ(handed, (std::set<uint16_t>{100, 101, 103}));
+  EXPECT_FALSE(policy_->Allocate(b).ok);
+}
+
 // The denial cost must not depend on the pool size: with every port leased
 // to live owners, a denial makes no port probe and a bounded number of
 // process probes.

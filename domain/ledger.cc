@@ -70,3 +70,23 @@ std::vector<uint16_t> Ledger::PortsOf(int64_t pid) const {
 }
 
 }  // namespace portserver
+
+namespace portserver {
+
+size_t Ledger::PortCount(int64_t pid) const {
+  auto it = owners_.find(pid);
+  return it == owners_.end() ? 0 : it->second.ports.size();
+}
+
+std::vector<std::pair<uint16_t, Owner>> Ledger::Leases() const {
+  std::vector<std::pair<uint16_t, Owner>> leases;
+  leases.reserve(holder_.size());
+  for (const auto& [pid, entry] : owners_) {
+    for (uint16_t port : entry.ports) {
+      leases.emplace_back(port, Owner{pid, entry.incarnation});
+    }
+  }
+  return leases;
+}
+
+}  // namespace portserver

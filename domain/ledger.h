@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "domain/process_probe.h"
@@ -60,6 +61,10 @@ class Ledger {
   std::optional<Owner> FindOwner(int64_t pid) const;
   // Ports held by `pid`, in lease order; empty if none.
   std::vector<uint16_t> PortsOf(int64_t pid) const;
+  // How many ports `pid` holds, without copying them.
+  size_t PortCount(int64_t pid) const;
+  // Every lease, by owner: for snapshots (the journal's compaction).
+  std::vector<std::pair<uint16_t, Owner>> Leases() const;
 
   size_t leased_ports() const { return holder_.size(); }
   size_t owners() const { return owners_.size(); }

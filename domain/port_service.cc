@@ -1,5 +1,7 @@
 #include "domain/port_service.h"
 
+#include <map>
+
 #include "domain/request_codec.h"
 
 namespace portserver {
@@ -20,6 +22,8 @@ const char* OutcomeName(Outcome outcome) {
       return "process-probe-failed";
     case Outcome::kPoolExhausted:
       return "pool-exhausted";
+    case Outcome::kQuotaExceeded:
+      return "quota-exceeded";
   }
   return "unknown";
 }
@@ -56,18 +60,43 @@ Decision PortService::AllocateLocked(int64_t pid) {
       if (d.allocation.ok) {
         d.outcome = Outcome::kGranted;
         d.port = d.allocation.port;
+        d.incarnation = who.incarnation;
         d.reply = FormatReply(d.port);
+      } else if (d.allocation.over_quota) {
+        d.outcome = Outcome::kQuotaExceeded;
       } else {
         d.outcome = Outcome::kPoolExhausted;
       }
     }
   }
-  if (d.granted()) {
-    ++stats_.total_allocations;
-  } else {
-    ++stats_.denied_allocations;
-  }
+  Count(d.outcome);
   return d;
+}
+
+void PortService::Count(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kGranted:
+      ++stats_.total_allocations;
+      return;
+    case Outcome::kMalformed:
+      ++stats_.client_request_errors;
+      return;
+    case Outcome::kInvalidPid:
+    case Outcome::kInit:
+      ++stats_.denied_invalid_pid;
+      break;
+    case Outcome::kNoSuchProcess:
+    case Outcome::kProbeFailed:
+      ++stats_.denied_no_such_process;
+      break;
+    case Outcome::kPoolExhausted:
+      ++stats_.denied_pool_exhausted;
+      break;
+    case Outcome::kQuotaExceeded:
+      ++stats_.denied_quota;
+      break;
+  }
+  ++stats_.denied_allocations;
 }
 
 Decision PortService::Decide(const Request& request) {
@@ -87,7 +116,7 @@ Decision PortService::Decide(const Request& request) {
       break;
   }
   if (!parsed.ok) {
-    ++stats_.client_request_errors;
+    Count(Outcome::kMalformed);
     Decision d;
     d.outcome = Outcome::kMalformed;
     d.detail = std::move(parsed.error);
@@ -110,11 +139,39 @@ std::vector<uint16_t> PortService::PortsOf(int64_t pid) const {
   return ledger_.PortsOf(pid);
 }
 
+std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return ledger_.Leases();
+}
+
+size_t PortService::Restore(
+    const std::vector<std::pair<uint16_t, Owner>>& leases) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Probe each owner once.
+  std::map<int64_t, ProcessProbe::Result> seen;
+  std::vector<std::pair<uint16_t, Owner>> alive;
+  for (const auto& lease : leases) {
+    const Owner& owner = lease.second;
+    if (owner.pid <= 1) continue;
+    auto it = seen.find(owner.pid);
+    if (it == seen.end()) {
+      it = seen.emplace(owner.pid, process_probe_.Probe(owner.pid)).first;
+    }
+    const ProcessProbe::Result& now = it->second;
+    if (now.state == ProcessProbe::State::kAlive &&
+        now.incarnation == owner.incarnation) {
+      alive.push_back(lease);
+    }
+  }
+  return policy_.Restore(alive);
+}
+
 Stats PortService::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   Stats s = stats_;
   s.leased_ports = ledger_.leased_ports();
   s.owners = ledger_.owners();
+  s.busy_ports_cooling = policy_.cooling_ports();
   return s;
 }
 

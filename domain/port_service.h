@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "domain/allocation_policy.h"
@@ -34,6 +35,7 @@ enum class Outcome {
   kNoSuchProcess,  // The process probe says the pid does not exist.
   kProbeFailed,    // The process probe could not tell.
   kPoolExhausted,  // Every port is leased to a live owner or busy.
+  kQuotaExceeded,  // The owner holds --portserver_max_ports_per_pid ports.
 };
 
 // A stable lower-case name, e.g. "pool-exhausted", for logs.
@@ -42,6 +44,7 @@ const char* OutcomeName(Outcome outcome);
 struct Decision {
   Outcome outcome = Outcome::kMalformed;
   int64_t pid = 0;      // As requested (0 if malformed).
+  uint64_t incarnation = 0;  // The owner's, when granted.
   uint16_t port = 0;    // When granted.
   Allocation allocation;  // Probe counts, when a policy decision was made.
   std::string detail;   // Why a request was malformed.
@@ -56,8 +59,15 @@ struct Stats {
   uint64_t num_ports_managed = 0;
   uint64_t num_ports_checked_for_last_request = 0;
   uint64_t total_allocations = 0;
+  // Denials by reason (they add up to denied_allocations).
+  uint64_t denied_invalid_pid = 0;     // pid <= 0 or 1 (init).
+  uint64_t denied_no_such_process = 0; // Includes probe failures.
+  uint64_t denied_pool_exhausted = 0;
+  uint64_t denied_quota = 0;
+  // A view of the ledger and the policy, now.
   uint64_t leased_ports = 0;
   uint64_t owners = 0;
+  uint64_t busy_ports_cooling = 0;
 };
 
 class PortService : public RequestHandler {
@@ -82,10 +92,19 @@ class PortService : public RequestHandler {
   // Ports held by `pid` now.
   std::vector<uint16_t> PortsOf(int64_t pid) const;
 
+  // Every lease now, for a snapshot of the journal.
+  std::vector<std::pair<uint16_t, Owner>> Leases() const;
+
+  // Restores leases read from the journal, before serving: keeps those whose
+  // owner is alive as the same incarnation and whose port is in the pool and
+  // not restored already. Returns how many were restored.
+  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
+
   Stats stats() const;
 
  private:
   Decision AllocateLocked(int64_t pid);  // REQUIRES: mu_ held.
+  void Count(Outcome outcome);           // REQUIRES: mu_ held.
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).

@@ -107,6 +107,62 @@ TEST_F(PortServiceTest, PortsComeBackWhenOwnerExits) {
   EXPECT_EQ(again, (std::set<uint16_t>{100, 101, 102, 103, 104}));
 }
 
+TEST_F(PortServiceTest, CountsDenialsByReason) {
+  service_.Allocate(0);
+  service_.Allocate(1);
+  service_.Allocate(43);
+  for (int i = 0; i < 5; ++i) service_.Allocate(42);
+  processes_.Spawn(50);
+  service_.Allocate(50);
+  Stats s = service_.stats();
+  EXPECT_EQ(s.denied_invalid_pid, 2u);
+  EXPECT_EQ(s.denied_no_such_process, 1u);
+  EXPECT_EQ(s.denied_pool_exhausted, 1u);
+  EXPECT_EQ(s.denied_quota, 0u);
+  EXPECT_EQ(s.denied_allocations, 4u);
+  EXPECT_EQ(s.total_allocations, 5u);
+}
+
+TEST(PortServiceQuota, DeniesOverQuotaAndCountsIt) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  AllocationPolicyOptions options;
+  options.max_ports_per_owner = 1;
+  PortService service(Range(100, 104), processes, ports, options);
+  processes.Spawn(42);
+  EXPECT_TRUE(service.Allocate(42).granted());
+  EXPECT_EQ(service.Allocate(42).outcome, Outcome::kQuotaExceeded);
+  EXPECT_EQ(service.stats().denied_quota, 1u);
+}
+
+TEST(PortServiceRestore, KeepsOnlyLeasesOfTheSameLiveIncarnation) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService service(Range(100, 104), processes, ports);
+  processes.Spawn(10);
+  processes.Spawn(11);
+  uint64_t ten = processes.IncarnationOf(10);
+  uint64_t eleven_before = processes.IncarnationOf(11);
+  processes.Spawn(11);  // 11 was reused since the journal was written.
+  std::vector<std::pair<uint16_t, Owner>> journal = {
+      {100, Owner{10, ten}},           // alive, same: kept
+      {101, Owner{11, eleven_before}}, // pid reused: dropped
+      {102, Owner{12, 5}},             // dead: dropped
+      {103, Owner{10, ten}},           // kept
+      {100, Owner{10, ten}},           // duplicate: ignored
+      {1, Owner{1, 1}},                // init, outside the pool: dropped
+  };
+  EXPECT_EQ(service.Restore(journal), 2u);
+  EXPECT_EQ(service.PortsOf(10), (std::vector<uint16_t>{100, 103}));
+  auto leases = service.Leases();
+  EXPECT_EQ(leases.size(), 2u);
+  // The restored ports are not handed to anyone else.
+  processes.Spawn(20);
+  std::set<uint16_t> others;
+  for (int i = 0; i < 3; ++i) others.insert(service.Allocate(20).port);
+  EXPECT_EQ(others, (std::set<uint16_t>{101, 102, 104}));
+}
+
 TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {
   FakeProcessProbe processes;
   FakePortProbe ports;
