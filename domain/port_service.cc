@@ -1,7 +1,9 @@
 #include "domain/port_service.h"
 
+#include <algorithm>
 #include <map>
 
+#include "domain/lease_journal.h"
 #include "domain/request_codec.h"
 
 namespace portserver {
@@ -62,6 +64,7 @@ Decision PortService::AllocateLocked(int64_t pid) {
         d.port = d.allocation.port;
         d.incarnation = who.incarnation;
         d.reply = FormatReply(d.port);
+        Journal(d);
       } else if (d.allocation.over_quota) {
         d.outcome = Outcome::kQuotaExceeded;
       } else {
@@ -97,6 +100,39 @@ void PortService::Count(Outcome outcome) {
       break;
   }
   ++stats_.denied_allocations;
+}
+
+void PortService::Journal(Decision& d) {
+  if (store_ == nullptr) return;
+  StoreResult r = store_->Append(JournalLease(d.port, Owner{d.pid, d.incarnation}));
+  if (r.ok) {
+    ++appended_;
+    if (appended_ > std::max(compact_after_, 2 * ledger_.leased_ports())) {
+      r = CompactLocked();
+    }
+  }
+  if (!r.ok) {
+    ++stats_.journal_errors;
+    d.store_error = std::move(r.error);
+  }
+}
+
+StoreResult PortService::CompactLocked() {
+  StoreResult r = store_->Replace(JournalSnapshot(ledger_.Leases()));
+  if (r.ok) {
+    appended_ = 0;
+    ++stats_.journal_compactions;
+  }
+  return r;
+}
+
+StoreResult PortService::AttachStore(LeaseStore* store, size_t compact_after) {
+  std::lock_guard<std::mutex> lock(mu_);
+  store_ = store;
+  compact_after_ = compact_after;
+  StoreResult r = CompactLocked();
+  if (!r.ok) ++stats_.journal_errors;
+  return r;
 }
 
 Decision PortService::Decide(const Request& request) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "domain/allocation_policy.h"
+#include "domain/lease_store.h"
 #include "domain/ledger.h"
 #include "domain/port_probe.h"
 #include "domain/process_probe.h"
@@ -48,6 +49,7 @@ struct Decision {
   uint16_t port = 0;    // When granted.
   Allocation allocation;  // Probe counts, when a policy decision was made.
   std::string detail;   // Why a request was malformed.
+  std::string store_error;  // Set if the grant could not be journaled.
   std::string reply;    // Bytes for the client; empty: close without reply.
   bool granted() const { return outcome == Outcome::kGranted; }
 };
@@ -68,6 +70,9 @@ struct Stats {
   uint64_t leased_ports = 0;
   uint64_t owners = 0;
   uint64_t busy_ports_cooling = 0;
+  // The journal.
+  uint64_t journal_errors = 0;
+  uint64_t journal_compactions = 0;
 };
 
 class PortService : public RequestHandler {
@@ -100,17 +105,28 @@ class PortService : public RequestHandler {
   // not restored already. Returns how many were restored.
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
 
+  // From now on, journals each grant to `store` and compacts it (rewrites
+  // it as a snapshot of the ledger) once the appended records outnumber
+  // max(compact_after, 2 x current leases). Compacts at once. `store` must
+  // outlive the service. Returns the error of that first compaction.
+  StoreResult AttachStore(LeaseStore* store, size_t compact_after = 4096);
+
   Stats stats() const;
 
  private:
   Decision AllocateLocked(int64_t pid);  // REQUIRES: mu_ held.
   void Count(Outcome outcome);           // REQUIRES: mu_ held.
+  StoreResult CompactLocked();           // REQUIRES: mu_ held.
+  void Journal(Decision& d);             // REQUIRES: mu_ held; d granted.
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).
   Ledger ledger_;                // Guarded by mu_.
   AllocationPolicy policy_;      // Guarded by mu_.
   Stats stats_;                  // Guarded by mu_.
+  LeaseStore* store_ = nullptr;  // Guarded by mu_; may be null.
+  size_t compact_after_ = 0;     // Guarded by mu_.
+  size_t appended_ = 0;          // Guarded by mu_: records since compaction.
 };
 
 }  // namespace portserver

@@ -4,7 +4,9 @@
 #include <set>
 #include <thread>
 
+#include "adapters/fake/fake_lease_store.h"
 #include "adapters/fake/fake_port_probe.h"
+#include "domain/lease_journal.h"
 #include "adapters/fake/fake_process_probe.h"
 #include "gtest/gtest.h"
 
@@ -161,6 +163,73 @@ TEST(PortServiceRestore, KeepsOnlyLeasesOfTheSameLiveIncarnation) {
   std::set<uint16_t> others;
   for (int i = 0; i < 3; ++i) others.insert(service.Allocate(20).port);
   EXPECT_EQ(others, (std::set<uint16_t>{101, 102, 104}));
+}
+
+TEST(PortServiceJournal, JournalsEachGrantAndSurvivesARestart) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeLeaseStore store;
+  processes.Spawn(10);
+  processes.Spawn(11);
+  std::set<uint16_t> before;
+  {
+    PortService first(Range(100, 109), processes, ports);
+    ASSERT_TRUE(first.AttachStore(&store).ok);
+    for (int i = 0; i < 3; ++i) before.insert(first.Allocate(10).port);
+    before.insert(first.Allocate(11).port);
+    processes.Kill(11);  // Its lease must not survive the restart.
+  }  // The server "crashes": only the store is left.
+  JournalReplay replay = ParseJournal(store.contents());
+  EXPECT_TRUE(replay.problems.empty());
+  EXPECT_EQ(replay.leases.size(), 4u);
+
+  PortService second(Range(100, 109), processes, ports);
+  EXPECT_EQ(second.Restore(replay.leases), 3u);
+  processes.Spawn(20);
+  std::set<uint16_t> after;
+  for (int i = 0; i < 7; ++i) {
+    Decision d = second.Allocate(20);
+    ASSERT_TRUE(d.granted());
+    after.insert(d.port);
+  }
+  for (uint16_t port : second.PortsOf(10)) {
+    EXPECT_EQ(after.count(port), 0u) << "port " << port << " leased twice";
+  }
+  EXPECT_EQ(second.Allocate(20).outcome, Outcome::kPoolExhausted);
+}
+
+TEST(PortServiceJournal, CompactsToASnapshotOfLiveLeases) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeLeaseStore store;
+  PortService service(Range(100, 199), processes, ports);
+  ASSERT_TRUE(service.AttachStore(&store, /*compact_after=*/10).ok);
+  EXPECT_EQ(store.replaces(), 1);
+  for (int pid = 2; pid < 40; ++pid) {
+    processes.Spawn(pid);
+    ASSERT_TRUE(service.Allocate(pid).granted());
+    processes.Kill(pid);  // Short-lived owners: their records go stale.
+  }
+  EXPECT_GT(store.replaces(), 1);
+  EXPECT_EQ(service.stats().journal_compactions,
+            static_cast<uint64_t>(store.replaces()));
+  // The journal stays small: bounded by the threshold plus a snapshot.
+  JournalReplay replay = ParseJournal(store.contents());
+  EXPECT_LE(replay.leases.size(), 10u + 1 + service.stats().leased_ports);
+}
+
+TEST(PortServiceJournal, StoreFailureIsCountedAndServingGoesOn) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeLeaseStore store;
+  PortService service(Range(100, 104), processes, ports);
+  ASSERT_TRUE(service.AttachStore(&store).ok);
+  processes.Spawn(10);
+  store.FailWrites(true);
+  Decision d = service.Allocate(10);
+  EXPECT_TRUE(d.granted());
+  EXPECT_NE(d.store_error.find("disk full"), std::string::npos);
+  EXPECT_EQ(service.stats().journal_errors, 1u);
 }
 
 TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {

@@ -1,0 +1,40 @@
+// LeaseStore: where the lease journal (domain/lease_journal.h) is kept, so
+// that leases survive a restart. A file on Linux; memory in tests.
+//
+// Example:
+//   store.Append(JournalLease(port, owner));     // as each lease is granted
+//   store.Replace(JournalSnapshot(leases));      // compaction
+//
+// Thread-compatible: the domain calls it under its own lock.
+#ifndef PORTSERVER_DOMAIN_LEASE_STORE_H_
+#define PORTSERVER_DOMAIN_LEASE_STORE_H_
+
+#include <string>
+#include <string_view>
+
+namespace portserver {
+
+struct StoreResult {
+  bool ok = true;
+  std::string error;  // Set when !ok.
+};
+
+class LeaseStore {
+ public:
+  LeaseStore() = default;
+  LeaseStore(const LeaseStore&) = delete;
+  LeaseStore& operator=(const LeaseStore&) = delete;
+  virtual ~LeaseStore() = default;
+
+  // Appends `record` (whole lines). After a crash of the server the record
+  // is either there whole or, at worst, torn at the end of the store.
+  virtual StoreResult Append(std::string_view record) = 0;
+
+  // Replaces the whole store with `contents`: after a crash, the store holds
+  // either the old contents or the new, never a mix.
+  virtual StoreResult Replace(std::string_view contents) = 0;
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_DOMAIN_LEASE_STORE_H_
