@@ -16,6 +16,8 @@ const char* EndName(Request::End end) {
       return "too-long";
     case Request::End::kTimedOut:
       return "timed-out";
+    case Request::End::kOverCapacity:
+      return "over-capacity";
   }
   return "?";
 }

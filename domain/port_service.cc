@@ -26,6 +26,8 @@ const char* OutcomeName(Outcome outcome) {
       return "pool-exhausted";
     case Outcome::kQuotaExceeded:
       return "quota-exceeded";
+    case Outcome::kOverCapacity:
+      return "over-capacity";
   }
   return "unknown";
 }
@@ -83,6 +85,9 @@ void PortService::Count(Outcome outcome) {
       return;
     case Outcome::kMalformed:
       ++stats_.client_request_errors;
+      return;
+    case Outcome::kOverCapacity:
+      ++stats_.refused_connections;
       return;
     case Outcome::kInvalidPid:
     case Outcome::kInit:
@@ -150,6 +155,13 @@ Decision PortService::Decide(const Request& request) {
     case Request::End::kTimedOut:
       parsed.error = "no complete request before the read timeout";
       break;
+    case Request::End::kOverCapacity: {
+      Count(Outcome::kOverCapacity);
+      Decision d;
+      d.outcome = Outcome::kOverCapacity;
+      d.detail = "connection cap reached";
+      return d;
+    }
   }
   if (!parsed.ok) {
     Count(Outcome::kMalformed);

@@ -37,6 +37,7 @@ enum class Outcome {
   kProbeFailed,    // The process probe could not tell.
   kPoolExhausted,  // Every port is leased to a live owner or busy.
   kQuotaExceeded,  // The owner holds --portserver_max_ports_per_pid ports.
+  kOverCapacity,   // The transport was at its connection cap: not read.
 };
 
 // A stable lower-case name, e.g. "pool-exhausted", for logs.
@@ -61,6 +62,9 @@ struct Stats {
   uint64_t num_ports_managed = 0;
   uint64_t num_ports_checked_for_last_request = 0;
   uint64_t total_allocations = 0;
+  // Connections turned away unread at the connection cap (not counted as
+  // requests).
+  uint64_t refused_connections = 0;
   // Denials by reason (they add up to denied_allocations).
   uint64_t denied_invalid_pid = 0;     // pid <= 0 or 1 (init).
   uint64_t denied_no_such_process = 0; // Includes probe failures.

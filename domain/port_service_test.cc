@@ -82,6 +82,16 @@ TEST_F(PortServiceTest, CountsMalformedRequestsAsClientErrors) {
   EXPECT_EQ(service_.HandleRequest(Wire("42\n")), "100\n");
 }
 
+TEST_F(PortServiceTest, CountsConnectionsRefusedAtTheCap) {
+  Decision d = service_.Decide(Wire("", Request::End::kOverCapacity));
+  EXPECT_EQ(d.outcome, Outcome::kOverCapacity);
+  EXPECT_TRUE(d.reply.empty());
+  Stats s = service_.stats();
+  EXPECT_EQ(s.refused_connections, 1u);
+  EXPECT_EQ(s.client_request_errors, 0u);
+  EXPECT_EQ(s.denied_allocations, 0u);
+}
+
 TEST_F(PortServiceTest, ReportsReferenceStatistics) {
   ports_.Occupy(100);
   service_.Allocate(42);  // Probes 100 (busy) then 101.

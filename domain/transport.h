@@ -33,6 +33,8 @@ struct Request {
     kEof,       // The client closed its side; `data` is all it sent.
     kTooLong,   // The size limit was reached before any '\n'.
     kTimedOut,  // The client sent no complete request in time.
+    kOverCapacity,  // Not read: the server was at its connection cap. The
+                    // reply, if any, is not sent; the connection is closed.
   };
   std::string_view data;
   End end = End::kNewline;

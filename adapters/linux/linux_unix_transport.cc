@@ -265,7 +265,11 @@ class ServeLoop final {
           accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         if (connections_.size() >= max_connections_) {
-          close(fd);  // Read by the client as a denial.
+          // Counted by the handler; read by the client as a denial.
+          Request refused;
+          refused.end = Request::End::kOverCapacity;
+          handler_.HandleRequest(refused);
+          close(fd);
         } else {
           AddConnection(fd);
         }

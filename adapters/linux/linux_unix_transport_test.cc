@@ -409,7 +409,7 @@ TEST(LinuxUnixTransport, EmptyReplyClosesWithoutBytes) {
   EXPECT_EQ(handler.seen().size(), 1u);
 }
 
-TEST(LinuxUnixTransport, ConnectionsOverTheLimitAreClosedAtOnce) {
+TEST(LinuxUnixTransport, ConnectionsOverTheLimitAreReportedAndClosedAtOnce) {
   Options options = AbstractOptions();
   options.max_connections = 1;
   options.read_timeout = absl::Seconds(60);
@@ -429,8 +429,10 @@ TEST(LinuxUnixTransport, ConnectionsOverTheLimitAreClosedAtOnce) {
   EXPECT_EQ(ReadUntilEof(first), "ok\n");
   close(first);
   std::vector<Seen> seen = handler.seen();
-  ASSERT_EQ(seen.size(), 1u);
-  EXPECT_EQ(seen[0].data, "1\n");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].end, End::kOverCapacity);  // `second`, unread.
+  EXPECT_EQ(seen[0].data, "");
+  EXPECT_EQ(seen[1].data, "1\n");
 }
 
 TEST(LinuxUnixTransport, ShutdownFromAnotherThreadClosesConnections) {
