@@ -36,7 +36,13 @@ int main(int argc, char** argv) {
       MakePlatformAdapters(options);
   if (!platform.ok()) return Fail(2, platform.status());
 
+  std::string journal_path, journal;
+  absl::StatusOr<std::unique_ptr<LeaseStore>> store =
+      OpenLeaseStore(options, &journal_path, &journal);
+  if (!store.ok()) return Fail(2, store.status());
+
   Server server(options, (*platform)->adapters());
+  if (*store) server.UseJournal(**store, journal, journal_path);
   absl::Status served;
   {
     std::unique_ptr<SignalWatcher> signals =

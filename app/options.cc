@@ -15,6 +15,21 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "Address of AF_UNIX socket on which to listen on Unix (first @ "
               "is a NUL) or the name of the pipe on Windows (first @ is the "
               "\\\\.\\pipe\\ prefix).");
+DEFINE_string(portserver_state_file, "",
+              "File that journals leases, so that a restart (even after kill "
+              "-9) never hands out a port still leased to a live process. "
+              "Empty: <runtime dir>/<address>.journal, where the runtime dir "
+              "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
+              "XDG_RUNTIME_DIR is unset. 'none': keep leases in memory only, "
+              "as the reference server does.");
+DEFINE_int32(portserver_max_ports_per_pid, 1024,
+             "Most ports one live process may hold at once; further requests "
+             "on its behalf are denied (quota). 0: no limit.");
+DEFINE_int32(portserver_max_connections, 1024,
+             "Most client connections open at once; more are closed unread.");
+DEFINE_int32(portserver_read_timeout_ms, 5000,
+             "How long a client may take to send its request, in "
+             "milliseconds, before the connection is closed.");
 DEFINE_bool(portserver_lock_ports, false,
             "Hold a host-wide lock (the abstract socket "
             "@portserver-port-lock-<port>) on each port from the first time "
@@ -40,6 +55,10 @@ struct FlagSpec {
 constexpr FlagSpec kFlags[] = {
     {"portserver_static_pool", "PORTSERVER_STATIC_POOL"},
     {"portserver_address", "PORTSERVER_ADDRESS"},
+    {"portserver_state_file", "PATH"},
+    {"portserver_max_ports_per_pid", "N"},
+    {"portserver_max_connections", "N"},
+    {"portserver_read_timeout_ms", "MS"},
     {"portserver_lock_ports", nullptr},
     {"verbose", nullptr},
     {"debug", nullptr},
@@ -123,6 +142,19 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   if (o.address.empty() || o.address == "@") {
     return Bad("empty --portserver_address");
   }
+  o.state_file = FLAGS_portserver_state_file;
+  if (FLAGS_portserver_max_ports_per_pid < 0) {
+    return Bad("--portserver_max_ports_per_pid must be 0 (no limit) or more");
+  }
+  o.max_ports_per_pid = static_cast<size_t>(FLAGS_portserver_max_ports_per_pid);
+  if (FLAGS_portserver_max_connections < 1) {
+    return Bad("--portserver_max_connections must be at least 1");
+  }
+  o.max_connections = static_cast<size_t>(FLAGS_portserver_max_connections);
+  if (FLAGS_portserver_read_timeout_ms < 1) {
+    return Bad("--portserver_read_timeout_ms must be at least 1");
+  }
+  o.read_timeout_ms = FLAGS_portserver_read_timeout_ms;
   o.lock_ports = FLAGS_portserver_lock_ports;
   o.debug = FLAGS_debug;
   o.verbose = FLAGS_verbose || FLAGS_debug;
@@ -153,7 +185,7 @@ std::string UsageText() {
       absl::StrAppend(&usage, ", --", std::string(kAddressAlias), " ", f.metavar);
     }
     absl::StrAppend(&usage, "\n        ", info.description);
-    if (f.metavar != nullptr) {
+    if (f.metavar != nullptr && !info.default_value.empty()) {
       absl::StrAppend(&usage, " Default: ", info.default_value, ".");
     }
     absl::StrAppend(&usage, "\n");
@@ -161,6 +193,8 @@ std::string UsageText() {
   absl::StrAppend(
       &usage,
       "\n"
+      "Flags after --debug are not in the reference server; their defaults\n"
+      "keep its behaviour except for the quota and the journal.\n"
       "signals: SIGUSR1 logs statistics; SIGTERM and SIGINT stop the server.\n"
       "exit status: 0 after SIGTERM/SIGINT, 2 for a bad flag or an address\n"
       "that cannot be bound, 1 if serving fails later.\n");

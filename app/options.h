@@ -1,5 +1,6 @@
 // The command line of the portserver daemon: the flags of the reference
-// portserver 1.6.0, read through gflags, plus --portserver_lock_ports.
+// portserver 1.6.0, read through gflags, plus our own (journal, quota,
+// connection cap, read timeout, port locks).
 //
 // Example:
 //   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv);
@@ -22,6 +23,10 @@ struct Options {
   std::string pool_spec;        // As given, e.g. "15000-24999".
   std::vector<uint16_t> pool;   // Parsed, in round-robin order.
   std::string address;          // "@name" (abstract) or a path.
+  std::string state_file;       // "" = per-user default; "none" = no journal.
+  size_t max_ports_per_pid = 1024;  // 0 = no limit.
+  size_t max_connections = 1024;
+  int read_timeout_ms = 5000;
   bool lock_ports = false;      // Per-port host-wide locks (see --help).
   bool verbose = false;         // One log line per request.
   bool debug = false;           // verbose, plus request details.

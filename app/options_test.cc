@@ -45,6 +45,23 @@ TEST(Options, AliasSetsTheAddress) {
   EXPECT_EQ(cl->options.address, "@other");
 }
 
+TEST(Options, LimitsHaveDocumentedDefaults) {
+  absl::StatusOr<CommandLine> cl = Parse({});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_EQ(cl->options.max_ports_per_pid, 1024u);
+  EXPECT_EQ(cl->options.max_connections, 1024u);
+  EXPECT_EQ(cl->options.read_timeout_ms, 5000);
+  EXPECT_EQ(cl->options.state_file, "");
+  cl = Parse({"--portserver_max_ports_per_pid=0", "--portserver_state_file=none",
+              "--portserver_max_connections", "7",
+              "--portserver_read_timeout_ms=250"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.max_ports_per_pid, 0u);
+  EXPECT_EQ(cl->options.state_file, "none");
+  EXPECT_EQ(cl->options.max_connections, 7u);
+  EXPECT_EQ(cl->options.read_timeout_ms, 250);
+}
+
 TEST(Options, LockPortsIsOffByDefaultAndCanBeTurnedOn) {
   EXPECT_FALSE(Parse({})->options.lock_ports);
   EXPECT_TRUE(Parse({"--portserver_lock_ports"})->options.lock_ports);
@@ -85,6 +102,8 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
        {"-h, --help", "--portserver_static_pool PORTSERVER_STATIC_POOL",
         "--portserver_address PORTSERVER_ADDRESS",
         "--portserver_unix_socket_address", "--verbose", "--debug", "--portserver_lock_ports",
+        "--portserver_state_file PATH", "--portserver_max_ports_per_pid N",
+        "Default: 1024", "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
         "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
@@ -121,7 +140,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"--noportserver_address"}, "--noportserver_address"},
         BadArgs{{"--verbose=maybe"}, "maybe"},
         BadArgs{{"stray"}, "'stray'"},
-        BadArgs{{"--portserver_address="}, "empty --portserver_address"}));
+        BadArgs{{"--portserver_address="}, "empty --portserver_address"},
+        BadArgs{{"--portserver_max_ports_per_pid=-1"}, "max_ports_per_pid"},
+        BadArgs{{"--portserver_max_connections=0"}, "max_connections"},
+        BadArgs{{"--portserver_read_timeout_ms=0"}, "read_timeout_ms"},
+        BadArgs{{"--portserver_read_timeout_ms=soon"}, "'soon'"}));
 
 }  // namespace
 }  // namespace portserver

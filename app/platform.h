@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "app/options.h"
 #include "app/server.h"
+#include "domain/lease_store.h"
 
 namespace portserver {
 
@@ -30,6 +31,12 @@ class PlatformAdapters {
 // Errors name the problem (e.g. "address @x is already in use").
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options);
+
+// Opens the lease journal that options.state_file names ("" = the
+// platform's per-user default, "none" = no journal: returns null). `*path`
+// receives the file used and `*contents` what it holds. Errors name the file.
+absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
+    const Options& options, std::string* path, std::string* contents);
 
 // Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM or SIGINT, on
 // a thread of its own, until the returned object is destroyed. Call before

@@ -3,11 +3,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <optional>
 #include <thread>
 
+#include "adapters/linux/linux_lease_store.h"
 #include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
@@ -92,11 +95,40 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   RaiseDescriptorLimit();
   LinuxUnixTransport::Options transport_options;
   transport_options.address = options.address;
+  transport_options.max_connections = options.max_connections;
+  transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);
   if (!transport.ok()) return transport.status();
   return std::unique_ptr<PlatformAdapters>(
       new LinuxAdapters(std::move(*transport), options.lock_ports));
+}
+
+absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
+    const Options& options, std::string* path, std::string* contents) {
+  if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
+  *path = options.state_file;
+  if (path->empty()) {
+    const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    std::string dir = runtime != nullptr && runtime[0] != '\0'
+                          ? std::string(runtime) + "/portserver"
+                          : "/tmp/portserver-" + std::to_string(geteuid());
+    absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
+    if (!made.ok()) return made;
+    // One journal per address: servers on different addresses are
+    // different servers.
+    std::string name;
+    for (char c : options.address.substr(options.address[0] == '@' ? 1 : 0)) {
+      bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+      name.push_back(plain ? c : '_');
+    }
+    *path = dir + "/" + name + ".journal";
+  }
+  absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
+      LinuxLeaseStore::Open(*path, contents);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<LeaseStore>(std::move(*store));
 }
 
 std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,

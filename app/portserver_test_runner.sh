@@ -21,7 +21,8 @@ outputs=${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-$(mktemp -d)}}
 mkdir -p "$outputs"
 log="$outputs/portserver.log"
 address="@portserver-test-$$-$RANDOM$RANDOM"
-flags=(--portserver_address="$address" --portserver_static_pool="$pool" --verbose)
+flags=(--portserver_address="$address" --portserver_static_pool="$pool" --verbose
+  --portserver_state_file=none)
 [ "$locks" = locks ] && flags+=(--portserver_lock_ports)
 
 # Read the server's stderr until it says it serves (or ends: it failed), then

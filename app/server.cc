@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "app/log.h"
+#include "domain/lease_journal.h"
 
 namespace portserver {
 namespace {
@@ -22,12 +23,36 @@ const char* EndName(Request::End end) {
   return "?";
 }
 
+AllocationPolicyOptions PolicyOptions(const Options& options) {
+  AllocationPolicyOptions policy;
+  policy.max_ports_per_owner = options.max_ports_per_pid;
+  return policy;
+}
+
 }  // namespace
 
 Server::Server(const Options& options, const Adapters& adapters)
     : options_(options),
       transport_(*adapters.transport),
-      service_(options.pool, *adapters.process_probe, *adapters.port_probe) {}
+      service_(options.pool, *adapters.process_probe, *adapters.port_probe,
+               PolicyOptions(options)) {}
+
+void Server::UseJournal(LeaseStore& store, std::string_view contents,
+                        const std::string& path) {
+  JournalReplay replay = ParseJournal(contents);
+  for (const std::string& problem : replay.problems) {
+    PS_LOG(WARNING) << "State file " << path << ": " << problem;
+  }
+  size_t restored = service_.Restore(replay.leases);
+  PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
+               << replay.leases.size()
+               << " journaled leases (the others' owners are gone)";
+  StoreResult compacted = service_.AttachStore(&store);
+  if (!compacted.ok) {
+    PS_LOG(ERROR) << "State file " << path << " cannot be rewritten: "
+                  << compacted.error << "; leases may not survive a restart";
+  }
+}
 
 absl::Status Server::Serve() {
   PS_LOG(INFO) << "Serving on " << options_.address << " (pool "
@@ -54,16 +79,30 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "num-ports-checked-for-last-request "
                << s.num_ports_checked_for_last_request;
   PS_LOG(INFO) << "total-allocations " << s.total_allocations;
+  PS_LOG(INFO) << "denied-invalid-pid " << s.denied_invalid_pid;
+  PS_LOG(INFO) << "denied-no-such-process " << s.denied_no_such_process;
+  PS_LOG(INFO) << "denied-pool-exhausted " << s.denied_pool_exhausted;
+  PS_LOG(INFO) << "denied-quota " << s.denied_quota;
+  PS_LOG(INFO) << "refused-connections " << s.refused_connections;
   PS_LOG(INFO) << "leased-ports " << s.leased_ports;
   PS_LOG(INFO) << "owners " << s.owners;
+  PS_LOG(INFO) << "busy-ports-cooling " << s.busy_ports_cooling;
+  PS_LOG(INFO) << "journal-errors " << s.journal_errors;
+  PS_LOG(INFO) << "journal-compactions " << s.journal_compactions;
 }
 
 std::string Server::HandleRequest(const Request& request) {
   Decision d = service_.Decide(request);
+  if (!d.store_error.empty()) {
+    PS_LOG(WARNING) << "Port " << d.port << " for pid " << d.pid
+                    << " not journaled: " << d.store_error;
+  }
   if (!Verbose()) return std::move(d.reply);
   std::string line;
   if (d.outcome == Outcome::kMalformed) {
     line = absl::StrCat("Bad request: ", d.detail);
+  } else if (d.outcome == Outcome::kOverCapacity) {
+    line = absl::StrCat("Connection refused unread: ", d.detail);
   } else if (d.granted()) {
     line = absl::StrCat("Request on behalf of pid ", d.pid, ": port ", d.port);
   } else {

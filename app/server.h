@@ -13,8 +13,12 @@
 #ifndef PORTSERVER_APP_SERVER_H_
 #define PORTSERVER_APP_SERVER_H_
 
+#include <string>
+#include <string_view>
+
 #include "absl/status/status.h"
 #include "app/options.h"
+#include "domain/lease_store.h"
 #include "domain/port_probe.h"
 #include "domain/port_service.h"
 #include "domain/process_probe.h"
@@ -35,6 +39,12 @@ class Server final : private RequestHandler {
   Server(const Options& options, const Adapters& adapters);
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Restores the leases journaled in `contents` whose owners still live
+  // (logging each damaged line, which is skipped), then journals every
+  // grant to `store`, which must outlive the server. Call before Serve().
+  void UseJournal(LeaseStore& store, std::string_view contents,
+                  const std::string& path);
 
   // Serves until Shutdown(); then logs the statistics. Returns an Internal
   // error if the transport failed.

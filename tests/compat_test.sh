@@ -43,4 +43,6 @@ if [ -z "$script" ]; then
   exit 1
 fi
 
+# The servers keep their default lease journal under the test's own tmpdir.
+export XDG_RUNTIME_DIR="${TEST_TMPDIR:-$(mktemp -d)}"
 exec /usr/bin/python3 "$script" "$@"
