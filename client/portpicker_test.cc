@@ -1,0 +1,313 @@
+// Unit tests of the portpicker library against a fake port server.
+#include "client/portpicker.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/socket_address.h"
+#include "client/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace portpicker {
+namespace {
+
+using ::portpicker::testing::BindTcp;
+using ::portpicker::testing::FakePortServer;
+using ::portpicker::testing::IsOkAndHolds;
+using ::portpicker::testing::Reply;
+using ::portpicker::testing::ScopedEnv;
+using ::portpicker::testing::StatusIs;
+using ::portpicker::testing::UniqueAbstractAddress;
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+// Port numbers the fake server hands out. They are protocol data only:
+// nothing binds them.
+constexpr int kFakePort = 20001;
+constexpr int kOtherFakePort = 20002;
+
+// Replies kFakePort, kFakePort + 1, ... to successive requests.
+FakePortServer::Handler CountingReplies() {
+  auto next = std::make_shared<std::atomic<int>>(kFakePort);
+  return [next](const std::string&) { return absl::StrCat((*next)++, "\n"); };
+}
+
+TEST(GetPortFromPortServer, SendsPidAndNewlineAndReturnsThePort) {
+  FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
+  EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),
+              IsOkAndHolds(kFakePort));
+  EXPECT_THAT(fake.requests(), ElementsAre("4242\n"));
+}
+
+TEST(GetPortFromPortServer, AcceptsAFilesystemPath) {
+  char dir[] = "/tmp/portpicker_test.XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string path = absl::StrCat(dir, "/server.sock");
+  {
+    FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")), path);
+    EXPECT_THAT(GetPortFromPortServer(path, getpid()), IsOkAndHolds(kFakePort));
+    EXPECT_THAT(fake.requests(), ElementsAre(absl::StrCat(getpid(), "\n")));
+  }
+  unlink(path.c_str());
+  rmdir(dir);
+}
+
+TEST(GetPortFromPortServer, AcceptsAReplyWithoutNewlineOrWithCarriageReturn) {
+  for (const std::string& reply : std::vector<std::string>{
+           absl::StrCat(kFakePort), absl::StrCat(kFakePort, "\r\n"),
+           absl::StrCat(kFakePort, "\nignored")}) {
+    FakePortServer fake(Reply(reply));
+    EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),
+                IsOkAndHolds(kFakePort))
+        << reply;
+  }
+}
+
+TEST(GetPortFromPortServer, DenialIsResourceExhausted) {
+  for (const std::string& reply : std::vector<std::string>{"", "0\n"}) {
+    FakePortServer fake(Reply(reply));
+    EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),
+                StatusIs(absl::StatusCode::kResourceExhausted))
+        << reply;
+  }
+}
+
+TEST(GetPortFromPortServer, GarbageReplyIsInternal) {
+  for (const std::string& reply : std::vector<std::string>{
+           "abc\n", "\n", "-5\n", "+5\n", "65536\n", "99999999999\n", "12x\n",
+           "1 2\n", std::string(100, '7')}) {
+    FakePortServer fake(Reply(reply));
+    EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),
+                StatusIs(absl::StatusCode::kInternal))
+        << reply;
+  }
+}
+
+TEST(GetPortFromPortServer, NoServerIsUnavailable) {
+  EXPECT_THAT(GetPortFromPortServer(UniqueAbstractAddress(), 4242),
+              StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(GetPortFromPortServer("/nonexistent/portserver.sock", 4242),
+              StatusIs(absl::StatusCode::kUnavailable));
+}
+
+TEST(GetPortFromPortServer, BadAddressIsInvalidArgument) {
+  EXPECT_THAT(GetPortFromPortServer("", 4242),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(GetPortFromPortServer("@" + std::string(200, 'x'), 4242),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(GetPortFromPortServer, SilentServerIsDeadlineExceeded) {
+  // Listens but never accepts: connect and send succeed, no reply comes.
+  const std::string address = UniqueAbstractAddress();
+  absl::StatusOr<SocketAddress> un = ParseUnixAddress(address);
+  ASSERT_TRUE(un.ok());
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(bind(fd, un->get(), un->size), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(GetPortFromPortServer(address, 4242, absl::Milliseconds(200)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  close(fd);
+}
+
+TEST(IsPortFree, FalseWhileBoundTrueAfterClose) {
+  for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
+    const int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    const SocketAddress any = WildcardAddress(AF_INET, 0);
+    ASSERT_EQ(bind(fd, any.get(), any.size), 0);
+    const int port = BoundPort(fd);
+    EXPECT_FALSE(IsPortFree(port)) << type;
+    close(fd);
+    EXPECT_TRUE(IsPortFree(port)) << type;
+  }
+}
+
+TEST(IsPortFree, FalseForAListeningSocketAndOutOfRange) {
+  const int fd = BindTcp(AF_INET6, 0, /*reuse_addr=*/true, /*listen=*/true);
+  ASSERT_GE(fd, 0);
+  EXPECT_FALSE(IsPortFree(BoundPort(fd)));
+  close(fd);
+  EXPECT_FALSE(IsPortFree(0));
+  EXPECT_FALSE(IsPortFree(-1));
+  EXPECT_FALSE(IsPortFree(65536));
+}
+
+TEST(PickUnusedPortWithoutServer, ReturnsAFreePort) {
+  absl::StatusOr<int> port = PickUnusedPortWithoutServer();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_TRUE(IsPortFree(*port));
+}
+
+TEST(HoldPort, BlocksPlainBindsButLetsReuseAddrServersTakeOver) {
+  absl::StatusOr<int> port = PickUnusedPortWithoutServer();
+  ASSERT_TRUE(port.ok()) << port.status();
+  absl::StatusOr<int> held = HoldPort(*port);
+  ASSERT_TRUE(held.ok()) << held.status();
+  for (int family : {AF_INET, AF_INET6}) {
+    EXPECT_LT(BindTcp(family, *port, /*reuse_addr=*/false, /*listen=*/false), 0)
+        << family;
+  }
+  const int server = BindTcp(AF_INET, *port, /*reuse_addr=*/true,
+                             /*listen=*/true);
+  EXPECT_GE(server, 0) << std::strerror(errno);
+  close(server);
+  close(*held);
+  EXPECT_TRUE(testing::CanBindTcp(*port));
+  EXPECT_THAT(HoldPort(0), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+class PortPickerTest : public ::testing::Test {
+ protected:
+  PortPicker picker_;
+};
+
+TEST_F(PortPickerTest, ReservedPortComesBeforeTheServer) {
+  FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  picker_.AddReservedPort(kOtherFakePort);
+  EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kOtherFakePort));
+  EXPECT_THAT(fake.requests(), IsEmpty());
+  EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort));
+  EXPECT_THAT(fake.requests(), ElementsAre(absl::StrCat(getpid(), "\n")));
+}
+
+TEST_F(PortPickerTest, AsksTheServerOnBehalfOfTheGivenPid) {
+  FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  EXPECT_THAT(picker_.PickUnusedPort(777), IsOkAndHolds(kFakePort));
+  EXPECT_THAT(fake.requests(), ElementsAre("777\n"));
+}
+
+TEST_F(PortPickerTest, ReturnedServerPortIsReusedWithoutAskingAgain) {
+  FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ASSERT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort));
+  EXPECT_TRUE(picker_.ReturnPort(kFakePort).ok());
+  EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort));
+  EXPECT_THAT(fake.requests(), SizeIs(1));
+}
+
+TEST_F(PortPickerTest, ReturningAPortNotHandedOutIsAnError) {
+  EXPECT_THAT(picker_.ReturnPort(kFakePort),
+              StatusIs(absl::StatusCode::kNotFound));
+  picker_.AddReservedPort(kFakePort);
+  EXPECT_THAT(picker_.ReturnPort(kFakePort),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  ASSERT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort));
+  EXPECT_TRUE(picker_.ReturnPort(kFakePort).ok());
+  EXPECT_THAT(picker_.ReturnPort(kFakePort),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+TEST_F(PortPickerTest, WithoutServerPicksAFreePortThatIsNotReused) {
+  ScopedEnv env(kPortServerAddressEnv, std::nullopt);
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_TRUE(IsPortFree(*port));
+  EXPECT_TRUE(picker_.ReturnPort(*port).ok());
+  // Forgotten rather than put in the free set: it was never reserved.
+  EXPECT_THAT(picker_.ReturnPort(*port), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(PortPickerTest, FallsBackWhenTheServerDeniesOrIsMissing) {
+  for (const std::string& address :
+       std::vector<std::string>{"", UniqueAbstractAddress()}) {
+    ScopedEnv env(kPortServerAddressEnv, address);
+    absl::StatusOr<int> port = picker_.PickUnusedPort();
+    ASSERT_TRUE(port.ok()) << port.status();
+    EXPECT_TRUE(IsPortFree(*port));
+  }
+  FakePortServer fake(Reply(""));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_TRUE(IsPortFree(*port));
+  EXPECT_THAT(fake.requests(), SizeIs(1));
+}
+
+TEST_F(PortPickerTest, PickUnusedPortsAreDistinct) {
+  FakePortServer fake(CountingReplies());
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(5);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_THAT(*ports, ElementsAre(kFakePort, kFakePort + 1, kFakePort + 2,
+                                  kFakePort + 3, kFakePort + 4));
+  EXPECT_THAT(fake.requests(), SizeIs(5));
+}
+
+TEST_F(PortPickerTest, PickUnusedPortsAreDistinctEvenIfTheServerRepeats) {
+  FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(3);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_EQ(std::set<int>(ports->begin(), ports->end()).size(), 3u);
+  EXPECT_EQ((*ports)[0], kFakePort);
+}
+
+TEST_F(PortPickerTest, PickUnusedPortsWantsAPositiveCount) {
+  EXPECT_THAT(picker_.PickUnusedPorts(0),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(picker_.PickUnusedPorts(-1),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(PortPickerTest, ConcurrentPicksAndReturnsNeverShareAPort) {
+  FakePortServer fake(CountingReplies());
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  constexpr int kThreads = 8;
+  constexpr int kPicks = 20;
+  std::vector<std::vector<int>> kept(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, &kept, t] {
+      for (int i = 0; i < kPicks; ++i) {
+        absl::StatusOr<int> port = picker_.PickUnusedPort();
+        if (!port.ok()) continue;
+        // Every other port goes back to be picked again by someone.
+        if (i % 2 == 0) {
+          picker_.ReturnPort(*port).IgnoreError();
+        } else {
+          kept[t].push_back(*port);
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  std::multiset<int> all;
+  for (const std::vector<int>& ports : kept)
+    all.insert(ports.begin(), ports.end());
+  EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kPicks / 2));
+  EXPECT_EQ(std::set<int>(all.begin(), all.end()).size(), all.size());
+}
+
+// The free functions share one process-wide picker.
+TEST(ProcessWidePicker, ReservedPortIsPickedAndCanBeReturned) {
+  ScopedEnv env(kPortServerAddressEnv, std::nullopt);
+  AddReservedPort(kFakePort);
+  EXPECT_THAT(PickUnusedPort(), IsOkAndHolds(kFakePort));
+  EXPECT_TRUE(ReturnPort(kFakePort).ok());
+  EXPECT_THAT(ReturnPort(kOtherFakePort),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<std::vector<int>> ports = PickUnusedPorts(2);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_EQ((*ports)[0], kFakePort);
+  EXPECT_NE((*ports)[1], kFakePort);
+  EXPECT_THAT(PickUnusedPorts(0), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+}  // namespace
+}  // namespace portpicker

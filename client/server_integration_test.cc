@@ -1,0 +1,141 @@
+// Our client (library and command line tool) against real port servers: ours
+// (//app:portserver) and the reference python server (/usr/bin/portserver).
+// Each test starts its own server on a private abstract address, with a pool
+// of ports found free at the start of the test.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <memory>
+#include <ostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/portpicker.h"
+#include "client/test_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace portpicker {
+namespace {
+
+using ::portpicker::testing::PrintedPort;
+using ::portpicker::testing::ProcessResult;
+using ::portpicker::testing::RunCli;
+using ::portpicker::testing::RunfilePath;
+using ::portpicker::testing::ScopedEnv;
+using ::portpicker::testing::ServerProcess;
+using ::portpicker::testing::StatusIs;
+
+constexpr int kPoolSize = 8;
+constexpr char kPython[] = "/usr/bin/python3";
+constexpr char kPythonServer[] = "/usr/bin/portserver";
+
+struct ServerKind {
+  std::string name;
+  bool python;
+};
+
+void PrintTo(const ServerKind& kind, std::ostream* os) { *os << kind.name; }
+
+std::string ServerName(const ::testing::TestParamInfo<ServerKind>& info) {
+  return info.param.name;
+}
+
+bool IsExecutable(const std::string& path) {
+  return access(path.c_str(), X_OK) == 0;
+}
+
+class ServerIntegrationTest : public ::testing::TestWithParam<ServerKind> {
+ protected:
+  void SetUp() override {
+    std::vector<std::string> command;
+    if (GetParam().python) {
+      if (!IsExecutable(kPython) || access(kPythonServer, R_OK) != 0) {
+        GTEST_SKIP() << "no reference server: " << kPython << " "
+                     << kPythonServer;
+      }
+      command = {kPython, kPythonServer};
+    } else {
+      command = {RunfilePath("portserver/app/portserver")};
+    }
+    pool_ = testing::FreePorts(kPoolSize);
+    ASSERT_EQ(pool_.size(), static_cast<size_t>(kPoolSize));
+    address_ = testing::UniqueAbstractAddress();
+    absl::StatusOr<std::unique_ptr<ServerProcess>> server =
+        ServerProcess::Start(command, address_, testing::PoolFlag(pool_));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    env_ = std::make_unique<ScopedEnv>(kPortServerAddressEnv, address_);
+  }
+
+  void TearDown() override {
+    if (HasFailure() && server_ != nullptr) {
+      ADD_FAILURE() << "server output:\n" << server_->output();
+    }
+  }
+
+  bool InPool(int port) const {
+    return std::find(pool_.begin(), pool_.end(), port) != pool_.end();
+  }
+
+  std::vector<int> pool_;
+  std::string address_;
+  std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<ScopedEnv> env_;
+  PortPicker picker_;
+};
+
+TEST_P(ServerIntegrationTest, PickUnusedPortReturnsAPoolPort) {
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_TRUE(InPool(*port)) << *port;
+}
+
+TEST_P(ServerIntegrationTest, PickUnusedPortsReturnsDistinctPoolPorts) {
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(5);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  ASSERT_EQ(ports->size(), 5u);
+  for (int port : *ports) EXPECT_TRUE(InPool(port)) << port;
+  EXPECT_EQ(std::set<int>(ports->begin(), ports->end()).size(), 5u);
+}
+
+TEST_P(ServerIntegrationTest, ExhaustedPoolIsDeniedAsResourceExhausted) {
+  for (int i = 0; i < kPoolSize; ++i) {
+    absl::StatusOr<int> port = GetPortFromPortServer(address_, getpid());
+    ASSERT_TRUE(port.ok()) << port.status();
+    EXPECT_TRUE(InPool(*port)) << *port;
+  }
+  EXPECT_THAT(GetPortFromPortServer(address_, getpid()),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  // PickUnusedPort falls back to a port outside the pool.
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_FALSE(InPool(*port)) << *port;
+}
+
+TEST_P(ServerIntegrationTest, CliPrintsAPoolPortForTheGivenPid) {
+  ProcessResult result = RunCli({absl::StrCat(getpid())});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_TRUE(InPool(PrintedPort(result))) << result.out;
+}
+
+TEST_P(ServerIntegrationTest, CliBindTimeoutKeepsThePoolPortBound) {
+  ProcessResult result = RunCli({absl::StrCat(getpid()), "3"});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  const int port = PrintedPort(result);
+  EXPECT_TRUE(InPool(port)) << result.out;
+  EXPECT_FALSE(testing::CanBindTcp(port));
+  EXPECT_TRUE(testing::WaitUntilBindable(port, absl::Seconds(30)));
+}
+
+INSTANTIATE_TEST_SUITE_P(BothServers, ServerIntegrationTest,
+                         ::testing::Values(ServerKind{"Ours", false},
+                                           ServerKind{"Python", true}),
+                         ServerName);
+
+}  // namespace
+}  // namespace portpicker
