@@ -42,16 +42,18 @@ int main(int argc, char** argv) {
   if (!store.ok()) return Fail(2, store.status());
 
   Server server(options, (*platform)->adapters());
+  // First, before any other thread exists: threads inherit the signal mask.
+  std::unique_ptr<SignalWatcher> signals =
+      WatchSignals([&server] { server.DumpStats(); },
+                   [&server] {
+                     PS_LOG(INFO) << "Stopping on signal.";
+                     server.Shutdown();
+                   });
+  std::unique_ptr<OwnerWatcher> owners =
+      WatchOwners([&server](int64_t pid) { server.OwnerExited(pid); });
+  server.SetOwnerWatcher(owners.get());
   if (*store) server.UseJournal(**store, journal, journal_path);
-  absl::Status served;
-  {
-    std::unique_ptr<SignalWatcher> signals =
-        WatchSignals([&server] { server.DumpStats(); },
-                     [&server] {
-                       PS_LOG(INFO) << "Stopping on signal.";
-                       server.Shutdown();
-                     });
-    served = server.Serve();
-  }
+  absl::Status served = server.Serve();
+  owners.reset();  // No exit callback may run once serving is over.
   return served.ok() ? 0 : 1;
 }

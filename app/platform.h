@@ -11,6 +11,7 @@
 #ifndef PORTSERVER_APP_PLATFORM_H_
 #define PORTSERVER_APP_PLATFORM_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 
@@ -38,9 +39,13 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents);
 
+// The platform's OwnerWatcher (app/server.h): pidfds on Linux.
+std::unique_ptr<OwnerWatcher> WatchOwners(std::function<void(int64_t)> on_exit);
+
 // Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM or SIGINT, on
 // a thread of its own, until the returned object is destroyed. Call before
-// starting other threads (it blocks those signals process-wide).
+// starting any other thread: it blocks those signals in the calling thread,
+// and only threads started later inherit that.
 class SignalWatcher {
  public:
   virtual ~SignalWatcher() = default;

@@ -6,15 +6,19 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <thread>
 
 #include "adapters/linux/linux_lease_store.h"
+#include "adapters/linux/linux_pidfd_watcher.h"
 #include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
 #include "adapters/linux/linux_unix_transport.h"
+#include "app/log.h"
 #include "app/platform.h"
 
 namespace portserver {
@@ -48,6 +52,23 @@ void RaiseDescriptorLimit() {
     setrlimit(RLIMIT_NOFILE, &limit);
   }
 }
+
+class LinuxOwnerWatcher final : public OwnerWatcher {
+ public:
+  explicit LinuxOwnerWatcher(std::function<void(int64_t)> on_exit)
+      : watcher_(std::move(on_exit)) {}
+  void Watch(int64_t pid) override {
+    if (watcher_.Watch(pid) == LinuxPidfdWatcher::WatchResult::kUnavailable &&
+        !warned_.exchange(true)) {
+      PS_LOG(WARNING) << "No pidfd for pid " << pid << " (" << std::strerror(errno)
+                      << "): dead owners are found by sweeps only";
+    }
+  }
+
+ private:
+  LinuxPidfdWatcher watcher_;
+  std::atomic<bool> warned_{false};
+};
 
 class LinuxSignalWatcher final : public SignalWatcher {
  public:
@@ -129,6 +150,11 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       LinuxLeaseStore::Open(*path, contents);
   if (!store.ok()) return store.status();
   return std::unique_ptr<LeaseStore>(std::move(*store));
+}
+
+std::unique_ptr<OwnerWatcher> WatchOwners(
+    std::function<void(int64_t)> on_exit) {
+  return std::make_unique<LinuxOwnerWatcher>(std::move(on_exit));
 }
 
 std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,

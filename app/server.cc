@@ -47,6 +47,9 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
                << replay.leases.size()
                << " journaled leases (the others' owners are gone)";
+  if (watcher_ != nullptr) {
+    for (const auto& lease : service_.Leases()) watcher_->Watch(lease.second.pid);
+  }
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
     PS_LOG(ERROR) << "State file " << path << " cannot be rewritten: "
@@ -91,8 +94,17 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "journal-compactions " << s.journal_compactions;
 }
 
+void Server::OwnerExited(int64_t pid) {
+  size_t back = service_.OwnerExited(pid);
+  if (Verbose() && back > 0) {
+    PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
+                 << " port(s) back in the pool";
+  }
+}
+
 std::string Server::HandleRequest(const Request& request) {
   Decision d = service_.Decide(request);
+  if (d.granted() && watcher_ != nullptr) watcher_->Watch(d.pid);
   if (!d.store_error.empty()) {
     PS_LOG(WARNING) << "Port " << d.port << " for pid " << d.pid
                     << " not journaled: " << d.store_error;

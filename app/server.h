@@ -13,6 +13,7 @@
 #ifndef PORTSERVER_APP_SERVER_H_
 #define PORTSERVER_APP_SERVER_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,16 @@
 #include "domain/transport.h"
 
 namespace portserver {
+
+// Tells when owners exit, so that their ports come back at once. Watch()
+// is cheap for an owner already watched. The callback the platform's
+// watcher was made with may run on another thread, and means "may have
+// exited": the server confirms with its probe.
+class OwnerWatcher {
+ public:
+  virtual ~OwnerWatcher() = default;
+  virtual void Watch(int64_t pid) = 0;
+};
 
 // The adapters a server runs on. Not owned; they must outlive the Server.
 struct Adapters {
@@ -46,6 +57,12 @@ class Server final : private RequestHandler {
   void UseJournal(LeaseStore& store, std::string_view contents,
                   const std::string& path);
 
+  // From now on, tells `watcher` (which must outlive the server) of each
+  // owner, so that their exits reach OwnerExited() at once.
+  void SetOwnerWatcher(OwnerWatcher* watcher) { watcher_ = watcher; }
+  // An owner may have exited: its ports come back if the probe agrees.
+  void OwnerExited(int64_t pid);
+
   // Serves until Shutdown(); then logs the statistics. Returns an Internal
   // error if the transport failed.
   absl::Status Serve();
@@ -60,6 +77,7 @@ class Server final : private RequestHandler {
   const Options options_;
   Transport& transport_;
   PortService service_;
+  OwnerWatcher* watcher_ = nullptr;
 };
 
 }  // namespace portserver

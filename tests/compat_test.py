@@ -646,6 +646,24 @@ class ReclaimTest(ServerTestCase):
         self.assertEqual(again, leased)
         self.assert_denied(self.addr, os.getpid())
 
+    def test_ports_come_back_as_soon_as_the_owner_dies(self):
+        # Not a feature of the reference server, which reclaims only when a
+        # later request's scan reaches a port: ours watches owners (pidfd)
+        # and takes their ports back as they exit, with no request at all.
+        server = self.start_server('20220-20223', extra_args=['--verbose'])
+        child = spawn_sleeper(self)
+        for _ in range(4):
+            self.assertIsNotNone(ask(server.address, child.pid, server.pool))
+        start = server.stderr.count()
+        child.kill()
+        child.wait()
+        needle = 'Owner pid %d exited: 4 port(s) back in the pool' % child.pid
+        found = server.stderr.wait_for(lambda line: needle in line,
+                                       start=start, timeout=10)
+        self.assertIsNotNone(found, 'no "%s" in the log without a request\n%s'
+                             % (needle, server.log()))
+        self.assertEqual(server.stats()['total-allocations'], 4)
+
     def test_round_robin_does_not_reuse_freed_port_first(self):
         # Each port's owner is dead before the next request: a round-robin
         # pool still walks through every port before handing one out again.
