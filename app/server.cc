@@ -121,6 +121,9 @@ std::string Server::HandleRequest(const Request& request) {
     line = absl::StrCat("Request on behalf of pid ", d.pid, ": denied (",
                         OutcomeName(d.outcome), ")");
   }
+  if (d.outcome != Outcome::kMalformed && !d.detail.empty()) {
+    absl::StrAppend(&line, " (", d.detail, ")");
+  }
   if (options_.debug) {
     absl::StrAppend(&line, " [end=", EndName(request.end));
     if (request.peer.known) {

@@ -28,6 +28,8 @@ const char* OutcomeName(Outcome outcome) {
       return "quota-exceeded";
     case Outcome::kOverCapacity:
       return "over-capacity";
+    case Outcome::kPermissionDenied:
+      return "permission-denied";
   }
   return "unknown";
 }
@@ -45,21 +47,42 @@ Decision PortService::Allocate(int64_t pid) {
   return AllocateLocked(pid);
 }
 
-Decision PortService::AllocateLocked(int64_t pid) {
+Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
   Decision d;
   d.pid = pid;
+  d.named_pid = pid;
   if (pid <= 0) {
     d.outcome = Outcome::kInvalidPid;
   } else if (pid == 1) {
     d.outcome = Outcome::kInit;
   } else {
-    ProcessProbe::Result who = process_probe_.Probe(pid);
-    if (who.state == ProcessProbe::State::kGone) {
+    if (peer.known && peer.pid > 0) {
+      ProcessProbe::Mapping m = process_probe_.MapNamedPid(peer.pid, pid);
+      d.pid = m.pid;
+      if (m.kind == ProcessProbe::Mapping::Kind::kTranslated) {
+        ++stats_.pids_translated;
+        d.detail = "pid " + std::to_string(pid) + " in the caller's pid namespace is " +
+                   std::to_string(m.pid) + " here";
+      } else if (m.kind == ProcessProbe::Mapping::Kind::kCaller) {
+        ++stats_.pids_replaced_by_caller;
+        d.detail = "pid " + std::to_string(pid) +
+                   " named in another pid namespace cannot be translated: "
+                   "leased to the caller, pid " + std::to_string(m.pid);
+      }
+    }
+    ProcessProbe::Result who = process_probe_.Probe(d.pid);
+    if (who.state == ProcessProbe::State::kAlive && peer.known &&
+        peer.uid != 0 && who.uid_known && who.uid != peer.uid) {
+      d.outcome = Outcome::kPermissionDenied;
+      d.detail = "pid " + std::to_string(d.pid) + " runs as uid " +
+                 std::to_string(who.uid) + ", the caller as uid " +
+                 std::to_string(peer.uid);
+    } else if (who.state == ProcessProbe::State::kGone) {
       d.outcome = Outcome::kNoSuchProcess;
     } else if (who.state == ProcessProbe::State::kError) {
       d.outcome = Outcome::kProbeFailed;
     } else {
-      d.allocation = policy_.Allocate(Owner{pid, who.incarnation});
+      d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
       stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
       if (d.allocation.ok) {
         d.outcome = Outcome::kGranted;
@@ -102,6 +125,9 @@ void PortService::Count(Outcome outcome) {
       break;
     case Outcome::kQuotaExceeded:
       ++stats_.denied_quota;
+      break;
+    case Outcome::kPermissionDenied:
+      ++stats_.denied_permission;
       break;
   }
   ++stats_.denied_allocations;
@@ -170,7 +196,7 @@ Decision PortService::Decide(const Request& request) {
     d.detail = std::move(parsed.error);
     return d;
   }
-  return AllocateLocked(parsed.pid);
+  return AllocateLocked(parsed.pid, request.peer);
 }
 
 std::string PortService::HandleRequest(const Request& request) {

@@ -38,6 +38,7 @@ enum class Outcome {
   kPoolExhausted,  // Every port is leased to a live owner or busy.
   kQuotaExceeded,  // The owner holds --portserver_max_ports_per_pid ports.
   kOverCapacity,   // The transport was at its connection cap: not read.
+  kPermissionDenied,  // A caller other than root named another user's pid.
 };
 
 // A stable lower-case name, e.g. "pool-exhausted", for logs.
@@ -49,7 +50,8 @@ struct Decision {
   uint64_t incarnation = 0;  // The owner's, when granted.
   uint16_t port = 0;    // When granted.
   Allocation allocation;  // Probe counts, when a policy decision was made.
-  std::string detail;   // Why a request was malformed.
+  std::string detail;   // Why a request was malformed or was mapped.
+  int64_t named_pid = 0;  // As the caller named it, before mapping.
   std::string store_error;  // Set if the grant could not be journaled.
   std::string reply;    // Bytes for the client; empty: close without reply.
   bool granted() const { return outcome == Outcome::kGranted; }
@@ -70,6 +72,11 @@ struct Stats {
   uint64_t denied_no_such_process = 0; // Includes probe failures.
   uint64_t denied_pool_exhausted = 0;
   uint64_t denied_quota = 0;
+  uint64_t denied_permission = 0;      // Another user's pid, caller not root.
+  // Requests whose pid was named in another pid namespace: translated, or
+  // (when that could not be done) leased to the caller itself.
+  uint64_t pids_translated = 0;
+  uint64_t pids_replaced_by_caller = 0;
   // A view of the ledger and the policy, now.
   uint64_t leased_ports = 0;
   uint64_t owners = 0;
@@ -89,6 +96,9 @@ class PortService : public RequestHandler {
   Decision Allocate(int64_t pid);
 
   // Parses a wire request and decides it. Decision::reply is the answer.
+  // When the transport knows the caller (request.peer), the named pid is
+  // mapped into our pid namespace (ProcessProbe::MapNamedPid), and a caller
+  // other than root (uid 0) may only name processes of its own user.
   Decision Decide(const Request& request);
 
   // RequestHandler: Decide(request).reply.
@@ -118,7 +128,8 @@ class PortService : public RequestHandler {
   Stats stats() const;
 
  private:
-  Decision AllocateLocked(int64_t pid);  // REQUIRES: mu_ held.
+  // REQUIRES: mu_ held. `peer` is checked if known.
+  Decision AllocateLocked(int64_t pid, const PeerCredentials& peer = {});
   void Count(Outcome outcome);           // REQUIRES: mu_ held.
   StoreResult CompactLocked();           // REQUIRES: mu_ held.
   void Journal(Decision& d);             // REQUIRES: mu_ held; d granted.

@@ -242,6 +242,55 @@ TEST(PortServiceJournal, StoreFailureIsCountedAndServingGoesOn) {
   EXPECT_EQ(service.stats().journal_errors, 1u);
 }
 
+Request FromPeer(std::string_view data, int64_t pid, uint32_t uid) {
+  Request r = Wire(data);
+  r.peer = PeerCredentials{true, pid, uid};
+  return r;
+}
+
+TEST_F(PortServiceTest, CallerMayNameOnlyItsOwnUsersProcesses) {
+  processes_.Spawn(60, /*uid=*/1000);
+  processes_.Spawn(61, /*uid=*/1001);
+  // uid 1000 asks for its own process: granted.
+  EXPECT_TRUE(service_.Decide(FromPeer("60\n", 60, 1000)).granted());
+  // uid 1000 asks for uid 1001's process: denied, and said why.
+  Decision d = service_.Decide(FromPeer("61\n", 60, 1000));
+  EXPECT_EQ(d.outcome, Outcome::kPermissionDenied);
+  EXPECT_NE(d.detail.find("uid 1001"), std::string::npos) << d.detail;
+  EXPECT_TRUE(d.reply.empty());
+  // root may ask for anyone.
+  EXPECT_TRUE(service_.Decide(FromPeer("61\n", 42, 0)).granted());
+  // Unknown peers (a transport that cannot tell) are not checked.
+  EXPECT_TRUE(service_.Decide(Wire("61\n")).granted());
+  EXPECT_EQ(service_.stats().denied_permission, 1u);
+}
+
+TEST_F(PortServiceTest, PidNamedInAnotherNamespaceIsTranslated) {
+  processes_.Spawn(5000);
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 7, {Kind::kTranslated, 5000});
+  Decision d = service_.Decide(FromPeer("7\n", 5000, 0));
+  ASSERT_TRUE(d.granted());
+  EXPECT_EQ(d.pid, 5000);
+  EXPECT_EQ(d.named_pid, 7);
+  EXPECT_EQ(service_.PortsOf(5000), (std::vector<uint16_t>{d.port}));
+  EXPECT_TRUE(service_.PortsOf(7).empty()) << "never our unrelated pid 7";
+  EXPECT_EQ(service_.stats().pids_translated, 1u);
+}
+
+TEST_F(PortServiceTest, UntranslatablePidIsLeasedToTheCaller) {
+  processes_.Spawn(5000);
+  processes_.Spawn(9);  // An unrelated process of ours with the named number.
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 9, {Kind::kCaller, 5000});
+  Decision d = service_.Decide(FromPeer("9\n", 5000, 0));
+  ASSERT_TRUE(d.granted());
+  EXPECT_EQ(d.pid, 5000);
+  EXPECT_NE(d.detail.find("leased to the caller"), std::string::npos);
+  EXPECT_TRUE(service_.PortsOf(9).empty());
+  EXPECT_EQ(service_.stats().pids_replaced_by_caller, 1u);
+}
+
 TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {
   FakeProcessProbe processes;
   FakePortProbe ports;

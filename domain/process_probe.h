@@ -26,6 +26,20 @@ class ProcessProbe {
     // Distinguishes two owners that reuse one id (on Linux the process start
     // time in clock ticks since boot). Only meaningful when kAlive.
     uint64_t incarnation = 0;
+    // The user the owner runs as, where the probe can tell (kAlive only).
+    bool uid_known = false;
+    uint32_t uid = 0;
+  };
+
+  // A pid named by a caller, mapped into the server's pid namespace.
+  struct Mapping {
+    enum class Kind {
+      kSame,        // The caller shares our namespace: `pid` is as named.
+      kTranslated,  // Named in the caller's namespace; `pid` is ours for it.
+      kCaller,      // Could not be translated: `pid` is the caller itself.
+    };
+    Kind kind = Kind::kSame;
+    int64_t pid = 0;
   };
 
   ProcessProbe() = default;
@@ -35,6 +49,15 @@ class ProcessProbe {
 
   // Reports the state of owner `pid` now. `pid` is > 0. Never blocks for long.
   virtual Result Probe(int64_t pid) = 0;
+
+  // Maps `named`, a pid (> 1) named by the process `caller` (as the kernel
+  // reports it, in our namespace), into our namespace. A caller in another
+  // pid namespace (a container sharing our network) names pids of its own;
+  // a pid number must never be matched to an unrelated process of ours.
+  // The default suits owners that are not processes: kSame.
+  virtual Mapping MapNamedPid(int64_t caller, int64_t named) {
+    return Mapping{Mapping::Kind::kSame, named};
+  }
 };
 
 }  // namespace portserver

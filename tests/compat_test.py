@@ -612,6 +612,98 @@ class ExhaustionTest(ServerTestCase):
 # --------------------------------------------------------------------------
 # 3. Ports of a dead process come back.
 
+class NamespaceTest(ServerTestCase):
+    """Callers in another pid namespace that share our network namespace."""
+    POOL = '20250-20259'
+    EXTRA_ARGS = ['--verbose']
+
+    SCRIPT = (
+        'import os, sys, portpicker\n'
+        'nspid = [l for l in open("/proc/self/status") if l.startswith("NSpid:")]\n'
+        'named = int(sys.argv[2]) if len(sys.argv) > 2 else os.getpid()\n'
+        'port = portpicker.get_port_from_port_server(sys.argv[1], pid=named)\n'
+        'print(nspid[0].split()[1], named, port)\n')
+
+    def run_in_pid_namespace(self, *args):
+        # sh stays pid 1 of the new namespace, so python is not "init".
+        command = ['unshare', '--pid', '--fork', 'sh', '-c',
+                   '/usr/bin/python3 -c "$0" "$@"; true', self.SCRIPT,
+                   self.addr] + [str(a) for a in args]
+        try:
+            out = subprocess.run(command, capture_output=True, text=True,
+                                 timeout=30)
+        except FileNotFoundError:
+            self.skipTest('unshare is not installed')
+        if out.returncode != 0 or not out.stdout.strip():
+            self.skipTest('cannot create a pid namespace here: %s'
+                          % out.stderr.strip())
+        ours, named, port = out.stdout.split()
+        return int(ours), int(named), None if port == 'None' else int(port)
+
+    def wait_for_log(self, needle):
+        found = self.server.stderr.wait_for(lambda line: needle in line,
+                                            timeout=10)
+        self.assertIsNotNone(found, 'no log line with %r\n%s'
+                             % (needle, self.server.log()))
+
+    def test_caller_naming_itself_is_translated(self):
+        ours, named, port = self.run_in_pid_namespace()
+        self.assertNotEqual(ours, named, 'not in a nested pid namespace')
+        self.assertIn(port, self.pool)
+        self.wait_for_log('Request on behalf of pid %d: port %d (pid %d in '
+                          "the caller's pid namespace is %d here)"
+                          % (ours, port, named, ours))
+
+    def test_unrelated_pid_is_never_matched(self):
+        # The caller names our own pid, which means nothing in its namespace:
+        # the port must go to the caller, never to us.
+        ours, named, port = self.run_in_pid_namespace(os.getpid())
+        self.assertEqual(named, os.getpid())
+        self.assertIn(port, self.pool)
+        self.wait_for_log('Request on behalf of pid %d: port %d (pid %d named '
+                          'in another pid namespace cannot be translated: '
+                          'leased to the caller, pid %d)'
+                          % (ours, port, named, ours))
+
+
+class PermissionTest(ServerTestCase):
+    """A caller other than root may only ask for its own user's processes."""
+    POOL = '20270-20279'
+    NOBODY = 65534
+
+    def ask_as_nobody(self, pid):
+        script = ('import portpicker, sys\n'
+                  'print(portpicker.get_port_from_port_server(sys.argv[1], '
+                  'pid=int(sys.argv[2])))\n')
+        def become_nobody():
+            os.setgid(self.NOBODY)
+            os.setuid(self.NOBODY)
+        try:
+            out = subprocess.run(['/usr/bin/python3', '-c', script, self.addr,
+                                  str(pid)], capture_output=True, text=True,
+                                 timeout=30, preexec_fn=become_nobody)
+        except subprocess.SubprocessError as error:
+            self.skipTest('cannot run as uid %d here: %s' % (self.NOBODY, error))
+        return out.stdout.strip()
+
+    def test_other_users_pid_is_denied_own_is_granted(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root to switch to uid %d' % self.NOBODY)
+        # Our own process runs as root: nobody may not lease for it.
+        self.assertEqual(self.ask_as_nobody(os.getpid()), 'None')
+        # A process of nobody's own: granted.
+        nobody_child = subprocess.Popen(
+            ['sleep', '600'], preexec_fn=lambda: (os.setgid(self.NOBODY),
+                                                   os.setuid(self.NOBODY)))
+        try:
+            self.assertIn(int(self.ask_as_nobody(nobody_child.pid)), self.pool)
+        finally:
+            nobody_child.kill()
+            nobody_child.wait()
+        # Root may lease for anyone.
+        self.assertIsNotNone(ask(self.addr, os.getpid(), self.pool))
+
+
 class ReclaimTest(ServerTestCase):
     POOL = '20200-20207'
 

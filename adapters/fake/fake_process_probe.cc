@@ -2,9 +2,23 @@
 
 namespace portserver {
 
-void FakeProcessProbe::Spawn(int64_t pid) {
+void FakeProcessProbe::Spawn(int64_t pid, uint32_t uid) {
   std::lock_guard<std::mutex> lock(mu_);
-  alive_[pid] = next_incarnation_++;
+  alive_[pid] = Process{next_incarnation_++, uid};
+}
+
+void FakeProcessProbe::SetMapping(int64_t caller, int64_t named,
+                                  Mapping mapping) {
+  std::lock_guard<std::mutex> lock(mu_);
+  mappings_[{caller, named}] = mapping;
+}
+
+ProcessProbe::Mapping FakeProcessProbe::MapNamedPid(int64_t caller,
+                                                    int64_t named) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = mappings_.find({caller, named});
+  if (it != mappings_.end()) return it->second;
+  return Mapping{Mapping::Kind::kSame, named};
 }
 
 void FakeProcessProbe::Kill(int64_t pid) {
@@ -20,7 +34,7 @@ void FakeProcessProbe::FailNextCalls(int n) {
 uint64_t FakeProcessProbe::IncarnationOf(int64_t pid) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = alive_.find(pid);
-  return it == alive_.end() ? 0 : it->second;
+  return it == alive_.end() ? 0 : it->second.incarnation;
 }
 
 int FakeProcessProbe::probe_count() const {
@@ -42,7 +56,9 @@ ProcessProbe::Result FakeProcessProbe::Probe(int64_t pid) {
     r.state = State::kGone;
   } else {
     r.state = State::kAlive;
-    r.incarnation = it->second;
+    r.incarnation = it->second.incarnation;
+    r.uid_known = true;
+    r.uid = it->second.uid;
   }
   return r;
 }

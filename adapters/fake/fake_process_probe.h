@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "domain/process_probe.h"
 
@@ -21,8 +22,11 @@ namespace portserver {
 
 class FakeProcessProbe final : public ProcessProbe {
  public:
-  // Makes `pid` alive with a fresh incarnation (reusing it if it was alive).
-  void Spawn(int64_t pid);
+  // Makes `pid` alive with a fresh incarnation (reusing it if it was alive),
+  // running as `uid`.
+  void Spawn(int64_t pid, uint32_t uid = 0);
+  // MapNamedPid(caller, named) answers `mapping` (default: kSame, named).
+  void SetMapping(int64_t caller, int64_t named, Mapping mapping);
   void Kill(int64_t pid);
   // The next `n` calls of Probe() report kError.
   void FailNextCalls(int n);
@@ -30,10 +34,16 @@ class FakeProcessProbe final : public ProcessProbe {
   int probe_count() const;
 
   Result Probe(int64_t pid) override;
+  Mapping MapNamedPid(int64_t caller, int64_t named) override;
 
  private:
   mutable std::mutex mu_;
-  std::map<int64_t, uint64_t> alive_;  // pid -> incarnation
+  struct Process {
+    uint64_t incarnation;
+    uint32_t uid;
+  };
+  std::map<int64_t, Process> alive_;
+  std::map<std::pair<int64_t, int64_t>, Mapping> mappings_;
   uint64_t next_incarnation_ = 1;
   int failures_left_ = 0;
   int probe_count_ = 0;

@@ -1,5 +1,8 @@
 #include "adapters/linux/linux_process_probe.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +11,9 @@
 #include <cstddef>
 #include <limits>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <vector>
 #include <system_error>
 #include <utility>
 
@@ -26,8 +31,10 @@ constexpr int kStartTimeIndexAfterComm = 19;
 
 enum class ReadOutcome { kOk, kGone, kError };
 
-// Reads the whole file at `path` into `out`.
-ReadOutcome ReadSmallFile(const std::string& path, std::string* out) {
+// Reads the whole file at `path` into `out`; `*owner` (if given) receives
+// the file's owner, which for /proc/<pid>/* is the process's user.
+ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
+                          std::optional<uint32_t>* owner = nullptr) {
   int fd;
   do {
     fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -35,6 +42,10 @@ ReadOutcome ReadSmallFile(const std::string& path, std::string* out) {
   if (fd < 0) {
     return (errno == ENOENT || errno == ESRCH) ? ReadOutcome::kGone
                                                : ReadOutcome::kError;
+  }
+  if (owner != nullptr) {
+    struct stat st {};
+    if (fstat(fd, &st) == 0) *owner = static_cast<uint32_t>(st.st_uid);
   }
   ReadOutcome outcome = ReadOutcome::kOk;
   char buffer[4096];
@@ -144,7 +155,8 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
   }
   std::string path = proc_root_ + "/" + std::to_string(pid) + "/stat";
   std::string stat;
-  switch (ReadSmallFile(path, &stat)) {
+  std::optional<uint32_t> owner;
+  switch (ReadSmallFile(path, &stat, &owner)) {
     case ReadOutcome::kGone:
       result.state = State::kGone;
       return result;
@@ -153,7 +165,72 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
     case ReadOutcome::kOk:
       break;
   }
-  return ParseStat(stat, pid);
+  result = ParseStat(stat, pid);
+  if (result.state == State::kAlive && owner) {
+    result.uid_known = true;
+    result.uid = *owner;
+  }
+  return result;
+}
+
+std::vector<int64_t> LinuxProcessProbe::NamespacePids(int64_t pid) const {
+  std::string status;
+  if (ReadSmallFile(proc_root_ + "/" + std::to_string(pid) + "/status",
+                    &status) != ReadOutcome::kOk) {
+    return {};
+  }
+  size_t at = status.find("\nNSpid:");
+  if (at == std::string::npos) return {};
+  std::string_view line(status);
+  line.remove_prefix(at + 7);
+  line = line.substr(0, line.find('\n'));
+  std::vector<int64_t> pids;
+  while (true) {
+    size_t begin = line.find_first_not_of(" \t");
+    if (begin == std::string_view::npos) break;
+    line.remove_prefix(begin);
+    size_t end = line.find_first_of(" \t");
+    uint64_t value = 0;
+    if (!ParseUnsigned(line.substr(0, end), &value)) return {};
+    pids.push_back(static_cast<int64_t>(value));
+    if (end == std::string_view::npos) break;
+    line.remove_prefix(end);
+  }
+  return pids;
+}
+
+std::string LinuxProcessProbe::PidNamespaceOf(int64_t pid) const {
+  char target[256];
+  std::string link = proc_root_ + "/" + std::to_string(pid) + "/ns/pid";
+  ssize_t n = readlink(link.c_str(), target, sizeof(target));
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string();
+}
+
+ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
+                                                    int64_t named) {
+  std::vector<int64_t> caller_pids = NamespacePids(caller);
+  if (caller_pids.size() == 1) return Mapping{Mapping::Kind::kSame, named};
+  if (caller_pids.empty()) return Mapping{Mapping::Kind::kCaller, caller};
+  // The caller lives in a nested pid namespace: `named` is one of its pids.
+  if (named == caller_pids.back()) {
+    return Mapping{Mapping::Kind::kTranslated, caller};
+  }
+  std::string caller_namespace = PidNamespaceOf(caller);
+  DIR* dir = opendir(proc_root_.c_str());
+  if (dir != nullptr && !caller_namespace.empty()) {
+    while (dirent* entry = readdir(dir)) {
+      uint64_t pid = 0;
+      if (!ParseUnsigned(entry->d_name, &pid)) continue;
+      std::vector<int64_t> pids = NamespacePids(static_cast<int64_t>(pid));
+      if (pids.size() == caller_pids.size() && pids.back() == named &&
+          PidNamespaceOf(static_cast<int64_t>(pid)) == caller_namespace) {
+        closedir(dir);
+        return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(pid)};
+      }
+    }
+  }
+  if (dir != nullptr) closedir(dir);
+  return Mapping{Mapping::Kind::kCaller, caller};
 }
 
 }  // namespace portserver

@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "domain/process_probe.h"
 
@@ -29,9 +30,21 @@ class LinuxProcessProbe final : public ProcessProbe {
   // read or parsed.
   Result Probe(int64_t pid) override;
 
+  // Through NSpid in <proc_root>/<caller>/status: a caller in our pid
+  // namespace names our pids (kSame); one in a nested namespace that names
+  // itself is translated to `caller`; another process of that namespace is
+  // found by scanning <proc_root> for the same namespace and innermost pid.
+  // Otherwise the caller itself (kCaller): never an unrelated process.
+  Mapping MapNamedPid(int64_t caller, int64_t named) override;
+
   const std::string& proc_root() const { return proc_root_; }
 
  private:
+  // The pids of `pid` from our namespace inward (NSpid); empty if unknown.
+  std::vector<int64_t> NamespacePids(int64_t pid) const;
+  // The target of <proc_root>/<pid>/ns/pid, e.g. "pid:[4026531836]".
+  std::string PidNamespaceOf(int64_t pid) const;
+
   const std::string proc_root_;
 };
 

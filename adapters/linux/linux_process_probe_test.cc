@@ -60,6 +60,18 @@ class FixtureProcRoot {
   }
   const std::string& root() const { return root_; }
 
+  // A process with NSpid `nspid` (e.g. "200\t5") in pid namespace `ns`.
+  void WriteNamespaced(int64_t pid, const std::string& nspid,
+                       const std::string& ns) {
+    std::string dir = root_ + "/" + std::to_string(pid);
+    mkdir(dir.c_str(), 0755);
+    std::ofstream out(dir + "/status", std::ios::trunc | std::ios::binary);
+    out << "Name:\tx\nTgid:\t" << pid << "\nNSpid:\t" << nspid
+        << "\nNSpgid:\t1\n";
+    mkdir((dir + "/ns").c_str(), 0755);
+    symlink(ns.c_str(), (dir + "/ns/pid").c_str());
+  }
+
   void WriteStat(int64_t pid, const std::string& contents) {
     std::string dir = root_ + "/" + std::to_string(pid);
     mkdir(dir.c_str(), 0755);
@@ -229,6 +241,77 @@ TEST(LinuxProcessProbe, UnreadableStatIsAnError) {
   ASSERT_EQ(mkdir((dir + "/stat").c_str(), 0755), 0);
   LinuxProcessProbe probe(proc.root());
   EXPECT_EQ(probe.Probe(8).state, State::kError);
+}
+
+}  // namespace
+}  // namespace portserver
+
+namespace portserver {
+namespace {
+
+using Kind = ProcessProbe::Mapping::Kind;
+
+TEST(LinuxProcessProbe, ReportsTheOwnersUid) {
+  LinuxProcessProbe probe;
+  ProcessProbe::Result self = probe.Probe(getpid());
+  ASSERT_EQ(self.state, ProcessProbe::State::kAlive);
+  EXPECT_TRUE(self.uid_known);
+  EXPECT_EQ(self.uid, geteuid());
+}
+
+TEST(LinuxProcessProbe, CallerInOurNamespaceNamesOurPids) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(100, "100", "pid:[1]");
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(100, 6);
+  EXPECT_EQ(m.kind, Kind::kSame);
+  EXPECT_EQ(m.pid, 6);
+}
+
+TEST(LinuxProcessProbe, ContainerCallerNamingItselfIsTranslated) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 5);
+  EXPECT_EQ(m.kind, Kind::kTranslated);
+  EXPECT_EQ(m.pid, 200);
+}
+
+TEST(LinuxProcessProbe, ContainerPidIsFoundInTheCallersNamespaceOnly) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  proc.WriteNamespaced(201, "201\t6", "pid:[111]");  // 6 in the container
+  proc.WriteNamespaced(6, "6", "pid:[1]");            // our unrelated pid 6
+  proc.WriteNamespaced(300, "300\t6", "pid:[222]");  // 6 in another container
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 6);
+  EXPECT_EQ(m.kind, Kind::kTranslated);
+  EXPECT_EQ(m.pid, 201);
+}
+
+TEST(LinuxProcessProbe, UntranslatablePidFallsBackToTheCaller) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  proc.WriteNamespaced(7, "7", "pid:[1]");  // Ours, never the answer.
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 7);
+  EXPECT_EQ(m.kind, Kind::kCaller);
+  EXPECT_EQ(m.pid, 200);
+}
+
+TEST(LinuxProcessProbe, UnknownCallerFallsBackToTheCaller) {
+  FixtureProcRoot proc;
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(424242, 7);
+  EXPECT_EQ(m.kind, Kind::kCaller);
+  EXPECT_EQ(m.pid, 424242);
+}
+
+TEST(LinuxProcessProbe, RealProcessesShareOurNamespace) {
+  LinuxProcessProbe probe;
+  ProcessProbe::Mapping m = probe.MapNamedPid(getpid(), getppid());
+  EXPECT_EQ(m.kind, Kind::kSame);
+  EXPECT_EQ(m.pid, getppid());
 }
 
 }  // namespace
