@@ -32,11 +32,10 @@ DEFINE_int32(portserver_read_timeout_ms, 5000,
              "milliseconds, before the connection is closed.");
 DEFINE_bool(portserver_lock_ports, false,
             "Hold a host-wide lock (the abstract socket "
-            "@portserver-port-lock-<port>) on each port from the first time "
-            "it is handed out until the server exits, and skip ports another "
-            "server holds: several servers sharing one network namespace "
-            "(e.g. Bazel portserver_test servers) then never hand out the "
-            "same port. Not in the reference server.");
+            "@portserver-port-lock-<port>) on each port while it is leased, "
+            "and skip ports another server holds: several servers sharing "
+            "one network namespace (e.g. Bazel portserver_test servers) then "
+            "never hand out the same port.");
 DEFINE_bool(verbose, false, "Enable verbose messages (one line per request).");
 DEFINE_bool(debug, false,
             "Enable full debug messages (per request, with the caller's "
@@ -52,17 +51,38 @@ struct FlagSpec {
   const char* name;
   const char* metavar;  // nullptr for booleans.
 };
+// The reference server's flags first, then ours (kFirstOwnFlag on).
 constexpr FlagSpec kFlags[] = {
     {"portserver_static_pool", "PORTSERVER_STATIC_POOL"},
     {"portserver_address", "PORTSERVER_ADDRESS"},
+    {"verbose", nullptr},
+    {"debug", nullptr},
     {"portserver_state_file", "PATH"},
     {"portserver_max_ports_per_pid", "N"},
     {"portserver_max_connections", "N"},
     {"portserver_read_timeout_ms", "MS"},
     {"portserver_lock_ports", nullptr},
-    {"verbose", nullptr},
-    {"debug", nullptr},
 };
+constexpr size_t kFirstOwnFlag = 4;
+
+// Wraps `text` at 72 columns, each line indented by 8 spaces.
+std::string Wrapped(const std::string& text) {
+  std::string out, line;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    std::string word = text.substr(start, end - start);
+    if (!line.empty() && line.size() + 1 + word.size() > 72) {
+      absl::StrAppend(&out, "        ", line, "\n");
+      line.clear();
+    }
+    absl::StrAppend(&line, line.empty() ? "" : " ", word);
+    start = end + 1;
+  }
+  if (!line.empty()) absl::StrAppend(&out, "        ", line, "\n");
+  return out;
+}
 
 const FlagSpec* FindFlag(std::string_view name) {
   if (name == kAddressAlias) name = "portserver_address";
@@ -165,7 +185,7 @@ std::string UsageText() {
   std::string usage =
       "usage: portserver [-h] [--portserver_static_pool PORTSERVER_STATIC_POOL]\n"
       "                  [--portserver_address PORTSERVER_ADDRESS] [--verbose]\n"
-      "                  [--debug]\n"
+      "                  [--debug] [more flags below]\n"
       "\n"
       "Hands out network ports that are free and stay reserved for the asking\n"
       "process until it dies. Clients (python portpicker, the portpicker\n"
@@ -176,25 +196,29 @@ std::string UsageText() {
       "options:\n"
       "  -h, --help\n"
       "        show this help message and exit\n";
-  for (const FlagSpec& f : kFlags) {
+  for (size_t i = 0; i < sizeof(kFlags) / sizeof(kFlags[0]); ++i) {
+    const FlagSpec& f = kFlags[i];
+    if (i == kFirstOwnFlag) {
+      absl::StrAppend(&usage,
+                      "\nnot in the reference server (the defaults keep its "
+                      "behaviour but for\nthe quota and the journal):\n");
+    }
     gflags::CommandLineFlagInfo info;
     gflags::GetCommandLineFlagInfo(f.name, &info);
     absl::StrAppend(&usage, "  --", f.name);
     if (f.metavar != nullptr) absl::StrAppend(&usage, " ", f.metavar);
     if (std::string_view(f.name) == "portserver_address") {
-      absl::StrAppend(&usage, ", --", std::string(kAddressAlias), " ", f.metavar);
+      absl::StrAppend(&usage, ", --", std::string(kAddressAlias), " ",
+                      f.metavar);
     }
-    absl::StrAppend(&usage, "\n        ", info.description);
+    absl::StrAppend(&usage, "\n", Wrapped(info.description));
     if (f.metavar != nullptr && !info.default_value.empty()) {
-      absl::StrAppend(&usage, " Default: ", info.default_value, ".");
+      absl::StrAppend(&usage, "        Default: ", info.default_value, "\n");
     }
-    absl::StrAppend(&usage, "\n");
   }
   absl::StrAppend(
       &usage,
       "\n"
-      "Flags after --debug are not in the reference server; their defaults\n"
-      "keep its behaviour except for the quota and the journal.\n"
       "signals: SIGUSR1 logs statistics; SIGTERM and SIGINT stop the server.\n"
       "exit status: 0 after SIGTERM/SIGINT, 2 for a bad flag or an address\n"
       "that cannot be bound, 1 if serving fails later.\n");
