@@ -1,0 +1,469 @@
+"""Shared helpers of the black-box robustness tests of //app:portserver.
+
+Adapted (copied, not imported) from tests/compat_test.py: the binary comes
+from $PORTSERVER_BIN or --portserver_bin=PATH; each server runs on a private
+abstract address, its stderr is drained by a thread, startup is detected by
+its "Serving on <address>" line and statistics are read after SIGUSR1, all
+with bounded waits and no sleeps.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+PORTSERVER_BIN = os.environ.get('PORTSERVER_BIN', '')
+ARGV = [sys.argv[0]]
+for _arg in sys.argv[1:]:
+    if _arg.startswith('--portserver_bin='):
+        PORTSERVER_BIN = _arg.split('=', 1)[1]
+    else:
+        ARGV.append(_arg)
+
+STARTUP_TIMEOUT = 20.0
+EXIT_TIMEOUT = 10.0
+REPLY_TIMEOUT = 5.0
+STATS_TIMEOUT = 10.0
+
+LOG_LINE_RE = re.compile(
+    r'^[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+ +\d+ \S+:\d+\] (?P<msg>.*)$')
+STAT_NAMES = (
+    'client-request-errors', 'denied-allocations', 'num-ports-managed',
+    'num-ports-checked-for-last-request', 'total-allocations',
+    'denied-invalid-pid', 'denied-no-such-process', 'denied-pool-exhausted',
+    'denied-quota', 'refused-connections', 'leased-ports', 'owners',
+    'busy-ports-cooling', 'journal-errors', 'journal-compactions')
+LAST_STAT = STAT_NAMES[-1]
+STAT_RE = re.compile(r'^(?P<name>%s) (?P<value>\d+)$' %
+                     '|'.join(re.escape(n) for n in STAT_NAMES))
+
+_counter = [0]
+_counter_lock = threading.Lock()
+
+
+def new_address():
+    with _counter_lock:
+        _counter[0] += 1
+        return '@portserver-robust-%d-%d' % (os.getpid(), _counter[0])
+
+
+def sockaddr(address):
+    return '\0' + address[1:] if address.startswith('@') else address
+
+
+def pool_ports(pool):
+    ports = set()
+    for part in pool.split(','):
+        lo, _, hi = part.partition('-')
+        ports.update(range(int(lo), int(hi or lo) + 1))
+    return ports
+
+
+def tmpdir():
+    return os.environ.get('TEST_TMPDIR') or '/tmp'
+
+
+# --------------------------------------------------------------------------
+# Raw protocol.
+
+class Closed(object):
+    """The server closed the connection without sending a byte."""
+
+    def __init__(self, how):
+        self.how = how
+
+    def __repr__(self):
+        return '<closed without reply (%s)>' % self.how
+
+
+def raw_exchange(address, payload, half_close=False, timeout=REPLY_TIMEOUT):
+    """Sends `payload` on a new connection; returns the bytes received up to
+    EOF (or a Closed if none). AssertionError if not closed within timeout."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    deadline = time.monotonic() + timeout
+    data = b''
+    try:
+        sock.settimeout(timeout)
+        sock.connect(sockaddr(address))
+        try:
+            if payload:
+                sock.sendall(payload)
+            if half_close:
+                sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # The server may close before reading everything.
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise socket.timeout()
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(4096)
+            except ConnectionResetError:
+                return data if data else Closed('reset')
+            if not chunk:
+                return data if data else Closed('eof')
+            data += chunk
+    except socket.timeout:
+        raise AssertionError(
+            'request %r to %s: connection not closed within %.1f s '
+            '(received %r)' % (payload[:60], address, timeout, data))
+    finally:
+        sock.close()
+
+
+def parse_reply(payload, got):
+    """A port (int) for b'<port>\\n', None for a close without reply."""
+    if isinstance(got, Closed):
+        return None
+    m = re.match(rb'^([0-9]+)\n$', got)
+    if not m:
+        raise AssertionError('request %r: expected b"<port>\\n" or a close '
+                             'without reply, got %r' % (payload[:60], got))
+    return int(m.group(1))
+
+
+def ask(address, pid, timeout=REPLY_TIMEOUT):
+    """Requests a port for `pid`; the port, or None for a denial."""
+    payload = b'%d\n' % pid
+    return parse_reply(payload, raw_exchange(address, payload, timeout=timeout))
+
+
+# --------------------------------------------------------------------------
+# Processes.
+
+def spawn_owner():
+    """A live process that can own ports until it is killed and reaped."""
+    return subprocess.Popen(['sleep', '100000'], stdin=subprocess.DEVNULL)
+
+
+def kill_owner(proc):
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def find_nonexistent_pid():
+    with open('/proc/sys/kernel/pid_max') as f:
+        pid_max = int(f.read())
+    for pid in range(pid_max - 1, max(pid_max - 5000, 2), -1):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            continue
+    raise AssertionError('no unused pid below %d' % pid_max)
+
+
+def fd_count(pid):
+    return len(os.listdir('/proc/%d/fd' % pid))
+
+
+def memory_kb(pid):
+    """{'VmRSS': kB, 'Private_Dirty': kB (if smaps_rollup exists)}."""
+    out = {}
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                out['VmRSS'] = int(line.split()[1])
+    try:
+        with open('/proc/%d/smaps_rollup' % pid) as f:
+            for line in f:
+                if line.startswith('Private_Dirty:'):
+                    out['Private_Dirty'] = int(line.split()[1])
+    except OSError:
+        pass
+    return out
+
+
+def poll_until(predicate, timeout, interval=0.02):
+    """Polls `predicate` (bounded); returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------
+# Server process.
+
+class LineCollector(object):
+    """Drains a pipe on a thread; callers wait for lines (bounded)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self.lines = []
+        self.eof = False
+        self.cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        try:
+            for raw in iter(self._stream.readline, b''):
+                with self.cond:
+                    self.lines.append(
+                        raw.decode('utf-8', 'replace').rstrip('\r\n'))
+                    self.cond.notify_all()
+        finally:
+            with self.cond:
+                self.eof = True
+                self.cond.notify_all()
+
+    def count(self):
+        with self.cond:
+            return len(self.lines)
+
+    def wait_for(self, predicate, start=0, timeout=10.0):
+        """Index of the first line >= start matching, or None."""
+        deadline = time.monotonic() + timeout
+        index = start
+        with self.cond:
+            while True:
+                while index < len(self.lines):
+                    if predicate(self.lines[index]):
+                        return index
+                    index += 1
+                remaining = deadline - time.monotonic()
+                if self.eof or remaining <= 0:
+                    return None
+                self.cond.wait(remaining)
+
+    def join(self, timeout=5.0):
+        self._thread.join(timeout)
+        if not self._thread.is_alive():
+            self._stream.close()
+
+    def text(self, start=0, tail=None):
+        with self.cond:
+            lines = self.lines[start:]
+        if tail is not None and len(lines) > tail:
+            lines = ['... (%d lines)' % (len(lines) - tail)] + lines[-tail:]
+        return '\n'.join(lines)
+
+
+class Server(object):
+    """One //app:portserver process."""
+
+    def __init__(self, pool, address=None, args=(), preexec_fn=None):
+        self.pool = pool_ports(pool)
+        self.address = address or new_address()
+        self.argv = [PORTSERVER_BIN, '--portserver_static_pool=' + pool,
+                     '--portserver_address=' + self.address] + list(args)
+        self.preexec_fn = preexec_fn
+        self.proc = None
+        self.returncode = None
+
+    def start(self, expect_serving=True):
+        """Starts; waits for "Serving on <address>" or the exit."""
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     preexec_fn=self.preexec_fn)
+        self.stderr = LineCollector(self.proc.stderr)
+        self.stdout = LineCollector(self.proc.stdout)
+        needle = 'Serving on ' + self.address
+        index = self.stderr.wait_for(lambda l: needle in l,
+                                     timeout=STARTUP_TIMEOUT)
+        if expect_serving and index is None:
+            self.kill()
+            raise AssertionError('server did not log %r within %.0f s (exit '
+                                 'status %s)\n%s' % (needle, STARTUP_TIMEOUT,
+                                                     self.returncode,
+                                                     self.log()))
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def running(self):
+        return self.proc is not None and self.returncode is None
+
+    def log(self, tail=200):
+        out = ['---- server: %s' % ' '.join(self.argv), '---- stderr:',
+               self.stderr.text(tail=tail) if self.proc else '']
+        if self.proc and self.stdout.count():
+            out += ['---- stdout:', self.stdout.text(tail=tail)]
+        out.append('---- end of server output')
+        return '\n'.join(out)
+
+    def _reaped(self):
+        self.returncode = self.proc.returncode
+        self.stderr.join()
+        self.stdout.join()
+        return self.returncode
+
+    def wait_exit(self, timeout=EXIT_TIMEOUT):
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError('server did not exit within %.0f s\n%s'
+                                 % (timeout, self.log()))
+        return self._reaped()
+
+    def stop(self, sig=signal.SIGTERM):
+        if not self.running:
+            return self.returncode
+        self.proc.send_signal(sig)
+        return self.wait_exit()
+
+    def kill(self):
+        """SIGKILL (a crash); returns the exit status."""
+        if self.running:
+            self.proc.kill()
+            self.proc.wait()
+            self._reaped()
+        return self.returncode
+
+    def stats(self):
+        """SIGUSR1; the statistics of that dump as a dict."""
+        start = self.stderr.count()
+        os.kill(self.proc.pid, signal.SIGUSR1)
+
+        def is_last(line):
+            m = LOG_LINE_RE.match(line)
+            return bool(m) and m.group('msg').startswith(LAST_STAT + ' ')
+
+        end = self.stderr.wait_for(is_last, start=start, timeout=STATS_TIMEOUT)
+        if end is None:
+            raise AssertionError('no "%s N" line within %.0f s of SIGUSR1\n%s'
+                                 % (LAST_STAT, STATS_TIMEOUT, self.log()))
+        with self.stderr.cond:
+            lines = self.stderr.lines[start:end + 1]
+        stats = {}
+        for line in lines:
+            m = LOG_LINE_RE.match(line)
+            s = STAT_RE.match(m.group('msg')) if m else None
+            if s:
+                stats[s.group('name')] = int(s.group('value'))
+        missing = [n for n in STAT_NAMES if n not in stats]
+        if missing:
+            raise AssertionError('SIGUSR1 dump lacks %s: %r' % (missing, lines))
+        return stats
+
+    def wait_stats(self, expected, timeout=5.0):
+        """Polls stats() until the subset `expected` holds; the last dump."""
+        deadline = time.monotonic() + timeout
+        while True:
+            stats = self.stats()
+            if all(stats[k] == v for k, v in expected.items()):
+                return stats
+            if time.monotonic() > deadline:
+                return stats
+            time.sleep(0.05)
+
+
+def run_binary(args, timeout=5.0):
+    """Runs the binary to completion: (status, stdout, stderr)."""
+    argv = [PORTSERVER_BIN] + list(args)
+    try:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError('%r still running after %.0f s (it must exit)\n'
+                             'stderr: %r' % (argv, timeout, e.stderr))
+    return (done.returncode, done.stdout.decode('utf-8', 'replace'),
+            done.stderr.decode('utf-8', 'replace'))
+
+
+class ServerTestCase(unittest.TestCase):
+    """Tracks servers and owners; tearDown stops servers (SIGTERM -> 0)."""
+
+    def setUp(self):
+        if not PORTSERVER_BIN or not os.access(PORTSERVER_BIN, os.X_OK):
+            self.fail('portserver binary not found: %r' % PORTSERVER_BIN)
+        self.servers = []
+        self.owners = []
+
+    def start_server(self, pool, **kwargs):
+        server = Server(pool, **kwargs)
+        self.servers.append(server)
+        return server.start()
+
+    def owner(self):
+        proc = spawn_owner()
+        self.owners.append(proc)
+        return proc
+
+    def assert_stats(self, server, expected):
+        stats = server.wait_stats(expected)
+        wrong = {k: (v, stats[k]) for k, v in expected.items()
+                 if stats[k] != v}
+        self.assertFalse(wrong, 'statistics differ {name: (expected, got)}: '
+                         '%r\nall: %r\n%s' % (wrong, stats, server.log()))
+        return stats
+
+    def tearDown(self):
+        for proc in self.owners:
+            kill_owner(proc)
+        problems = []
+        for server in self.servers:
+            if not server.running:
+                continue
+            try:
+                status = server.stop(signal.SIGTERM)
+            except AssertionError as e:
+                problems.append(str(e))
+                continue
+            if status != 0:
+                problems.append('server exited %s after SIGTERM (expected 0)'
+                                '\n%s' % (status, server.log()))
+        if problems:
+            self.fail('\n'.join(problems))
+
+
+# --------------------------------------------------------------------------
+# Runner: JUnit XML with one <testcase> per python test (as compat_test.py).
+
+def _write_junit_xml(path, suite_name, started, result):
+    import xml.etree.ElementTree as ET
+    outcome = {}
+    for kind, entries in (('failure', result.failures),
+                          ('error', result.errors),
+                          ('skipped', result.skipped)):
+        for test, text in entries:
+            outcome[test.id()] = (kind, text)
+    suite = ET.Element('testsuite', name=suite_name, tests=str(len(started)),
+                       failures=str(len(result.failures)),
+                       errors=str(len(result.errors)))
+    for test in started:
+        cls, _, name = test.id().rpartition('.')
+        case = ET.SubElement(suite, 'testcase', classname=cls, name=name)
+        if test.id() in outcome:
+            kind, text = outcome[test.id()]
+            ET.SubElement(case, kind, message=text.splitlines()[-1]
+                          if text else kind).text = text
+    root = ET.Element('testsuites')
+    root.append(suite)
+    ET.ElementTree(root).write(path, encoding='utf-8', xml_declaration=True)
+
+
+def main(suite_name):
+    started = []
+
+    class _Recording(unittest.TextTestResult):
+        def startTest(self, test):
+            started.append(test)
+            super().startTest(test)
+
+    program = unittest.main(
+        module='__main__', argv=ARGV, verbosity=2, exit=False,
+        testRunner=unittest.TextTestRunner(verbosity=2,
+                                           resultclass=_Recording))
+    result = program.result
+    xml_path = os.environ.get('XML_OUTPUT_FILE')
+    if xml_path:
+        _write_junit_xml(xml_path, suite_name, started, result)
+    sys.exit(0 if result.wasSuccessful() and result.testsRun else 1)
