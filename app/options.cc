@@ -26,7 +26,8 @@ DEFINE_int32(portserver_max_ports_per_pid, 1024,
              "Most ports one live process may hold at once; further requests "
              "on its behalf are denied (quota). 0: no limit.");
 DEFINE_int32(portserver_max_connections, 1024,
-             "Most client connections open at once; more are closed unread.");
+             "Most client connections open at once. At the cap, the oldest "
+             "connection without a complete request is closed to make room.");
 DEFINE_int32(portserver_read_timeout_ms, 5000,
              "How long a client may take to send its request, in "
              "milliseconds, before the connection is closed.");

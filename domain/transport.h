@@ -33,8 +33,9 @@ struct Request {
     kEof,       // The client closed its side; `data` is all it sent.
     kTooLong,   // The size limit was reached before any '\n'.
     kTimedOut,  // The client sent no complete request in time.
-    kOverCapacity,  // Not read: the server was at its connection cap. The
-                    // reply, if any, is not sent; the connection is closed.
+    kOverCapacity,  // Closed before a complete request: the server was at
+                    // its connection cap and this was the oldest connection.
+                    // `data` is what it had sent; no reply is sent.
   };
   std::string_view data;
   End end = End::kNewline;

@@ -264,15 +264,12 @@ class ServeLoop final {
       int fd =
           accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
-        if (connections_.size() >= max_connections_) {
-          // Counted by the handler; read by the client as a denial.
-          Request refused;
-          refused.end = Request::End::kOverCapacity;
-          handler_.HandleRequest(refused);
-          close(fd);
-        } else {
-          AddConnection(fd);
-        }
+        // At the cap, the oldest connection (still without a complete
+        // request, or it would be gone) makes room: an idle flood cannot
+        // lock a prompt client out. The handler counts it; its client reads
+        // a denial.
+        if (connections_.size() >= max_connections_) EvictOldest();
+        AddConnection(fd);
         continue;
       }
       switch (errno) {
@@ -396,6 +393,20 @@ class ServeLoop final {
     return Request::End::kTooLong;
   }
 
+  // Frees a slot: the oldest connection is finished, as a request if what it
+  // sent is complete by now, else as kOverCapacity.
+  void EvictOldest() {
+    while (!deadlines_.empty()) {
+      auto it = connections_.find(deadlines_.front().id);
+      deadlines_.pop_front();
+      if (it != connections_.end()) {
+        std::optional<Request::End> end = ReadMore(it->second);
+        Finish(it, end.value_or(Request::End::kOverCapacity));
+        return;
+      }
+    }
+  }
+
   // Hands the request to the handler, sends the reply and closes.
   void Finish(ConnectionMap::iterator it, Request::End end) {
     Connection& connection = it->second;
@@ -404,7 +415,7 @@ class ServeLoop final {
     request.end = end;
     request.peer = connection.peer;
     std::string reply = handler_.HandleRequest(request);
-    if (!reply.empty()) {
+    if (!reply.empty() && end != Request::End::kOverCapacity) {
       // Replies are a few bytes and the socket buffer is empty, so one send
       // normally takes all; if not, the client gets a cut reply and EOF.
       ssize_t n;

@@ -42,7 +42,9 @@ class LinuxUnixTransport final : public Transport {
     absl::Duration read_timeout = absl::Seconds(5);
     // Reading stops here without a '\n' (Request::End::kTooLong). >= 1.
     size_t max_request_bytes = kMaxRequestBytes;
-    // Open connections beyond this are accepted and closed at once. >= 1.
+    // Most open connections. When a new one arrives at the cap, the oldest
+    // (which has not sent a complete request) is closed without a reply and
+    // handed to the handler as Request::End::kOverCapacity. >= 1.
     size_t max_connections = 1024;
   };
 
@@ -63,7 +65,8 @@ class LinuxUnixTransport final : public Transport {
   // Serves until Shutdown() (returns ok, after closing open connections
   // without calling `handler` for them) or an unexpected epoll failure.
   // Calls `handler` on this thread, once per accepted connection that is
-  // not dropped for lack of resources or over `max_connections`.
+  // not dropped for lack of resources (connections evicted at the cap
+  // included).
   ServeResult Serve(RequestHandler& handler) override;
 
   // Makes Serve() return soon, or at once if it has not started yet; every

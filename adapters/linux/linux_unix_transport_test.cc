@@ -409,30 +409,61 @@ TEST(LinuxUnixTransport, EmptyReplyClosesWithoutBytes) {
   EXPECT_EQ(handler.seen().size(), 1u);
 }
 
-TEST(LinuxUnixTransport, ConnectionsOverTheLimitAreReportedAndClosedAtOnce) {
+TEST(LinuxUnixTransport, AtTheCapTheOldestConnectionMakesRoom) {
   Options options = AbstractOptions();
-  options.max_connections = 1;
+  options.max_connections = 2;
   options.read_timeout = absl::Seconds(60);
   std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
   ASSERT_NE(transport, nullptr);
   RecordingHandler handler;
   ServingThread server(*transport, handler);
 
-  int first = Connect(transport->address());
-  ASSERT_GE(first, 0);
-  int second = Connect(transport->address());  // Accepted after `first`.
-  ASSERT_GE(second, 0);
-  EXPECT_EQ(ReadUntilEof(second), "");
-  close(second);
+  int idle = Connect(transport->address());
+  ASSERT_GE(idle, 0);
+  ASSERT_TRUE(SendAll(idle, "12"));  // Never completes its request.
+  int slow = Connect(transport->address());
+  ASSERT_GE(slow, 0);
+  // At the cap: the next client evicts `idle`, the oldest.
+  int prompt = Connect(transport->address());
+  ASSERT_GE(prompt, 0);
+  EXPECT_EQ(ReadUntilEof(idle), "") << "evicted without a reply";
+  close(idle);
+  ASSERT_TRUE(SendAll(prompt, "1\n"));
+  EXPECT_EQ(ReadUntilEof(prompt), "ok\n");
+  close(prompt);
+  ASSERT_TRUE(SendAll(slow, "2\n"));
+  EXPECT_EQ(ReadUntilEof(slow), "ok\n");
+  close(slow);
 
-  ASSERT_TRUE(SendAll(first, "1\n"));
-  EXPECT_EQ(ReadUntilEof(first), "ok\n");
-  close(first);
   std::vector<Seen> seen = handler.seen();
-  ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[0].end, End::kOverCapacity);  // `second`, unread.
-  EXPECT_EQ(seen[0].data, "");
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].end, End::kOverCapacity);
+  EXPECT_EQ(seen[0].data, "12");
   EXPECT_EQ(seen[1].data, "1\n");
+  EXPECT_EQ(seen[2].data, "2\n");
+}
+
+TEST(LinuxUnixTransport, IdleFloodNeverLocksOutAPromptClient) {
+  Options options = AbstractOptions();
+  options.max_connections = 8;
+  options.read_timeout = absl::Seconds(60);
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
+  ASSERT_NE(transport, nullptr);
+  RecordingHandler handler;
+  ServingThread server(*transport, handler);
+  std::vector<int> idle;
+  for (int i = 0; i < 100; ++i) {
+    int fd = Connect(transport->address());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+  }
+  // The first try gets through, although 100 idle clients are connected.
+  int prompt = Connect(transport->address());
+  ASSERT_GE(prompt, 0);
+  ASSERT_TRUE(SendAll(prompt, "1\n"));
+  EXPECT_EQ(ReadUntilEof(prompt), "ok\n");
+  close(prompt);
+  for (int fd : idle) close(fd);
 }
 
 TEST(LinuxUnixTransport, ShutdownFromAnotherThreadClosesConnections) {
