@@ -26,6 +26,7 @@ std::string Hex8(uint32_t v) {
 // Parses a plain unsigned decimal that fits in uint64; false otherwise.
 bool ParseUnsigned(std::string_view s, uint64_t& out) {
   if (s.empty() || s.size() > 20) return false;
+  if (s.size() > 1 && s[0] == '0') return false;  // Not as JournalLease writes it.
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;

@@ -32,7 +32,20 @@ PortPoolParse Fail(std::string error) {
   return p;
 }
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+// The item between quotes, with control and non-ASCII bytes as \xNN, so
+// that the error stays one printable line whatever the flag held.
+std::string Quote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "'";
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      out += {'\\', 'x', kHex[c >> 4], kHex[c & 0xf]};
+    }
+  }
+  return out + "'";
+}
 
 }  // namespace
 

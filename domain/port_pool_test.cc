@@ -56,7 +56,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadPool{"100-200,150-160", "overlaps"},
                       BadPool{"100-200,200", "port 200"},
                       BadPool{"1-2-3", "'1-2-3'"}, BadPool{"+1-2", "'+1-2'"},
-                      BadPool{"99999999999-2", "99999999999"}));
+                      BadPool{"99999999999-2", "99999999999"},
+                      // Control bytes are escaped: the error stays one line.
+                      BadPool{"15000-24999\n", "'15000-24999\\x0a'"},
+                      BadPool{std::string("1\x00" "2", 3), "'1\\x002'"}));
 
 }  // namespace
 }  // namespace portserver

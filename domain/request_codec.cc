@@ -30,6 +30,7 @@ ParsedRequest ParseRequest(std::string_view data) {
     body.remove_prefix(1);
   }
   if (body.empty()) return Malformed("no digits after '-'");
+  if (body.size() > 19) return Malformed("more than 19 digits");
   // Accumulate negatively: the range of int64 is larger on that side.
   constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
   int64_t value = 0;

@@ -57,6 +57,13 @@ TEST(RequestCodec, RejectsMalformedInput) {
   }
 }
 
+TEST(RequestCodec, AcceptsAtMostNineteenDigits) {
+  EXPECT_TRUE(ParseRequest("0000000000000000001").ok);  // 19 digits
+  ParsedRequest twenty = ParseRequest("00000000000000000001");  // 20, 20 bytes
+  EXPECT_FALSE(twenty.ok);
+  EXPECT_NE(twenty.error.find("19 digits"), std::string::npos) << twenty.error;
+}
+
 TEST(RequestCodec, EnforcesSizeLimit) {
   std::string longest = std::string(kMaxRequestBytes - 1, '1');
   longest.back() = '\n';

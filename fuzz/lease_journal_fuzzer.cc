@@ -1,0 +1,72 @@
+// Fuzz target for ParseJournal, the lease journal read back at start-up.
+//
+// Properties:
+//   - ParseJournal never crashes (and ASan/UBSan see nothing wrong).
+//   - Every lease it returns re-encodes with JournalLease to a line present
+//     in the input: nothing is made up, and what is kept is what was written.
+//   - Problems are one line each, at most 20 described plus one summary.
+//   - Round trip: ParseJournal(JournalSnapshot(r.leases)) gives r.leases
+//     back, with no problems.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "domain/lease_journal.h"
+#include "fuzz/fuzz_check.h"
+
+namespace portserver {
+namespace {
+
+using fuzz::IsOneLine;
+using fuzz::Printable;
+
+constexpr size_t kMaxProblems = 20 + 1;  // Described, plus "and N more".
+
+void Check(std::string_view text) {
+  JournalReplay r = ParseJournal(text);
+
+  // Complete lines of the input, newline included (as JournalLease ends).
+  std::unordered_set<std::string_view> lines;
+  for (std::string_view rest = text;;) {
+    size_t newline = rest.find('\n');
+    if (newline == std::string_view::npos) break;
+    lines.insert(rest.substr(0, newline + 1));
+    rest.remove_prefix(newline + 1);
+  }
+
+  for (const auto& [port, owner] : r.leases) {
+    std::string line = JournalLease(port, owner);
+    FUZZ_CHECK(lines.count(line) == 1,
+               "lease '" + Printable(line) + "' is not a line of the input '" +
+                   Printable(text) + "'");
+  }
+  FUZZ_CHECK(r.leases.size() <= r.lines, "more leases than lines");
+  FUZZ_CHECK(r.problems.size() <= kMaxProblems,
+             std::to_string(r.problems.size()) + " problems described");
+  for (const std::string& problem : r.problems) {
+    FUZZ_CHECK(IsOneLine(problem),
+               "problem is not one line: '" + Printable(problem) + "'");
+  }
+
+  std::string snapshot = JournalSnapshot(r.leases);
+  JournalReplay again = ParseJournal(snapshot);
+  FUZZ_CHECK(again.problems.empty(),
+             "snapshot '" + Printable(snapshot) + "' has problems, first: " +
+                 (again.problems.empty() ? "" : again.problems.front()));
+  FUZZ_CHECK(again.leases == r.leases,
+             "snapshot '" + Printable(snapshot) + "' does not round-trip");
+  FUZZ_CHECK(again.lines == r.leases.size() + 1,
+             "snapshot '" + Printable(snapshot) + "' has " +
+                 std::to_string(again.lines) + " lines");
+}
+
+}  // namespace
+}  // namespace portserver
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  portserver::Check(
+      std::string_view(reinterpret_cast<const char*>(data), size));
+  return 0;
+}
