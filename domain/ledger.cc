@@ -6,7 +6,9 @@
 namespace portserver {
 
 bool Ledger::Lease(uint16_t port, const Owner& owner) {
-  if (holder_.count(port) != 0) return false;
+  // Pids are > 0 (the service denies the rest), so 0 can mean "free".
+  if (port == 0 || owner.pid <= 0) return false;
+  if (port < holder_.size() && holder_[port] != 0) return false;
   auto it = owners_.find(owner.pid);
   if (it == owners_.end()) {
     it = owners_.emplace(owner.pid, Entry{owner.incarnation, {}}).first;
@@ -14,7 +16,9 @@ bool Ledger::Lease(uint16_t port, const Owner& owner) {
     return false;
   }
   it->second.ports.push_back(port);
-  holder_.emplace(port, owner.pid);
+  if (port >= holder_.size()) holder_.resize(size_t{port} + 1, 0);
+  holder_[port] = owner.pid;
+  ++leased_ports_;
   return true;
 }
 
@@ -23,7 +27,8 @@ std::vector<uint16_t> Ledger::Release(int64_t pid) {
   if (it == owners_.end()) return {};
   std::vector<uint16_t> ports = std::move(it->second.ports);
   owners_.erase(it);
-  for (uint16_t port : ports) holder_.erase(port);
+  for (uint16_t port : ports) holder_[port] = 0;
+  leased_ports_ -= ports.size();
   return ports;
 }
 
@@ -52,9 +57,8 @@ std::vector<uint16_t> Ledger::Sweep(ProcessProbe& probe, size_t budget) {
 }
 
 std::optional<Owner> Ledger::HolderOf(uint16_t port) const {
-  auto it = holder_.find(port);
-  if (it == holder_.end()) return std::nullopt;
-  return FindOwner(it->second);
+  if (port >= holder_.size() || holder_[port] == 0) return std::nullopt;
+  return FindOwner(holder_[port]);
 }
 
 std::optional<Owner> Ledger::FindOwner(int64_t pid) const {
@@ -80,7 +84,7 @@ size_t Ledger::PortCount(int64_t pid) const {
 
 std::vector<std::pair<uint16_t, Owner>> Ledger::Leases() const {
   std::vector<std::pair<uint16_t, Owner>> leases;
-  leases.reserve(holder_.size());
+  leases.reserve(leased_ports_);
   for (const auto& [pid, entry] : owners_) {
     for (uint16_t port : entry.ports) {
       leases.emplace_back(port, Owner{pid, entry.incarnation});

@@ -29,6 +29,17 @@ TEST(Ledger, RefusesDoubleLease) {
   EXPECT_EQ(*ledger.HolderOf(10), (Owner{100, 1}));
 }
 
+TEST(Ledger, RefusesPortZeroAndNonPositivePids) {
+  Ledger ledger;
+  EXPECT_FALSE(ledger.Lease(0, Owner{100, 1}));
+  EXPECT_FALSE(ledger.Lease(10, Owner{0, 1}));
+  EXPECT_FALSE(ledger.Lease(10, Owner{-4, 1}));
+  EXPECT_EQ(ledger.leased_ports(), 0u);
+  EXPECT_TRUE(ledger.Lease(65535, Owner{100, 1}));
+  EXPECT_EQ(ledger.HolderOf(65535)->pid, 100);
+  EXPECT_FALSE(ledger.HolderOf(65534).has_value());
+}
+
 TEST(Ledger, RefusesSecondIncarnationOfSamePid) {
   Ledger ledger;
   EXPECT_TRUE(ledger.Lease(10, Owner{100, 1}));
