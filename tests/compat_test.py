@@ -32,6 +32,8 @@ import unittest
 
 import portpicker
 
+import junit_runner  # tests/junit_runner.py, beside this file
+
 # --------------------------------------------------------------------------
 # Configuration.
 
@@ -1109,49 +1111,5 @@ class ConcurrencyTest(ServerTestCase):
                            'denied-allocations': 0})
 
 
-def _write_junit_xml(path, started, result):
-    """Writes one <testcase> per test, so CI counts cases, not the target."""
-    import xml.etree.ElementTree as ET
-    outcome = {}
-    for kind, entries in (('failure', result.failures),
-                          ('error', result.errors),
-                          ('skipped', result.skipped)):
-        for test, text in entries:
-            outcome[test.id()] = (kind, text)
-    suite = ET.Element('testsuite', name='compat_test',
-                       tests=str(len(started)),
-                       failures=str(len(result.failures)),
-                       errors=str(len(result.errors)))
-    for test in started:
-        cls, _, name = test.id().rpartition('.')
-        case = ET.SubElement(suite, 'testcase', classname=cls, name=name)
-        if test.id() in outcome:
-            kind, text = outcome[test.id()]
-            ET.SubElement(case, kind, message=text.splitlines()[-1]
-                          if text else kind).text = text
-    root = ET.Element('testsuites')
-    root.append(suite)
-    ET.ElementTree(root).write(path, encoding='utf-8', xml_declaration=True)
-
-
-def _main():
-    started = []
-
-    class _Recording(unittest.TextTestResult):
-        def startTest(self, test):
-            started.append(test)
-            super().startTest(test)
-
-    program = unittest.main(
-        argv=_argv, verbosity=2, exit=False,
-        testRunner=unittest.TextTestRunner(verbosity=2,
-                                           resultclass=_Recording))
-    result = program.result
-    xml_path = os.environ.get('XML_OUTPUT_FILE')
-    if xml_path:
-        _write_junit_xml(xml_path, started, result)
-    sys.exit(0 if result.wasSuccessful() and result.testsRun else 1)
-
-
 if __name__ == '__main__':
-    _main()
+    junit_runner.main('compat_test', _argv)

@@ -17,6 +17,10 @@ import threading
 import time
 import unittest
 
+# tests/junit_runner.py, shared with tests/compat_test.py.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import junit_runner  # noqa: E402
+
 PORTSERVER_BIN = os.environ.get('PORTSERVER_BIN', '')
 ARGV = [sys.argv[0]]
 for _arg in sys.argv[1:]:
@@ -425,45 +429,7 @@ class ServerTestCase(unittest.TestCase):
 
 
 # --------------------------------------------------------------------------
-# Runner: JUnit XML with one <testcase> per python test (as compat_test.py).
-
-def _write_junit_xml(path, suite_name, started, result):
-    import xml.etree.ElementTree as ET
-    outcome = {}
-    for kind, entries in (('failure', result.failures),
-                          ('error', result.errors),
-                          ('skipped', result.skipped)):
-        for test, text in entries:
-            outcome[test.id()] = (kind, text)
-    suite = ET.Element('testsuite', name=suite_name, tests=str(len(started)),
-                       failures=str(len(result.failures)),
-                       errors=str(len(result.errors)))
-    for test in started:
-        cls, _, name = test.id().rpartition('.')
-        case = ET.SubElement(suite, 'testcase', classname=cls, name=name)
-        if test.id() in outcome:
-            kind, text = outcome[test.id()]
-            ET.SubElement(case, kind, message=text.splitlines()[-1]
-                          if text else kind).text = text
-    root = ET.Element('testsuites')
-    root.append(suite)
-    ET.ElementTree(root).write(path, encoding='utf-8', xml_declaration=True)
-
+# Runner: JUnit XML with one <testcase> per python test (tests/junit_runner.py).
 
 def main(suite_name):
-    started = []
-
-    class _Recording(unittest.TextTestResult):
-        def startTest(self, test):
-            started.append(test)
-            super().startTest(test)
-
-    program = unittest.main(
-        module='__main__', argv=ARGV, verbosity=2, exit=False,
-        testRunner=unittest.TextTestRunner(verbosity=2,
-                                           resultclass=_Recording))
-    result = program.result
-    xml_path = os.environ.get('XML_OUTPUT_FILE')
-    if xml_path:
-        _write_junit_xml(xml_path, suite_name, started, result)
-    sys.exit(0 if result.wasSuccessful() and result.testsRun else 1)
+    junit_runner.main(suite_name, ARGV)
