@@ -57,17 +57,12 @@ class LinuxOwnerWatcher final : public OwnerWatcher {
  public:
   explicit LinuxOwnerWatcher(std::function<void(int64_t)> on_exit)
       : watcher_(std::move(on_exit)) {}
-  void Watch(int64_t pid) override {
-    if (watcher_.Watch(pid) == LinuxPidfdWatcher::WatchResult::kUnavailable &&
-        !warned_.exchange(true)) {
-      PS_LOG(WARNING) << "No pidfd for pid " << pid << " (" << std::strerror(errno)
-                      << "): dead owners are found by sweeps only";
-    }
+  bool Watch(int64_t pid) override {
+    return watcher_.Watch(pid) != LinuxPidfdWatcher::WatchResult::kUnavailable;
   }
 
  private:
   LinuxPidfdWatcher watcher_;
-  std::atomic<bool> warned_{false};
 };
 
 class LinuxSignalWatcher final : public SignalWatcher {

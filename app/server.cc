@@ -47,9 +47,7 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
                << replay.leases.size()
                << " journaled leases (the others' owners are gone)";
-  if (watcher_ != nullptr) {
-    for (const auto& lease : service_.Leases()) watcher_->Watch(lease.second.pid);
-  }
+  for (const auto& lease : service_.Leases()) Watch(lease.second.pid);
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
     PS_LOG(ERROR) << "State file " << path << " cannot be rewritten: "
@@ -94,6 +92,21 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "journal-compactions " << s.journal_compactions;
 }
 
+void Server::SetOwnerWatcher(OwnerWatcher* watcher) {
+  watcher_ = watcher;
+  if (watcher_ != nullptr && !watch_failed_) service_.SetSweepPerRequest(0);
+}
+
+void Server::Watch(int64_t pid) {
+  if (watcher_ == nullptr || watcher_->Watch(pid)) return;
+  if (!watch_failed_.exchange(true)) {
+    service_.SetSweepPerRequest(1);
+    PS_LOG(WARNING) << "Cannot watch pid " << pid
+                    << " for its exit: dead owners are found by sweeping "
+                       "one on every request from now on";
+  }
+}
+
 void Server::OwnerExited(int64_t pid) {
   size_t back = service_.OwnerExited(pid);
   if (Verbose() && back > 0) {
@@ -104,7 +117,7 @@ void Server::OwnerExited(int64_t pid) {
 
 std::string Server::HandleRequest(const Request& request) {
   Decision d = service_.Decide(request);
-  if (d.granted() && watcher_ != nullptr) watcher_->Watch(d.pid);
+  if (d.granted()) Watch(d.pid);
   if (!d.store_error.empty()) {
     PS_LOG(WARNING) << "Port " << d.port << " for pid " << d.pid
                     << " not journaled: " << d.store_error;

@@ -13,6 +13,7 @@
 #ifndef PORTSERVER_APP_SERVER_H_
 #define PORTSERVER_APP_SERVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -34,7 +35,8 @@ namespace portserver {
 class OwnerWatcher {
  public:
   virtual ~OwnerWatcher() = default;
-  virtual void Watch(int64_t pid) = 0;
+  // False if `pid` cannot be watched (its exit will not be reported).
+  virtual bool Watch(int64_t pid) = 0;
 };
 
 // The adapters a server runs on. Not owned; they must outlive the Server.
@@ -58,8 +60,9 @@ class Server final : private RequestHandler {
                   const std::string& path);
 
   // From now on, tells `watcher` (which must outlive the server) of each
-  // owner, so that their exits reach OwnerExited() at once.
-  void SetOwnerWatcher(OwnerWatcher* watcher) { watcher_ = watcher; }
+  // owner, so that their exits reach OwnerExited() at once; requests then
+  // stop sweeping an owner each, unless a watch fails.
+  void SetOwnerWatcher(OwnerWatcher* watcher);
   // An owner may have exited: its ports come back if the probe agrees.
   void OwnerExited(int64_t pid);
 
@@ -77,7 +80,10 @@ class Server final : private RequestHandler {
   const Options options_;
   Transport& transport_;
   PortService service_;
+  void Watch(int64_t pid);
+
   OwnerWatcher* watcher_ = nullptr;
+  std::atomic<bool> watch_failed_{false};
 };
 
 }  // namespace portserver

@@ -12,6 +12,7 @@ AllocationPolicy::AllocationPolicy(const std::vector<uint16_t>& pool,
       process_probe_(process_probe),
       port_probe_(port_probe),
       options_(options),
+      sweep_per_request_(options.sweep_per_request),
       pool_size_(pool.size()),
       free_(pool.begin(), pool.end()) {}
 
@@ -85,7 +86,7 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
     // The pid was reused: its previous life is over.
     Requeue(ledger_.Release(owner.pid), /*to_front=*/false, result);
   }
-  Requeue(ledger_.Sweep(process_probe_, options_.sweep_per_request),
+  Requeue(ledger_.Sweep(process_probe_, sweep_per_request_),
           /*to_front=*/false, result);
   if (options_.max_ports_per_owner != 0 &&
       ledger_.PortCount(owner.pid) >= options_.max_ports_per_owner) {

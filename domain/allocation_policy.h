@@ -38,7 +38,8 @@
 namespace portserver {
 
 struct AllocationPolicyOptions {
-  // Owners checked for death on every request (keeps the ledger current).
+  // Owners checked for death on every request (keeps the ledger current
+  // where no exit notifications arrive; 0 when they do).
   size_t sweep_per_request = 1;
   // Owners checked when no free port is left, before denying.
   size_t sweep_when_exhausted = 16;
@@ -85,6 +86,9 @@ class AllocationPolicy {
   // Returns how many were restored. O(pool + leases).
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
 
+  // Changes options.sweep_per_request, e.g. once exit notifications work.
+  void set_sweep_per_request(size_t n) { sweep_per_request_ = n; }
+
   size_t pool_size() const { return pool_size_; }
   size_t free_ports() const { return free_.size(); }
   // Busy ports waiting for their next probe.
@@ -106,6 +110,7 @@ class AllocationPolicy {
   ProcessProbe& process_probe_;
   PortProbe& port_probe_;
   const AllocationPolicyOptions options_;
+  size_t sweep_per_request_;
   const size_t pool_size_;
   std::deque<uint16_t> free_;  // Not leased; front is next.
   uint64_t clock_ = 0;         // Requests seen: the backoff's clock.

@@ -150,6 +150,22 @@ TEST_F(AllocationPolicyTest, NeverLeasesPortHeldByLiveOwner) {
   for (int i = 0; i < 50; ++i) EXPECT_FALSE(policy_->Allocate(Spawn(40 + i)).ok);
 }
 
+TEST_F(AllocationPolicyTest, WithoutPerRequestSweepsOnlyExhaustionSweeps) {
+  MakePolicy(Range(100, 101));
+  policy_->set_sweep_per_request(0);
+  Owner a = Spawn(10);
+  Owner b = Spawn(11);
+  MustAllocate(a);
+  processes_.Kill(10);  // No notification: only a sweep can find it.
+  int probes = processes_.probe_count();
+  MustAllocate(b);      // A free port remains: no sweep at all.
+  EXPECT_EQ(processes_.probe_count(), probes);
+  EXPECT_EQ(ledger_.PortsOf(10).size(), 1u) << "not swept yet";
+  Allocation third = policy_->Allocate(b);  // Exhausted: sweeps, finds 10.
+  ASSERT_TRUE(third.ok);
+  EXPECT_EQ(third.ports_reclaimed, 1u);
+}
+
 TEST_F(AllocationPolicyTest, QuotaCapsPortsPerOwner) {
   AllocationPolicyOptions options;
   options.max_ports_per_owner = 2;

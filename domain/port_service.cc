@@ -208,6 +208,11 @@ size_t PortService::OwnerExited(int64_t pid) {
   return policy_.OwnerExited(pid);
 }
 
+void PortService::SetSweepPerRequest(size_t n) {
+  std::lock_guard<std::mutex> lock(mu_);
+  policy_.set_sweep_per_request(n);
+}
+
 std::vector<uint16_t> PortService::PortsOf(int64_t pid) const {
   std::lock_guard<std::mutex> lock(mu_);
   return ledger_.PortsOf(pid);

@@ -108,6 +108,9 @@ class PortService : public RequestHandler {
   // the number of ports that came back.
   size_t OwnerExited(int64_t pid);
 
+  // See AllocationPolicy::set_sweep_per_request.
+  void SetSweepPerRequest(size_t n);
+
   // Ports held by `pid` now.
   std::vector<uint16_t> PortsOf(int64_t pid) const;
 

@@ -144,7 +144,12 @@ Result ParseStat(std::string_view stat, int64_t pid) {
 }  // namespace
 
 LinuxProcessProbe::LinuxProcessProbe(std::string proc_root)
-    : proc_root_(std::move(proc_root)) {}
+    : proc_root_(std::move(proc_root)) {
+  char target[256];
+  std::string link = proc_root_ + "/self/ns/pid";
+  ssize_t n = readlink(link.c_str(), target, sizeof(target));
+  if (n > 0) own_namespace_.assign(target, static_cast<size_t>(n));
+}
 
 ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
   Result result;
@@ -208,6 +213,14 @@ std::string LinuxProcessProbe::PidNamespaceOf(int64_t pid) const {
 
 ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
                                                     int64_t named) {
+  // The common cases, without reading status: the caller names itself as we
+  // see it (if it lives in a nested namespace, that number may also be
+  // another of its pids there; the caller is the safe answer), or it shares
+  // our pid namespace.
+  if (named == caller) return Mapping{Mapping::Kind::kSame, named};
+  if (!own_namespace_.empty() && PidNamespaceOf(caller) == own_namespace_) {
+    return Mapping{Mapping::Kind::kSame, named};
+  }
   std::vector<int64_t> caller_pids = NamespacePids(caller);
   if (caller_pids.size() == 1) return Mapping{Mapping::Kind::kSame, named};
   if (caller_pids.empty()) return Mapping{Mapping::Kind::kCaller, caller};

@@ -46,6 +46,9 @@ class LinuxProcessProbe final : public ProcessProbe {
   std::string PidNamespaceOf(int64_t pid) const;
 
   const std::string proc_root_;
+  // Our own pid namespace ("pid:[...]"), read once; empty if unknown (e.g.
+  // a fixture proc root).
+  std::string own_namespace_;
 };
 
 }  // namespace portserver
