@@ -6,9 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <thread>
 
@@ -18,7 +16,6 @@
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
 #include "adapters/linux/linux_unix_transport.h"
-#include "app/log.h"
 #include "app/platform.h"
 
 namespace portserver {

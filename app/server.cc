@@ -84,6 +84,9 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "denied-no-such-process " << s.denied_no_such_process;
   PS_LOG(INFO) << "denied-pool-exhausted " << s.denied_pool_exhausted;
   PS_LOG(INFO) << "denied-quota " << s.denied_quota;
+  PS_LOG(INFO) << "denied-permission " << s.denied_permission;
+  PS_LOG(INFO) << "pids-translated " << s.pids_translated;
+  PS_LOG(INFO) << "pids-replaced-by-caller " << s.pids_replaced_by_caller;
   PS_LOG(INFO) << "refused-connections " << s.refused_connections;
   PS_LOG(INFO) << "leased-ports " << s.leased_ports;
   PS_LOG(INFO) << "owners " << s.owners;
@@ -127,14 +130,15 @@ std::string Server::HandleRequest(const Request& request) {
   if (d.outcome == Outcome::kMalformed) {
     line = absl::StrCat("Bad request: ", d.detail);
   } else if (d.outcome == Outcome::kOverCapacity) {
-    line = absl::StrCat("Connection refused unread: ", d.detail);
+    line = "Connection closed unanswered: connection cap reached";
   } else if (d.granted()) {
     line = absl::StrCat("Request on behalf of pid ", d.pid, ": port ", d.port);
   } else {
     line = absl::StrCat("Request on behalf of pid ", d.pid, ": denied (",
                         OutcomeName(d.outcome), ")");
   }
-  if (d.outcome != Outcome::kMalformed && !d.detail.empty()) {
+  if (d.outcome != Outcome::kMalformed &&
+      d.outcome != Outcome::kOverCapacity && !d.detail.empty()) {
     absl::StrAppend(&line, " (", d.detail, ")");
   }
   if (options_.debug) {
