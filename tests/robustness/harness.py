@@ -170,7 +170,10 @@ def fd_count(pid):
 
 
 def memory_kb(pid):
-    """{'VmRSS': kB, 'Private_Dirty': kB (if smaps_rollup exists)}."""
+    """{'VmRSS': kB, 'Private_Dirty': kB, 'Anonymous': kB} (the last two if
+    smaps_rollup exists). Anonymous is the process's own memory (heap,
+    stacks); Private_Dirty also counts page-cache pages of its binary that
+    are not written back yet, e.g. right after Bazel linked it."""
     out = {}
     with open('/proc/%d/status' % pid) as f:
         for line in f:
@@ -179,8 +182,9 @@ def memory_kb(pid):
     try:
         with open('/proc/%d/smaps_rollup' % pid) as f:
             for line in f:
-                if line.startswith('Private_Dirty:'):
-                    out['Private_Dirty'] = int(line.split()[1])
+                for key in ('Private_Dirty', 'Anonymous'):
+                    if line.startswith(key + ':'):
+                        out[key] = int(line.split()[1])
     except OSError:
         pass
     return out
