@@ -1,12 +1,16 @@
 #include "adapters/linux/linux_process_probe.h"
 
 #include <dirent.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <limits>
@@ -68,6 +72,26 @@ ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
   }
   close(fd);
   return outcome;
+}
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+
+size_t KnownLimit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
+  return std::min<size_t>(4096, static_cast<size_t>(limit.rlim_cur / 4));
+}
+
+// A pidfd is readable once its process has exited (zombie included).
+bool PidfdSaysExited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  int n;
+  do {
+    n = poll(&p, 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n != 0;  // Readable, or poll failed: do not trust the cache.
 }
 
 bool ParseUnsigned(std::string_view text, uint64_t* value) {
@@ -144,14 +168,56 @@ Result ParseStat(std::string_view stat, int64_t pid) {
 }  // namespace
 
 LinuxProcessProbe::LinuxProcessProbe(std::string proc_root)
-    : proc_root_(std::move(proc_root)) {
+    : max_known_(KnownLimit()),
+      proc_root_(std::move(proc_root)),
+      use_pidfds_(proc_root_ == "/proc") {
   char target[256];
   std::string link = proc_root_ + "/self/ns/pid";
   ssize_t n = readlink(link.c_str(), target, sizeof(target));
   if (n > 0) own_namespace_.assign(target, static_cast<size_t>(n));
 }
 
+LinuxProcessProbe::~LinuxProcessProbe() {
+  for (const auto& [pid, known] : known_) close(known.pidfd);
+}
+
 ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
+  if (!use_pidfds_ || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
+    return ReadProc(pid);
+  }
+  auto it = known_.find(pid);
+  if (it != known_.end()) {
+    if (!PidfdSaysExited(it->second.pidfd)) {
+      ++cache_hits_;
+      return it->second.result;
+    }
+    close(it->second.pidfd);
+    known_.erase(it);
+  }
+  // The pidfd first, then /proc, then the pidfd again: if the process it
+  // names is still running, the stat read was that process's, so a pid
+  // reused in between is never remembered with the wrong incarnation.
+  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+  Result result = ReadProc(pid);
+  if (pidfd < 0) return result;  // ESRCH (gone), or no pidfds here.
+  if (result.state != State::kAlive || PidfdSaysExited(pidfd)) {
+    close(pidfd);
+    if (result.state == State::kAlive) result = ReadProc(pid);
+    return result;
+  }
+  if (known_.size() >= max_known_) {
+    if (max_known_ == 0) {
+      close(pidfd);
+      return result;
+    }
+    close(known_.begin()->second.pidfd);
+    known_.erase(known_.begin());
+  }
+  known_.emplace(pid, Known{pidfd, result});
+  return result;
+}
+
+ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid) const {
   Result result;
   // No process can have an id outside pid_t.
   if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {

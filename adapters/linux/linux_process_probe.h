@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "domain/process_probe.h"
@@ -19,6 +20,7 @@
 namespace portserver {
 
 class LinuxProcessProbe final : public ProcessProbe {
+  // Thread-compatible.
  public:
   // `proc_root` is where procfs is mounted; tests point it at a fixture
   // directory that holds <pid>/stat files.
@@ -28,6 +30,11 @@ class LinuxProcessProbe final : public ProcessProbe {
   // does not exist or the process is a zombie ('Z') or dead ('X', 'x'):
   // such a process has closed its ports. kError if the stat file cannot be
   // read or parsed.
+  //
+  // A process confirmed alive is remembered with a pidfd (when proc_root is
+  // "/proc"): while poll() says that very process has not exited, later
+  // probes answer from memory with one syscall instead of reading /proc. Its
+  // uid is therefore the one it had when first seen.
   Result Probe(int64_t pid) override;
 
   // Through NSpid in <proc_root>/<caller>/status: a caller in our pid
@@ -39,13 +46,30 @@ class LinuxProcessProbe final : public ProcessProbe {
 
   const std::string& proc_root() const { return proc_root_; }
 
+  // Probes answered from the pidfd cache so far.
+  size_t cache_hits_for_test() const { return cache_hits_; }
+  ~LinuxProcessProbe() override;
+
  private:
   // The pids of `pid` from our namespace inward (NSpid); empty if unknown.
   std::vector<int64_t> NamespacePids(int64_t pid) const;
   // The target of <proc_root>/<pid>/ns/pid, e.g. "pid:[4026531836]".
   std::string PidNamespaceOf(int64_t pid) const;
 
+  // Probe() without the cache.
+  Result ReadProc(int64_t pid) const;
+
+  struct Known {
+    int pidfd;
+    Result result;
+  };
+  // At most 4096 pidfds, and a quarter of the descriptor limit.
+  const size_t max_known_;
+
   const std::string proc_root_;
+  const bool use_pidfds_;
+  std::unordered_map<int64_t, Known> known_;  // Live processes seen.
+  size_t cache_hits_ = 0;
   // Our own pid namespace ("pid:[...]"), read once; empty if unknown (e.g.
   // a fixture proc root).
   std::string own_namespace_;

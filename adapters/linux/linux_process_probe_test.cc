@@ -316,3 +316,47 @@ TEST(LinuxProcessProbe, RealProcessesShareOurNamespace) {
 
 }  // namespace
 }  // namespace portserver
+
+namespace portserver {
+namespace {
+
+TEST(LinuxProcessProbe, LiveProcessIsAnsweredFromItsPidfd) {
+  LinuxProcessProbe probe;
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    pause();
+    _exit(0);
+  }
+  ProcessProbe::Result first = probe.Probe(child);
+  ASSERT_EQ(first.state, ProcessProbe::State::kAlive);
+  EXPECT_EQ(probe.cache_hits_for_test(), 0u);
+  ProcessProbe::Result again = probe.Probe(child);
+  EXPECT_EQ(probe.cache_hits_for_test(), 1u);
+  EXPECT_EQ(again.state, ProcessProbe::State::kAlive);
+  EXPECT_EQ(again.incarnation, first.incarnation);
+  EXPECT_EQ(again.uid, first.uid);
+
+  // Exited but not reaped (a zombie): the pidfd says so, the cache is not
+  // trusted, and /proc says gone.
+  kill(child, SIGKILL);
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, child, &info, WEXITED | WNOWAIT), 0);
+  EXPECT_EQ(probe.Probe(child).state, ProcessProbe::State::kGone);
+  EXPECT_EQ(probe.cache_hits_for_test(), 1u);
+  waitpid(child, nullptr, 0);
+  EXPECT_EQ(probe.Probe(child).state, ProcessProbe::State::kGone);
+}
+
+TEST(LinuxProcessProbe, FixtureRootsAreNeverCached) {
+  FixtureProcRoot proc;
+  proc.WriteStat(4242, StatLine(4242, "x", 'S', 77));
+  LinuxProcessProbe probe(proc.root());
+  EXPECT_EQ(probe.Probe(4242).incarnation, 77u);
+  proc.WriteStat(4242, StatLine(4242, "x", 'S', 78));  // "Reused."
+  EXPECT_EQ(probe.Probe(4242).incarnation, 78u);
+  EXPECT_EQ(probe.cache_hits_for_test(), 0u);
+}
+
+}  // namespace
+}  // namespace portserver
