@@ -81,7 +81,7 @@ ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
 size_t KnownLimit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
-  return std::min<size_t>(4096, static_cast<size_t>(limit.rlim_cur / 4));
+  return std::min<size_t>(64, static_cast<size_t>(limit.rlim_cur / 4));
 }
 
 // A pidfd is readable once its process has exited (zombie included).
@@ -205,11 +205,22 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
     if (result.state == State::kAlive) result = ReadProc(pid);
     return result;
   }
-  if (known_.size() >= max_known_) {
-    if (max_known_ == 0) {
-      close(pidfd);
-      return result;
+  if (max_known_ == 0) {
+    close(pidfd);
+    return result;
+  }
+  // A miss is also when the processes remembered so far are checked: those
+  // that exited are forgotten, so no descriptor outlives its process for
+  // longer than until the next new pid is probed.
+  for (auto k = known_.begin(); k != known_.end();) {
+    if (PidfdSaysExited(k->second.pidfd)) {
+      close(k->second.pidfd);
+      k = known_.erase(k);
+    } else {
+      ++k;
     }
+  }
+  if (known_.size() >= max_known_) {
     close(known_.begin()->second.pidfd);
     known_.erase(known_.begin());
   }

@@ -63,7 +63,8 @@ class LinuxProcessProbe final : public ProcessProbe {
     int pidfd;
     Result result;
   };
-  // At most 4096 pidfds, and a quarter of the descriptor limit.
+  // At most 64 pidfds (the processes asking now), and a quarter of the
+  // descriptor limit.
   const size_t max_known_;
 
   const std::string proc_root_;

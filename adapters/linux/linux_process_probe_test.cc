@@ -1,5 +1,6 @@
 #include "adapters/linux/linux_process_probe.h"
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -356,6 +357,45 @@ TEST(LinuxProcessProbe, FixtureRootsAreNeverCached) {
   proc.WriteStat(4242, StatLine(4242, "x", 'S', 78));  // "Reused."
   EXPECT_EQ(probe.Probe(4242).incarnation, 78u);
   EXPECT_EQ(probe.cache_hits_for_test(), 0u);
+}
+
+}  // namespace
+}  // namespace portserver
+
+namespace portserver {
+namespace {
+
+int OpenDescriptors() {
+  int n = 0;
+  if (DIR* dir = opendir("/proc/self/fd")) {
+    while (readdir(dir) != nullptr) ++n;
+    closedir(dir);
+  }
+  return n;
+}
+
+TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
+  LinuxProcessProbe probe;
+  int baseline = OpenDescriptors();
+  std::vector<pid_t> children;
+  for (int i = 0; i < 5; ++i) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      pause();
+      _exit(0);
+    }
+    children.push_back(child);
+    ASSERT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
+  }
+  EXPECT_EQ(OpenDescriptors(), baseline + 5);
+  for (pid_t child : children) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+  // A new pid (our own) is a miss: the five dead are forgotten.
+  ASSERT_EQ(probe.Probe(getpid()).state, ProcessProbe::State::kAlive);
+  EXPECT_EQ(OpenDescriptors(), baseline + 1);
 }
 
 }  // namespace
