@@ -33,6 +33,7 @@ import unittest
 import portpicker
 
 import junit_runner  # tests/junit_runner.py, beside this file
+from line_collector import LineCollector  # tests/line_collector.py
 
 # --------------------------------------------------------------------------
 # Configuration.
@@ -183,60 +184,6 @@ def describe_pool(pool):
 # --------------------------------------------------------------------------
 # Server process.
 
-class _LineCollector(object):
-    """Reads a pipe line by line on a thread; lets callers wait for a line."""
-
-    def __init__(self, stream):
-        self._stream = stream
-        self.lines = []
-        self.eof = False
-        self.cond = threading.Condition()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        try:
-            for raw in iter(self._stream.readline, b''):
-                line = raw.decode('utf-8', 'replace').rstrip('\r\n')
-                with self.cond:
-                    self.lines.append(line)
-                    self.cond.notify_all()
-        finally:
-            with self.cond:
-                self.eof = True
-                self.cond.notify_all()
-
-    def count(self):
-        with self.cond:
-            return len(self.lines)
-
-    def wait_for(self, predicate, start=0, timeout=10.0):
-        """Index of the first line >= start matching, or None (timeout/EOF)."""
-        deadline = time.monotonic() + timeout
-        index = start
-        with self.cond:
-            while True:
-                while index < len(self.lines):
-                    if predicate(self.lines[index]):
-                        return index
-                    index += 1
-                if self.eof:
-                    return None
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                self.cond.wait(remaining)
-
-    def join(self, timeout):
-        self._thread.join(timeout)
-        if not self._thread.is_alive():
-            self._stream.close()
-
-    def text(self):
-        with self.cond:
-            return '\n'.join(self.lines)
-
-
 class Server(object):
     """One running //app:portserver."""
 
@@ -255,8 +202,8 @@ class Server(object):
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
-        self.stderr = _LineCollector(self.proc.stderr)
-        self.stdout = _LineCollector(self.proc.stdout)
+        self.stderr = LineCollector(self.proc.stderr)
+        self.stdout = LineCollector(self.proc.stdout)
         needle = 'Serving on ' + self.address
         index = self.stderr.wait_for(lambda line: needle in line,
                                      timeout=STARTUP_TIMEOUT)
