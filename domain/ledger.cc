@@ -32,14 +32,18 @@ std::vector<uint16_t> Ledger::Release(int64_t pid) {
   return ports;
 }
 
+bool OwnerHasEnded(const Owner& owner, const ProcessProbe::Result& now) {
+  return now.state == ProcessProbe::State::kGone ||
+         (now.state == ProcessProbe::State::kAlive &&
+          now.incarnation != owner.incarnation);
+}
+
 std::vector<uint16_t> Ledger::ReclaimIfGone(int64_t pid, ProcessProbe& probe) {
   auto it = owners_.find(pid);
   if (it == owners_.end()) return {};
-  ProcessProbe::Result now = probe.Probe(pid);
-  bool gone = now.state == ProcessProbe::State::kGone ||
-              (now.state == ProcessProbe::State::kAlive &&
-               now.incarnation != it->second.incarnation);
-  if (!gone) return {};
+  if (!OwnerHasEnded(Owner{pid, it->second.incarnation}, probe.Probe(pid))) {
+    return {};
+  }
   return Release(pid);
 }
 

@@ -33,6 +33,10 @@ struct Owner {
   bool operator!=(const Owner& o) const { return !(*this == o); }
 };
 
+// The one rule for when a lease ends: its owner is gone, or alive as
+// another incarnation (the pid was reused). A probe error ends nothing.
+bool OwnerHasEnded(const Owner& owner, const ProcessProbe::Result& now);
+
 class Ledger {
  public:
   Ledger() = default;

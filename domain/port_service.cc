@@ -228,7 +228,7 @@ size_t PortService::Restore(
   std::lock_guard<std::mutex> lock(mu_);
   // Probe each owner once.
   std::map<int64_t, ProcessProbe::Result> seen;
-  std::vector<std::pair<uint16_t, Owner>> alive;
+  std::vector<std::pair<uint16_t, Owner>> alive;  // Or not known to be gone.
   for (const auto& lease : leases) {
     const Owner& owner = lease.second;
     if (owner.pid <= 1) continue;
@@ -236,11 +236,7 @@ size_t PortService::Restore(
     if (it == seen.end()) {
       it = seen.emplace(owner.pid, process_probe_.Probe(owner.pid)).first;
     }
-    const ProcessProbe::Result& now = it->second;
-    if (now.state == ProcessProbe::State::kAlive &&
-        now.incarnation == owner.incarnation) {
-      alive.push_back(lease);
-    }
+    if (!OwnerHasEnded(owner, it->second)) alive.push_back(lease);
   }
   return policy_.Restore(alive);
 }

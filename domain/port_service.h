@@ -118,8 +118,9 @@ class PortService : public RequestHandler {
   std::vector<std::pair<uint16_t, Owner>> Leases() const;
 
   // Restores leases read from the journal, before serving: keeps those whose
-  // owner is alive as the same incarnation and whose port is in the pool and
-  // not restored already. Returns how many were restored.
+  // owner has not ended (OwnerHasEnded: a probe error keeps the lease) and
+  // whose port is in the pool and not restored already. Returns how many
+  // were restored.
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
 
   // From now on, journals each grant to `store` and compacts it (rewrites

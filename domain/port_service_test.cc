@@ -291,6 +291,17 @@ TEST_F(PortServiceTest, UntranslatablePidIsLeasedToTheCaller) {
   EXPECT_EQ(service_.stats().pids_replaced_by_caller, 1u);
 }
 
+TEST(PortServiceRestore, ProbeErrorKeepsTheLease) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService service(Range(100, 101), processes, ports);
+  processes.Spawn(10);
+  Owner ten{10, processes.IncarnationOf(10)};
+  processes.FailNextCalls(1);  // Cannot tell at restart: keep, never guess.
+  EXPECT_EQ(service.Restore({{100, ten}}), 1u);
+  EXPECT_EQ(service.PortsOf(10), (std::vector<uint16_t>{100}));
+}
+
 TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {
   FakeProcessProbe processes;
   FakePortProbe ports;
