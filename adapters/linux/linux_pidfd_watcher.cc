@@ -3,21 +3,14 @@
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cstdint>
 
+#include "adapters/linux/pidfd.h"
+
 namespace portserver {
 namespace {
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
-int PidfdOpen(int64_t pid) {
-  return static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
-}
 
 constexpr uint64_t kWakeKey = UINT64_MAX;
 

@@ -1,25 +1,24 @@
 #include "adapters/linux/linux_process_probe.h"
 
 #include <dirent.h>
-#include <poll.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/stat.h>
-
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
 #include <limits>
-#include <string>
 #include <optional>
+#include <string>
 #include <string_view>
-#include <vector>
 #include <system_error>
 #include <utility>
+#include <vector>
+
+#include "adapters/linux/pidfd.h"
 
 namespace portserver {
 namespace {
@@ -74,24 +73,10 @@ ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
   return outcome;
 }
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-
 size_t KnownLimit() {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return 0;
   return std::min<size_t>(64, static_cast<size_t>(limit.rlim_cur / 4));
-}
-
-// A pidfd is readable once its process has exited (zombie included).
-bool PidfdSaysExited(int pidfd) {
-  pollfd p{pidfd, POLLIN, 0};
-  int n;
-  do {
-    n = poll(&p, 1, 0);
-  } while (n < 0 && errno == EINTR);
-  return n != 0;  // Readable, or poll failed: do not trust the cache.
 }
 
 bool ParseUnsigned(std::string_view text, uint64_t* value) {
@@ -197,7 +182,7 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
   // The pidfd first, then /proc, then the pidfd again: if the process it
   // names is still running, the stat read was that process's, so a pid
   // reused in between is never remembered with the wrong incarnation.
-  int pidfd = static_cast<int>(syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0));
+  int pidfd = PidfdOpen(pid);
   Result result = ReadProc(pid);
   if (pidfd < 0) return result;  // ESRCH (gone), or no pidfds here.
   if (result.state != State::kAlive || PidfdSaysExited(pidfd)) {
