@@ -33,7 +33,9 @@ import unittest
 import portpicker
 
 import junit_runner  # tests/junit_runner.py, beside this file
-from line_collector import LineCollector  # tests/line_collector.py
+from testlib import (Closed, LineCollector, find_nonexistent_pid,  # tests/
+                     pool_ports, run_to_completion, sockaddr)
+from testlib import new_address as testlib_new_address
 
 # --------------------------------------------------------------------------
 # Configuration.
@@ -71,45 +73,9 @@ STAT_NAMES = ('client-request-errors', 'denied-allocations',
 STAT_RE = re.compile(r'^(?P<name>%s) (?P<value>\d+)$' %
                      '|'.join(re.escape(n) for n in STAT_NAMES))
 
-_address_counter = [0]
-_address_lock = threading.Lock()
-
-
-def new_address():
-    """A fresh private abstract-namespace address."""
-    with _address_lock:
-        _address_counter[0] += 1
-        return '@portserver-compat-%d-%d' % (os.getpid(), _address_counter[0])
-
-
-def sockaddr(address):
-    """The portpicker convention: a leading '@' is the abstract namespace."""
-    if address.startswith('@'):
-        return '\0' + address[1:]
-    return address
-
-
-def pool_ports(pool):
-    """'N-P[,N-P...]' -> set of ints."""
-    ports = set()
-    for part in pool.split(','):
-        lo, hi = part.split('-')
-        ports.update(range(int(lo), int(hi) + 1))
-    return ports
-
 
 # --------------------------------------------------------------------------
 # Raw protocol helpers.
-
-class Closed(object):
-    """Marker result: the server closed the connection without any byte."""
-
-    def __init__(self, how):
-        self.how = how  # 'eof' or 'reset'
-
-    def __repr__(self):
-        return '<closed without reply (%s)>' % self.how
-
 
 def raw_exchange(address, payload, half_close=False, timeout=REPLY_TIMEOUT,
                  stop_at_newline=True):
@@ -316,30 +282,11 @@ class Server(object):
 
 def run_binary(args, timeout=EXIT_TIMEOUT):
     """Runs the binary to completion; returns (status, stdout, stderr)."""
-    argv = [PORTSERVER_BIN] + list(args)
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError(
-            '%r did not exit within %.0f s (it must fail fast / print usage)\n'
-            'stdout: %r\nstderr: %r' % (argv, timeout, e.stdout, e.stderr))
-    return (done.returncode, done.stdout.decode('utf-8', 'replace'),
-            done.stderr.decode('utf-8', 'replace'))
+    return run_to_completion([PORTSERVER_BIN] + list(args), timeout)
 
 
-def find_nonexistent_pid():
-    with open('/proc/sys/kernel/pid_max') as f:
-        pid_max = int(f.read())
-    for pid in range(pid_max - 1, max(pid_max - 5000, 2), -1):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            continue
-    raise AssertionError('could not find an unused pid below %d' % pid_max)
+def new_address():
+    return testlib_new_address('compat')
 
 
 def spawn_sleeper(test):

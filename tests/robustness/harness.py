@@ -13,14 +13,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 # tests/junit_runner.py, shared with tests/compat_test.py.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import junit_runner  # noqa: E402
-from line_collector import LineCollector  # noqa: E402
+import testlib  # noqa: E402
+# Re-exported: the robustness tests call them as harness.<name>.
+from testlib import (Closed, LineCollector, find_nonexistent_pid,  # noqa: E402,F401
+                     pool_ports, sockaddr)
 
 PORTSERVER_BIN = os.environ.get('PORTSERVER_BIN', '')
 ARGV = [sys.argv[0]]
@@ -47,27 +49,6 @@ LAST_STAT = STAT_NAMES[-1]
 STAT_RE = re.compile(r'^(?P<name>%s) (?P<value>\d+)$' %
                      '|'.join(re.escape(n) for n in STAT_NAMES))
 
-_counter = [0]
-_counter_lock = threading.Lock()
-
-
-def new_address():
-    with _counter_lock:
-        _counter[0] += 1
-        return '@portserver-robust-%d-%d' % (os.getpid(), _counter[0])
-
-
-def sockaddr(address):
-    return '\0' + address[1:] if address.startswith('@') else address
-
-
-def pool_ports(pool):
-    ports = set()
-    for part in pool.split(','):
-        lo, _, hi = part.partition('-')
-        ports.update(range(int(lo), int(hi or lo) + 1))
-    return ports
-
 
 def tmpdir():
     return os.environ.get('TEST_TMPDIR') or '/tmp'
@@ -75,16 +56,6 @@ def tmpdir():
 
 # --------------------------------------------------------------------------
 # Raw protocol.
-
-class Closed(object):
-    """The server closed the connection without sending a byte."""
-
-    def __init__(self, how):
-        self.how = how
-
-    def __repr__(self):
-        return '<closed without reply (%s)>' % self.how
-
 
 def raw_exchange(address, payload, half_close=False, timeout=REPLY_TIMEOUT):
     """Sends `payload` on a new connection; returns the bytes received up to
@@ -151,19 +122,6 @@ def kill_owner(proc):
     if proc.poll() is None:
         proc.kill()
     proc.wait()
-
-
-def find_nonexistent_pid():
-    with open('/proc/sys/kernel/pid_max') as f:
-        pid_max = int(f.read())
-    for pid in range(pid_max - 1, max(pid_max - 5000, 2), -1):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            continue
-    raise AssertionError('no unused pid below %d' % pid_max)
 
 
 def fd_count(pid):
@@ -320,16 +278,11 @@ class Server(object):
 
 def run_binary(args, timeout=5.0):
     """Runs the binary to completion: (status, stdout, stderr)."""
-    argv = [PORTSERVER_BIN] + list(args)
-    try:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise AssertionError('%r still running after %.0f s (it must exit)\n'
-                             'stderr: %r' % (argv, timeout, e.stderr))
-    return (done.returncode, done.stdout.decode('utf-8', 'replace'),
-            done.stderr.decode('utf-8', 'replace'))
+    return testlib.run_to_completion([PORTSERVER_BIN] + list(args), timeout)
+
+
+def new_address():
+    return testlib.new_address('robust')
 
 
 class ServerTestCase(unittest.TestCase):
