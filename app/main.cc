@@ -1,6 +1,7 @@
 // portserver: hands out free ports to test processes. See --help and
-// README.md. Exit status: 0 after SIGTERM/SIGINT (or --help), 2 for bad flags
-// or an address that cannot be bound, 1 if serving fails later.
+// README.md. Exit status: 0 after SIGTERM/SIGINT/SIGHUP (or --help,
+// --version), 2 for bad flags or an address that cannot be bound, 1 if
+// serving fails later.
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -27,6 +28,10 @@ int main(int argc, char** argv) {
   if (!command_line.ok()) return Fail(2, command_line.status());
   if (command_line->help) {
     std::cout << UsageText();
+    return 0;
+  }
+  if (command_line->version) {
+    std::cout << VersionText();
     return 0;
   }
   const Options& options = command_line->options;

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "app/version.h"
 #include "domain/port_pool.h"
 
 DEFINE_string(portserver_static_pool, "15000-24999",
@@ -114,6 +115,10 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
       result.help = true;
       continue;
     }
+    if (arg == "--version" || arg == "-version") {
+      result.version = true;
+      continue;
+    }
     if (arg.size() < 2 || arg[0] != '-') {
       return Bad(absl::StrCat("unexpected argument '", std::string(arg),
                               "' (flags start with --; see --help)"));
@@ -149,7 +154,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
                               flag->name));
     }
   }
-  if (result.help) return result;
+  if (result.help || result.version) return result;
 
   Options& o = result.options;
   o.pool_spec = FLAGS_portserver_static_pool;
@@ -182,11 +187,15 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   return result;
 }
 
+std::string VersionText() {
+  return absl::StrCat("portserver ", kPortserverVersion, "\n");
+}
+
 std::string UsageText() {
   std::string usage =
       "usage: portserver [-h] [--portserver_static_pool PORTSERVER_STATIC_POOL]\n"
       "                  [--portserver_address PORTSERVER_ADDRESS] [--verbose]\n"
-      "                  [--debug] [more flags below]\n"
+      "                  [--debug] [--version] [more flags below]\n"
       "\n"
       "Hands out network ports that are free and stay reserved for the asking\n"
       "process until it dies. Clients (python portpicker, the portpicker\n"
@@ -196,7 +205,9 @@ std::string UsageText() {
       "\n"
       "options:\n"
       "  -h, --help\n"
-      "        show this help message and exit\n";
+      "        show this help message and exit\n"
+      "  --version\n"
+      "        print the version (portserver X.Y.Z) and exit\n";
   for (size_t i = 0; i < sizeof(kFlags) / sizeof(kFlags[0]); ++i) {
     const FlagSpec& f = kFlags[i];
     if (i == kFirstOwnFlag) {
@@ -220,9 +231,10 @@ std::string UsageText() {
   absl::StrAppend(
       &usage,
       "\n"
-      "signals: SIGUSR1 logs statistics; SIGTERM and SIGINT stop the server.\n"
-      "exit status: 0 after SIGTERM/SIGINT, 2 for a bad flag or an address\n"
-      "that cannot be bound, 1 if serving fails later.\n");
+      "signals: SIGUSR1 logs statistics; SIGTERM, SIGINT and SIGHUP stop the\n"
+      "server (it removes its path socket and exits 0).\n"
+      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag or an\n"
+      "address that cannot be bound, 1 if serving fails later.\n");
   return usage;
 }
 

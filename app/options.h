@@ -6,6 +6,7 @@
 //   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv);
 //   if (!cl.ok()) { Die(cl.status().message()); }        // exit 2
 //   if (cl->help) { std::cout << UsageText(); }           // exit 0
+//   if (cl->version) { std::cout << VersionText(); }      // exit 0
 //
 // Not thread-safe (gflags' registry is process-wide); call once from main.
 #ifndef PORTSERVER_APP_OPTIONS_H_
@@ -33,17 +34,23 @@ struct Options {
 };
 
 struct CommandLine {
-  bool help = false;  // -h or --help: print UsageText() and exit 0.
+  bool help = false;     // -h or --help: print UsageText() and exit 0.
+  bool version = false;  // --version: print "portserver <version>", exit 0.
   Options options;
 };
 
 // Accepts --flag=value, --flag value, -flag, --bool, --nobool and
 // --bool=true|false. Any other argument, an unknown flag, a bad value or a
-// bad pool is an InvalidArgument error with a one-line message.
+// bad pool is an InvalidArgument error with a one-line message. -h/--help
+// and --version win over any error in the other arguments (help first).
 absl::StatusOr<CommandLine> ParseCommandLine(int argc, const char* const* argv);
 
 // The --help text, built from the flag registry (names, help, defaults).
 std::string UsageText();
+
+// The --version text: "portserver <version>\n", the version from
+// //:version.bzl (app/version.h).
+std::string VersionText();
 
 }  // namespace portserver
 

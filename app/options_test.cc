@@ -96,6 +96,17 @@ TEST(Options, HelpFlags) {
   EXPECT_TRUE(Parse({"--portserver_static_pool=abc", "-h"})->help);
 }
 
+TEST(Options, VersionFlag) {
+  EXPECT_TRUE(Parse({"--version"})->version);
+  EXPECT_FALSE(Parse({})->version);
+  // Like help, it wins over a bad pool.
+  absl::StatusOr<CommandLine> cl =
+      Parse({"--portserver_static_pool=abc", "--version"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_TRUE(cl->version);
+  EXPECT_THAT(VersionText(), ::testing::StartsWith("portserver "));
+}
+
 TEST(Options, UsageNamesEveryFlagAndDefault) {
   std::string usage = UsageText();
   for (const char* text :
@@ -104,7 +115,8 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
         "--portserver_unix_socket_address", "--verbose", "--debug", "--portserver_lock_ports",
         "--portserver_state_file PATH", "--portserver_max_ports_per_pid N",
         "Default: 1024", "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
-        "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1"}) {
+        "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1",
+        "SIGHUP", "--version"}) {
     EXPECT_THAT(usage, HasSubstr(text));
   }
 }

@@ -42,10 +42,10 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
 // The platform's OwnerWatcher (app/server.h): pidfds on Linux.
 std::unique_ptr<OwnerWatcher> WatchOwners(std::function<void(int64_t)> on_exit);
 
-// Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM or SIGINT, on
-// a thread of its own, until the returned object is destroyed. Call before
-// starting any other thread: it blocks those signals in the calling thread,
-// and only threads started later inherit that.
+// Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM, SIGINT or
+// SIGHUP, on a thread of its own, until the returned object is destroyed.
+// Call before starting any other thread: it blocks those signals in the
+// calling thread, and only threads started later inherit that.
 class SignalWatcher {
  public:
   virtual ~SignalWatcher() = default;

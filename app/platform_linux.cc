@@ -71,6 +71,10 @@ class LinuxSignalWatcher final : public SignalWatcher {
     sigaddset(&set_, SIGUSR1);
     sigaddset(&set_, SIGTERM);
     sigaddset(&set_, SIGINT);
+    // SIGHUP (the terminal or session went away, or an init system's
+    // "reload") stops the server like SIGTERM: it has no configuration to
+    // reload, and dying of the signal would leave a path socket behind.
+    sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     thread_ = std::thread([this] { Loop(); });
   }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "app/log.h"
+#include "app/version.h"
 #include "domain/lease_journal.h"
 
 namespace portserver {
@@ -58,7 +59,7 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
 absl::Status Server::Serve() {
   PS_LOG(INFO) << "Serving on " << options_.address << " (pool "
                << options_.pool_spec << ", " << options_.pool.size()
-               << " ports)";
+               << " ports; portserver " << kPortserverVersion << ")";
   ServeResult result = transport_.Serve(*this);
   DumpStats();
   if (!result.ok) {
@@ -73,7 +74,8 @@ void Server::Shutdown() { transport_.Shutdown(); }
 
 void Server::DumpStats() {
   Stats s = service_.stats();
-  PS_LOG(INFO) << "Dumping statistics:";
+  PS_LOG(INFO) << "Dumping statistics (portserver " << kPortserverVersion
+               << "):";
   PS_LOG(INFO) << "client-request-errors " << s.client_request_errors;
   PS_LOG(INFO) << "denied-allocations " << s.denied_allocations;
   PS_LOG(INFO) << "num-ports-managed " << s.num_ports_managed;
