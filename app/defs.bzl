@@ -5,6 +5,7 @@
     portserver_test(
         name = "x_test",
         test = ":x",              # any executable: cc_binary, sh_binary, py_binary
+                                  # (py_binary: see the README for .bazelrc)
         pool = "20000-20999",
         args = ["--flag"],
         data = ["testdata.txt"],
@@ -13,8 +14,15 @@
 Before the test starts, a port server of its own listens on a private
 abstract address; the test finds it through PORTSERVER_ADDRESS (python
 portpicker and the C++ client read it) and sees the pool in PORTSERVER_POOL.
+The portpicker command (//client:portpicker_cli) is on the test's PATH.
 After the test, the server stops; the test's exit status is the target's. The
-server's log is in the test's undeclared outputs (portserver.log).
+server's log is in the test's undeclared outputs (portserver.log); if the
+server cannot start (a bad pool, say), its one-line error is in test.log.
+
+A lease lives exactly as long as the process it was asked for. A shell test
+must ask on behalf of itself, `port=$(portpicker $$)`: a helper process
+(`python3 -c 'import portpicker; ...'`) that asks for its own pid loses the
+port when it exits, a moment later.
 
 Private servers that share the host network never hand out the same port:
 each holds a host-wide lock on a port for as long as it leases it (see
@@ -48,6 +56,7 @@ def portserver_test(
       **kwargs: anything sh_test takes (size, timeout, tags, env, ...).
     """
     server = Label("//app:portserver")
+    portpicker = Label("//client:portpicker_cli")
     native.sh_test(
         name = name,
         srcs = [Label("//app:portserver_test_runner.sh")],
@@ -55,8 +64,9 @@ def portserver_test(
             "$(rootpath %s)" % server,
             pool,
             "locks" if lock_ports else "nolocks",
+            "$(rootpath %s)" % portpicker,
             "$(rootpath %s)" % test,
         ] + args,
-        data = [server, test] + data,
+        data = [server, portpicker, test] + data,
         **kwargs
     )

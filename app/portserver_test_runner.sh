@@ -1,37 +1,47 @@
 #!/usr/bin/env bash
 # Runs one test with a private port server; used by portserver_test (defs.bzl).
-# Usage: portserver_test_runner.sh SERVER POOL LOCKS TEST [TEST_ARGS...]
-#   SERVER  the portserver binary (runfiles path)
-#   POOL    its --portserver_static_pool
-#   LOCKS   "locks" to pass --portserver_lock_ports, "nolocks" otherwise
-#   TEST    the test executable (runfiles path)
-# The test sees PORTSERVER_ADDRESS and PORTSERVER_POOL; the server's log is
-# written to $TEST_UNDECLARED_OUTPUTS_DIR/portserver.log. Exit status: the
-# test's, or 1 if the server could not start or did not stop cleanly.
+# Usage: portserver_test_runner.sh SERVER POOL LOCKS PORTPICKER TEST [ARGS...]
+#   SERVER      the portserver binary (runfiles path)
+#   POOL        its --portserver_static_pool
+#   LOCKS       "locks" to pass --portserver_lock_ports, "nolocks" otherwise
+#   PORTPICKER  the portpicker command (//client:portpicker_cli)
+#   TEST        the test executable (runfiles path)
+# The test sees PORTSERVER_ADDRESS and PORTSERVER_POOL, and `portpicker` on
+# its PATH (also as $PORTPICKER, an absolute path): a shell test leases a port
+# for itself with `port=$(portpicker $$)`. The server's log is written to
+# $TEST_UNDECLARED_OUTPUTS_DIR/portserver.log. Exit status: the test's, or 1
+# if the server could not start (its error, e.g. "portserver: error: bad
+# --portserver_static_pool ...", is then copied to stderr, i.e. test.log) or
+# did not stop cleanly.
 set -u
 
-if [ "$#" -lt 4 ]; then
-  echo "portserver_test: usage: $0 SERVER POOL locks|nolocks TEST [ARGS...]" >&2
+if [ "$#" -lt 5 ]; then
+  echo "portserver_test: usage: $0 SERVER POOL locks|nolocks PORTPICKER TEST [ARGS...]" >&2
   exit 2
 fi
-server=$1 pool=$2 locks=$3 test=$4
-shift 4
+server=$1 pool=$2 locks=$3 portpicker=$4 test=$5
+shift 5
 
 outputs=${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-$(mktemp -d)}}
 mkdir -p "$outputs"
 log="$outputs/portserver.log"
+work=$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/portserver_test.XXXXXX")
 address="@portserver-test-$$-$RANDOM$RANDOM"
 flags=(--portserver_address="$address" --portserver_static_pool="$pool" --verbose
   --portserver_state_file=none)
 [ "$locks" = locks ] && flags+=(--portserver_lock_ports)
 
-# Read the server's stderr until it says it serves (or ends: it failed), then
-# keep copying it to the log in the background.
-coproc SERVER { exec "$server" "${flags[@]}" 2>&1; }
-server_pid=$SERVER_PID
-trap 'kill -TERM "$server_pid" 2>/dev/null' EXIT
+# The server writes to a FIFO that this shell holds open for reading: read it
+# until the server says it serves, or until end of file (it exited: its
+# error is in what was read). Unlike a coproc, whose descriptors bash drops
+# when the coprocess exits, the FIFO stays readable to the end.
+mkfifo "$work/server.out"
+"$server" "${flags[@]}" </dev/null >"$work/server.out" 2>&1 &
+server_pid=$!
+trap 'kill -TERM "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+exec {server_output}<"$work/server.out"
 ready=0
-while IFS= read -r line <&"${SERVER[0]}"; do
+while IFS= read -r line <&"$server_output"; do
   printf '%s\n' "$line" >>"$log"
   if [[ $line == *"Serving on"* ]]; then
     ready=1
@@ -44,20 +54,27 @@ if [ "$ready" -ne 1 ]; then
   cat "$log" >&2
   exit 1
 fi
-# Bash does not pass coproc descriptors to background jobs: use a copy.
-exec {server_output}<&"${SERVER[0]}"
+# Keep copying the server's output to the log while the test runs.
 cat <&"$server_output" >>"$log" &
 copier=$!
 exec {server_output}<&-
 
-export PORTSERVER_ADDRESS=$address PORTSERVER_POOL=$pool
+# `portpicker` on PATH, by absolute path: the test may change directory.
+mkdir "$work/bin"
+case $portpicker in
+  /*) ;;
+  *) portpicker="$PWD/$portpicker" ;;
+esac
+ln -s "$portpicker" "$work/bin/portpicker"
+export PORTSERVER_ADDRESS=$address PORTSERVER_POOL=$pool PORTPICKER=$portpicker
+export PATH="$work/bin:$PATH"
 "$test" "$@"
 status=$?
 
 kill -TERM "$server_pid"
 wait "$server_pid"
 server_status=$?
-trap - EXIT
+trap 'rm -rf "$work"' EXIT
 wait "$copier"
 if [ "$server_status" -ne 0 ]; then
   echo "portserver_test: the port server exited with $server_status; log: $log" >&2
