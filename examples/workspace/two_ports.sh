@@ -1,18 +1,41 @@
 #!/usr/bin/env bash
-# Leases N ports (argument 1) from the test's port server and checks that
-# they are distinct and inside PORTSERVER_POOL.
-set -eu
-n=$1
-ports=$(/usr/bin/python3 - "$n" <<'PY'
-import os, sys, portpicker
-ports = [portpicker.get_port_from_port_server(os.environ['PORTSERVER_ADDRESS'])
-         for _ in range(int(sys.argv[1]))]
-print(' '.join(str(p) for p in ports))
-PY
-)
-echo "ports: $ports (pool $PORTSERVER_POOL)"
+# A shell test under portserver_test. Each round leases two ports for this
+# script with `portpicker $$` (portserver_test puts the command on PATH) and
+# binds them at once; they stay bound until the test ends. A lease lives
+# exactly as long as the process it was asked for: $$, this shell, lives for
+# the whole test, so no other test on the host is handed these ports
+# meanwhile. (A helper such as `python3 -c 'import portpicker; ...'` would
+# ask for its own pid, and the port would go back to the pool when it exits.)
+#
+# Usage: two_ports.sh ROUNDS. Fails on a port outside PORTSERVER_POOL, the
+# same port twice, or a port someone else has bound (COLLISION).
+set -euo pipefail
+rounds=${1:-10}
 first=${PORTSERVER_POOL%-*} last=${PORTSERVER_POOL#*-}
-[ "$(tr ' ' '\n' <<<"$ports" | sort -u | wc -l)" -eq "$n" ] || { echo "not distinct"; exit 1; }
-for p in $ports; do
-  [ "$p" -ge "$first" ] && [ "$p" -le "$last" ] || { echo "$p outside the pool"; exit 1; }
+
+# bind_ports.py binds each port it reads (TCP and UDP, no SO_REUSEADDR) and
+# keeps it bound until its input ends; its report goes to a file.
+report=$(mktemp "${TEST_TMPDIR:-/tmp}/bind_ports.XXXXXX")
+exec {binder}> >(exec /usr/bin/python3 "$(dirname "$0")/bind_ports.py" >"$report" 2>&1)
+binder_pid=$!
+
+seen=" "
+for round in $(seq "$rounds"); do
+  a=$(portpicker $$)
+  b=$(portpicker $$)
+  for port in $a $b; do
+    if [ "$port" -lt "$first" ] || [ "$port" -gt "$last" ]; then
+      echo "port $port is outside the pool $PORTSERVER_POOL"; exit 1
+    fi
+    if [[ $seen == *" $port "* ]]; then
+      echo "port $port handed out twice"; exit 1
+    fi
+    seen+="$port "
+  done
+  echo "$a $b" >&"$binder"
 done
+exec {binder}>&-  # end of input: the binder reports and exits
+wait "$binder_pid" && status=0 || status=$?
+cat "$report"
+echo "two_ports: $rounds rounds, ports:$seen(pool $PORTSERVER_POOL), binder exit $status"
+exit "$status"
