@@ -57,8 +57,8 @@ int main(int argc, char** argv) {
     }
     for (int port : *ports) {
       if (port < first || port > last || !seen.insert(port).second) {
-        std::printf("port %d: outside the pool %s or handed out twice\n",
-                    port, pool.c_str());
+        std::printf("port %d: outside the pool %s or handed out twice\n", port,
+                    pool.c_str());
         return 1;
       }
       for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
