@@ -33,6 +33,17 @@ class LeaseStore {
   // Replaces the whole store with `contents`: after a crash, the store holds
   // either the old contents or the new, never a mix.
   virtual StoreResult Replace(std::string_view contents) = 0;
+
+  // False if the store no longer holds what was written to it (a file
+  // deleted or replaced by someone else while we run); the caller then
+  // Replace()s it with a snapshot of every live lease. Called on every
+  // request: must be cheap (a stat or two) and never block for long.
+  virtual bool Intact() { return true; }
+
+  // Removes the store and whatever it keeps beside it (a lock): called at a
+  // clean stop with no live lease to keep. Best effort; the object must not
+  // be used afterwards.
+  virtual void Remove() {}
 };
 
 }  // namespace portserver

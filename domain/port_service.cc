@@ -22,6 +22,8 @@ const char* OutcomeName(Outcome outcome) {
       return "no-such-process";
     case Outcome::kProbeFailed:
       return "process-probe-failed";
+    case Outcome::kThread:
+      return "thread-not-process";
     case Outcome::kPoolExhausted:
       return "pool-exhausted";
     case Outcome::kQuotaExceeded:
@@ -53,9 +55,9 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
   d.named_pid = pid;
   if (pid <= 0) {
     d.outcome = Outcome::kInvalidPid;
-  } else if (pid == 1) {
-    d.outcome = Outcome::kInit;
   } else {
+    // Map first: pid 1 of a caller's own pid namespace (a container's
+    // entrypoint asking for itself) is a process like any other here.
     if (peer.known && peer.pid > 0) {
       ProcessProbe::Mapping m = process_probe_.MapNamedPid(peer.pid, pid);
       d.pid = m.pid;
@@ -70,13 +72,22 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
                    "leased to the caller, pid " + std::to_string(m.pid);
       }
     }
-    ProcessProbe::Result who = process_probe_.Probe(d.pid);
-    if (who.state == ProcessProbe::State::kAlive && peer.known &&
+    ProcessProbe::Result who;
+    if (d.pid != 1) who = process_probe_.Probe(d.pid);
+    if (d.pid == 1) {
+      d.outcome = Outcome::kInit;
+    } else if (who.state == ProcessProbe::State::kAlive && peer.known &&
         peer.uid != 0 && who.uid_known && who.uid != peer.uid) {
       d.outcome = Outcome::kPermissionDenied;
       d.detail = "pid " + std::to_string(d.pid) + " runs as uid " +
                  std::to_string(who.uid) + ", the caller as uid " +
                  std::to_string(peer.uid);
+    } else if (who.state == ProcessProbe::State::kGone &&
+               who.thread_of != 0) {
+      d.outcome = Outcome::kThread;
+      d.detail = "pid " + std::to_string(d.pid) +
+                 " is a thread of process " + std::to_string(who.thread_of) +
+                 ", not a process: name the process (getpid())";
     } else if (who.state == ProcessProbe::State::kGone) {
       d.outcome = Outcome::kNoSuchProcess;
     } else if (who.state == ProcessProbe::State::kError) {
@@ -118,6 +129,7 @@ void PortService::Count(Outcome outcome) {
       break;
     case Outcome::kNoSuchProcess:
     case Outcome::kProbeFailed:
+    case Outcome::kThread:
       ++stats_.denied_no_such_process;
       break;
     case Outcome::kPoolExhausted:
@@ -135,17 +147,69 @@ void PortService::Count(Outcome outcome) {
 
 void PortService::Journal(Decision& d) {
   if (store_ == nullptr) return;
-  StoreResult r = store_->Append(JournalLease(d.port, Owner{d.pid, d.incarnation}));
-  if (r.ok) {
-    ++appended_;
-    if (appended_ > std::max(compact_after_, 2 * ledger_.leased_ports())) {
-      r = CompactLocked();
-    }
+  if (journal_behind_) {
+    // The next request's snapshot will hold this lease.
+    ++missed_;
+    ++stats_.journal_missed_grants;
+    return;
   }
+  StoreResult r = store_->Append(JournalLease(d.port, Owner{d.pid, d.incarnation}));
   if (!r.ok) {
     ++stats_.journal_errors;
+    ++stats_.journal_outages;
+    ++stats_.journal_missed_grants;
+    journal_behind_ = true;
+    missed_ = 1;
+    d.journal_event = JournalEvent::kFellBehind;
     d.store_error = std::move(r.error);
+    return;
   }
+  ++appended_;
+  if (appended_ > std::max(compact_after_, 2 * ledger_.leased_ports())) {
+    // The appended record is in; a failed compaction loses nothing.
+    if (!CompactLocked().ok) ++stats_.journal_errors;
+  }
+}
+
+void PortService::MaintainStoreLocked(Decision& d) {
+  if (store_ == nullptr) return;
+  if (!journal_behind_) {
+    if (store_->Intact()) return;
+    StoreResult r = CompactLocked();
+    if (r.ok) {
+      ++stats_.journal_rewrites;
+      d.journal_event = JournalEvent::kRewritten;
+      return;
+    }
+    ++stats_.journal_errors;
+    ++stats_.journal_outages;
+    journal_behind_ = true;
+    missed_ = 0;
+    d.journal_event = JournalEvent::kFellBehind;
+    d.store_error = std::move(r.error);
+    return;
+  }
+  if (!CompactLocked().ok) {
+    ++stats_.journal_errors;  // Still behind: logged once, at the start.
+    return;
+  }
+  journal_behind_ = false;
+  d.journal_event = JournalEvent::kCaughtUp;
+  d.journal_missed = missed_;
+  missed_ = 0;
+}
+
+bool PortService::DetachStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (store_ == nullptr) return false;
+  bool removed = ledger_.leased_ports() == 0;
+  if (removed) {
+    store_->Remove();
+  } else if (journal_behind_ && CompactLocked().ok) {
+    journal_behind_ = false;
+  }
+  store_ = nullptr;
+  return removed;
 }
 
 StoreResult PortService::CompactLocked() {
@@ -162,12 +226,30 @@ StoreResult PortService::AttachStore(LeaseStore* store, size_t compact_after) {
   store_ = store;
   compact_after_ = compact_after;
   StoreResult r = CompactLocked();
-  if (!r.ok) ++stats_.journal_errors;
+  if (!r.ok) {
+    ++stats_.journal_errors;
+    ++stats_.journal_outages;
+    journal_behind_ = true;
+    missed_ = 0;
+  }
   return r;
 }
 
 Decision PortService::Decide(const Request& request) {
   std::lock_guard<std::mutex> lock(mu_);
+  Decision kept;  // The journal's news, whatever the request turns out to be.
+  MaintainStoreLocked(kept);
+  Decision d = DecideLocked(request);
+  if (kept.journal_event != JournalEvent::kNone &&
+      d.journal_event == JournalEvent::kNone) {
+    d.journal_event = kept.journal_event;
+    d.store_error = std::move(kept.store_error);
+    d.journal_missed = kept.journal_missed;
+  }
+  return d;
+}
+
+Decision PortService::DecideLocked(const Request& request) {
   ParsedRequest parsed;
   switch (request.end) {
     case Request::End::kNewline:

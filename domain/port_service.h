@@ -32,8 +32,11 @@ enum class Outcome {
   kGranted,
   kMalformed,      // Not a request: counted in client_request_errors.
   kInvalidPid,     // pid <= 0.
-  kInit,           // pid 1: the client was probably reparented to init.
+  kInit,           // pid 1 of our own pid namespace: the client was
+                   // probably reparented to init.
   kNoSuchProcess,  // The process probe says the pid does not exist.
+  kThread,         // The pid is a thread id, not a process (as the
+                   // reference, through psutil.pid_exists, decides).
   kProbeFailed,    // The process probe could not tell.
   kPoolExhausted,  // Every port is leased to a live owner or busy.
   kQuotaExceeded,  // The owner holds --portserver_max_ports_per_pid ports.
@@ -44,6 +47,17 @@ enum class Outcome {
 // A stable lower-case name, e.g. "pool-exhausted", for logs.
 const char* OutcomeName(Outcome outcome);
 
+// What happened to the journal while a request was decided, for the log.
+enum class JournalEvent {
+  kNone,
+  kFellBehind,  // A write failed: grants are not journaled from now on
+                // until a snapshot can be written (store_error says why).
+  kCaughtUp,    // A snapshot of every live lease was written after an
+                // outage: the journal is complete again.
+  kRewritten,   // The store was found deleted or replaced (Intact() false)
+                // and a fresh snapshot of every live lease was written.
+};
+
 struct Decision {
   Outcome outcome = Outcome::kMalformed;
   int64_t pid = 0;      // As requested (0 if malformed).
@@ -52,7 +66,9 @@ struct Decision {
   Allocation allocation;  // Probe counts, when a policy decision was made.
   std::string detail;   // Why a request was malformed or was mapped.
   int64_t named_pid = 0;  // As the caller named it, before mapping.
-  std::string store_error;  // Set if the grant could not be journaled.
+  JournalEvent journal_event = JournalEvent::kNone;
+  std::string store_error;  // Why, for kFellBehind.
+  uint64_t journal_missed = 0;  // For kCaughtUp: grants written late.
   std::string reply;    // Bytes for the client; empty: close without reply.
   bool granted() const { return outcome == Outcome::kGranted; }
 };
@@ -69,7 +85,8 @@ struct Stats {
   uint64_t refused_connections = 0;
   // Denials by reason (they add up to denied_allocations).
   uint64_t denied_invalid_pid = 0;     // pid <= 0 or 1 (init).
-  uint64_t denied_no_such_process = 0; // Includes probe failures.
+  uint64_t denied_no_such_process = 0; // Includes probe failures and
+                                       // thread ids.
   uint64_t denied_pool_exhausted = 0;
   uint64_t denied_quota = 0;
   uint64_t denied_permission = 0;      // Another user's pid, caller not root.
@@ -82,8 +99,11 @@ struct Stats {
   uint64_t owners = 0;
   uint64_t busy_ports_cooling = 0;
   // The journal.
-  uint64_t journal_errors = 0;
+  uint64_t journal_errors = 0;       // Failed writes (each attempt).
   uint64_t journal_compactions = 0;
+  uint64_t journal_outages = 0;      // Episodes of failed writes.
+  uint64_t journal_missed_grants = 0;  // Grants not appended in one.
+  uint64_t journal_rewrites = 0;     // Store found deleted and rewritten.
 };
 
 class PortService : public RequestHandler {
@@ -92,13 +112,16 @@ class PortService : public RequestHandler {
   PortService(const std::vector<uint16_t>& pool, ProcessProbe& process_probe,
               PortProbe& port_probe, AllocationPolicyOptions options = {});
 
-  // Leases a port to `pid` if it is a live process (other than init).
+  // Leases a port to `pid` if it is a live process (other than init, and not
+  // a thread id).
   Decision Allocate(int64_t pid);
 
   // Parses a wire request and decides it. Decision::reply is the answer.
   // When the transport knows the caller (request.peer), the named pid is
   // mapped into our pid namespace (ProcessProbe::MapNamedPid), and a caller
-  // other than root (uid 0) may only name processes of its own user.
+  // other than root (uid 0) may only name processes of its own user. The
+  // init rule applies after mapping: pid 1 is denied only as our own init.
+  // Also looks after the journal first (see AttachStore).
   Decision Decide(const Request& request);
 
   // RequestHandler: Decide(request).reply.
@@ -127,7 +150,18 @@ class PortService : public RequestHandler {
   // it as a snapshot of the ledger) once the appended records outnumber
   // max(compact_after, 2 x current leases). Compacts at once. `store` must
   // outlive the service. Returns the error of that first compaction.
+  //
+  // When a write fails the journal is behind: grants are no longer appended
+  // (a record after a gap would not help), and every later request tries to
+  // write a snapshot of every live lease until one succeeds. Every request
+  // also checks that the store is still there (LeaseStore::Intact) and
+  // rewrites it if not.
   StoreResult AttachStore(LeaseStore* store, size_t compact_after = 4096);
+
+  // At a clean stop: if no lease is live, removes the store
+  // (LeaseStore::Remove) and returns true; otherwise makes a last attempt to
+  // write a behind journal and returns false. Detaches the store either way.
+  bool DetachStore();
 
   Stats stats() const;
 
@@ -137,6 +171,8 @@ class PortService : public RequestHandler {
   void Count(Outcome outcome);           // REQUIRES: mu_ held.
   StoreResult CompactLocked();           // REQUIRES: mu_ held.
   void Journal(Decision& d);             // REQUIRES: mu_ held; d granted.
+  void MaintainStoreLocked(Decision& d); // REQUIRES: mu_ held.
+  Decision DecideLocked(const Request& request);  // REQUIRES: mu_ held.
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).
@@ -146,6 +182,8 @@ class PortService : public RequestHandler {
   LeaseStore* store_ = nullptr;  // Guarded by mu_; may be null.
   size_t compact_after_ = 0;     // Guarded by mu_.
   size_t appended_ = 0;          // Guarded by mu_: records since compaction.
+  bool journal_behind_ = false;  // Guarded by mu_: a grant is not in it.
+  uint64_t missed_ = 0;          // Guarded by mu_: grants in this outage.
 };
 
 }  // namespace portserver

@@ -29,6 +29,10 @@ class ProcessProbe {
     // The user the owner runs as, where the probe can tell (kAlive only).
     bool uid_known = false;
     uint32_t uid = 0;
+    // Set (with state kGone) when the pid names a live thread that is not
+    // its process's main thread: the id of that process (its thread group).
+    // A thread id is not a process: an owner is always a whole process.
+    int64_t thread_of = 0;
   };
 
   // A pid named by a caller, mapped into the server's pid namespace.
@@ -50,10 +54,12 @@ class ProcessProbe {
   // Reports the state of owner `pid` now. `pid` is > 0. Never blocks for long.
   virtual Result Probe(int64_t pid) = 0;
 
-  // Maps `named`, a pid (> 1) named by the process `caller` (as the kernel
+  // Maps `named`, a pid (> 0) named by the process `caller` (as the kernel
   // reports it, in our namespace), into our namespace. A caller in another
   // pid namespace (a container sharing our network) names pids of its own;
   // a pid number must never be matched to an unrelated process of ours.
+  // Pid 1 of the caller's namespace (the caller itself, as a container's
+  // entrypoint) is translated like any other pid.
   // The default suits owners that are not processes: kSame.
   virtual Mapping MapNamedPid(int64_t caller, int64_t named) {
     return Mapping{Mapping::Kind::kSame, named};

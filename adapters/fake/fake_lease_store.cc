@@ -20,6 +20,7 @@ void FakeLeaseStore::FailWrites(bool fail) {
 StoreResult FakeLeaseStore::Append(std::string_view record) {
   std::lock_guard<std::mutex> lock(mu_);
   if (fail_) return StoreResult{false, "disk full (fake)"};
+  if (deleted_) return {};  // Into an unlinked file: lost.
   contents_.append(record);
   return {};
 }
@@ -29,7 +30,30 @@ StoreResult FakeLeaseStore::Replace(std::string_view contents) {
   if (fail_) return StoreResult{false, "disk full (fake)"};
   contents_.assign(contents);
   ++replaces_;
+  deleted_ = false;
   return {};
+}
+
+void FakeLeaseStore::Delete() {
+  std::lock_guard<std::mutex> lock(mu_);
+  contents_.clear();
+  deleted_ = true;
+}
+
+bool FakeLeaseStore::removed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return removed_;
+}
+
+bool FakeLeaseStore::Intact() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !deleted_;
+}
+
+void FakeLeaseStore::Remove() {
+  std::lock_guard<std::mutex> lock(mu_);
+  contents_.clear();
+  removed_ = true;
 }
 
 }  // namespace portserver

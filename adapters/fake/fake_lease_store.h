@@ -22,15 +22,23 @@ class FakeLeaseStore final : public LeaseStore {
   int replaces() const;
   // While set, Append and Replace fail and change nothing.
   void FailWrites(bool fail);
+  // As if someone deleted the file: contents gone, Intact() false until the
+  // next successful Replace().
+  void Delete();
+  bool removed() const;  // Remove() was called.
 
   StoreResult Append(std::string_view record) override;
   StoreResult Replace(std::string_view contents) override;
+  bool Intact() override;
+  void Remove() override;
 
  private:
   mutable std::mutex mu_;
   std::string contents_;
   int replaces_ = 0;
   bool fail_ = false;
+  bool deleted_ = false;
+  bool removed_ = false;
 };
 
 }  // namespace portserver

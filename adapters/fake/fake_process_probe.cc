@@ -7,6 +7,11 @@ void FakeProcessProbe::Spawn(int64_t pid, uint32_t uid) {
   alive_[pid] = Process{next_incarnation_++, uid};
 }
 
+void FakeProcessProbe::SpawnThread(int64_t tid, int64_t pid) {
+  std::lock_guard<std::mutex> lock(mu_);
+  threads_[tid] = pid;
+}
+
 void FakeProcessProbe::SetMapping(int64_t caller, int64_t named,
                                   Mapping mapping) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -24,6 +29,7 @@ ProcessProbe::Mapping FakeProcessProbe::MapNamedPid(int64_t caller,
 void FakeProcessProbe::Kill(int64_t pid) {
   std::lock_guard<std::mutex> lock(mu_);
   alive_.erase(pid);
+  threads_.erase(pid);
 }
 
 void FakeProcessProbe::FailNextCalls(int n) {
@@ -54,6 +60,10 @@ ProcessProbe::Result FakeProcessProbe::Probe(int64_t pid) {
   auto it = alive_.find(pid);
   if (it == alive_.end()) {
     r.state = State::kGone;
+    auto thread = threads_.find(pid);
+    if (thread != threads_.end() && alive_.count(thread->second) != 0) {
+      r.thread_of = thread->second;
+    }
   } else {
     r.state = State::kAlive;
     r.incarnation = it->second.incarnation;

@@ -25,6 +25,9 @@ class FakeProcessProbe final : public ProcessProbe {
   // Makes `pid` alive with a fresh incarnation (reusing it if it was alive),
   // running as `uid`.
   void Spawn(int64_t pid, uint32_t uid = 0);
+  // Makes `tid` a live thread of the live process `pid` (not a process:
+  // Probe(tid) is kGone with thread_of = pid). Kill(tid) ends it.
+  void SpawnThread(int64_t tid, int64_t pid);
   // MapNamedPid(caller, named) answers `mapping` (default: kSame, named).
   void SetMapping(int64_t caller, int64_t named, Mapping mapping);
   void Kill(int64_t pid);
@@ -43,6 +46,7 @@ class FakeProcessProbe final : public ProcessProbe {
     uint32_t uid;
   };
   std::map<int64_t, Process> alive_;
+  std::map<int64_t, int64_t> threads_;  // tid -> its process.
   std::map<std::pair<int64_t, int64_t>, Mapping> mappings_;
   uint64_t next_incarnation_ = 1;
   int failures_left_ = 0;
