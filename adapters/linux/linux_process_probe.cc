@@ -183,7 +183,8 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
   // names is still running, the stat read was that process's, so a pid
   // reused in between is never remembered with the wrong incarnation.
   int pidfd = PidfdOpen(pid);
-  Result result = ReadProc(pid);
+  // A pidfd is only given for a thread-group leader: then pid is a process.
+  Result result = ReadProc(pid, /*check_thread=*/pidfd < 0);
   if (pidfd < 0) return result;  // ESRCH (gone), or no pidfds here.
   if (result.state != State::kAlive || PidfdSaysExited(pidfd)) {
     close(pidfd);
@@ -213,7 +214,26 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
   return result;
 }
 
-ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid) const {
+int64_t LinuxProcessProbe::ThreadGroupOf(int64_t pid) const {
+  std::string status;
+  if (ReadSmallFile(proc_root_ + "/" + std::to_string(pid) + "/status",
+                    &status) != ReadOutcome::kOk) {
+    return 0;
+  }
+  size_t at = status.find("\nTgid:");
+  if (at == std::string::npos) return 0;
+  std::string_view line(status);
+  line.remove_prefix(at + 6);
+  line = line.substr(0, line.find('\n'));
+  size_t begin = line.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return 0;
+  uint64_t tgid = 0;
+  if (!ParseUnsigned(line.substr(begin), &tgid)) return 0;
+  return static_cast<int64_t>(tgid);
+}
+
+ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
+                                                 bool check_thread) const {
   Result result;
   // No process can have an id outside pid_t.
   if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
@@ -233,6 +253,15 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid) const {
       break;
   }
   result = ParseStat(stat, pid);
+  if (result.state == State::kAlive && check_thread) {
+    int64_t tgid = ThreadGroupOf(pid);
+    if (tgid > 0 && tgid != pid) {
+      Result thread;
+      thread.state = State::kGone;
+      thread.thread_of = tgid;
+      return thread;
+    }
+  }
   if (result.state == State::kAlive && owner) {
     result.uid_known = true;
     result.uid = *owner;

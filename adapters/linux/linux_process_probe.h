@@ -29,7 +29,11 @@ class LinuxProcessProbe final : public ProcessProbe {
   // kAlive with the start time as incarnation; kGone if <proc_root>/<pid>
   // does not exist or the process is a zombie ('Z') or dead ('X', 'x'):
   // such a process has closed its ports. kError if the stat file cannot be
-  // read or parsed.
+  // read or parsed. A thread id that is not its process's main thread is
+  // not a process: /proc/<tid>/stat exists for every thread, so Tgid in
+  // /proc/<tid>/status is checked (whenever no pidfd could be opened: the
+  // kernel gives pidfds to thread-group leaders only) and such an id is
+  // kGone with thread_of set, as psutil.pid_exists (the reference) says.
   //
   // A process confirmed alive is remembered with a pidfd (when proc_root is
   // "/proc"): while poll() says that very process has not exited, later
@@ -57,7 +61,10 @@ class LinuxProcessProbe final : public ProcessProbe {
   std::string PidNamespaceOf(int64_t pid) const;
 
   // Probe() without the cache.
-  Result ReadProc(int64_t pid) const;
+  // `check_thread`: also read Tgid from status (see Probe).
+  Result ReadProc(int64_t pid, bool check_thread = true) const;
+  // Tgid from <proc_root>/<pid>/status; 0 if unknown.
+  int64_t ThreadGroupOf(int64_t pid) const;
 
   struct Known {
     int pidfd;

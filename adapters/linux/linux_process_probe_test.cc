@@ -3,15 +3,19 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <condition_variable>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -103,6 +107,52 @@ TEST(LinuxProcessProbe, SelfIsAliveWithItsStartTime) {
   EXPECT_EQ(result.state, State::kAlive);
   EXPECT_EQ(result.incarnation, StartTimeOf(getpid()));
   EXPECT_NE(result.incarnation, 0u);
+}
+
+// /proc/<tid>/stat exists for every thread: a thread id must still not
+// pass for a process (issue 9), whether or not a pidfd is tried.
+TEST(LinuxProcessProbe, ThreadIdIsNotAProcess) {
+  std::mutex mu;
+  std::condition_variable cv;
+  pid_t tid = 0;
+  bool done = false;
+  std::thread thread([&] {
+    std::unique_lock<std::mutex> lock(mu);
+    tid = static_cast<pid_t>(syscall(SYS_gettid));
+    cv.notify_all();
+    cv.wait(lock, [&] { return done; });
+  });
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return tid != 0; });
+  }
+  ASSERT_NE(tid, getpid());
+  LinuxProcessProbe probe;
+  for (int round = 0; round < 2; ++round) {  // Uncached, then again.
+    ProcessProbe::Result result = probe.Probe(tid);
+    EXPECT_EQ(result.state, State::kGone);
+    EXPECT_EQ(result.thread_of, getpid());
+  }
+  EXPECT_EQ(probe.Probe(getpid()).state, State::kAlive);
+  EXPECT_EQ(probe.Probe(getpid()).thread_of, 0);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    done = true;
+  }
+  cv.notify_all();
+  thread.join();
+}
+
+TEST(LinuxProcessProbe, FixtureThreadIdIsNotAProcess) {
+  FixtureProcRoot proc;
+  ASSERT_FALSE(proc.root().empty());
+  proc.WriteStat(301, StatLine(301, "worker", 'S', 5000));
+  std::string dir = proc.root() + "/301";
+  std::ofstream(dir + "/status") << "Name:\tworker\nTgid:\t300\nPid:\t301\n";
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Result result = probe.Probe(301);
+  EXPECT_EQ(result.state, State::kGone);
+  EXPECT_EQ(result.thread_of, 300);
 }
 
 TEST(LinuxProcessProbe, ReapedChildIsGone) {
