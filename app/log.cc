@@ -47,11 +47,37 @@ std::string FormatLogLine(LogSeverity severity, const char* file, int line,
                          when, ThreadId(), Basename(file), line, message);
 }
 
+bool LogRateLimiter::Allow(absl::Time now, uint64_t* held_back) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (now - window_start_ >= window_) {
+    window_start_ = now;
+    in_window_ = 0;
+  }
+  if (in_window_ >= lines_) {
+    ++held_back_;
+    ++suppressed_;
+    return false;
+  }
+  ++in_window_;
+  *held_back = held_back_;
+  held_back_ = 0;
+  return true;
+}
+
+uint64_t LogRateLimiter::suppressed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return suppressed_;
+}
+
 LogMessage::~LogMessage() {
   std::string text = FormatLogLine(severity_, file_, line_, stream_.str());
   text.push_back('\n');
-  std::fwrite(text.data(), 1, text.size(), stderr);
-  std::fflush(stderr);
+  // A closed or full stderr (EPIPE with SIGPIPE ignored, ENOSPC) loses the
+  // line, never the server: clear the error so later lines are tried again.
+  if (std::fwrite(text.data(), 1, text.size(), stderr) != text.size() ||
+      std::fflush(stderr) != 0) {
+    std::clearerr(stderr);
+  }
 }
 
 }  // namespace portserver

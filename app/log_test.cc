@@ -31,3 +31,29 @@ TEST(Log, VerboseSwitch) {
 
 }  // namespace
 }  // namespace portserver
+
+namespace portserver {
+namespace {
+
+TEST(LogRateLimiter, LetsABurstThroughPerWindowAndCountsTheRest) {
+  LogRateLimiter limiter(3, absl::Seconds(1));
+  absl::Time t = absl::FromUnixSeconds(1000);
+  uint64_t held_back = 99;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(limiter.Allow(t, &held_back));
+    EXPECT_EQ(held_back, 0u);
+  }
+  for (int i = 0; i < 500; ++i) {
+    EXPECT_FALSE(limiter.Allow(t + absl::Milliseconds(i), &held_back));
+  }
+  EXPECT_EQ(limiter.suppressed(), 500u);
+  // The next window lets a line through, which reports what was held back.
+  EXPECT_TRUE(limiter.Allow(t + absl::Seconds(1), &held_back));
+  EXPECT_EQ(held_back, 500u);
+  EXPECT_TRUE(limiter.Allow(t + absl::Seconds(1), &held_back));
+  EXPECT_EQ(held_back, 0u);
+  EXPECT_EQ(limiter.suppressed(), 500u);
+}
+
+}  // namespace
+}  // namespace portserver

@@ -23,9 +23,10 @@ DEFINE_string(portserver_state_file, "",
               "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
               "XDG_RUNTIME_DIR is unset. 'none': keep leases in memory only, "
               "as the reference server does.");
-DEFINE_int32(portserver_max_ports_per_pid, 1024,
+DEFINE_int32(portserver_max_ports_per_pid, 0,
              "Most ports one live process may hold at once; further requests "
-             "on its behalf are denied (quota). 0: no limit.");
+             "on its behalf are denied (quota). 0: no limit, as in the "
+             "reference server (a long-lived test runner may hold many).");
 DEFINE_int32(portserver_max_connections, 1024,
              "Most client connections open at once. At the cap, the oldest "
              "connection without a complete request is closed to make room.");
@@ -38,7 +39,12 @@ DEFINE_bool(portserver_lock_ports, false,
             "and skip ports another server holds: several servers sharing "
             "one network namespace (e.g. Bazel portserver_test servers) then "
             "never hand out the same port.");
-DEFINE_bool(verbose, false, "Enable verbose messages (one line per request).");
+DEFINE_bool(verbose, false,
+            "Enable verbose messages (one line per request). Without it, "
+            "refusals (but for malformed requests) are still logged, at most "
+            "10 lines a second; the next line logged says how many were "
+            "suppressed, and SIGUSR1 reports the total "
+            "(refusal-lines-suppressed).");
 DEFINE_bool(debug, false,
             "Enable full debug messages (per request, with the caller's "
             "credentials and the probes made).");
@@ -213,7 +219,7 @@ std::string UsageText() {
     if (i == kFirstOwnFlag) {
       absl::StrAppend(&usage,
                       "\nnot in the reference server (the defaults keep its "
-                      "behaviour but for\nthe quota and the journal):\n");
+                      "behaviour but for\nthe journal):\n");
     }
     gflags::CommandLineFlagInfo info;
     gflags::GetCommandLineFlagInfo(f.name, &info);

@@ -25,7 +25,7 @@ struct Options {
   std::vector<uint16_t> pool;   // Parsed, in round-robin order.
   std::string address;          // "@name" (abstract) or a path.
   std::string state_file;       // "" = per-user default; "none" = no journal.
-  size_t max_ports_per_pid = 1024;  // 0 = no limit.
+  size_t max_ports_per_pid = 0;  // 0 = no limit (the default).
   size_t max_connections = 1024;
   int read_timeout_ms = 5000;
   bool lock_ports = false;      // Per-port host-wide locks (see --help).

@@ -48,15 +48,16 @@ TEST(Options, AliasSetsTheAddress) {
 TEST(Options, LimitsHaveDocumentedDefaults) {
   absl::StatusOr<CommandLine> cl = Parse({});
   ASSERT_TRUE(cl.ok());
-  EXPECT_EQ(cl->options.max_ports_per_pid, 1024u);
+  // No quota by default: the reference has none (issue 9).
+  EXPECT_EQ(cl->options.max_ports_per_pid, 0u);
   EXPECT_EQ(cl->options.max_connections, 1024u);
   EXPECT_EQ(cl->options.read_timeout_ms, 5000);
   EXPECT_EQ(cl->options.state_file, "");
-  cl = Parse({"--portserver_max_ports_per_pid=0", "--portserver_state_file=none",
+  cl = Parse({"--portserver_max_ports_per_pid=5", "--portserver_state_file=none",
               "--portserver_max_connections", "7",
               "--portserver_read_timeout_ms=250"});
   ASSERT_TRUE(cl.ok()) << cl.status();
-  EXPECT_EQ(cl->options.max_ports_per_pid, 0u);
+  EXPECT_EQ(cl->options.max_ports_per_pid, 5u);
   EXPECT_EQ(cl->options.state_file, "none");
   EXPECT_EQ(cl->options.max_connections, 7u);
   EXPECT_EQ(cl->options.read_timeout_ms, 250);

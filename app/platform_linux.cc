@@ -110,6 +110,10 @@ class LinuxSignalWatcher final : public SignalWatcher {
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
   RaiseDescriptorLimit();
+  // A closed stderr (`portserver 2>&1 | head -1`, a log collector that
+  // restarts) or a client gone before its reply must never kill the server:
+  // writes fail with EPIPE instead, and the log and the transport go on.
+  signal(SIGPIPE, SIG_IGN);
   LinuxUnixTransport::Options transport_options;
   transport_options.address = options.address;
   transport_options.max_connections = options.max_connections;
@@ -125,7 +129,8 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents) {
   if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
   *path = options.state_file;
-  if (path->empty()) {
+  bool default_directory = path->empty();
+  if (default_directory) {
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
     std::string dir = runtime != nullptr && runtime[0] != '\0'
                           ? std::string(runtime) + "/portserver"
@@ -143,7 +148,8 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     *path = dir + "/" + name + ".journal";
   }
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
-      LinuxLeaseStore::Open(*path, contents);
+      LinuxLeaseStore::Open(*path, contents,
+                            /*remove_directory=*/default_directory);
   if (!store.ok()) return store.status();
   return std::unique_ptr<LeaseStore>(std::move(*store));
 }

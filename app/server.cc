@@ -45,9 +45,17 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
     PS_LOG(WARNING) << "State file " << path << ": " << problem;
   }
   size_t restored = service_.Restore(replay.leases);
-  PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
-               << replay.leases.size()
-               << " journaled leases (the others' owners are gone)";
+  if (replay.leases.empty()) {
+    PS_LOG(INFO) << "State file " << path << ": no leases to restore";
+  } else {
+    PS_LOG(INFO) << "State file " << path << ": restored " << restored
+                 << " lease(s) of live processes; dropped "
+                 << replay.leases.size() - restored
+                 << " (owner exited, port outside the pool, or recorded "
+                    "twice)";
+  }
+  journal_path_ = path;
+  journal_attached_ = true;
   for (const auto& lease : service_.Leases()) Watch(lease.second.pid);
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
@@ -62,6 +70,17 @@ absl::Status Server::Serve() {
                << " ports; portserver " << kPortserverVersion << ")";
   ServeResult result = transport_.Serve(*this);
   DumpStats();
+  if (journal_attached_) {
+    journal_attached_ = false;
+    Stats s = service_.stats();
+    if (service_.DetachStore()) {
+      PS_LOG(INFO) << "State file " << journal_path_
+                   << " removed: no live leases to keep";
+    } else {
+      PS_LOG(INFO) << "State file " << journal_path_ << " kept: "
+                   << s.leased_ports << " live lease(s)";
+    }
+  }
   if (!result.ok) {
     PS_LOG(ERROR) << "Serving stopped: " << result.error;
     return absl::InternalError(result.error);
@@ -93,22 +112,82 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "leased-ports " << s.leased_ports;
   PS_LOG(INFO) << "owners " << s.owners;
   PS_LOG(INFO) << "busy-ports-cooling " << s.busy_ports_cooling;
+  PS_LOG(INFO) << "unwatched-owners " << unwatched_owners();
+  PS_LOG(INFO) << "refusal-lines-suppressed " << refusals_.suppressed();
+  PS_LOG(INFO) << "journal-outages " << s.journal_outages;
+  PS_LOG(INFO) << "journal-missed-grants " << s.journal_missed_grants;
+  PS_LOG(INFO) << "journal-rewrites " << s.journal_rewrites;
   PS_LOG(INFO) << "journal-errors " << s.journal_errors;
   PS_LOG(INFO) << "journal-compactions " << s.journal_compactions;
 }
 
 void Server::SetOwnerWatcher(OwnerWatcher* watcher) {
   watcher_ = watcher;
-  if (watcher_ != nullptr && !watch_failed_) service_.SetSweepPerRequest(0);
+  if (watcher_ != nullptr) service_.SetSweepPerRequest(0);
+}
+
+size_t Server::unwatched_owners() const {
+  std::lock_guard<std::mutex> lock(unwatched_mu_);
+  return unwatched_.size();
 }
 
 void Server::Watch(int64_t pid) {
   if (watcher_ == nullptr || watcher_->Watch(pid)) return;
-  if (!watch_failed_.exchange(true)) {
-    service_.SetSweepPerRequest(1);
-    PS_LOG(WARNING) << "Cannot watch pid " << pid
-                    << " for its exit: dead owners are found by sweeping "
-                       "one on every request from now on";
+  size_t count = 0;
+  {
+    std::lock_guard<std::mutex> lock(unwatched_mu_);
+    if (!unwatched_set_.insert(pid).second) return;
+    unwatched_.push_back(pid);
+    count = unwatched_.size();
+  }
+  PS_LOG(WARNING) << "Cannot watch pid " << pid
+                  << " for its exit: it is checked on later requests instead, "
+                     "one unwatched owner per request ("
+                  << count << " unwatched now)";
+}
+
+void Server::CheckUnwatched() {
+  int64_t pid = 0;
+  {
+    std::lock_guard<std::mutex> lock(unwatched_mu_);
+    if (unwatched_.empty()) return;
+    pid = unwatched_.front();
+    unwatched_.pop_front();
+  }
+  bool done = service_.PortsOf(pid).empty() || service_.OwnerExited(pid) > 0 ||
+              watcher_->Watch(pid);
+  std::lock_guard<std::mutex> lock(unwatched_mu_);
+  if (done) {
+    unwatched_set_.erase(pid);
+  } else {
+    unwatched_.push_back(pid);
+  }
+}
+
+void Server::LogJournalEvent(const Decision& d) {
+  switch (d.journal_event) {
+    case JournalEvent::kNone:
+      return;
+    case JournalEvent::kFellBehind:
+      PS_LOG(ERROR) << "State file " << journal_path_
+                    << " cannot be written: " << d.store_error
+                    << ". Leases granted from now on are not journaled (a "
+                       "restart after a crash could hand their ports out "
+                       "again) until a snapshot of every live lease can be "
+                       "written; tried again on every request, logged once";
+      return;
+    case JournalEvent::kCaughtUp:
+      PS_LOG(WARNING) << "State file " << journal_path_
+                      << " written again: it holds every live lease, "
+                         "including the "
+                      << d.journal_missed
+                      << " granted while it could not be written";
+      return;
+    case JournalEvent::kRewritten:
+      PS_LOG(WARNING) << "State file " << journal_path_
+                      << " (or its lock) was deleted or replaced: wrote a "
+                         "fresh one holding every live lease";
+      return;
   }
 }
 
@@ -121,13 +200,18 @@ void Server::OwnerExited(int64_t pid) {
 }
 
 std::string Server::HandleRequest(const Request& request) {
+  CheckUnwatched();
   Decision d = service_.Decide(request);
   if (d.granted()) Watch(d.pid);
-  if (!d.store_error.empty()) {
-    PS_LOG(WARNING) << "Port " << d.port << " for pid " << d.pid
-                    << " not journaled: " << d.store_error;
+  LogJournalEvent(d);
+  // Refusals are logged at default verbosity, rate-limited; malformed
+  // requests (which can be a flood of garbage) and grants only when verbose.
+  uint64_t held_back = 0;
+  if (!Verbose() &&
+      (d.granted() || d.outcome == Outcome::kMalformed ||
+       !refusals_.Allow(absl::Now(), &held_back))) {
+    return std::move(d.reply);
   }
-  if (!Verbose()) return std::move(d.reply);
   std::string line;
   if (d.outcome == Outcome::kMalformed) {
     line = absl::StrCat("Bad request: ", d.detail);
@@ -155,6 +239,10 @@ std::string Server::HandleRequest(const Request& request) {
   } else if (d.allocation.ports_busy > 0) {
     absl::StrAppend(&line, " (", d.allocation.ports_busy,
                     " port(s) found in use by others)");
+  }
+  if (held_back > 0) {
+    absl::StrAppend(&line, " [", held_back,
+                    " earlier refusal line(s) suppressed by the rate limit]");
   }
   PS_LOG(INFO) << line;
   return std::move(d.reply);

@@ -13,12 +13,15 @@
 #ifndef PORTSERVER_APP_SERVER_H_
 #define PORTSERVER_APP_SERVER_H_
 
-#include <atomic>
 #include <cstdint>
+#include <deque>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "app/log.h"
 #include "app/options.h"
 #include "domain/lease_store.h"
 #include "domain/port_probe.h"
@@ -61,18 +64,29 @@ class Server final : private RequestHandler {
 
   // From now on, tells `watcher` (which must outlive the server) of each
   // owner, so that their exits reach OwnerExited() at once; requests then
-  // stop sweeping an owner each, unless a watch fails.
+  // stop sweeping owners. An owner whose watch fails is checked instead, one
+  // such owner per request (round-robin), until it ends or can be watched:
+  // the others cost nothing.
   void SetOwnerWatcher(OwnerWatcher* watcher);
   // An owner may have exited: its ports come back if the probe agrees.
   void OwnerExited(int64_t pid);
 
-  // Serves until Shutdown(); then logs the statistics. Returns an Internal
+  // Serves until Shutdown(); then logs the statistics and, if no lease is
+  // live, removes the journal (LeaseStore::Remove). Returns an Internal
   // error if the transport failed.
   absl::Status Serve();
   void Shutdown();
   // Logs the reference statistics, one per line.
   void DumpStats();
   Stats stats() const { return service_.stats(); }
+  // Owners whose exit is not watched now.
+  size_t unwatched_owners() const;
+  // Refusal lines held back by the rate limit (kRefusalLinesPerSecond).
+  uint64_t refusal_lines_suppressed() const { return refusals_.suppressed(); }
+
+  // Refusals are logged at default verbosity, at most this many lines a
+  // second; the rest are counted and the next line says how many.
+  static constexpr int kRefusalLinesPerSecond = 10;
 
  private:
   std::string HandleRequest(const Request& request) override;
@@ -81,9 +95,18 @@ class Server final : private RequestHandler {
   Transport& transport_;
   PortService service_;
   void Watch(int64_t pid);
+  // Checks the next unwatched owner: forgets it once it has ended or can
+  // be watched after all.
+  void CheckUnwatched();
+  void LogJournalEvent(const Decision& d);
 
   OwnerWatcher* watcher_ = nullptr;
-  std::atomic<bool> watch_failed_{false};
+  mutable std::mutex unwatched_mu_;
+  std::deque<int64_t> unwatched_;      // Guarded by unwatched_mu_.
+  std::set<int64_t> unwatched_set_;    // Guarded by unwatched_mu_.
+  std::string journal_path_;           // Set by UseJournal.
+  bool journal_attached_ = false;
+  LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
 };
 
 }  // namespace portserver

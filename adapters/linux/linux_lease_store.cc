@@ -35,6 +35,36 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
+// True if `path` names the file open as `fd`.
+bool NamesFile(const std::string& path, int fd) {
+  struct stat named {}, open {};
+  if (stat(path.c_str(), &named) != 0 || fstat(fd, &open) != 0) return false;
+  return named.st_dev == open.st_dev && named.st_ino == open.st_ino;
+}
+
+// Opens (creating) and flocks `lock_path`, making sure that the locked file
+// is still the one the path names (a server that stops cleanly removes its
+// lock file: a lock taken on the removed file would lock nothing). -1 with
+// `*error` (EWOULDBLOCK: held by another server).
+int TakeLock(const std::string& lock_path, int* error) {
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      *error = errno;
+      return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      *error = errno;
+      close(fd);
+      return -1;
+    }
+    if (NamesFile(lock_path, fd)) return fd;
+    close(fd);  // Removed or replaced under us: try the new one.
+  }
+  *error = EAGAIN;
+  return -1;
+}
+
 std::string DirectoryOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
@@ -63,15 +93,11 @@ absl::Status LinuxLeaseStore::MakePrivateDirectory(const std::string& dir) {
 }
 
 absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
-    const std::string& path, std::string* contents) {
+    const std::string& path, std::string* contents, bool remove_directory) {
   std::string lock_path = path + ".lock";
-  int lock_fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int error = 0;
+  int lock_fd = TakeLock(lock_path, &error);
   if (lock_fd < 0) {
-    return ErrnoStatus(absl::StrCat("cannot open ", lock_path), errno);
-  }
-  if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    int error = errno;
-    close(lock_fd);
     if (error == EWOULDBLOCK) {
       return absl::AlreadyExistsError(absl::StrCat(
           "state file ", path, " is in use by another port server"));
@@ -98,7 +124,37 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
     if (n == 0) break;
     contents->append(buffer, static_cast<size_t>(n));
   }
-  return std::unique_ptr<LinuxLeaseStore>(new LinuxLeaseStore(path, fd, lock_fd));
+  return std::unique_ptr<LinuxLeaseStore>(
+      new LinuxLeaseStore(path, fd, lock_fd, remove_directory));
+}
+
+bool LinuxLeaseStore::Intact() {
+  return NamesFile(path_, fd_) && NamesFile(lock_path_, lock_fd_);
+}
+
+StoreResult LinuxLeaseStore::RelockIfLost() {
+  if (NamesFile(lock_path_, lock_fd_)) return {};
+  int error = 0;
+  int fresh = TakeLock(lock_path_, &error);
+  if (fresh < 0) {
+    if (error == EWOULDBLOCK) {
+      return StoreResult{false, absl::StrCat("the lock ", lock_path_,
+                                             " was deleted and another port "
+                                             "server holds it now")};
+    }
+    return StoreResult{false, ErrnoText("cannot lock " + lock_path_, error)};
+  }
+  close(lock_fd_);
+  lock_fd_ = fresh;
+  return {};
+}
+
+void LinuxLeaseStore::Remove() {
+  // The lock last: until then no other server may take the journal.
+  unlink(path_.c_str());
+  unlink((path_ + ".tmp").c_str());
+  if (NamesFile(lock_path_, lock_fd_)) unlink(lock_path_.c_str());
+  if (remove_directory_) rmdir(DirectoryOf(path_).c_str());  // If empty.
 }
 
 LinuxLeaseStore::~LinuxLeaseStore() {
@@ -114,6 +170,7 @@ StoreResult LinuxLeaseStore::Append(std::string_view record) {
 }
 
 StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
+  if (StoreResult locked = RelockIfLost(); !locked.ok) return locked;
   std::string tmp = path_ + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return StoreResult{false, ErrnoText("cannot create " + tmp, errno)};

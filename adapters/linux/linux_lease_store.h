@@ -11,6 +11,12 @@
 // The file is flock()ed for the lifetime of the object: a second server
 // given the same journal fails to open it instead of corrupting it.
 //
+// Intact() compares the inode the path names now (st_dev, st_ino) with the
+// one we write, for the journal and for its lock: a /tmp cleaner or an
+// operator that deletes either is noticed, and Replace() then writes a fresh
+// journal and takes a fresh lock. Remove() deletes both (and the directory,
+// if it was made for us and is empty) at a clean stop.
+//
 // Example:
 //   std::string contents;
 //   auto store = LinuxLeaseStore::Open("/run/user/1000/portserver/x.journal",
@@ -35,8 +41,11 @@ class LinuxLeaseStore final : public LeaseStore {
  public:
   // Opens (creating, mode 0600) the journal at `path` and locks it. Its
   // directory must exist. `*contents` receives what the file holds.
+  // `remove_directory`: Remove() also removes the journal's directory if it
+  // is then empty (a default directory made for us).
   static absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> Open(
-      const std::string& path, std::string* contents);
+      const std::string& path, std::string* contents,
+      bool remove_directory = false);
 
   // Creates `dir` (mode 0700) if missing. Fails unless it is then a real
   // directory (not a symlink) owned by this user and closed to others: a
@@ -46,17 +55,31 @@ class LinuxLeaseStore final : public LeaseStore {
   ~LinuxLeaseStore() override;
 
   StoreResult Append(std::string_view record) override;
+  // Also re-takes the lock if its file was deleted or replaced; fails (and
+  // writes nothing) if another server holds the new lock by then.
   StoreResult Replace(std::string_view contents) override;
+  // Two stat(2)s.
+  bool Intact() override;
+  void Remove() override;
 
   const std::string& path() const { return path_; }
 
  private:
-  LinuxLeaseStore(std::string path, int fd, int lock_fd)
-      : path_(std::move(path)), fd_(fd), lock_fd_(lock_fd) {}
+  LinuxLeaseStore(std::string path, int fd, int lock_fd, bool remove_directory)
+      : path_(std::move(path)),
+        lock_path_(path_ + ".lock"),
+        fd_(fd),
+        lock_fd_(lock_fd),
+        remove_directory_(remove_directory) {}
+
+  // Takes a fresh lock if lock_path_ no longer names the file we hold.
+  StoreResult RelockIfLost();
 
   const std::string path_;
+  const std::string lock_path_;
   int fd_;       // O_APPEND descriptor of the current file.
-  int lock_fd_;  // Holds the flock; "<path>.lock", never replaced.
+  int lock_fd_;  // Holds the flock on lock_path_ (replaced if it is deleted).
+  const bool remove_directory_;
 };
 
 }  // namespace portserver

@@ -109,3 +109,80 @@ TEST(LinuxLeaseStore, PrivateDirectoryIsCreatedAndChecked) {
 
 }  // namespace
 }  // namespace portserver
+
+namespace portserver {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+TEST(LinuxLeaseStoreFaults, DeletedJournalIsNoticedAndReplacedWithItsLock) {
+  std::string path = Unique("journal");
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Append("a\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  // A /tmp cleaner removes both files.
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_EQ(unlink((path + ".lock").c_str()), 0);
+  EXPECT_FALSE((*store)->Intact());
+  // Meanwhile a second server could take the journal...
+  ASSERT_TRUE((*store)->Replace("snapshot\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  EXPECT_EQ(ReadFile(path), "snapshot\n");
+  ASSERT_TRUE((*store)->Append("b\n").ok);
+  EXPECT_EQ(ReadFile(path), "snapshot\nb\n");
+  // ...but not once the lock is back.
+  std::string other;
+  auto second = LinuxLeaseStore::Open(path, &other);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists)
+      << second.status();
+}
+
+TEST(LinuxLeaseStoreFaults, DeletedLockAloneIsNoticed) {
+  std::string path = Unique("journal");
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_EQ(unlink((path + ".lock").c_str()), 0);
+  EXPECT_FALSE((*store)->Intact());
+  ASSERT_TRUE((*store)->Replace("x\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  std::string other;
+  EXPECT_FALSE(LinuxLeaseStore::Open(path, &other).ok());
+}
+
+TEST(LinuxLeaseStoreFaults, RemoveLeavesNothingBehind) {
+  std::string dir = Unique("state");
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+  std::string path = dir + "/x.journal";
+  std::string contents;
+  {
+    auto store = LinuxLeaseStore::Open(path, &contents,
+                                       /*remove_directory=*/true);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Append("a\n").ok);
+    (*store)->Remove();
+  }
+  EXPECT_FALSE(Exists(path));
+  EXPECT_FALSE(Exists(path + ".lock"));
+  EXPECT_FALSE(Exists(dir));
+}
+
+TEST(LinuxLeaseStoreFaults, RemoveKeepsADirectoryThatIsNotEmpty) {
+  std::string dir = Unique("state");
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+  std::ofstream(dir + "/other.journal") << "";
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(dir + "/x.journal", &contents, true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  (*store)->Remove();
+  EXPECT_FALSE(Exists(dir + "/x.journal"));
+  EXPECT_TRUE(Exists(dir + "/other.journal"));
+}
+
+}  // namespace
+}  // namespace portserver
