@@ -1,0 +1,117 @@
+// app::Server on the in-memory adapters: an owner whose exit cannot be
+// watched must not slow every later request (issue 9). Before, one failed
+// watch switched the server into sweeping an owner on every request for the
+// rest of its life.
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "adapters/fake/fake_port_probe.h"
+#include "adapters/fake/fake_process_probe.h"
+#include "adapters/fake/fake_transport.h"
+#include "app/options.h"
+#include "app/server.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+// Watches every owner but those in `unwatchable`.
+class FakeOwnerWatcher final : public OwnerWatcher {
+ public:
+  bool Watch(int64_t pid) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    return unwatchable_.count(pid) == 0;
+  }
+  void MakeUnwatchable(int64_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unwatchable_.insert(pid);
+  }
+  void MakeWatchable(int64_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    unwatchable_.erase(pid);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<int64_t> unwatchable_;
+  int calls_ = 0;
+};
+
+class UnwatchedOwnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* argv[] = {"portserver", "--portserver_address=@in-memory",
+                          "--portserver_static_pool=20000-20099"};
+    absl::StatusOr<CommandLine> cl = ParseCommandLine(3, argv);
+    ASSERT_TRUE(cl.ok()) << cl.status();
+    server_ = std::make_unique<Server>(
+        cl->options, Adapters{&processes_, &ports_, &transport_});
+    server_->SetOwnerWatcher(&watcher_);
+    thread_ = std::thread([this] { served_ = server_->Serve(); });
+    transport_.WaitUntilServing();
+    for (int64_t pid : {kSelf, kBad, kOther}) processes_.Spawn(pid);
+  }
+  void TearDown() override {
+    server_->Shutdown();
+    thread_.join();
+    EXPECT_TRUE(served_.ok()) << served_;
+  }
+  int Ask(int64_t pid) {
+    std::optional<std::string> reply =
+        transport_.Call(std::to_string(pid) + "\n", Request::End::kNewline);
+    EXPECT_TRUE(reply.has_value());
+    return reply && !reply->empty() ? std::stoi(*reply) : 0;
+  }
+  // Process probes made by `n` grants to kSelf (each probes kSelf once).
+  int ProbesFor(int n) {
+    int before = processes_.probe_count();
+    for (int i = 0; i < n; ++i) EXPECT_NE(Ask(kSelf), 0);
+    return processes_.probe_count() - before;
+  }
+
+  static constexpr int64_t kSelf = 4242, kBad = 777, kOther = 888;
+  FakeProcessProbe processes_;
+  FakePortProbe ports_;
+  FakeTransport transport_;
+  FakeOwnerWatcher watcher_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  absl::Status served_;
+};
+
+TEST_F(UnwatchedOwnerTest, WatchedOwnersCostNoSweep) {
+  ASSERT_NE(Ask(kOther), 0);
+  EXPECT_EQ(ProbesFor(20), 20);
+}
+
+TEST_F(UnwatchedOwnerTest, ADeadUnwatchedOwnerIsFoundAndThenCostsNothing) {
+  watcher_.MakeUnwatchable(kBad);
+  for (int i = 0; i < 3; ++i) ASSERT_NE(Ask(kBad), 0);
+  ASSERT_NE(Ask(kOther), 0);  // Watched: never swept.
+  EXPECT_EQ(server_->unwatched_owners(), 1u);
+  processes_.Kill(kBad);
+  Ask(kSelf);  // Finds kBad gone: its ports come back.
+  EXPECT_EQ(server_->stats().leased_ports, 2u);  // kOther's and kSelf's.
+  EXPECT_EQ(server_->unwatched_owners(), 0u);
+  // From now on no request pays for the bad owner: one probe each, for the
+  // asking process only (the sweeping mode cost two).
+  EXPECT_EQ(ProbesFor(50), 50);
+}
+
+TEST_F(UnwatchedOwnerTest, ALiveUnwatchedOwnerCostsOneCheckPerRequestAtMost) {
+  watcher_.MakeUnwatchable(kBad);
+  ASSERT_NE(Ask(kBad), 0);
+  EXPECT_LE(ProbesFor(20), 40);
+  // It becomes watchable (descriptors freed): checks stop.
+  watcher_.MakeWatchable(kBad);
+  Ask(kSelf);
+  EXPECT_EQ(server_->unwatched_owners(), 0u);
+  EXPECT_EQ(ProbesFor(20), 20);
+}
+
+}  // namespace
+}  // namespace portserver
