@@ -46,13 +46,19 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   }
   size_t restored = service_.Restore(replay.leases);
   if (replay.leases.empty()) {
-    PS_LOG(INFO) << "State file " << path << ": no leases to restore";
+    PS_LOG(INFO) << "State file " << path
+                 << ": no leases to restore (new or empty journal)";
+  } else if (restored == replay.leases.size()) {
+    PS_LOG(INFO) << "State file " << path << ": restored " << restored
+                 << " of " << replay.leases.size()
+                 << " journaled lease(s), all owners still live";
   } else {
     PS_LOG(INFO) << "State file " << path << ": restored " << restored
-                 << " lease(s) of live processes; dropped "
+                 << " of " << replay.leases.size()
+                 << " journaled lease(s); dropped "
                  << replay.leases.size() - restored
-                 << " (owner exited, port outside the pool, or recorded "
-                    "twice)";
+                 << " (owner exited or its pid reused, port outside the "
+                    "pool, or recorded twice)";
   }
   journal_path_ = path;
   journal_attached_ = true;

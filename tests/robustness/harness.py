@@ -44,7 +44,9 @@ STAT_NAMES = (
     'num-ports-checked-for-last-request', 'total-allocations',
     'denied-invalid-pid', 'denied-no-such-process', 'denied-pool-exhausted',
     'denied-quota', 'refused-connections', 'leased-ports', 'owners',
-    'busy-ports-cooling', 'journal-errors', 'journal-compactions')
+    'busy-ports-cooling', 'unwatched-owners', 'refusal-lines-suppressed',
+    'journal-outages', 'journal-missed-grants', 'journal-rewrites',
+    'journal-errors', 'journal-compactions')
 LAST_STAT = STAT_NAMES[-1]
 STAT_RE = re.compile(r'^(?P<name>%s) (?P<value>\d+)$' %
                      '|'.join(re.escape(n) for n in STAT_NAMES))
@@ -165,12 +167,14 @@ def poll_until(predicate, timeout, interval=0.02):
 class Server(object):
     """One //app:portserver process."""
 
-    def __init__(self, pool, address=None, args=(), preexec_fn=None):
+    def __init__(self, pool, address=None, args=(), preexec_fn=None,
+                 env=None):
         self.pool = pool_ports(pool)
         self.address = address or new_address()
         self.argv = [PORTSERVER_BIN, '--portserver_static_pool=' + pool,
                      '--portserver_address=' + self.address] + list(args)
         self.preexec_fn = preexec_fn
+        self.env = env  # None: ours.
         self.proc = None
         self.returncode = None
 
@@ -179,7 +183,8 @@ class Server(object):
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
-                                     preexec_fn=self.preexec_fn)
+                                     preexec_fn=self.preexec_fn,
+                                     env=self.env)
         self.stderr = LineCollector(self.proc.stderr)
         self.stdout = LineCollector(self.proc.stdout)
         needle = 'Serving on ' + self.address

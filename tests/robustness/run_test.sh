@@ -9,4 +9,7 @@
 set -eu
 script="$1"
 shift
+# Hermetic: servers started without --portserver_state_file keep their
+# default journal under the test's own tmpdir, never in /tmp/portserver-<uid>.
+export XDG_RUNTIME_DIR="${TEST_TMPDIR:-$(mktemp -d)}"
 exec /usr/bin/python3 "$script" "$@"

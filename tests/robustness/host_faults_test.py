@@ -1,0 +1,216 @@
+"""Black-box tests of //app:portserver (issue 9): faults of the host and the
+hygiene of its state.
+
+  DiskFullTest        a real full filesystem (a small tmpfs mounted by the
+                      test), then space comes back: the journal then holds
+                      every live lease, so a kill -9 and restart keep them;
+                      the outage is logged once and counted.
+  DeletedJournalTest  the journal and its lock are deleted while the server
+                      runs: it writes a fresh journal and re-takes the lock.
+  CleanStopTest       a clean stop with no live lease leaves no file; with
+                      live leases the journal stays.
+  StartupLineTest     the start-up line says what was restored.
+"""
+
+import errno
+import os
+import signal
+import subprocess
+
+import harness
+
+TMPFS_SIZE = 256 * 1024
+
+
+def messages(server, start=0):
+    with server.stderr.cond:
+        lines = server.stderr.lines[start:]
+    return [l for l in lines if harness.LOG_LINE_RE.match(l)]
+
+
+class FaultTestBase(harness.ServerTestCase):
+    POOL = None
+
+    def setUp(self):
+        super().setUp()
+        self.address = harness.new_address()
+        self.workdir = os.path.join(harness.tmpdir(), self.id().split('.')[-1])
+        os.makedirs(self.workdir, exist_ok=True)
+
+    def start(self, state_file, **kwargs):
+        return self.start_server(
+            self.POOL, address=self.address,
+            args=['--portserver_state_file=' + state_file], **kwargs)
+
+    def lease(self, server, owner, n):
+        got = []
+        for _ in range(n):
+            port = harness.ask(server.address, owner.pid)
+            self.assertIsNotNone(port, server.log())
+            got.append(port)
+        return got
+
+    def crash_and_restart(self, server, state_file):
+        self.assertEqual(server.kill(), -signal.SIGKILL)
+        return self.start(state_file)
+
+
+class DiskFullTest(FaultTestBase):
+    POOL = '35000-35999'
+
+    def setUp(self):
+        super().setUp()
+        self.mount = os.path.join(self.workdir, 'small')
+        os.makedirs(self.mount, exist_ok=True)
+        done = subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', 'size=%d,mode=0700' % TMPFS_SIZE,
+             'tmpfs', self.mount], stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT)
+        self.assertEqual(done.returncode, 0, 'cannot mount a small tmpfs (the '
+                         'test needs root): %s' % done.stdout)
+        self.addCleanup(subprocess.run, ['umount', '-l', self.mount])
+
+    def fill(self):
+        """Fills the filesystem to its last byte; returns the filler's path."""
+        filler = os.path.join(self.mount, 'filler')
+        with open(filler, 'wb', buffering=0) as f:
+            for size in (65536, 4096, 512, 64, 1):
+                while True:
+                    try:
+                        f.write(b'\0' * size)
+                    except OSError as e:
+                        if e.errno != errno.ENOSPC:
+                            raise
+                        break
+        return filler
+
+    def test_leases_granted_while_the_disk_was_full_survive_a_crash(self):
+        journal = os.path.join(self.mount, 'x.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        filler = self.fill()
+        # Appends go into the journal's last page until it is full: lease
+        # until the server says the journal cannot be written (bounded).
+        start = server.stderr.count()
+        for _ in range(600):
+            held += self.lease(server, owner, 1)
+            if server.stderr.wait_for(lambda l: 'cannot be written' in l,
+                                      start=start, timeout=0) is not None:
+                break
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'cannot be written' in l, start=start), server.log())
+        held += self.lease(server, owner, 20)  # Not journaled now.
+        outage = [l for l in messages(server, start) if 'cannot be written' in l]
+        self.assertEqual(len(outage), 1, 'the outage must be logged once, '
+                         'not per grant:\n%s' % '\n'.join(outage))
+        stats = server.stats()
+        self.assertEqual(stats['journal-outages'], 1)
+        self.assertGreaterEqual(stats['journal-missed-grants'], 21)
+
+        os.unlink(filler)  # Space comes back.
+        start = server.stderr.count()
+        self.assertIsNone(harness.ask(server.address,
+                                      harness.find_nonexistent_pid()))
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'written again' in l, start=start),
+            'no "written again" line once space came back\n%s' % server.log())
+        server = self.crash_and_restart(server, journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+        # And none of them goes to another process.
+        other = self.owner()
+        for _ in range(10):
+            port = harness.ask(server.address, other.pid)
+            self.assertNotIn(port, held, 'port %d of a live owner was handed '
+                             'out again after the restart' % port)
+
+
+class DeletedJournalTest(FaultTestBase):
+    POOL = '35000-35099'
+
+    def test_deleted_journal_and_lock_are_written_afresh(self):
+        journal = os.path.join(self.workdir, 'deleted.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 5)
+        os.unlink(journal)          # A /tmp cleaner, an operator.
+        os.unlink(journal + '.lock')
+        start = server.stderr.count()
+        # The next request, whatever it is, notices.
+        self.assertIsNone(harness.ask(server.address,
+                                      harness.find_nonexistent_pid()))
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'deleted or replaced' in l, start=start), server.log())
+        self.assertTrue(os.path.exists(journal))
+        self.assertTrue(os.path.exists(journal + '.lock'))
+        # The lock keeps a second server off the journal again.
+        status, _, err = harness.run_binary(
+            ['--portserver_address=' + harness.new_address(),
+             '--portserver_static_pool=' + self.POOL,
+             '--portserver_state_file=' + journal], timeout=10)
+        self.assertEqual(status, 2, err)
+        self.assertIn('in use by another port server', err)
+        held += self.lease(server, owner, 2)
+        server = self.crash_and_restart(server, journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
+
+class CleanStopTest(FaultTestBase):
+    POOL = '35100-35109'
+
+    def start_default(self, runtime):
+        """A server on the default state file, under `runtime`."""
+        return self.start_server(
+            self.POOL, address=self.address,
+            env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+
+    def test_clean_stop_without_leases_leaves_nothing(self):
+        runtime = os.path.join(self.workdir, 'runtime')
+        os.makedirs(runtime, exist_ok=True)
+        server = self.start_default(runtime)
+        state_dir = os.path.join(runtime, 'portserver')
+        self.assertTrue(os.listdir(state_dir), 'no journal while serving')
+        owner = self.owner()
+        self.lease(server, owner, 2)
+        harness.kill_owner(owner)
+        self.assert_stats(server, {'leased-ports': 0})
+        self.assertEqual(server.stop(), 0)
+        self.assertFalse(os.path.exists(state_dir),
+                         'left behind: %s' % (os.listdir(state_dir)
+                                              if os.path.isdir(state_dir)
+                                              else state_dir))
+
+    def test_clean_stop_with_live_leases_keeps_the_journal(self):
+        runtime = os.path.join(self.workdir, 'runtime2')
+        os.makedirs(runtime, exist_ok=True)
+        server = self.start_default(runtime)
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.stop(), 0)
+        state_dir = os.path.join(runtime, 'portserver')
+        journals = [n for n in os.listdir(state_dir)
+                    if n.endswith('.journal')]
+        self.assertEqual(len(journals), 1, os.listdir(state_dir))
+        server = self.start_default(runtime)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
+
+class StartupLineTest(FaultTestBase):
+    POOL = '35200-35209'
+
+    def test_startup_line_says_what_happened(self):
+        journal = os.path.join(self.workdir, 'fresh.journal')
+        server = self.start(journal)
+        lines = [l for l in messages(server) if 'State file' in l]
+        self.assertTrue(any('no leases to restore' in l for l in lines),
+                        server.log())
+        self.assertFalse(any('0 of 0' in l for l in lines), server.log())
+        owner = self.owner()
+        self.lease(server, owner, 3)
+        server = self.crash_and_restart(server, journal)
+        self.assertTrue(any('restored 3 of 3' in l and 'live' in l
+                            for l in messages(server)), server.log())
+
+
+if __name__ == '__main__':
+    harness.main('host_faults_test')
