@@ -13,8 +13,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <random>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -55,9 +57,27 @@ ssize_t ReadSome(int fd, std::string& into) {
   return n;
 }
 
+// Our environment, with `name` set to `value`.
+std::vector<std::string> EnvironmentWith(const std::string& name,
+                                         const std::string& value) {
+  std::vector<std::string> env;
+  const std::string prefix = name + "=";
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, prefix)) env.push_back(*e);
+  }
+  env.push_back(prefix + value);
+  return env;
+}
+
 // Starts argv[0] with stdin from /dev/null and stdout, stderr to the given
-// descriptors. Returns the pid, or -1.
-pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
+// descriptors, in `env` (nullptr: ours). Returns the pid, or -1.
+pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
+            const std::vector<std::string>* env = nullptr) {
+  std::vector<char*> envp;
+  if (env != nullptr) {
+    for (const std::string& e : *env) envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+  }
   std::vector<char*> args;
   for (const std::string& arg : argv)
     args.push_back(const_cast<char*>(arg.c_str()));
@@ -69,7 +89,8 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
   posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
   pid_t pid = -1;
   const int error =
-      posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+      posix_spawn(&pid, args[0], &actions, nullptr, args.data(),
+                  env != nullptr ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   return error == 0 ? pid : -1;
 }
@@ -99,8 +120,12 @@ int WaitOrKill(pid_t pid, absl::Time deadline) {
 }  // namespace
 
 std::string UniqueAbstractAddress() {
+  // A sandboxed test has a small pid that other runs share: add a random
+  // part, so that runs of one test on one host never meet.
+  static const uint32_t run = std::random_device{}();
   static std::atomic<int> counter{0};
-  return absl::StrCat("@portpicker-test-", getpid(), "-", counter++);
+  return absl::StrCat("@portpicker-test-", getpid(), "-", absl::Hex(run), "-",
+                      counter++);
 }
 
 std::string RunfilePath(const std::string& path) {
@@ -298,7 +323,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   if (pipe2(output, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
   }
-  const pid_t pid = Spawn(argv, output[1], output[1]);
+  // Hermetic state: a server's default journal goes under the test's own
+  // tmpdir (XDG_RUNTIME_DIR), never into the shared /tmp/portserver-<uid>.
+  const char* tmpdir = std::getenv("TEST_TMPDIR");
+  std::vector<std::string> env =
+      EnvironmentWith("XDG_RUNTIME_DIR", tmpdir != nullptr ? tmpdir : "/tmp");
+  const pid_t pid = Spawn(argv, output[1], output[1],
+                          tmpdir != nullptr ? &env : nullptr);
   close(output[1]);
   if (pid < 0) {
     close(output[0]);
