@@ -22,7 +22,11 @@ DEFINE_string(portserver_state_file, "",
               "Empty: <runtime dir>/<address>.journal, where the runtime dir "
               "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
               "XDG_RUNTIME_DIR is unset. 'none': keep leases in memory only, "
-              "as the reference server does.");
+              "as the reference server does. A clean stop (SIGTERM, SIGINT) "
+              "with no live lease removes the journal and its .lock (and the "
+              "default directory if it is then empty). A full disk or a "
+              "deleted journal is logged, and every live lease is written "
+              "again as soon as the file can be.");
 DEFINE_int32(portserver_max_ports_per_pid, 0,
              "Most ports one live process may hold at once; further requests "
              "on its behalf are denied (quota). 0: no limit, as in the "
