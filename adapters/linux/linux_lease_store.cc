@@ -134,6 +134,12 @@ bool LinuxLeaseStore::Intact() {
 
 StoreResult LinuxLeaseStore::RelockIfLost() {
   if (NamesFile(lock_path_, lock_fd_)) return {};
+  if (remove_directory_) {
+    // Our default directory may have gone with the files: make it again
+    // (checked private, as at start-up).
+    absl::Status made = MakePrivateDirectory(DirectoryOf(path_));
+    if (!made.ok()) return StoreResult{false, std::string(made.message())};
+  }
   int error = 0;
   int fresh = TakeLock(lock_path_, &error);
   if (fresh < 0) {

@@ -55,7 +55,8 @@ class LinuxLeaseStore final : public LeaseStore {
   ~LinuxLeaseStore() override;
 
   StoreResult Append(std::string_view record) override;
-  // Also re-takes the lock if its file was deleted or replaced; fails (and
+  // Also re-takes the lock if its file was deleted or replaced (making the
+  // directory again first if it was made for us and is gone); fails (and
   // writes nothing) if another server holds the new lock by then.
   StoreResult Replace(std::string_view contents) override;
   // Two stat(2)s.

@@ -155,6 +155,25 @@ TEST(LinuxLeaseStoreFaults, DeletedLockAloneIsNoticed) {
   EXPECT_FALSE(LinuxLeaseStore::Open(path, &other).ok());
 }
 
+TEST(LinuxLeaseStoreFaults, DeletedDefaultDirectoryIsMadeAgain) {
+  std::string dir = Unique("state");
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+  std::string path = dir + "/x.journal";
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(path, &contents, /*remove_directory=*/true);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  ASSERT_EQ(unlink((path + ".lock").c_str()), 0);
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+  EXPECT_FALSE((*store)->Intact());
+  ASSERT_TRUE((*store)->Replace("snapshot\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  EXPECT_EQ(ReadFile(path), "snapshot\n");
+  struct stat st {};
+  ASSERT_EQ(stat(dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+}
+
 TEST(LinuxLeaseStoreFaults, RemoveLeavesNothingBehind) {
   std::string dir = Unique("state");
   ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
