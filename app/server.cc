@@ -146,10 +146,16 @@ void Server::Watch(int64_t pid) {
     unwatched_.push_back(pid);
     count = unwatched_.size();
   }
+  uint64_t held_back = 0;
+  if (!watch_warnings_.Allow(absl::Now(), &held_back)) return;
   PS_LOG(WARNING) << "Cannot watch pid " << pid
                   << " for its exit: it is checked on later requests instead, "
                      "one unwatched owner per request ("
-                  << count << " unwatched now)";
+                  << count << " unwatched now"
+                  << (held_back > 0 ? absl::StrCat("; ", held_back,
+                                                   " such lines suppressed")
+                                    : std::string())
+                  << ")";
 }
 
 void Server::CheckUnwatched() {

@@ -107,6 +107,8 @@ class Server final : private RequestHandler {
   std::string journal_path_;           // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
+  // Descriptor exhaustion can fail many watches at once.
+  LogRateLimiter watch_warnings_{kRefusalLinesPerSecond, absl::Seconds(1)};
 };
 
 }  // namespace portserver
