@@ -102,9 +102,9 @@ class Server final : private RequestHandler {
 
   OwnerWatcher* watcher_ = nullptr;
   mutable std::mutex unwatched_mu_;
-  std::deque<int64_t> unwatched_;      // Guarded by unwatched_mu_.
-  std::set<int64_t> unwatched_set_;    // Guarded by unwatched_mu_.
-  std::string journal_path_;           // Set by UseJournal.
+  std::deque<int64_t> unwatched_;    // Guarded by unwatched_mu_.
+  std::set<int64_t> unwatched_set_;  // Guarded by unwatched_mu_.
+  std::string journal_path_;         // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
   // Descriptor exhaustion can fail many watches at once.

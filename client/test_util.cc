@@ -75,7 +75,8 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
             const std::vector<std::string>* env = nullptr) {
   std::vector<char*> envp;
   if (env != nullptr) {
-    for (const std::string& e : *env) envp.push_back(const_cast<char*>(e.c_str()));
+    for (const std::string& e : *env)
+      envp.push_back(const_cast<char*>(e.c_str()));
     envp.push_back(nullptr);
   }
   std::vector<char*> args;
@@ -88,9 +89,8 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd,
   posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
   posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
   pid_t pid = -1;
-  const int error =
-      posix_spawn(&pid, args[0], &actions, nullptr, args.data(),
-                  env != nullptr ? envp.data() : environ);
+  const int error = posix_spawn(&pid, args[0], &actions, nullptr, args.data(),
+                                env != nullptr ? envp.data() : environ);
   posix_spawn_file_actions_destroy(&actions);
   return error == 0 ? pid : -1;
 }
@@ -328,8 +328,8 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
   const char* tmpdir = std::getenv("TEST_TMPDIR");
   std::vector<std::string> env =
       EnvironmentWith("XDG_RUNTIME_DIR", tmpdir != nullptr ? tmpdir : "/tmp");
-  const pid_t pid = Spawn(argv, output[1], output[1],
-                          tmpdir != nullptr ? &env : nullptr);
+  const pid_t pid =
+      Spawn(argv, output[1], output[1], tmpdir != nullptr ? &env : nullptr);
   close(output[1]);
   if (pid < 0) {
     close(output[0]);
