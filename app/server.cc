@@ -118,6 +118,9 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "leased-ports " << s.leased_ports;
   PS_LOG(INFO) << "owners " << s.owners;
   PS_LOG(INFO) << "busy-ports-cooling " << s.busy_ports_cooling;
+  PS_LOG(INFO) << "time-wait-ports-cooling " << s.time_wait_ports_cooling;
+  PS_LOG(INFO) << "time-wait-grants " << s.time_wait_grants;
+  PS_LOG(INFO) << "port-probe-failures " << s.port_probe_failures;
   PS_LOG(INFO) << "unwatched-owners " << unwatched_owners();
   PS_LOG(INFO) << "refusal-lines-suppressed " << refusals_.suppressed();
   PS_LOG(INFO) << "journal-outages " << s.journal_outages;

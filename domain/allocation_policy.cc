@@ -16,39 +16,95 @@ AllocationPolicy::AllocationPolicy(const std::vector<uint16_t>& pool,
       pool_size_(pool.size()),
       free_(pool.begin(), pool.end()) {}
 
+bool AllocationPolicy::Take(uint16_t port, PortState state,
+                            const Owner& owner, Allocation& result) {
+  if (!ledger_.Lease(port, owner)) {
+    port_probe_.Release(port);  // Not taken after all.
+    return false;
+  }
+  backoff_.erase(port);
+  result.ok = true;
+  result.port = port;
+  result.reuse_addr_only = state == PortState::kReuseAddrOnly;
+  return true;
+}
+
 bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
                                 Allocation& result) {
   for (size_t i = 0; i < count && !free_.empty(); ++i) {
     uint16_t port = free_.front();
     free_.pop_front();
     ++result.ports_checked;
-    if (port_probe_.IsFree(port)) {
-      if (ledger_.Lease(port, owner)) {
-        backoff_.erase(port);
-        result.ok = true;
-        result.port = port;
-        return true;
-      }
-      port_probe_.Release(port);  // Not taken after all.
+    PortState state = port_probe_.Check(port);
+    switch (state) {
+      case PortState::kFree:
+        if (Take(port, state, owner, result)) return true;
+        break;
+      case PortState::kReuseAddrOnly:
+        // Wait for a port any program can bind; keep this one for later.
+        port_probe_.Release(port);
+        ++result.ports_reuse_addr_only;
+        SetAside(port, /*reuse_only=*/true, result);
+        continue;
+      case PortState::kUnknown:
+        free_.push_front(port);  // Keeps its place: nothing is known of it.
+        result.probe_failed = true;
+        return false;
+      case PortState::kBusy:
+        break;
     }
     ++result.ports_busy;
-    SetAside(port, result);
+    SetAside(port, /*reuse_only=*/false, result);
   }
   return false;
 }
 
-void AllocationPolicy::SetAside(uint16_t port, Allocation& result) {
+bool AllocationPolicy::TryReuseAddrOnly(const Owner& owner,
+                                        Allocation& result) {
+  while (!reuse_only_.empty()) {
+    auto it = reuse_only_.begin();
+    uint16_t port = it->second;
+    ++result.ports_checked;
+    PortState state = port_probe_.Check(port);
+    if (state == PortState::kUnknown) {
+      result.probe_failed = true;
+      return false;
+    }
+    reuse_only_.erase(it);
+    if (IsLeasable(state)) {
+      if (state == PortState::kReuseAddrOnly) ++result.ports_reuse_addr_only;
+      if (Take(port, state, owner, result)) return true;
+    }
+    ++result.ports_busy;
+    SetAside(port, /*reuse_only=*/false, result);
+  }
+  return false;
+}
+
+void AllocationPolicy::SetAside(uint16_t port, bool reuse_only,
+                                Allocation& result) {
   uint64_t& backoff = backoff_[port];
   backoff = backoff == 0 ? options_.min_busy_backoff
                          : std::min(backoff * 2, options_.max_busy_backoff);
-  cooling_.emplace(clock_ + backoff, port);
-  ++result.ports_set_aside;
+  (reuse_only ? reuse_only_ : cooling_).emplace(clock_ + backoff, port);
+  if (!reuse_only) ++result.ports_set_aside;
 }
 
 void AllocationPolicy::Thaw() {
   while (!cooling_.empty() && cooling_.begin()->first <= clock_) {
     free_.push_back(cooling_.begin()->second);
     cooling_.erase(cooling_.begin());
+  }
+  // Ports set aside together (a whole pool in TIME_WAIT) would all come due
+  // together: let a few at a time rejoin the queue, so that each request
+  // probes O(1) of them. The others are still handed out when nothing else
+  // is free (TryReuseAddrOnly probes them again then).
+  for (size_t n = 0; n < options_.time_wait_thaw_per_request &&
+                     !reuse_only_.empty() &&
+                     reuse_only_.begin()->first <= clock_;
+       ++n) {
+    free_.push_back(reuse_only_.begin()->second);
+    reuse_only_.erase(reuse_only_.begin());
   }
 }
 
@@ -97,10 +153,16 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
 
   // Nothing free: look harder for dead owners, then try only what came back
   // (everything else in the queue was just found busy).
+  if (result.probe_failed) return result;
   std::vector<uint16_t> back =
       ledger_.Sweep(process_probe_, options_.sweep_when_exhausted);
   Requeue(back, /*to_front=*/true, result);
-  TryQueue(back.size(), owner, result);
+  if (TryQueue(back.size(), owner, result) || result.probe_failed) {
+    return result;
+  }
+  // Still nothing a plain bind() would take: a port in TIME_WAIT is better
+  // than none (programs that set SO_REUSEADDR can use it).
+  TryReuseAddrOnly(owner, result);
   return result;
 }
 

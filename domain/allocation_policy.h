@@ -3,12 +3,23 @@
 // Round-robin over the pool, as the reference server does: free ports wait in
 // a queue in pool order, a port handed out leaves it, and a port that comes
 // back (its owner died) or is found busy joins the end, so it is not handed
-// out again at once. A candidate is leased only if PortProbe says it is free
-// now (the probe may reserve it, e.g. with a host-wide lock, until the
-// policy calls PortProbe::Release when the lease ends). Dead owners are found by a bounded round-robin sweep of the ledger, a
+// out again at once. A candidate is leased only if PortProbe::Check says it
+// is free now (the probe may reserve it, e.g. with a host-wide lock, until the
+// policy calls PortProbe::Release when the lease ends).
+//
+// Ports a plain bind() would take (PortState::kFree) come first. A port only
+// a bind with SO_REUSEADDR would take (kReuseAddrOnly: a socket of its last
+// user lingers in TIME_WAIT) is set aside like a busy one, in a list of its
+// own, and handed out only when no kFree port is left: then the list is
+// tried in the order the ports were set aside, and such a grant is marked
+// (Allocation::reuse_addr_only) so that it can be counted. When the probe
+// cannot tell (kUnknown, e.g. out of descriptors) the request is denied at
+// once and the port keeps its place.
+//
+// Dead owners are found by a bounded round-robin sweep of the ledger, a
 // little on every request and more when the queue runs dry, and by
 // notifications (Release). Costs per request, whatever the pool size:
-// O(1 + busy ports met) port probes and O(sweep budget) process probes; a
+// O(1 + busy or TIME_WAIT ports met) port probes and O(sweep budget) process probes; a
 // denial with every port leased to live owners costs no port probe at all. A
 // port found busy is set aside and probed again only after a backoff counted
 // in requests (1, 2, 4, ... up to 1024), so a pool full of ports that others
@@ -50,6 +61,9 @@ struct AllocationPolicyOptions {
   // up to max_busy_backoff requests.
   uint64_t min_busy_backoff = 1;
   uint64_t max_busy_backoff = 1024;
+  // Of the ports set aside in TIME_WAIT whose backoff has run out, at most
+  // this many rejoin the queue per request (to be probed again).
+  size_t time_wait_thaw_per_request = 2;
 };
 
 struct Allocation {
@@ -60,6 +74,12 @@ struct Allocation {
   size_t ports_busy = 0;     // Of those, ports found in use by someone else.
   size_t ports_reclaimed = 0;  // Ports of dead owners returned to the queue.
   size_t ports_set_aside = 0;  // Busy ports put to cool down by this request.
+  // Of ports_checked, ports only a bind with SO_REUSEADDR could take now.
+  size_t ports_reuse_addr_only = 0;
+  // Granted a kReuseAddrOnly port, for want of a kFree one (ok is true).
+  bool reuse_addr_only = false;
+  // Denied because the port probe could not tell (PortState::kUnknown).
+  bool probe_failed = false;
 };
 
 class AllocationPolicy {
@@ -93,12 +113,23 @@ class AllocationPolicy {
   size_t free_ports() const { return free_.size(); }
   // Busy ports waiting for their next probe.
   size_t cooling_ports() const { return cooling_.size(); }
+  // Ports last found kReuseAddrOnly (TIME_WAIT), waiting for their next
+  // probe or to be handed out when nothing kFree is left.
+  size_t reuse_addr_only_ports() const { return reuse_only_.size(); }
 
  private:
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
-  // Sets a busy port aside, to be probed again after its backoff.
-  void SetAside(uint16_t port, Allocation& result);
+  // Tries the ports last found kReuseAddrOnly, oldest first, until one can
+  // be leased; each probe either leases or moves a busy port to cooling_.
+  bool TryReuseAddrOnly(const Owner& owner, Allocation& result);
+  // Leases `port`, which the probe found in `state` (leasable), to `owner`;
+  // false (and the reservation released) if the ledger refuses.
+  bool Take(uint16_t port, PortState state, const Owner& owner,
+            Allocation& result);
+  // Sets a busy (or, with `reuse_only`, a kReuseAddrOnly) port aside, to be
+  // probed again after its backoff.
+  void SetAside(uint16_t port, bool reuse_only, Allocation& result);
   // Returns the ports whose backoff has run out to the queue.
   void Thaw();
   // Returns leased ports to the queue (and their reservations to the port
@@ -116,6 +147,9 @@ class AllocationPolicy {
   uint64_t clock_ = 0;         // Requests seen: the backoff's clock.
   // Busy ports by the request after which they are probed again.
   std::multimap<uint64_t, uint16_t> cooling_;
+  // Ports last found kReuseAddrOnly, by the request after which they rejoin
+  // the queue (to be probed again; TIME_WAIT ends after about a minute).
+  std::multimap<uint64_t, uint16_t> reuse_only_;
   std::unordered_map<uint16_t, uint64_t> backoff_;  // Current backoff, by port.
 };
 

@@ -236,6 +236,105 @@ TEST_F(AllocationPolicyTest, RestoreLeasesJournaledPortsOnly) {
 // The denial cost must not depend on the pool size: with every port leased
 // to live owners, a denial makes no port probe and a bounded number of
 // process probes.
+TEST_F(AllocationPolicyTest, PrefersPortsAPlainBindTakesOverTimeWait) {
+  MakePolicy(Range(100, 103));
+  ports_.LingerInTimeWait(100);
+  ports_.LingerInTimeWait(101);
+  Owner a = Spawn(10);
+  Allocation first = policy_->Allocate(a);
+  ASSERT_TRUE(first.ok);
+  EXPECT_EQ(first.port, 102);
+  EXPECT_FALSE(first.reuse_addr_only);
+  EXPECT_EQ(first.ports_reuse_addr_only, 2u);
+  EXPECT_EQ(first.ports_busy, 0u);
+  EXPECT_EQ(policy_->reuse_addr_only_ports(), 2u);
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{102}));
+  Allocation second = policy_->Allocate(a);
+  ASSERT_TRUE(second.ok);
+  EXPECT_EQ(second.port, 103);
+  EXPECT_FALSE(second.reuse_addr_only);
+}
+
+TEST_F(AllocationPolicyTest, FallsBackToTimeWaitPortsWhenNothingElseIsFree) {
+  MakePolicy(Range(100, 102));
+  ports_.LingerInTimeWait(100);
+  ports_.LingerInTimeWait(101);
+  ports_.Occupy(102);
+  Owner a = Spawn(10);
+  std::set<uint16_t> got;
+  for (int i = 0; i < 2; ++i) {
+    Allocation alloc = policy_->Allocate(a);
+    ASSERT_TRUE(alloc.ok) << i;
+    EXPECT_TRUE(alloc.reuse_addr_only) << i;
+    got.insert(alloc.port);
+  }
+  EXPECT_EQ(got, (std::set<uint16_t>{100, 101}));
+  EXPECT_EQ(ports_.reserved(), got);
+  EXPECT_EQ(policy_->reuse_addr_only_ports(), 0u);
+  EXPECT_FALSE(policy_->Allocate(a).ok);
+}
+
+TEST_F(AllocationPolicyTest, TimeWaitPortThatEndedIsAPlainGrantAgain) {
+  MakePolicy(Range(100, 101));
+  ports_.LingerInTimeWait(100);
+  Owner a = Spawn(10);
+  EXPECT_EQ(MustAllocate(a), 101);
+  ports_.Vacate(100);  // TIME_WAIT is over.
+  Allocation alloc = policy_->Allocate(a);
+  ASSERT_TRUE(alloc.ok);
+  EXPECT_EQ(alloc.port, 100);
+  EXPECT_FALSE(alloc.reuse_addr_only);
+}
+
+TEST_F(AllocationPolicyTest, TimeWaitPortThatBecameBusyIsNotHandedOut) {
+  MakePolicy(Range(100, 101));
+  ports_.LingerInTimeWait(100);
+  ports_.Occupy(101);
+  Owner a = Spawn(10);
+  Allocation first = policy_->Allocate(a);
+  ASSERT_TRUE(first.ok);
+  EXPECT_EQ(first.port, 100);
+  EXPECT_TRUE(first.reuse_addr_only);
+  processes_.Kill(10);
+  EXPECT_EQ(policy_->OwnerExited(10), 1u);
+  // Port 100 came back but is now bound by someone else, and 101 still is.
+  ports_.Vacate(100);
+  ports_.Occupy(100);
+  EXPECT_FALSE(policy_->Allocate(Spawn(11)).ok);
+  EXPECT_TRUE(ports_.reserved().empty());
+}
+
+TEST_F(AllocationPolicyTest, ProbeThatCannotTellDeniesAtOnceAndKeepsTheQueue) {
+  MakePolicy(Range(100, 199));
+  Owner a = Spawn(10);
+  ports_.RunOutOfDescriptors(true);
+  Allocation denied = policy_->Allocate(a);
+  EXPECT_FALSE(denied.ok);
+  EXPECT_TRUE(denied.probe_failed);
+  EXPECT_EQ(denied.ports_checked, 1u);  // Not one probe per port.
+  EXPECT_EQ(policy_->cooling_ports(), 0u);
+  EXPECT_EQ(policy_->free_ports(), 100u);
+  ports_.RunOutOfDescriptors(false);
+  EXPECT_EQ(MustAllocate(a), 100);
+}
+
+// With every port in TIME_WAIT, each request after the first costs O(1)
+// probes (amortized), as with busy ports.
+TEST_F(AllocationPolicyTest, TimeWaitPoolCostsFewProbesPerRequest) {
+  MakePolicy(Range(1, 10000));
+  for (uint16_t port = 1; port <= 10000; ++port) ports_.LingerInTimeWait(port);
+  Owner a = Spawn(10);
+  MustAllocate(a);  // Meets every port once.
+  int before = ports_.probe_count();
+  const int kRequests = 1000;
+  for (int i = 0; i < kRequests; ++i) {
+    Allocation alloc = policy_->Allocate(a);
+    ASSERT_TRUE(alloc.ok);
+    EXPECT_TRUE(alloc.reuse_addr_only);
+  }
+  EXPECT_LE(ports_.probe_count() - before, 4 * kRequests);
+}
+
 class DenialCostTest : public AllocationPolicyTest,
                        public ::testing::WithParamInterface<int> {};
 

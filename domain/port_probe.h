@@ -1,8 +1,13 @@
-// PortProbe: tells whether a local port can be used right now, and may
-// reserve it while the domain leases it.
+// PortProbe: tells whether a local port can be used right now, and how (a
+// plain bind(), or only a bind with SO_REUSEADDR), and may reserve it while
+// the domain leases it.
 //
 // Example:
-//   if (probe.IsFree(port)) Lease(port);
+//   switch (probe.Check(port)) {
+//     case PortState::kFree: Lease(port); break;          // reserved now
+//     case PortState::kReuseAddrOnly: probe.Release(port); break;  // later
+//     case PortState::kBusy: case PortState::kUnknown: break;  // not reserved
+//   }
 //   ...                     // the owner dies
 //   probe.Release(port);
 //
@@ -14,6 +19,29 @@
 
 namespace portserver {
 
+// What a probe found out about one port, best first.
+enum class PortState {
+  // A plain bind() (no SO_REUSEADDR) would succeed, for TCP and UDP on every
+  // address family the host has: any program can use the port.
+  kFree,
+  // Only a bind with SO_REUSEADDR would succeed: typically a TCP socket of an
+  // earlier user lingers in TIME_WAIT (RFC 9293 3.6.1; about 60 s on Linux,
+  // tcp(7)). Programs that set SO_REUSEADDR (the reference server's probe,
+  // most test frameworks) can use it; a plain bind() fails with EADDRINUSE.
+  kReuseAddrOnly,
+  // Someone else uses the port.
+  kBusy,
+  // The probe could not tell, for want of a resource of its own (e.g. out
+  // of descriptors): the port says nothing about the ports after it.
+  kUnknown,
+};
+
+// True for the states in which the port may be leased (and in which a
+// reserving probe holds its reservation until Release()).
+inline bool IsLeasable(PortState state) {
+  return state == PortState::kFree || state == PortState::kReuseAddrOnly;
+}
+
 class PortProbe {
  public:
   PortProbe() = default;
@@ -21,15 +49,26 @@ class PortProbe {
   PortProbe& operator=(const PortProbe&) = delete;
   virtual ~PortProbe() = default;
 
-  // True if `port` (1-65535) can be bound now for both TCP and UDP on every
-  // address family the host has. Any failure to tell counts as "not free".
-  // Never blocks for long. An implementation may reserve the port when it
-  // answers true (e.g. a host-wide lock shared with other servers); the
-  // domain then leases it, and calls Release() when the lease ends.
+  // The state of `port` (1-65535) now. Never blocks for long. An
+  // implementation may reserve the port when the answer IsLeasable() (e.g. a
+  // host-wide lock shared with other servers); the domain then leases it, or
+  // calls Release() at once if it does not take it, and calls Release() when
+  // the lease ends. For kBusy and kUnknown nothing is reserved.
+  //
+  // The default serves probes that only tell free from busy: IsFree() ?
+  // kFree : kBusy. The domain calls only Check().
+  virtual PortState Check(uint16_t port) {
+    return IsFree(port) ? PortState::kFree : PortState::kBusy;
+  }
+
+  // True if `port` may be leased now: IsLeasable(Check(port)) for a probe
+  // that overrides Check(). Any failure to tell counts as "not free". Same
+  // reservation rule as Check().
   virtual bool IsFree(uint16_t port) = 0;
 
-  // The port, which IsFree() found free, is no longer leased: its owner
-  // died, or it was not taken. A probe that reserves ports lets go of it.
+  // The port, which Check() or IsFree() found leasable, is no longer leased:
+  // its owner died, or it was not taken. A probe that reserves ports lets go
+  // of it.
   virtual void Release(uint16_t port) {}
 };
 

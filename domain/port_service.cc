@@ -100,11 +100,23 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
         d.port = d.allocation.port;
         d.incarnation = who.incarnation;
         d.reply = FormatReply(d.port);
+        if (d.allocation.reuse_addr_only) {
+          ++stats_.time_wait_grants;
+          d.detail += std::string(d.detail.empty() ? "" : "; ") +
+                      "in TIME_WAIT: only a bind with SO_REUSEADDR can take "
+                      "it now, and nothing else was free";
+        }
         Journal(d);
       } else if (d.allocation.over_quota) {
         d.outcome = Outcome::kQuotaExceeded;
       } else {
         d.outcome = Outcome::kPoolExhausted;
+        if (d.allocation.probe_failed) {
+          ++stats_.port_probe_failures;
+          d.detail += std::string(d.detail.empty() ? "" : "; ") +
+                      "the port probe could not tell whether ports are free "
+                      "(out of descriptors?)";
+        }
       }
     }
   }
@@ -329,6 +341,7 @@ Stats PortService::stats() const {
   s.leased_ports = ledger_.leased_ports();
   s.owners = ledger_.owners();
   s.busy_ports_cooling = policy_.cooling_ports();
+  s.time_wait_ports_cooling = policy_.reuse_addr_only_ports();
   return s;
 }
 

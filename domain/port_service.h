@@ -98,6 +98,15 @@ struct Stats {
   uint64_t leased_ports = 0;
   uint64_t owners = 0;
   uint64_t busy_ports_cooling = 0;
+  // Ports last found in TIME_WAIT (only a bind with SO_REUSEADDR takes them),
+  // set aside until nothing else is free.
+  uint64_t time_wait_ports_cooling = 0;
+  // Grants of a port in TIME_WAIT, because nothing a plain bind() would take
+  // was free.
+  uint64_t time_wait_grants = 0;
+  // Denials because the port probe could not tell (e.g. out of descriptors;
+  // counted in denied_pool_exhausted too).
+  uint64_t port_probe_failures = 0;
   // The journal.
   uint64_t journal_errors = 0;       // Failed writes (each attempt).
   uint64_t journal_compactions = 0;

@@ -7,9 +7,20 @@ void FakePortProbe::Occupy(uint16_t port) {
   occupied_.insert(port);
 }
 
+void FakePortProbe::LingerInTimeWait(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  time_wait_.insert(port);
+}
+
 void FakePortProbe::Vacate(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   occupied_.erase(port);
+  time_wait_.erase(port);
+}
+
+void FakePortProbe::RunOutOfDescriptors(bool out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  out_of_descriptors_ = out;
 }
 
 void FakePortProbe::FailAll(bool fail) {
@@ -27,13 +38,19 @@ std::set<uint16_t> FakePortProbe::reserved() const {
   return reserved_;
 }
 
-bool FakePortProbe::IsFree(uint16_t port) {
+PortState FakePortProbe::Check(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   ++probe_count_;
-  bool free = !fail_all_ && occupied_.count(port) == 0;
-  if (free) reserved_.insert(port);
-  return free;
+  PortState state = out_of_descriptors_           ? PortState::kUnknown
+                    : fail_all_ || occupied_.count(port) != 0
+                        ? PortState::kBusy
+                    : time_wait_.count(port) != 0 ? PortState::kReuseAddrOnly
+                                                  : PortState::kFree;
+  if (IsLeasable(state)) reserved_.insert(port);
+  return state;
 }
+
+bool FakePortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
 void FakePortProbe::Release(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -1,10 +1,12 @@
 // FakePortProbe: in-memory ports for tests. Every port is free until
-// Occupy()'d by "someone outside the server".
+// Occupy()'d by "someone outside the server", or left in TIME_WAIT.
 //
 // Example:
 //   FakePortProbe ports;
-//   ports.Occupy(15000);        // IsFree(15000) == false
-//   ports.FailAll(true);        // every IsFree() == false
+//   ports.Occupy(15000);        // Check(15000) == kBusy
+//   ports.LingerInTimeWait(15001);  // Check(15001) == kReuseAddrOnly
+//   ports.FailAll(true);        // every Check() == kBusy
+//   ports.RunOutOfDescriptors(true);  // every Check() == kUnknown
 //
 // Thread-safe.
 #ifndef PORTSERVER_ADAPTERS_FAKE_FAKE_PORT_PROBE_H_
@@ -21,21 +23,28 @@ namespace portserver {
 class FakePortProbe final : public PortProbe {
  public:
   void Occupy(uint16_t port);
+  // Only a bind with SO_REUSEADDR would take `port` (until Vacate()).
+  void LingerInTimeWait(uint16_t port);
+  // Frees the port of Occupy() and LingerInTimeWait().
   void Vacate(uint16_t port);
   void FailAll(bool fail);
+  void RunOutOfDescriptors(bool out);
   int probe_count() const;
   // Ports IsFree() said were free and that were not Release()d since: what
   // a reserving probe would hold.
   std::set<uint16_t> reserved() const;
 
+  PortState Check(uint16_t port) override;
   bool IsFree(uint16_t port) override;
   void Release(uint16_t port) override;
 
  private:
   mutable std::mutex mu_;
   std::set<uint16_t> occupied_;
+  std::set<uint16_t> time_wait_;
   std::set<uint16_t> reserved_;
   bool fail_all_ = false;
+  bool out_of_descriptors_ = false;
   int probe_count_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 
 namespace portserver {
@@ -18,7 +19,8 @@ LinuxPortLockProbe::~LinuxPortLockProbe() {
   for (const auto& [port, fd] : held_) close(fd);
 }
 
-int LinuxPortLockProbe::TryLock(uint16_t port) const {
+int LinuxPortLockProbe::TryLock(uint16_t port, PortState* state) const {
+  *state = PortState::kUnknown;
   std::string name = prefix_ + std::to_string(port);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -30,23 +32,30 @@ int LinuxPortLockProbe::TryLock(uint16_t port) const {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;
   if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
+    if (errno == EADDRINUSE) *state = PortState::kBusy;
     close(fd);
     return -1;
   }
   return fd;
 }
 
-bool LinuxPortLockProbe::IsFree(uint16_t port) {
+PortState LinuxPortLockProbe::Check(uint16_t port) {
   auto it = held_.find(port);
-  int fd = it != held_.end() ? it->second : TryLock(port);
-  if (fd < 0) return false;
-  if (!inner_.IsFree(port)) {
+  PortState state = PortState::kFree;
+  int fd = it != held_.end() ? it->second : TryLock(port, &state);
+  if (fd < 0) return state;
+  state = inner_.Check(port);
+  if (!IsLeasable(state)) {
     Release(port);
     if (it == held_.end()) close(fd);
-    return false;
+    return state;
   }
   held_[port] = fd;
-  return true;
+  return state;
+}
+
+bool LinuxPortLockProbe::IsFree(uint16_t port) {
+  return IsLeasable(Check(port));
 }
 
 void LinuxPortLockProbe::Release(uint16_t port) {

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <initializer_list>
 
@@ -26,14 +27,22 @@ class ScopedSocket final {
   const int fd_;
 };
 
-enum class BindOutcome { kBound, kNoSuchFamily, kFailed };
+enum class BindOutcome { kBound, kNoSuchFamily, kInUse, kFailed, kNoResources };
 
-BindOutcome TryBind(int family, int type, uint16_t port) {
+bool OutOfResources(int error) {
+  return error == EMFILE || error == ENFILE || error == ENOBUFS ||
+         error == ENOMEM;
+}
+
+BindOutcome TryBind(int family, int type, uint16_t port, bool reuse_addr) {
   ScopedSocket sock(socket(family, type | SOCK_CLOEXEC, 0));
-  if (sock.get() < 0) return BindOutcome::kNoSuchFamily;
+  if (sock.get() < 0) {
+    return OutOfResources(errno) ? BindOutcome::kNoResources
+                                 : BindOutcome::kNoSuchFamily;
+  }
   int one = 1;
-  if (setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) !=
-      0) {
+  if (reuse_addr && setsockopt(sock.get(), SOL_SOCKET, SO_REUSEADDR, &one,
+                               sizeof(one)) != 0) {
     return BindOutcome::kFailed;
   }
   int bound;
@@ -54,36 +63,56 @@ BindOutcome TryBind(int family, int type, uint16_t port) {
     bound = bind(sock.get(), reinterpret_cast<const sockaddr*>(&addr),
                  sizeof(addr));
   }
-  if (bound != 0) return BindOutcome::kFailed;
+  if (bound != 0) {
+    return errno == EADDRINUSE ? BindOutcome::kInUse : BindOutcome::kFailed;
+  }
   if (type == SOCK_STREAM && listen(sock.get(), 1) != 0) {
-    return BindOutcome::kFailed;
+    return errno == EADDRINUSE ? BindOutcome::kInUse : BindOutcome::kFailed;
   }
   return BindOutcome::kBound;
 }
 
-// True if `port` binds for `type` on every family the host has, and the
-// host has at least one.
-bool IsFreeFor(int type, uint16_t port) {
+// The state of `port` for `type` on every family the host has (kBusy if it
+// has none).
+PortState CheckFor(int type, uint16_t port) {
   bool got_socket = false;
+  PortState state = PortState::kFree;
   for (int family : {AF_INET6, AF_INET}) {
-    switch (TryBind(family, type, port)) {
+    BindOutcome plain = TryBind(family, type, port, /*reuse_addr=*/false);
+    if (plain == BindOutcome::kInUse) {
+      // Would a bind with SO_REUSEADDR take it (TIME_WAIT)?
+      plain = TryBind(family, type, port, /*reuse_addr=*/true);
+      if (plain == BindOutcome::kBound) state = PortState::kReuseAddrOnly;
+    }
+    switch (plain) {
       case BindOutcome::kNoSuchFamily:
         break;
+      case BindOutcome::kNoResources:
+        return PortState::kUnknown;
+      case BindOutcome::kInUse:
       case BindOutcome::kFailed:
-        return false;
+        return PortState::kBusy;
       case BindOutcome::kBound:
         got_socket = true;
         break;
     }
   }
-  return got_socket;
+  return got_socket ? state : PortState::kBusy;
 }
 
 }  // namespace
 
-bool LinuxPortProbe::IsFree(uint16_t port) {
-  if (port == 0) return false;
-  return IsFreeFor(SOCK_STREAM, port) && IsFreeFor(SOCK_DGRAM, port);
+PortState LinuxPortProbe::Check(uint16_t port) {
+  if (port == 0) return PortState::kBusy;
+  PortState tcp = CheckFor(SOCK_STREAM, port);
+  if (!IsLeasable(tcp)) return tcp;
+  PortState udp = CheckFor(SOCK_DGRAM, port);
+  if (!IsLeasable(udp)) return udp;
+  return tcp == PortState::kFree && udp == PortState::kFree
+             ? PortState::kFree
+             : PortState::kReuseAddrOnly;
 }
+
+bool LinuxPortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
 }  // namespace portserver

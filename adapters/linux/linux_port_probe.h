@@ -1,15 +1,20 @@
 // LinuxPortProbe: a PortProbe that tries to bind the port, as the python
 // portpicker server's _is_port_free() does: TCP (bound and listening) then
-// UDP, each on the IPv6 then the IPv4 wildcard address with SO_REUSEADDR.
-// A family the host lacks (socket() fails) is skipped; any other failure
-// means "not free". IPV6_V6ONLY is left at the system default, as in the
-// reference, so on a dual-stack host the IPv6 bind also covers IPv4.
+// UDP, each on the IPv6 then the IPv4 wildcard address. Unlike the
+// reference, each bind is first tried without SO_REUSEADDR, as a plain
+// program binds: only if that fails with EADDRINUSE is it tried again with
+// SO_REUSEADDR, and success then means PortState::kReuseAddrOnly (a TCP
+// socket of the port's last user lingers in TIME_WAIT, tcp(7)). A family the
+// host lacks (socket() fails with EAFNOSUPPORT) is skipped; running out of
+// descriptors or memory is kUnknown; any other failure means kBusy.
+// IPV6_V6ONLY is left at the system default, as in the reference, so on a
+// dual-stack host the IPv6 bind also covers IPv4.
 //
 // Example:
 //   LinuxPortProbe probe;
-//   if (probe.IsFree(15000)) Lease(15000);
+//   if (probe.Check(15000) == PortState::kFree) Lease(15000);
 //
-// Thread-safe: IsFree() keeps no state; it opens and closes its own sockets.
+// Thread-safe: it keeps no state; it opens and closes its own sockets.
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_PROBE_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_PROBE_H_
 
@@ -23,9 +28,14 @@ class LinuxPortProbe final : public PortProbe {
  public:
   LinuxPortProbe() = default;
 
-  // True if `port` could be bound for TCP and for UDP on every address
-  // family for which a socket could be created, and at least one family
-  // worked for each protocol. Port 0 is never free.
+  // kFree if `port` could be bound without SO_REUSEADDR for TCP and for UDP
+  // on every address family for which a socket could be created, and at
+  // least one family worked for each protocol; kReuseAddrOnly if some of
+  // those binds needed SO_REUSEADDR; kBusy if one failed even with it (or
+  // no family worked); kUnknown if socket() failed for want of descriptors
+  // or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). Port 0 is kBusy.
+  PortState Check(uint16_t port) override;
+  // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 
@@ -101,6 +102,119 @@ TEST(LinuxPortProbe, UdpBoundOnIpv6IsNotFreeUntilClosed) {
   EXPECT_FALSE(probe.IsFree(held.port()));
   held.Close();
   EXPECT_TRUE(probe.IsFree(held.port()));
+}
+
+// Leaves a socket in TIME_WAIT on a port of the loopback address of
+// `family`: a listener's accepted connection is closed first (active close),
+// then the client; returns the port, or 0 on failure. The listener sets
+// SO_REUSEADDR, as most servers do: the TIME_WAIT socket inherits it, and
+// only then may another SO_REUSEADDR socket bind the port (without it the
+// port is busy for everyone until TIME_WAIT ends). The state is
+// checked, bounded, with a plain bind (EADDRINUSE while TIME_WAIT lasts).
+uint16_t MakeTimeWait(int family) {
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof(storage));
+  socklen_t length;
+  if (family == AF_INET6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_addr = in6addr_loopback;
+    length = sizeof(*addr);
+  } else {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    length = sizeof(*addr);
+  }
+  int listener = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listener < 0) return 0;
+  int one = 1;
+  setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  uint16_t port = 0;
+  int client = -1, served = -1;
+  char byte;
+  if (bind(listener, reinterpret_cast<sockaddr*>(&storage), length) == 0 &&
+      listen(listener, 1) == 0 &&
+      getsockname(listener, reinterpret_cast<sockaddr*>(&storage), &length) ==
+          0 &&
+      (client = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+      connect(client, reinterpret_cast<sockaddr*>(&storage), length) == 0 &&
+      (served = accept(listener, nullptr, nullptr)) >= 0) {
+    close(served);  // The server side closes first: it goes to TIME_WAIT.
+    served = -1;
+    if (read(client, &byte, 1) == 0) {  // Its FIN arrived.
+      port = ntohs(family == AF_INET6
+                       ? reinterpret_cast<sockaddr_in6*>(&storage)->sin6_port
+                       : reinterpret_cast<sockaddr_in*>(&storage)->sin_port);
+    }
+  }
+  if (served >= 0) close(served);
+  if (client >= 0) close(client);
+  close(listener);
+  return port;
+}
+
+// A plain bind() of the wildcard address of `family`, as a program that does
+// not set SO_REUSEADDR binds.
+int PlainBindError(int family, uint16_t port) {
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage storage;
+  std::memset(&storage, 0, sizeof(storage));
+  socklen_t length;
+  if (family == AF_INET6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_addr = in6addr_any;
+    addr->sin6_port = htons(port);
+    length = sizeof(*addr);
+  } else {
+    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
+    addr->sin_family = AF_INET;
+    addr->sin_addr.s_addr = htonl(INADDR_ANY);
+    addr->sin_port = htons(port);
+    length = sizeof(*addr);
+  }
+  int error =
+      bind(fd, reinterpret_cast<sockaddr*>(&storage), length) == 0 ? 0 : errno;
+  close(fd);
+  return error;
+}
+
+// Waits (bounded) until the client's FIN has put the server side in
+// TIME_WAIT, which a plain bind then reports.
+bool PlainBindFailsSoon(int family, uint16_t port) {
+  for (int i = 0; i < 2000; ++i) {
+    if (PlainBindError(family, port) == EADDRINUSE) return true;
+    usleep(1000);
+  }
+  return false;
+}
+
+TEST(LinuxPortProbe, TimeWaitOnIpv4IsReuseAddrOnly) {
+  uint16_t port = MakeTimeWait(AF_INET);
+  ASSERT_NE(port, 0);
+  ASSERT_TRUE(PlainBindFailsSoon(AF_INET, port));
+  LinuxPortProbe probe;
+  EXPECT_EQ(probe.Check(port), PortState::kReuseAddrOnly);
+  EXPECT_TRUE(probe.IsFree(port));  // What the reference's probe says.
+}
+
+TEST(LinuxPortProbe, TimeWaitOnIpv6IsReuseAddrOnly) {
+  if (!HostHasIpv6()) GTEST_SKIP() << "no IPv6 on this host";
+  uint16_t port = MakeTimeWait(AF_INET6);
+  ASSERT_NE(port, 0);
+  ASSERT_TRUE(PlainBindFailsSoon(AF_INET6, port));
+  LinuxPortProbe probe;
+  EXPECT_EQ(probe.Check(port), PortState::kReuseAddrOnly);
+}
+
+TEST(LinuxPortProbe, UnusedPortIsFreeAndListenerIsBusy) {
+  BoundSocket held(AF_INET, SOCK_STREAM);
+  ASSERT_TRUE(held.ok());
+  LinuxPortProbe probe;
+  EXPECT_EQ(probe.Check(held.port()), PortState::kBusy);
+  held.Close();
+  EXPECT_EQ(probe.Check(held.port()), PortState::kFree);
 }
 
 TEST(LinuxPortProbe, PortZeroIsNeverFree) {
