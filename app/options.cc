@@ -38,11 +38,20 @@ DEFINE_int32(portserver_read_timeout_ms, 5000,
              "How long a client may take to send its request, in "
              "milliseconds, before the connection is closed.");
 DEFINE_bool(portserver_lock_ports, false,
-            "Hold a host-wide lock (the abstract socket "
+            "Accepted for compatibility; no effect. Every server now holds a "
+            "host-wide lock (the abstract socket "
             "@portserver-port-lock-<port>) on each port while it is leased, "
-            "and skip ports another server holds: several servers sharing "
-            "one network namespace (e.g. Bazel portserver_test servers) then "
-            "never hand out the same port.");
+            "and skips ports another server holds: servers sharing one "
+            "network namespace never hand out the same port, whatever their "
+            "flags.");
+DEFINE_bool(portserver_reserve_pool_in_kernel, false,
+            "Add the pool to net.ipv4.ip_local_reserved_ports (merged with "
+            "what is there), so that the kernel never gives pool ports to "
+            "connect() or bind(port 0), and take out again what was added "
+            "when the server stops (not after kill -9). Needs root or "
+            "CAP_NET_ADMIN in the server's network namespace; exits 2 "
+            "otherwise. Without it, a pool that overlaps the ephemeral range "
+            "(net.ipv4.ip_local_port_range) is warned about at start-up.");
 DEFINE_bool(verbose, false,
             "Enable verbose messages (one line per request). Without it, "
             "refusals (but for malformed requests) are still logged, at most "
@@ -73,6 +82,7 @@ constexpr FlagSpec kFlags[] = {
     {"portserver_max_ports_per_pid", "N"},
     {"portserver_max_connections", "N"},
     {"portserver_read_timeout_ms", "MS"},
+    {"portserver_reserve_pool_in_kernel", nullptr},
     {"portserver_lock_ports", nullptr},
 };
 constexpr size_t kFirstOwnFlag = 4;
@@ -192,6 +202,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   }
   o.read_timeout_ms = FLAGS_portserver_read_timeout_ms;
   o.lock_ports = FLAGS_portserver_lock_ports;
+  o.reserve_pool_in_kernel = FLAGS_portserver_reserve_pool_in_kernel;
   o.debug = FLAGS_debug;
   o.verbose = FLAGS_verbose || FLAGS_debug;
   return result;

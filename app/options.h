@@ -1,6 +1,6 @@
 // The command line of the portserver daemon: the flags of the reference
 // portserver 1.6.0, read through gflags, plus our own (journal, quota,
-// connection cap, read timeout, port locks).
+// connection cap, read timeout, kernel reservation of the pool).
 //
 // Example:
 //   absl::StatusOr<CommandLine> cl = ParseCommandLine(argc, argv);
@@ -28,7 +28,9 @@ struct Options {
   size_t max_ports_per_pid = 0;  // 0 = no limit (the default).
   size_t max_connections = 1024;
   int read_timeout_ms = 5000;
-  bool lock_ports = false;      // Per-port host-wide locks (see --help).
+  bool lock_ports = false;      // Accepted, no effect: locks are always held.
+  bool reserve_pool_in_kernel = false;  // Add the pool to
+                                        // ip_local_reserved_ports.
   bool verbose = false;         // One log line per request.
   bool debug = false;           // verbose, plus request details.
 };

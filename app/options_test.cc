@@ -63,9 +63,17 @@ TEST(Options, LimitsHaveDocumentedDefaults) {
   EXPECT_EQ(cl->options.read_timeout_ms, 250);
 }
 
-TEST(Options, LockPortsIsOffByDefaultAndCanBeTurnedOn) {
+// Accepted for portserver_test rules written before locks were always held.
+TEST(Options, LockPortsIsStillAccepted) {
   EXPECT_FALSE(Parse({})->options.lock_ports);
   EXPECT_TRUE(Parse({"--portserver_lock_ports"})->options.lock_ports);
+  EXPECT_TRUE(Parse({"--noportserver_lock_ports"}).ok());
+}
+
+TEST(Options, ReservePoolInKernelIsOptIn) {
+  EXPECT_FALSE(Parse({})->options.reserve_pool_in_kernel);
+  EXPECT_TRUE(Parse({"--portserver_reserve_pool_in_kernel"})
+                  ->options.reserve_pool_in_kernel);
 }
 
 TEST(Options, DebugImpliesVerbose) {
@@ -114,6 +122,7 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
        {"-h, --help", "--portserver_static_pool PORTSERVER_STATIC_POOL",
         "--portserver_address PORTSERVER_ADDRESS",
         "--portserver_unix_socket_address", "--verbose", "--debug", "--portserver_lock_ports",
+        "--portserver_reserve_pool_in_kernel", "ip_local_reserved_ports",
         "--portserver_state_file PATH", "--portserver_max_ports_per_pid N",
         "Default: 1024", "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
         "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1",

@@ -1,5 +1,7 @@
-// Linux wiring: /proc process probe, bind-based port probe, epoll AF_UNIX
-// transport, and signals through sigwait on a dedicated thread.
+// Linux wiring: /proc process probe, bind-based port probe behind per-port
+// host-wide locks (always: see LinuxPortLockProbe), epoll AF_UNIX transport,
+// the ephemeral range check (and, opt-in, the pool in the kernel's reserved
+// ports), and signals through sigwait on a dedicated thread.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -10,12 +12,15 @@
 #include <optional>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "adapters/linux/linux_ephemeral_ports.h"
 #include "adapters/linux/linux_lease_store.h"
 #include "adapters/linux/linux_pidfd_watcher.h"
 #include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
 #include "adapters/linux/linux_unix_transport.h"
+#include "app/log.h"
 #include "app/platform.h"
 
 namespace portserver {
@@ -23,31 +28,118 @@ namespace {
 
 class LinuxAdapters final : public PlatformAdapters {
  public:
-  LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport, bool lock_ports)
-      : transport_(std::move(transport)) {
-    if (lock_ports) locking_probe_.emplace(port_probe_);
+  LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport,
+                std::unique_ptr<LinuxReservedPorts> reserved)
+      : locking_probe_(port_probe_),
+        reserved_(std::move(reserved)),
+        transport_(std::move(transport)) {}
+  ~LinuxAdapters() override {
+    if (reserved_ == nullptr || CountPorts(reserved_->added()) == 0) return;
+    absl::Status restored = reserved_->Restore();
+    if (restored.ok()) {
+      PS_LOG(INFO) << "Took " << FormatPorts(reserved_->added()) << " out of "
+                   << kReservedPortsPath << " again";
+    } else {
+      PS_LOG(ERROR) << "Could not restore " << kReservedPortsPath << ": "
+                    << restored.message();
+    }
   }
   Adapters adapters() override {
-    PortProbe* ports = locking_probe_ ? static_cast<PortProbe*>(&*locking_probe_)
-                                      : &port_probe_;
-    return Adapters{&process_probe_, ports, transport_.get()};
+    return Adapters{&process_probe_, &locking_probe_, transport_.get()};
   }
 
  private:
   LinuxProcessProbe process_probe_;
   LinuxPortProbe port_probe_;
-  std::optional<LinuxPortLockProbe> locking_probe_;  // Wraps port_probe_.
+  // Every server takes the per-port locks, whatever its flags, so that two
+  // servers never lease the same port in either direction.
+  LinuxPortLockProbe locking_probe_;  // Wraps port_probe_.
+  std::unique_ptr<LinuxReservedPorts> reserved_;  // May be null.
   std::unique_ptr<LinuxUnixTransport> transport_;
 };
 
-// Port locks and connections each take a descriptor: allow as many as the
-// hard limit does.
-void RaiseDescriptorLimit() {
+// Descriptors a server may need at once: a lock per leased port, a pidfd per
+// owner (at worst one per port), 64 cached pidfds, the connections, and a
+// few of its own.
+uint64_t DescriptorsWanted(const Options& options) {
+  return 2 * static_cast<uint64_t>(options.pool.size()) + 128 +
+         options.max_connections;
+}
+
+// Raises the soft RLIMIT_NOFILE to the hard one, and warns when even that
+// is too low for the pool: past the limit, requests are denied (the port
+// probe cannot take a lock; counted as port-probe-failures), never served
+// without a lock.
+void RaiseDescriptorLimit(const Options& options) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &limit);
+    if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
   }
+  uint64_t wanted = DescriptorsWanted(options);
+  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
+    uint64_t fixed = 128 + options.max_connections;
+    uint64_t spare = limit.rlim_cur > fixed ? limit.rlim_cur - fixed : 0;
+    PS_LOG(WARNING) << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
+                    << ", below the " << wanted << " a fully leased pool of "
+                    << options.pool.size()
+                    << " ports may need (a lock per leased port, a pidfd per "
+                       "owner, the connections): requests may be denied "
+                       "past about "
+                    << spare / 2 << " leased ports (one per owner) or "
+                    << spare
+                    << " (few owners). Raise the hard limit (ulimit -Hn, "
+                       "systemd LimitNOFILE=) to lift it";
+  }
+}
+
+// Warns when the kernel may give pool ports to outgoing connections; with
+// options.reserve_pool_in_kernel, reserves the pool instead (null: nothing
+// reserved).
+absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> GuardEphemeralRange(
+    const Options& options) {
+  if (options.reserve_pool_in_kernel) {
+    absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =
+        LinuxReservedPorts::Reserve(options.pool);
+    if (!reserved.ok()) {
+      return absl::Status(
+          reserved.status().code(),
+          absl::StrCat("--portserver_reserve_pool_in_kernel: ",
+                       reserved.status().message()));
+    }
+    std::string added = FormatPorts((*reserved)->added());
+    PS_LOG(INFO) << "Added "
+                 << (added.empty() ? "nothing (the pool was reserved already)"
+                                   : added)
+                 << " to " << kReservedPortsPath
+                 << ": the kernel does not pick pool ports for connect() or "
+                    "bind(0) while the server runs";
+    return reserved;
+  }
+  absl::StatusOr<PortRange> range = ReadEphemeralRange();
+  absl::StatusOr<PortSet> reserved = ReadReservedPorts();
+  if (!range.ok() || !reserved.ok()) {
+    PS_LOG(WARNING) << "Cannot tell whether the pool overlaps the ephemeral "
+                       "port range: "
+                    << (range.ok() ? reserved.status() : range.status())
+                           .message();
+    return std::unique_ptr<LinuxReservedPorts>();
+  }
+  PortSet overlap = UnreservedEphemeral(options.pool, *range, *reserved);
+  size_t count = CountPorts(overlap);
+  if (count > 0) {
+    PS_LOG(WARNING) << "Pool " << options.pool_spec
+                    << " overlaps the ephemeral port range " << range->first
+                    << "-" << range->last
+                    << " (net.ipv4.ip_local_port_range) in " << count
+                    << " port(s) not in net.ipv4.ip_local_reserved_ports: "
+                    << FormatPorts(overlap)
+                    << ". Outgoing connections may take such a port while it "
+                       "is leased. Use a pool outside the range, or "
+                       "--portserver_reserve_pool_in_kernel";
+  }
+  return std::unique_ptr<LinuxReservedPorts>();
 }
 
 class LinuxOwnerWatcher final : public OwnerWatcher {
@@ -109,7 +201,7 @@ class LinuxSignalWatcher final : public SignalWatcher {
 
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
-  RaiseDescriptorLimit();
+  RaiseDescriptorLimit(options);
   // A closed stderr (`portserver 2>&1 | head -1`, a log collector that
   // restarts) or a client gone before its reply must never kill the server:
   // writes fail with EPIPE instead, and the log and the transport go on.
@@ -121,8 +213,13 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);
   if (!transport.ok()) return transport.status();
+  // After the address: a second server on the same address exits 2 before it
+  // touches the kernel's reserved ports.
+  absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =
+      GuardEphemeralRange(options);
+  if (!reserved.ok()) return reserved.status();
   return std::unique_ptr<PlatformAdapters>(
-      new LinuxAdapters(std::move(*transport), options.lock_ports));
+      new LinuxAdapters(std::move(*transport), std::move(*reserved)));
 }
 
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
