@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Black-box tests of the README's "Guarantees": every port handed out is
+bindable by a plain bind(), and stays reserved against the kernel's own port
+choices and against neighbouring port servers.
+
+Run by bindable_test.sh inside a network namespace of its own (`unshare -n`,
+loopback up), so that the sysctls it sets (net.ipv4.ip_local_port_range,
+net.ipv4.ip_local_reserved_ports are per network namespace) and the ports and
+abstract names it uses never touch the host. It needs root for that.
+
+The servers are //app:portserver, driven as tests/compat_test.py drives them
+(its Server and ServerTestCase are reused). Waits are bounded and follow the
+server's log or the kernel's state, never a sleep.
+"""
+
+import errno
+import os
+import re
+import shutil
+import signal
+import socket
+import tempfile
+import time
+import unittest
+
+import compat_test  # tests/compat_test.py: Server, ServerTestCase, ask.
+import junit_runner
+from testlib import pool_ports
+
+RANGE_PATH = '/proc/sys/net/ipv4/ip_local_port_range'
+RESERVED_PATH = '/proc/sys/net/ipv4/ip_local_reserved_ports'
+LOOPBACK = {socket.AF_INET: '127.0.0.1', socket.AF_INET6: '::1'}
+WILDCARD = {socket.AF_INET: '0.0.0.0', socket.AF_INET6: '::'}
+
+
+def read_sysctl(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def write_sysctl(path, value):
+    with open(path, 'w') as f:
+        f.write(value + '\n')
+
+
+def plain_bind_error(family, port, kind=socket.SOCK_STREAM):
+    """errno of a bind() without SO_REUSEADDR (python's default), or 0."""
+    s = socket.socket(family, kind)
+    try:
+        s.bind((WILDCARD[family], port))
+        if kind == socket.SOCK_STREAM:
+            s.listen(1)
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        s.close()
+
+
+def make_time_wait(family, port):
+    """Leaves a socket of `port` in TIME_WAIT on the loopback address.
+
+    A server (SO_REUSEADDR, as most servers set it) accepts one connection
+    and closes its side first, so that side goes to TIME_WAIT; the client
+    sees the EOF and closes too. Waits (bounded) until a plain bind of the
+    port fails with EADDRINUSE, which proves the state is there.
+    """
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((LOOPBACK[family], port))
+    listener.listen(1)
+    client = socket.create_connection((LOOPBACK[family], port), timeout=5)
+    served, _ = listener.accept()
+    served.close()  # Active close: this side goes to TIME_WAIT.
+    client.settimeout(5)
+    if client.recv(1) != b'':
+        raise AssertionError('expected EOF from the closed side')
+    client.close()
+    listener.close()
+    deadline = time.monotonic() + 5
+    while plain_bind_error(family, port) != errno.EADDRINUSE:
+        if time.monotonic() > deadline:
+            raise AssertionError('port %d never showed TIME_WAIT' % port)
+        time.sleep(0.001)
+
+
+def dumped_stat(server, name, timeout=10.0):
+    """SIGUSR1, then the value of statistic `name` in that dump."""
+    start = server.stderr.count()
+    os.kill(server.proc.pid, signal.SIGUSR1)
+    pattern = re.compile(r'\] %s (\d+)$' % re.escape(name))
+    index = server.stderr.wait_for(lambda line: bool(pattern.search(line)),
+                                   start=start, timeout=timeout)
+    if index is None:
+        raise AssertionError('no statistic %r after SIGUSR1\n%s' %
+                             (name, server.log()))
+    with server.stderr.cond:
+        return int(pattern.search(server.stderr.lines[index]).group(1))
+
+
+def log_lines(server, needle):
+    with server.stderr.cond:
+        return [line for line in server.stderr.lines if needle in line]
+
+
+class BindableTestCase(compat_test.ServerTestCase):
+    def setUp(self):
+        super().setUp()
+        self.sysctls = {p: read_sysctl(p) for p in (RANGE_PATH, RESERVED_PATH)}
+
+    def tearDown(self):
+        try:
+            super().tearDown()
+        finally:
+            for path, value in self.sysctls.items():
+                write_sysctl(path, value)
+
+
+# --------------------------------------------------------------------------
+# TIME_WAIT: ports a plain bind() takes come first.
+
+class TimeWaitTest(BindableTestCase):
+    def check_family(self, family, pool):
+        ports = sorted(pool_ports(pool))
+        lingering, free = ports[:-1], ports[-1]
+        for port in lingering:
+            make_time_wait(family, port)
+        server = self.start_server(pool)
+        first = compat_test.ask(server.address, os.getpid(), server.pool)
+        self.assertEqual(
+            first, free, 'ports %s are in TIME_WAIT, %d is free: the free one '
+            'must come first\n%s' % (lingering, free, server.log()))
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            for fam in (socket.AF_INET, socket.AF_INET6):
+                self.assertEqual(plain_bind_error(fam, first, kind), 0,
+                                 'plain bind of port %d failed' % first)
+        # Nothing else is free now: the TIME_WAIT ports are better than none.
+        fallback = [compat_test.ask(server.address, os.getpid(), server.pool)
+                    for _ in lingering]
+        self.assertEqual(sorted(fallback), lingering, server.log())
+        self.assertEqual(dumped_stat(server, 'time-wait-grants'),
+                         len(lingering))
+        self.assert_denied(server.address, os.getpid(), server)
+
+    def test_ipv4_time_wait_ports_come_last(self):
+        self.check_family(socket.AF_INET, '21000-21003')
+
+    def test_ipv6_time_wait_ports_come_last(self):
+        self.check_family(socket.AF_INET6, '21010-21013')
+
+
+# --------------------------------------------------------------------------
+# Neighbouring servers: never the same port, whatever their flags.
+
+class NeighbourTest(BindableTestCase):
+    def check_pair(self, pool, flags_a, flags_b):
+        a = self.start_server(pool, extra_args=flags_a)
+        b = self.start_server(pool, extra_args=flags_b)
+        granted = []
+        for _ in range(len(a.pool)):
+            for server in (a, b):
+                port = compat_test.ask(server.address, os.getpid(), a.pool)
+                if port is not None:
+                    granted.append(port)
+        twice = sorted({p for p in granted if granted.count(p) > 1})
+        self.assertEqual(twice, [], 'ports leased by both servers (%s vs %s)'
+                         '\n%s\n%s' % (flags_a, flags_b, a.log(), b.log()))
+        self.assertEqual(sorted(granted), sorted(a.pool),
+                         'the two servers together lease the whole pool')
+
+    def test_default_server_beside_lock_ports_server(self):
+        self.check_pair('21100-21119', (), ('--portserver_lock_ports',))
+
+    def test_lock_ports_server_beside_default_server(self):
+        self.check_pair('21120-21139', ('--portserver_lock_ports',), ())
+
+    def test_two_default_servers(self):
+        self.check_pair('21140-21159', (), ())
+
+
+# --------------------------------------------------------------------------
+# The ephemeral range: warned about, or reserved in the kernel on request.
+
+class EphemeralRangeTest(BindableTestCase):
+    def test_overlap_is_named_at_startup(self):
+        write_sysctl(RANGE_PATH, '21200 21299')
+        write_sysctl(RESERVED_PATH, '21260')
+        server = self.start_server('21250-21349')
+        warnings = log_lines(server, 'overlaps the ephemeral port range')
+        self.assertEqual(len(warnings), 1, server.log())
+        self.assertIn('21200-21299', warnings[0])
+        self.assertIn('in 49 port(s)', warnings[0])
+        self.assertIn('21250-21259,21261-21299', warnings[0])
+        self.assertIn('--portserver_reserve_pool_in_kernel', warnings[0])
+
+    def test_pool_outside_the_range_is_not_warned_about(self):
+        write_sysctl(RANGE_PATH, '21200 21299')
+        write_sysctl(RESERVED_PATH, '')
+        server = self.start_server('21300-21349')
+        self.assertEqual(log_lines(server, 'ephemeral'), [], server.log())
+
+    def test_reserved_pool_is_never_picked_by_the_kernel_and_restored(self):
+        # The ephemeral range is the pool plus three ports; two other ports
+        # were reserved by someone else before.
+        write_sysctl(RANGE_PATH, '21400 21412')
+        write_sysctl(RESERVED_PATH, '21405,21500')
+        server = self.start_server(
+            '21400-21409', extra_args=('--portserver_reserve_pool_in_kernel',))
+        self.assertEqual(read_sysctl(RESERVED_PATH), '21400-21409,21500')
+        # bind(0) gets only the three ports outside the pool, then nothing.
+        held, picked = [], []
+        try:
+            while True:
+                s = socket.socket()
+                held.append(s)
+                try:
+                    s.bind(('127.0.0.1', 0))
+                except OSError as e:
+                    self.assertEqual(e.errno, errno.EADDRINUSE)
+                    break
+                picked.append(s.getsockname()[1])
+        finally:
+            for s in held:
+                s.close()
+        self.assertEqual(sorted(picked), [21410, 21411, 21412])
+        self.assertEqual(server.stop(), 0, server.log())
+        # What was there before, exactly: 21405 was not ours to remove.
+        self.assertEqual(read_sysctl(RESERVED_PATH), '21405,21500')
+
+    def check_refused(self, wrapper, binary, expected_cause):
+        """Runs the server with the flag under `wrapper`: it must exit 2,
+        name the file, the flag and `expected_cause`, and change nothing."""
+        write_sysctl(RESERVED_PATH, '21600')
+        status, _, err = compat_test.run_to_completion(
+            list(wrapper) +
+            [binary, '--portserver_static_pool=21600-21609',
+             '--portserver_address=' + compat_test.new_address(),
+             '--portserver_state_file=none',
+             '--portserver_reserve_pool_in_kernel'], timeout=10)
+        self.assertEqual(status, 2, err)
+        self.assertIn('portserver: error: --portserver_reserve_pool_in_kernel',
+                      err)
+        self.assertIn(RESERVED_PATH, err)
+        self.assertIn(expected_cause, err)
+        self.assertIn('CAP_NET_ADMIN', err)
+        self.assertNotIn('Serving on', err)
+        self.assertEqual(read_sysctl(RESERVED_PATH), '21600')
+
+    def test_reserve_with_read_only_proc_sys_exits_2(self):
+        # A container's usual /proc/sys (Docker mounts it read-only).
+        self.check_refused(
+            ['unshare', '-m', 'sh', '-c',
+             'mount --bind /proc/sys /proc/sys && '
+             'mount -o remount,bind,ro /proc/sys && exec "$0" "$@"'],
+            compat_test.PORTSERVER_BIN, 'Read-only file system')
+
+
+class ReservePermissionTest(BindableTestCase):
+    """Run alone, unsandboxed (//tests:bindable_permission_test): a sandbox
+    maps no uid but root."""
+    NOBODY = 65534
+
+    def test_reserve_as_another_user_exits_2(self):
+        with open('/proc/self/uid_map') as f:
+            mapped = any(int(first) <= self.NOBODY < int(first) + int(count)
+                         for first, _, count in
+                         (line.split() for line in f))
+        if os.geteuid() != 0 or not mapped:
+            self.skipTest('cannot switch to uid %d here' % self.NOBODY)
+        # A copy that user nobody can run (the runfiles may sit under /root).
+        scratch = tempfile.mkdtemp(prefix='portserver-bindable-', dir='/tmp')
+        self.addCleanup(shutil.rmtree, scratch)
+        os.chmod(scratch, 0o755)
+        binary = os.path.join(scratch, 'portserver')
+        shutil.copy(compat_test.PORTSERVER_BIN, binary)
+        os.chmod(binary, 0o755)
+        EphemeralRangeTest.check_refused(
+            self, ['setpriv', '--reuid=%d' % self.NOBODY,
+                   '--regid=%d' % self.NOBODY, '--clear-groups'],
+            binary, 'Permission denied')
+
+
+if __name__ == '__main__':
+    junit_runner.main('bindable_test', compat_test._argv)
