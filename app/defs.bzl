@@ -25,9 +25,10 @@ must ask on behalf of itself, `port=$(portpicker $$)`: a helper process
 port when it exits, a moment later.
 
 Private servers that share the host network never hand out the same port:
-each holds a host-wide lock on a port for as long as it leases it (see
---portserver_lock_ports and the README). Tests tagged "block-network" get a
-network namespace of their own as well.
+each holds a host-wide lock on a port for as long as it leases it (every
+portserver does, whatever its flags; see "Guarantees" in the README), so a
+host-wide port server on the same pool is no danger either. Tests tagged
+"block-network" get a network namespace of their own as well.
 """
 
 # Outside the reference server's default pool (15000-24999) and below Linux's
@@ -51,8 +52,9 @@ def portserver_test(
       pool: --portserver_static_pool of the private server.
       args: arguments for the test.
       data: files the test needs at run time.
-      lock_ports: hold host-wide per-port locks (keep True unless you know
-        that no other test on the host uses the same pool).
+      lock_ports: kept for compatibility; no effect (the server passes
+        --portserver_lock_ports, which every portserver now accepts and
+        ignores: the per-port locks are always held).
       **kwargs: anything sh_test takes (size, timeout, tags, env, ...).
     """
     server = Label("//app:portserver")

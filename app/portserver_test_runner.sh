@@ -4,6 +4,7 @@
 #   SERVER      the portserver binary (runfiles path)
 #   POOL        its --portserver_static_pool
 #   LOCKS       "locks" to pass --portserver_lock_ports, "nolocks" otherwise
+#               (the flag has no effect now: every server holds the locks)
 #   PORTPICKER  the portpicker command (//client:portpicker_cli)
 #   TEST        the test executable (runfiles path)
 # The test sees PORTSERVER_ADDRESS and PORTSERVER_POOL, and `portpicker` on
