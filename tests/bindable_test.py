@@ -207,7 +207,7 @@ class EphemeralRangeTest(BindableTestCase):
         server = self.start_server(
             '21400-21409', extra_args=('--portserver_reserve_pool_in_kernel',))
         self.assertEqual(read_sysctl(RESERVED_PATH), '21400-21409,21500')
-        # bind(0) gets only the three ports outside the pool, then nothing.
+        # bind(0) gets only ports outside the pool, then nothing.
         held, picked = [], []
         try:
             while True:
@@ -222,7 +222,11 @@ class EphemeralRangeTest(BindableTestCase):
         finally:
             for s in held:
                 s.close()
-        self.assertEqual(sorted(picked), [21410, 21411, 21412])
+        # (The kernel's search may skip a free port of an odd-sized range,
+        # so not all three need come out; none of the pool may.)
+        self.assertTrue(picked, 'bind(0) found no port at all')
+        self.assertLessEqual(set(picked), {21410, 21411, 21412},
+                             'bind(0) picked pool ports: %r' % picked)
         self.assertEqual(server.stop(), 0, server.log())
         # What was there before, exactly: 21405 was not ours to remove.
         self.assertEqual(read_sysctl(RESERVED_PATH), '21405,21500')
