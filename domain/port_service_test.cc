@@ -135,6 +135,31 @@ TEST_F(PortServiceTest, CountsDenialsByReason) {
   EXPECT_EQ(s.total_allocations, 5u);
 }
 
+TEST_F(PortServiceTest, CountsTimeWaitGrantsAndSaysWhy) {
+  for (uint16_t port = 100; port <= 103; ++port) ports_.LingerInTimeWait(port);
+  Decision plain = service_.Allocate(42);
+  ASSERT_TRUE(plain.granted());
+  EXPECT_EQ(plain.port, 104);
+  EXPECT_EQ(plain.detail, "");
+  Decision fallback = service_.Allocate(42);
+  ASSERT_TRUE(fallback.granted());
+  EXPECT_NE(fallback.detail.find("TIME_WAIT"), std::string::npos);
+  Stats s = service_.stats();
+  EXPECT_EQ(s.time_wait_grants, 1u);
+  EXPECT_EQ(s.time_wait_ports_cooling, 3u);
+  EXPECT_EQ(s.total_allocations, 2u);
+}
+
+TEST_F(PortServiceTest, CountsDenialsWhenThePortProbeCannotTell) {
+  ports_.RunOutOfDescriptors(true);
+  Decision d = service_.Allocate(42);
+  EXPECT_EQ(d.outcome, Outcome::kPoolExhausted);
+  EXPECT_NE(d.detail.find("could not tell"), std::string::npos);
+  Stats s = service_.stats();
+  EXPECT_EQ(s.port_probe_failures, 1u);
+  EXPECT_EQ(s.denied_pool_exhausted, 1u);
+}
+
 TEST(PortServiceQuota, DeniesOverQuotaAndCountsIt) {
   FakeProcessProbe processes;
   FakePortProbe ports;
