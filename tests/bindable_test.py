@@ -19,6 +19,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 import unittest
@@ -176,6 +177,68 @@ class NeighbourTest(BindableTestCase):
 
     def test_two_default_servers(self):
         self.check_pair('21140-21159', (), ())
+
+
+def lock_is_held(port):
+    """True if some process has bound @portserver-port-lock-<port>."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.bind('\0portserver-port-lock-%d' % port)
+        return False
+    except OSError as e:
+        if e.errno != errno.EADDRINUSE:
+            raise
+        return True
+    finally:
+        s.close()
+
+
+class DescriptorLimitTest(BindableTestCase):
+    """A lock takes a descriptor: at the limit, requests are denied, never
+    served without the lock, and served again once ports come back."""
+    LIMIT = 64
+
+    def test_at_the_descriptor_limit_requests_are_denied_not_unlocked(self):
+        pool = '21700-21799'
+        server = compat_test.Server(pool)
+        # prlimit sets the limit, then execs the server (same pid).
+        server.argv = (['prlimit', '--nofile=%d:%d' % (self.LIMIT, self.LIMIT)]
+                       + server.argv + ['--portserver_state_file=none'])
+        self.servers.append(server)
+        server.start()
+        self.assertEqual(len(log_lines(server, 'Descriptor limit')), 1,
+                         server.log())
+        owner = subprocess.Popen(['sleep', '600'])
+        self.addCleanup(lambda: (owner.kill(), owner.wait()))
+        leased = []
+        while True:
+            port = compat_test.ask(server.address, owner.pid, server.pool)
+            if port is None:
+                break
+            leased.append(port)
+            self.assertLess(len(leased), len(server.pool),
+                            'the whole pool leased with %d descriptors'
+                            % self.LIMIT)
+        self.assertGreater(len(leased), 0, server.log())
+        unlocked = [p for p in leased if not lock_is_held(p)]
+        self.assertEqual(unlocked, [], 'ports leased without their lock')
+        self.assertGreaterEqual(dumped_stat(server, 'port-probe-failures'), 1)
+        # Denials are cheap and stable: the same again.
+        self.assertIsNone(compat_test.ask(server.address, owner.pid))
+        # The owner goes: its ports and their locks come back, and a new
+        # owner is served again.
+        owner.kill()
+        owner.wait()
+        other = subprocess.Popen(['sleep', '600'])
+        self.addCleanup(lambda: (other.kill(), other.wait()))
+        deadline = time.monotonic() + 10
+        port = None
+        while port is None and time.monotonic() < deadline:
+            port = compat_test.ask(server.address, other.pid, server.pool)
+            if port is None:
+                time.sleep(0.05)  # retry pacing until the exit is noticed
+        self.assertIsNotNone(port, server.log())
+        self.assertTrue(lock_is_held(port))
 
 
 # --------------------------------------------------------------------------
