@@ -254,8 +254,9 @@ std::string UsageText() {
       "\n"
       "signals: SIGUSR1 logs statistics; SIGTERM, SIGINT and SIGHUP stop the\n"
       "server (it removes its path socket and exits 0).\n"
-      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag or an\n"
-      "address that cannot be bound, 1 if serving fails later.\n");
+      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag, an\n"
+      "address that cannot be bound or a pool the kernel may not reserve\n"
+      "(--portserver_reserve_pool_in_kernel), 1 if serving fails later.\n");
   return usage;
 }
 
