@@ -32,11 +32,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;  // CLOCK_MONOTONIC.
 
-// epoll_event.data.u64 of the two fixed descriptors; connections count up
-// from kFirstConnectionId and are never reused, unlike descriptors.
-constexpr uint64_t kListenId = 0;
-constexpr uint64_t kWakeId = 1;
-constexpr uint64_t kFirstConnectionId = 2;
+// epoll_event.data.u64: the wake descriptor is kWakeId, listener i is
+// kFirstListenerId + i, and connections count up from after the last
+// listener and are never reused, unlike descriptors.
+constexpr uint64_t kWakeId = 0;
+constexpr uint64_t kFirstListenerId = 1;
 
 constexpr int kMaxEvents = 64;
 // Bounds the accepts per wakeup so that reading keeps up with a flood.
@@ -168,9 +168,10 @@ void UnlinkIfSame(const std::string& path, dev_t dev, ino_t ino) {
 // The state of one Serve() call: open connections and their deadlines.
 class ServeLoop final {
  public:
-  ServeLoop(const LinuxUnixTransport::Options& options, int listen_fd,
-            int epoll_fd, int* reserve_fd, RequestHandler& handler)
-      : listen_fd_(listen_fd),
+  ServeLoop(const LinuxUnixTransport::Options& options,
+            const std::vector<int>& listen_fds, int epoll_fd, int* reserve_fd,
+            RequestHandler& handler)
+      : listen_fds_(listen_fds),
         epoll_fd_(epoll_fd),
         reserve_fd_(reserve_fd),
         max_request_bytes_(options.max_request_bytes),
@@ -178,7 +179,8 @@ class ServeLoop final {
         read_timeout_(std::chrono::duration_cast<Clock::duration>(
             absl::ToChronoNanoseconds(
                 std::min(options.read_timeout, kMaxReadTimeout)))),
-        handler_(handler) {}
+        handler_(handler),
+        next_id_(kFirstListenerId + listen_fds.size()) {}
   ServeLoop(const ServeLoop&) = delete;
   ServeLoop& operator=(const ServeLoop&) = delete;
 
@@ -207,8 +209,8 @@ class ServeLoop final {
       for (int i = 0; i < n && fatal_error_.empty(); ++i) {
         uint64_t id = events[i].data.u64;
         if (id == kWakeId) return ServeResult{};
-        if (id == kListenId) {
-          AcceptReady();
+        if (id - kFirstListenerId < listen_fds_.size()) {
+          AcceptReady(listen_fds_[id - kFirstListenerId]);
         } else {
           OnReadable(id);
         }
@@ -259,10 +261,10 @@ class ServeLoop final {
     }
   }
 
-  void AcceptReady() {
+  void AcceptReady(int listen_fd) {
     for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
       int fd =
-          accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd >= 0) {
         // At the cap, the oldest connection (still without a complete
         // request, or it would be gone) makes room: an idle flood cannot
@@ -299,7 +301,7 @@ class ServeLoop final {
           // EMFILE, ENFILE, ENOBUFS, ENOMEM or unknown: out of resources.
           // Turn one client away with the spare descriptor, or stop
           // accepting for a while; never spin on a readable listener.
-          if (!DropOneClient()) PauseAccepting();
+          if (!DropOneClient(listen_fd)) PauseAccepting();
           return;
       }
     }
@@ -307,10 +309,10 @@ class ServeLoop final {
 
   // Accepts one client with the spare descriptor freed and closes it.
   // Returns false if that did not work.
-  bool DropOneClient() {
+  bool DropOneClient(int listen_fd) {
     if (*reserve_fd_ < 0) return false;
     close(*reserve_fd_);
-    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     int error = errno;
     if (fd >= 0) close(fd);
     *reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -321,14 +323,17 @@ class ServeLoop final {
     if (SetAccepting(false)) accept_paused_until_ = Clock::now() + kAcceptPause;
   }
 
+  // Out of descriptors affects every listener alike: all pause together.
   bool SetAccepting(bool on) {
-    epoll_event event{};
-    event.events = on ? uint32_t{EPOLLIN} : uint32_t{0};
-    event.data.u64 = kListenId;
-    if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fd_, &event) != 0) {
-      fatal_error_ =
-          absl::StrCat("epoll_ctl(listener): ", std::strerror(errno));
-      return false;
+    for (size_t i = 0; i < listen_fds_.size(); ++i) {
+      epoll_event event{};
+      event.events = on ? uint32_t{EPOLLIN} : uint32_t{0};
+      event.data.u64 = kFirstListenerId + i;
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fds_[i], &event) != 0) {
+        fatal_error_ =
+            absl::StrCat("epoll_ctl(listener): ", std::strerror(errno));
+        return false;
+      }
     }
     return true;
   }
@@ -428,7 +433,7 @@ class ServeLoop final {
     connections_.erase(it);
   }
 
-  const int listen_fd_;
+  const std::vector<int> listen_fds_;
   const int epoll_fd_;
   int* const reserve_fd_;
   const size_t max_request_bytes_;
@@ -438,27 +443,48 @@ class ServeLoop final {
 
   ConnectionMap connections_;
   std::deque<Deadline> deadlines_;  // FIFO; front is the earliest.
-  uint64_t next_id_ = kFirstConnectionId;
+  uint64_t next_id_;
   std::optional<Clock::time_point> accept_paused_until_;
   std::string fatal_error_;  // Set when serving must stop.
 };
 
-}  // namespace
+// Closes `listener` and, if this process bound its path, removes the file.
+void CloseListener(const LinuxUnixTransport::Listener& listener) {
+  if (listener.owns_path) {
+    UnlinkIfSame(listener.name, listener.path_dev, listener.path_ino);
+  }
+  if (listener.fd >= 0) close(listener.fd);
+}
 
-absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> LinuxUnixTransport::Create(
-    const Options& options) {
-  if (options.read_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("read_timeout must be positive");
+// Owns listeners until released; closes them (and removes their files) if
+// Create() fails half-way.
+class ListenerSet final {
+ public:
+  ListenerSet() = default;
+  ListenerSet(const ListenerSet&) = delete;
+  ListenerSet& operator=(const ListenerSet&) = delete;
+  ~ListenerSet() {
+    for (const auto& listener : listeners_) CloseListener(listener);
   }
-  if (options.max_request_bytes < 1) {
-    return absl::InvalidArgumentError("max_request_bytes must be at least 1");
+  void Add(LinuxUnixTransport::Listener listener) {
+    listeners_.push_back(std::move(listener));
   }
-  if (options.max_connections < 1) {
-    return absl::InvalidArgumentError("max_connections must be at least 1");
+  const std::vector<LinuxUnixTransport::Listener>& get() const {
+    return listeners_;
   }
-  absl::StatusOr<UnixAddress> address = MakeAddress(options.address);
+  std::vector<LinuxUnixTransport::Listener> Release() {
+    return std::exchange(listeners_, {});
+  }
+
+ private:
+  std::vector<LinuxUnixTransport::Listener> listeners_;
+};
+
+// Creates, binds and listens a socket at `name` ("@abstract" or a path).
+absl::StatusOr<LinuxUnixTransport::Listener> BindListener(
+    const std::string& name) {
+  absl::StatusOr<UnixAddress> address = MakeAddress(name);
   if (!address.ok()) return address.status();
-  const std::string& name = options.address;
 
   ScopedFd listen_fd(
       socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
@@ -499,12 +525,153 @@ absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> LinuxUnixTransport::Create(
   if (listen(listen_fd.get(), SOMAXCONN) != 0) {
     return ErrnoError(errno, absl::StrCat("cannot listen on ", name));
   }
+  guard.path = nullptr;
+  LinuxUnixTransport::Listener listener;
+  listener.fd = listen_fd.release();
+  listener.name = name;
+  listener.owns_path = owns_path;
+  listener.path_dev = st.st_dev;
+  listener.path_ino = st.st_ino;
+  return listener;
+}
+
+const char* FamilyName(int family) {
+  switch (family) {
+    case AF_UNIX:
+      return "AF_UNIX";
+    case AF_INET:
+      return "AF_INET";
+    case AF_INET6:
+      return "AF_INET6";
+    case AF_NETLINK:
+      return "AF_NETLINK";
+  }
+  return "another family";
+}
+
+const char* TypeName(int type) {
+  switch (type) {
+    case SOCK_STREAM:
+      return "SOCK_STREAM";
+    case SOCK_DGRAM:
+      return "SOCK_DGRAM";
+    case SOCK_SEQPACKET:
+      return "SOCK_SEQPACKET";
+    case SOCK_RAW:
+      return "SOCK_RAW";
+  }
+  return "another type";
+}
+
+// Checks that `fd` is a listening AF_UNIX stream socket, and makes it
+// non-blocking and close-on-exec (a passed socket may be neither).
+absl::Status CheckInherited(int fd, const std::string& name) {
+  std::string what = absl::StrCat("passed socket ", name, " (descriptor ", fd, ")");
+  if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is not an open descriptor"));
+  }
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is not a socket; want a listening AF_UNIX "
+                           "SOCK_STREAM socket"));
+  }
+  int family = 0, type = 0, accepting = 0;
+  socklen_t length = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &length) != 0) {
+    return ErrnoError(errno, absl::StrCat(what, ": getsockopt(SO_DOMAIN)"));
+  }
+  length = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0) {
+    return ErrnoError(errno, absl::StrCat(what, ": getsockopt(SO_TYPE)"));
+  }
+  length = sizeof(int);
+  if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &length) != 0) {
+    return ErrnoError(errno, absl::StrCat(what, ": getsockopt(SO_ACCEPTCONN)"));
+  }
+  if (family != AF_UNIX || type != SOCK_STREAM) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is ", FamilyName(family), " ", TypeName(type),
+        "; want a listening AF_UNIX SOCK_STREAM socket (ListenStream= with "
+        "an @name or a path)"));
+  }
+  if (!accepting) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, " is AF_UNIX SOCK_STREAM but not listening"));
+  }
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+      fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+    return ErrnoError(errno, absl::StrCat(what, ": fcntl"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> LinuxUnixTransport::Create(
+    const Options& options) {
+  // Inherited descriptors are ours whatever happens: adopt them first.
+  ListenerSet inherited;
+  for (const InheritedListener& passed : options.inherited) {
+    Listener listener;
+    listener.fd = passed.fd;
+    listener.name = passed.name;
+    listener.inherited = true;
+    inherited.Add(std::move(listener));
+  }
+  if (options.read_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("read_timeout must be positive");
+  }
+  if (options.max_request_bytes < 1) {
+    return absl::InvalidArgumentError("max_request_bytes must be at least 1");
+  }
+  if (options.max_connections < 1) {
+    return absl::InvalidArgumentError("max_connections must be at least 1");
+  }
+  std::vector<std::string> addresses;
+  if (!options.address.empty() ||
+      (options.extra_addresses.empty() && options.inherited.empty())) {
+    addresses.push_back(options.address);  // Empty: MakeAddress reports it.
+  }
+  addresses.insert(addresses.end(), options.extra_addresses.begin(),
+                   options.extra_addresses.end());
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (addresses[i] == addresses[j]) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("address ", addresses[i], " is given twice"));
+      }
+    }
+  }
+  // Checked before anything is bound, so that a bad passed socket leaves no
+  // file behind.
+  for (const Listener& listener : inherited.get()) {
+    absl::Status checked = CheckInherited(listener.fd, listener.name);
+    if (!checked.ok()) return checked;
+  }
+  // Options order: bound ones (address, extra_addresses), then inherited.
+  ListenerSet listeners;
+  for (const std::string& address : addresses) {
+    absl::StatusOr<Listener> listener = BindListener(address);
+    if (!listener.ok()) return listener.status();
+    listeners.Add(std::move(*listener));
+  }
+  for (Listener& listener : inherited.Release()) {
+    listeners.Add(std::move(listener));
+  }
+  const std::vector<Listener>& all = listeners.get();
+
   ScopedFd epoll_fd(epoll_create1(EPOLL_CLOEXEC));
   if (epoll_fd.get() < 0) return ErrnoError(errno, "epoll_create1");
   ScopedFd wake_fd(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (wake_fd.get() < 0) return ErrnoError(errno, "eventfd");
-  for (auto [fd, id] : {std::pair<int, uint64_t>{listen_fd.get(), kListenId},
-                        std::pair<int, uint64_t>{wake_fd.get(), kWakeId}}) {
+  std::vector<std::pair<int, uint64_t>> watched = {{wake_fd.get(), kWakeId}};
+  for (size_t i = 0; i < all.size(); ++i) {
+    watched.emplace_back(all[i].fd, kFirstListenerId + i);
+  }
+  for (auto [fd, id] : watched) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.u64 = id;
@@ -515,35 +682,41 @@ absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> LinuxUnixTransport::Create(
   // Without a spare descriptor Serve() pauses accepting on EMFILE instead.
   int reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-  guard.path = nullptr;
-  return std::unique_ptr<LinuxUnixTransport>(new LinuxUnixTransport(
-      options, listen_fd.release(), epoll_fd.release(), wake_fd.release(),
-      reserve_fd, owns_path, st.st_dev, st.st_ino));
+  return std::unique_ptr<LinuxUnixTransport>(
+      new LinuxUnixTransport(options, listeners.Release(), epoll_fd.release(),
+                             wake_fd.release(), reserve_fd));
 }
 
-LinuxUnixTransport::LinuxUnixTransport(Options options, int listen_fd,
+LinuxUnixTransport::LinuxUnixTransport(Options options,
+                                       std::vector<Listener> listeners,
                                        int epoll_fd, int wake_fd,
-                                       int reserve_fd, bool owns_path,
-                                       dev_t path_dev, ino_t path_ino)
+                                       int reserve_fd)
     : options_(std::move(options)),
-      listen_fd_(listen_fd),
+      listeners_(std::move(listeners)),
       epoll_fd_(epoll_fd),
       wake_fd_(wake_fd),
-      reserve_fd_(reserve_fd),
-      owns_path_(owns_path),
-      path_dev_(path_dev),
-      path_ino_(path_ino) {}
+      reserve_fd_(reserve_fd) {}
 
 LinuxUnixTransport::~LinuxUnixTransport() {
-  if (owns_path_) UnlinkIfSame(options_.address, path_dev_, path_ino_);
-  close(listen_fd_);
+  for (const Listener& listener : listeners_) CloseListener(listener);
   close(epoll_fd_);
   close(wake_fd_);
   if (reserve_fd_ >= 0) close(reserve_fd_);
 }
 
+std::vector<LinuxUnixTransport::ListenerInfo> LinuxUnixTransport::listeners()
+    const {
+  std::vector<ListenerInfo> result;
+  for (const Listener& listener : listeners_) {
+    result.push_back(ListenerInfo{listener.name, listener.fd, listener.inherited});
+  }
+  return result;
+}
+
 ServeResult LinuxUnixTransport::Serve(RequestHandler& handler) {
-  ServeLoop loop(options_, listen_fd_, epoll_fd_, &reserve_fd_, handler);
+  std::vector<int> listen_fds;
+  for (const Listener& listener : listeners_) listen_fds.push_back(listener.fd);
+  ServeLoop loop(options_, listen_fds, epoll_fd_, &reserve_fd_, handler);
   return loop.Run();
 }
 

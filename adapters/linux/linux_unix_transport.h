@@ -1,7 +1,9 @@
-// LinuxUnixTransport: a Transport that serves an AF_UNIX stream socket, in
-// the Linux abstract namespace ("@name") or at a filesystem path, with one
-// thread and epoll. Each connection delivers one Request (up to the first
-// '\n', end of stream, `max_request_bytes` or `read_timeout`), gets the
+// LinuxUnixTransport: a Transport that serves one or several AF_UNIX stream
+// sockets, in the Linux abstract namespace ("@name") or at filesystem paths,
+// bound here or passed in already listening (systemd socket activation),
+// with one thread and epoll. Each connection, whatever socket it came in
+// on, delivers one Request (up to the first '\n', end of stream,
+// `max_request_bytes` or `read_timeout`) to the one handler, gets the
 // handler's reply, if any, and is closed. A slow or idle client never
 // stalls the others.
 //
@@ -12,6 +14,12 @@
 //       LinuxUnixTransport::Create(options);  // Bound and listening.
 //   if (!transport.ok()) return transport.status();
 //   ServeResult result = (*transport)->Serve(handler);  // Until Shutdown().
+//
+//   // Several addresses, one handler (one pool, one ledger):
+//   options.extra_addresses = {"/run/portserver/portserver.sock"};
+//   // Or sockets passed by systemd (see linux_socket_activation.h):
+//   options.address.clear();
+//   options.inherited = {{3, "@unittest-portserver"}};
 //
 // Thread-safety: Shutdown() may be called from any thread and from a signal
 // handler. Serve() runs on one thread at a time. The destructor must not
@@ -24,6 +32,7 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -34,10 +43,25 @@ namespace portserver {
 
 class LinuxUnixTransport final : public Transport {
  public:
+  // A socket that is already bound and listening, e.g. passed by systemd.
+  struct InheritedListener {
+    int fd = -1;       // Owned by the transport from Create() on, even when
+                       // Create() fails.
+    std::string name;  // For messages, e.g. "@unittest-portserver".
+  };
+
   struct Options {
     // "@name" for the abstract namespace (no file; gone with the process),
-    // anything else is a filesystem path. Required.
+    // anything else is a filesystem path. May be empty when
+    // `extra_addresses` or `inherited` names a listener; at least one of the
+    // three must.
     std::string address;
+    // Further addresses, bound like `address`, all served alike.
+    std::vector<std::string> extra_addresses;
+    // Sockets to serve as they are (never bound, unlinked or chmod-ed
+    // here). Each must be an AF_UNIX SOCK_STREAM socket in the listening
+    // state; anything else fails Create() with InvalidArgument.
+    std::vector<InheritedListener> inherited;
     // How long a client may take, from accept, to send its request. > 0.
     absl::Duration read_timeout = absl::Seconds(5);
     // Reading stops here without a '\n' (Request::End::kTooLong). >= 1.
@@ -48,15 +72,21 @@ class LinuxUnixTransport final : public Transport {
     size_t max_connections = 1024;
   };
 
-  // Creates, binds and listens the socket. Errors:
-  //   InvalidArgument: bad options; empty address or too long for sun_path.
+  // Creates, binds and listens the sockets (address, then extra_addresses),
+  // and takes the inherited ones. Errors:
+  //   InvalidArgument: bad options; no listener at all, an empty address,
+  //     one too long for sun_path, the same address twice, or an inherited
+  //     descriptor that is not a listening AF_UNIX stream socket (the
+  //     message names its descriptor number and what it is instead).
   //   AlreadyExists: another server listens on the address ("... in use").
   //   FailedPrecondition: something that is not a socket is at the path
   //     (it is left alone).
   //   Other codes from the errno of a failed system call.
-  // A socket file left at the path by a dead server is replaced.
-  // A path socket gets mode 0666 (restrict access through its directory)
-  // and is removed by the destructor if it is still the one bound here.
+  // A socket file left at a path by a dead server is replaced.
+  // A path socket bound here gets mode 0666 (restrict access through its
+  // directory) and is removed by the destructor if it is still the one bound
+  // here. On failure every socket bound so far is closed and its file
+  // removed.
   static absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> Create(
       const Options& options);
 
@@ -76,22 +106,37 @@ class LinuxUnixTransport final : public Transport {
   // The address as given in Options.
   const std::string& address() const { return options_.address; }
 
+  // Every socket served, in Options order (address, extra_addresses,
+  // inherited): its name and descriptor.
+  struct ListenerInfo {
+    std::string name;
+    int fd;
+    bool inherited;
+  };
+  std::vector<ListenerInfo> listeners() const;
+
+  // One listening socket. Exposed for the implementation only.
+  struct Listener {
+    int fd = -1;
+    std::string name;
+    bool inherited = false;
+    // Set for a path socket bound here: the inode, to be unlinked only if
+    // the path still names it.
+    bool owns_path = false;
+    dev_t path_dev = 0;
+    ino_t path_ino = 0;
+  };
+
  private:
-  LinuxUnixTransport(Options options, int listen_fd, int epoll_fd, int wake_fd,
-                     int reserve_fd, bool owns_path, dev_t path_dev,
-                     ino_t path_ino);
+  LinuxUnixTransport(Options options, std::vector<Listener> listeners,
+                     int epoll_fd, int wake_fd, int reserve_fd);
 
   const Options options_;
-  const int listen_fd_;
-  const int epoll_fd_;  // Watches listen_fd_ and wake_fd_.
+  const std::vector<Listener> listeners_;
+  const int epoll_fd_;  // Watches listeners_ and wake_fd_.
   const int wake_fd_;   // eventfd written by Shutdown().
   int reserve_fd_;      // Spare descriptor, given up to drop a client on
                         // EMFILE; -1 if none. Used by Serve() only.
-  // Set for a path socket: the inode this transport bound, to be unlinked
-  // by the destructor only if the path still names it.
-  const bool owns_path_;
-  const dev_t path_dev_;
-  const ino_t path_ino_;
 };
 
 }  // namespace portserver

@@ -704,5 +704,163 @@ TEST(LinuxUnixTransport, MissingDirectoryIsAnError) {
   EXPECT_THAT(transport.status().message(), HasSubstr(options.address));
 }
 
+
+// --- Several listeners and sockets passed in (socket activation) ---------
+
+// A socket made here as systemd would pass it: bound to `address` and, if
+// `listening`, listening. Returns the descriptor, or -1.
+int MakeSocket(int family, int type, const std::string& address,
+               bool listening) {
+  int fd = socket(family, type | SOCK_CLOEXEC, 0);
+  if (fd < 0 || address.empty()) return fd;
+  auto [addr, length] = ClientAddress(address);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), length) != 0 ||
+      (listening && listen(fd, 16) != 0)) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+TEST(LinuxUnixTransport, SeveralAddressesFeedOneHandler) {
+  Options options;
+  options.address = UniqueAbstractAddress();
+  options.extra_addresses = {UniqueSocketPath(), UniqueAbstractAddress()};
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
+  ASSERT_NE(transport, nullptr);
+  std::vector<LinuxUnixTransport::ListenerInfo> listeners =
+      transport->listeners();
+  ASSERT_EQ(listeners.size(), 3u);
+  EXPECT_EQ(listeners[0].name, options.address);
+  EXPECT_EQ(listeners[1].name, options.extra_addresses[0]);
+  EXPECT_EQ(listeners[2].name, options.extra_addresses[1]);
+  int n = 0;
+  RecordingHandler handler([&n](const Request&) {
+    return absl::StrCat(15000 + n++, "\n");
+  });
+  ServingThread server(*transport, handler);
+
+  EXPECT_EQ(Call(options.address, "1\n"), "15000\n");
+  EXPECT_EQ(Call(options.extra_addresses[0], "2\n"), "15001\n");
+  EXPECT_EQ(Call(options.extra_addresses[1], "3\n"), "15002\n");
+  ASSERT_EQ(handler.seen().size(), 3u);
+  EXPECT_EQ(handler.seen()[2].data, "3\n");
+  EXPECT_TRUE(server.Stop().ok);
+  transport.reset();
+  struct stat st;
+  EXPECT_NE(lstat(options.extra_addresses[0].c_str(), &st), 0);
+}
+
+TEST(LinuxUnixTransport, SameAddressTwiceIsAnError) {
+  Options options;
+  options.address = UniqueAbstractAddress();
+  options.extra_addresses = {options.address};
+  absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
+      LinuxUnixTransport::Create(options);
+  ASSERT_FALSE(transport.ok());
+  EXPECT_EQ(transport.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(transport.status().message(), HasSubstr("twice"));
+}
+
+TEST(LinuxUnixTransport, FailureOnALaterAddressRemovesEarlierFiles) {
+  Options taken = AbstractOptions();
+  std::unique_ptr<LinuxUnixTransport> first = MustCreate(taken);
+  ASSERT_NE(first, nullptr);
+  Options options;
+  options.address = UniqueSocketPath();
+  options.extra_addresses = {taken.address};
+  absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> second =
+      LinuxUnixTransport::Create(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(second.status().message(), HasSubstr(taken.address));
+  struct stat st;
+  EXPECT_NE(lstat(options.address.c_str(), &st), 0);
+}
+
+TEST(LinuxUnixTransport, PassedListeningSocketIsServedAsItIs) {
+  const std::string abstract = UniqueAbstractAddress();
+  const std::string path = UniqueSocketPath();
+  int abstract_fd = MakeSocket(AF_UNIX, SOCK_STREAM, abstract, true);
+  int path_fd = MakeSocket(AF_UNIX, SOCK_STREAM, path, true);
+  ASSERT_GE(abstract_fd, 0);
+  ASSERT_GE(path_fd, 0);
+  struct stat before;
+  ASSERT_EQ(lstat(path.c_str(), &before), 0);
+  // Blocking, as systemd passes them: the transport must not block on them.
+  Options options;
+  options.inherited = {{abstract_fd, abstract}, {path_fd, path}};
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
+  ASSERT_NE(transport, nullptr);
+  std::vector<LinuxUnixTransport::ListenerInfo> listeners =
+      transport->listeners();
+  ASSERT_EQ(listeners.size(), 2u);
+  EXPECT_EQ(listeners[0].fd, abstract_fd);
+  EXPECT_TRUE(listeners[0].inherited);
+  EXPECT_EQ(listeners[1].fd, path_fd);
+  EXPECT_NE(fcntl(abstract_fd, F_GETFL) & O_NONBLOCK, 0);
+  EXPECT_NE(fcntl(abstract_fd, F_GETFD) & FD_CLOEXEC, 0);
+  {
+    RecordingHandler handler;
+    ServingThread server(*transport, handler);
+    EXPECT_EQ(Call(abstract, "1\n"), "ok\n");
+    EXPECT_EQ(Call(path, "2\n"), "ok\n");
+    EXPECT_EQ(Call(abstract, "3\n"), "ok\n");
+    EXPECT_EQ(handler.seen().size(), 3u);
+  }
+  // Neither re-bound nor touched: the path still names the passed socket,
+  // and it stays after the transport is gone (its owner removes it).
+  struct stat after;
+  ASSERT_EQ(lstat(path.c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino);
+  EXPECT_EQ(after.st_mode, before.st_mode);
+  transport.reset();
+  EXPECT_EQ(lstat(path.c_str(), &after), 0);
+  EXPECT_FALSE(IsOpen(abstract_fd));
+  EXPECT_FALSE(IsOpen(path_fd));
+  unlink(path.c_str());
+}
+
+TEST(LinuxUnixTransport, PassedSocketOfTheWrongKindIsAnError) {
+  struct Case {
+    const char* what;
+    int fd;
+    const char* message;
+  };
+  std::vector<Case> cases = {
+      {"datagram", MakeSocket(AF_UNIX, SOCK_DGRAM, UniqueAbstractAddress(), false),
+       "AF_UNIX SOCK_DGRAM"},
+      {"seqpacket",
+       MakeSocket(AF_UNIX, SOCK_SEQPACKET, UniqueAbstractAddress(), true),
+       "AF_UNIX SOCK_SEQPACKET"},
+      {"tcp", MakeSocket(AF_INET, SOCK_STREAM, "", false), "AF_INET SOCK_STREAM"},
+      {"not listening",
+       MakeSocket(AF_UNIX, SOCK_STREAM, UniqueAbstractAddress(), false),
+       "not listening"},
+      {"file", open("/dev/null", O_RDONLY | O_CLOEXEC), "not a socket"},
+  };
+  for (const Case& c : cases) {
+    ASSERT_GE(c.fd, 0) << c.what;
+    Options options;
+    // A path to bind as well: a bad passed socket must leave no file.
+    options.address = UniqueSocketPath();
+    options.inherited = {{c.fd, "passed"}};
+    absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
+        LinuxUnixTransport::Create(options);
+    ASSERT_FALSE(transport.ok()) << c.what;
+    EXPECT_EQ(transport.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.what;
+    EXPECT_THAT(transport.status().message(), HasSubstr(c.message)) << c.what;
+    EXPECT_THAT(transport.status().message(),
+                HasSubstr(absl::StrCat("descriptor ", c.fd)))
+        << c.what;
+    EXPECT_FALSE(IsOpen(c.fd)) << c.what << ": closed even on failure";
+    struct stat st;
+    EXPECT_NE(lstat(options.address.c_str(), &st), 0) << c.what;
+  }
+}
+
 }  // namespace
 }  // namespace portserver
