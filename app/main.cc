@@ -47,6 +47,7 @@ int main(int argc, char** argv) {
   if (!store.ok()) return Fail(2, store.status());
 
   Server server(options, (*platform)->adapters());
+  server.SetListeningOn((*platform)->listening_on());
   // First, before any other thread exists: threads inherit the signal mask.
   std::unique_ptr<SignalWatcher> signals =
       WatchSignals([&server] { server.DumpStats(); },

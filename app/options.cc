@@ -2,11 +2,14 @@
 
 #include <gflags/gflags.h>
 
+#include <algorithm>
 #include <optional>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "app/version.h"
 #include "domain/port_pool.h"
 
@@ -16,6 +19,15 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "Address of AF_UNIX socket on which to listen on Unix (first @ "
               "is a NUL) or the name of the pipe on Windows (first @ is the "
               "\\\\.\\pipe\\ prefix).");
+DEFINE_string(portserver_extra_addresses, "",
+              "Comma separated further addresses to listen on, each written "
+              "like --portserver_address (e.g. "
+              "/run/portserver/portserver.sock, so that a container that "
+              "cannot see the host's abstract sockets reaches the same server "
+              "through a bind-mounted path). One pool, one set of leases and "
+              "one journal serve every address. Ignored, like "
+              "--portserver_address, when systemd passes the listening "
+              "sockets (socket activation: LISTEN_FDS).");
 DEFINE_string(portserver_state_file, "",
               "File that journals leases, so that a restart (even after kill "
               "-9) never hands out a port still leased to a live process. "
@@ -78,6 +90,7 @@ constexpr FlagSpec kFlags[] = {
     {"portserver_address", "PORTSERVER_ADDRESS"},
     {"verbose", nullptr},
     {"debug", nullptr},
+    {"portserver_extra_addresses", "ADDRESS[,ADDRESS...]"},
     {"portserver_state_file", "PATH"},
     {"portserver_max_ports_per_pid", "N"},
     {"portserver_max_connections", "N"},
@@ -187,6 +200,21 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   o.address = FLAGS_portserver_address;
   if (o.address.empty() || o.address == "@") {
     return Bad("empty --portserver_address");
+  }
+  if (!FLAGS_portserver_extra_addresses.empty()) {
+    for (absl::string_view extra :
+         absl::StrSplit(FLAGS_portserver_extra_addresses, ',')) {
+      if (extra.empty() || extra == "@") {
+        return Bad(absl::StrCat("empty address in --portserver_extra_addresses '",
+                                FLAGS_portserver_extra_addresses, "'"));
+      }
+      if (extra == o.address ||
+          std::find(o.extra_addresses.begin(), o.extra_addresses.end(),
+                    extra) != o.extra_addresses.end()) {
+        return Bad(absl::StrCat("address ", extra, " is given twice"));
+      }
+      o.extra_addresses.emplace_back(extra);
+    }
   }
   o.state_file = FLAGS_portserver_state_file;
   if (FLAGS_portserver_max_ports_per_pid < 0) {

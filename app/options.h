@@ -24,6 +24,8 @@ struct Options {
   std::string pool_spec;        // As given, e.g. "15000-24999".
   std::vector<uint16_t> pool;   // Parsed, in round-robin order.
   std::string address;          // "@name" (abstract) or a path.
+  // More addresses served alike (--portserver_extra_addresses), in order.
+  std::vector<std::string> extra_addresses;
   std::string state_file;       // "" = per-user default; "none" = no journal.
   size_t max_ports_per_pid = 0;  // 0 = no limit (the default).
   size_t max_connections = 1024;

@@ -45,6 +45,18 @@ TEST(Options, AliasSetsTheAddress) {
   EXPECT_EQ(cl->options.address, "@other");
 }
 
+TEST(Options, ExtraAddressesAreACommaSeparatedList) {
+  absl::StatusOr<CommandLine> cl = Parse({});
+  ASSERT_TRUE(cl.ok());
+  EXPECT_TRUE(cl->options.extra_addresses.empty());
+  cl = Parse({"--portserver_address=@a",
+              "--portserver_extra_addresses=/run/p/s.sock,@b"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.address, "@a");
+  EXPECT_EQ(cl->options.extra_addresses,
+            (std::vector<std::string>{"/run/p/s.sock", "@b"}));
+}
+
 TEST(Options, LimitsHaveDocumentedDefaults) {
   absl::StatusOr<CommandLine> cl = Parse({});
   ASSERT_TRUE(cl.ok());
@@ -163,6 +175,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"--verbose=maybe"}, "maybe"},
         BadArgs{{"stray"}, "'stray'"},
         BadArgs{{"--portserver_address="}, "empty --portserver_address"},
+        BadArgs{{"--portserver_extra_addresses=@a,,@b"}, "empty address"},
+        BadArgs{{"--portserver_extra_addresses=@"}, "empty address"},
+        BadArgs{{"--portserver_extra_addresses=@a,@a"}, "@a is given twice"},
+        BadArgs{{"--portserver_extra_addresses=@unittest-portserver"},
+                "@unittest-portserver is given twice"},
         BadArgs{{"--portserver_max_ports_per_pid=-1"}, "max_ports_per_pid"},
         BadArgs{{"--portserver_max_connections=0"}, "max_connections"},
         BadArgs{{"--portserver_read_timeout_ms=0"}, "read_timeout_ms"},

@@ -14,6 +14,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "app/options.h"
@@ -26,10 +28,17 @@ class PlatformAdapters {
  public:
   virtual ~PlatformAdapters() = default;
   virtual Adapters adapters() = 0;
+  // What the transport listens on, for the log ("@name", a path, ...).
+  // Empty if the platform cannot tell (the server then names
+  // options.address).
+  virtual std::vector<std::string> listening_on() const { return {}; }
 };
 
-// Creates the adapters; the transport is bound and listening on return.
-// Errors name the problem (e.g. "address @x is already in use").
+// Creates the adapters; the transport is bound and listening on return, on
+// options.address and options.extra_addresses or, where the platform has
+// socket activation (Linux: LISTEN_FDS) and it is used, on exactly the
+// passed sockets. Errors name the problem (e.g. "address @x is already in
+// use", a passed socket of the wrong kind).
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options);
 

@@ -10,7 +10,11 @@
 #include <atomic>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "absl/strings/str_cat.h"
 #include "adapters/linux/linux_ephemeral_ports.h"
@@ -19,6 +23,7 @@
 #include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "adapters/linux/linux_process_probe.h"
+#include "adapters/linux/linux_socket_activation.h"
 #include "adapters/linux/linux_unix_transport.h"
 #include "app/log.h"
 #include "app/platform.h"
@@ -46,6 +51,13 @@ class LinuxAdapters final : public PlatformAdapters {
   }
   Adapters adapters() override {
     return Adapters{&process_probe_, &locking_probe_, transport_.get()};
+  }
+  std::vector<std::string> listening_on() const override {
+    std::vector<std::string> names;
+    for (const auto& listener : transport_->listeners()) {
+      names.push_back(listener.name);
+    }
+    return names;
   }
 
  private:
@@ -207,7 +219,25 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   // writes fail with EPIPE instead, and the log and the transport go on.
   signal(SIGPIPE, SIG_IGN);
   LinuxUnixTransport::Options transport_options;
-  transport_options.address = options.address;
+  // Socket activation: serve exactly what the service manager passed.
+  absl::StatusOr<std::vector<ActivatedSocket>> passed = TakeActivatedSockets();
+  if (!passed.ok()) return passed.status();
+  if (passed->empty()) {
+    transport_options.address = options.address;
+    transport_options.extra_addresses = options.extra_addresses;
+  } else {
+    for (const ActivatedSocket& socket : *passed) {
+      std::string name = absl::StrCat(LocalSocketName(socket.fd),
+                                      " (passed as descriptor ", socket.fd);
+      if (!socket.name.empty()) absl::StrAppend(&name, ", \"", socket.name, "\"");
+      name += ")";
+      transport_options.inherited.push_back({socket.fd, name});
+    }
+    PS_LOG(INFO) << "Socket activation: serving the " << passed->size()
+                 << " socket(s) passed by the service manager; "
+                    "--portserver_address and --portserver_extra_addresses "
+                    "are not bound";
+  }
   transport_options.max_connections = options.max_connections;
   transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =

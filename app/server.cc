@@ -1,6 +1,7 @@
 #include "app/server.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "app/log.h"
 #include "app/version.h"
 #include "domain/lease_journal.h"
@@ -70,8 +71,14 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   }
 }
 
+void Server::SetListeningOn(std::vector<std::string> addresses) {
+  listening_on_ = std::move(addresses);
+}
+
 absl::Status Server::Serve() {
-  PS_LOG(INFO) << "Serving on " << options_.address << " (pool "
+  std::string on = listening_on_.empty() ? options_.address
+                                         : absl::StrJoin(listening_on_, ", ");
+  PS_LOG(INFO) << "Serving on " << on << " (pool "
                << options_.pool_spec << ", " << options_.pool.size()
                << " ports; portserver " << kPortserverVersion << ")";
   ServeResult result = transport_.Serve(*this);

@@ -19,6 +19,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "app/log.h"
@@ -71,6 +72,10 @@ class Server final : private RequestHandler {
   // An owner may have exited: its ports come back if the probe agrees.
   void OwnerExited(int64_t pid);
 
+  // Names the addresses served in the start-up log line (default:
+  // options.address). Call before Serve().
+  void SetListeningOn(std::vector<std::string> addresses);
+
   // Serves until Shutdown(); then logs the statistics and, if no lease is
   // live, removes the journal (LeaseStore::Remove). Returns an Internal
   // error if the transport failed.
@@ -100,6 +105,7 @@ class Server final : private RequestHandler {
   void CheckUnwatched();
   void LogJournalEvent(const Decision& d);
 
+  std::vector<std::string> listening_on_;
   OwnerWatcher* watcher_ = nullptr;
   mutable std::mutex unwatched_mu_;
   std::deque<int64_t> unwatched_;    // Guarded by unwatched_mu_.
