@@ -20,14 +20,11 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "is a NUL) or the name of the pipe on Windows (first @ is the "
               "\\\\.\\pipe\\ prefix).");
 DEFINE_string(portserver_extra_addresses, "",
-              "Comma separated further addresses to listen on, each written "
-              "like --portserver_address (e.g. "
-              "/run/portserver/portserver.sock, so that a container that "
-              "cannot see the host's abstract sockets reaches the same server "
-              "through a bind-mounted path). One pool, one set of leases and "
-              "one journal serve every address. Ignored, like "
-              "--portserver_address, when systemd passes the listening "
-              "sockets (socket activation: LISTEN_FDS).");
+              "Comma separated further addresses to listen on, each like "
+              "--portserver_address (e.g. a path that containers reach "
+              "through a bind mount). One pool and one journal serve them "
+              "all. Not bound, like --portserver_address, when the service "
+              "manager passes the sockets (LISTEN_FDS).");
 DEFINE_string(portserver_state_file, "",
               "File that journals leases, so that a restart (even after kill "
               "-9) never hands out a port still leased to a live process. "

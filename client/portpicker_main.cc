@@ -43,7 +43,7 @@
 namespace {
 
 constexpr char kUsage[] =
-    "usage: portpicker [pid] [bind_timeout]\n"
+    "usage: portpicker [-h] [pid] [bind_timeout]\n"
     "Prints a free port, leased by the port server at $PORTSERVER_ADDRESS to\n"
     "pid (default: the parent process). With bind_timeout (seconds), keeps\n"
     "the port bound that long after exiting (SO_REUSEADDR, not listening).\n"

@@ -72,7 +72,7 @@ TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
 TEST(PortpickerCli, HelpExitsZero) {
   ProcessResult result = RunCli({"--help"});
   EXPECT_EQ(result.exit_code, 0);
-  EXPECT_THAT(result.out, HasSubstr("usage: portpicker [pid] [bind_timeout]"));
+  EXPECT_THAT(result.out, HasSubstr("usage: portpicker [-h] [pid] [bind_timeout]"));
 }
 
 TEST(PortpickerCli, WarnsAndFallsBackWhenTheServerDenies) {
