@@ -202,8 +202,9 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
     for (absl::string_view extra :
          absl::StrSplit(FLAGS_portserver_extra_addresses, ',')) {
       if (extra.empty() || extra == "@") {
-        return Bad(absl::StrCat("empty address in --portserver_extra_addresses '",
-                                FLAGS_portserver_extra_addresses, "'"));
+        return Bad(
+            absl::StrCat("empty address in --portserver_extra_addresses '",
+                         FLAGS_portserver_extra_addresses, "'"));
       }
       if (extra == o.address ||
           std::find(o.extra_addresses.begin(), o.extra_addresses.end(),

@@ -229,7 +229,9 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     for (const ActivatedSocket& socket : *passed) {
       std::string name = absl::StrCat(LocalSocketName(socket.fd),
                                       " (passed as descriptor ", socket.fd);
-      if (!socket.name.empty()) absl::StrAppend(&name, ", \"", socket.name, "\"");
+      if (!socket.name.empty()) {
+        absl::StrAppend(&name, ", \"", socket.name, "\"");
+      }
       name += ")";
       transport_options.inherited.push_back({socket.fd, name});
     }

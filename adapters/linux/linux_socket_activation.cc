@@ -5,11 +5,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cstddef>
-
 #include <climits>
-#include <cstring>
+#include <cstddef>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "absl/status/status.h"
@@ -39,20 +38,20 @@ absl::StatusOr<std::vector<ActivatedSocket>> ParseListenEnvironment(
   if (env.listen_pid == nullptr || env.listen_fds == nullptr) return sockets;
   uint64_t listen_pid = 0;
   if (!ParseDecimal(env.listen_pid, &listen_pid) || listen_pid == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket activation: LISTEN_PID=\"", env.listen_pid,
-        "\" is not a process id"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket activation: LISTEN_PID=\"", env.listen_pid,
+                     "\" is not a process id"));
   }
   if (listen_pid != static_cast<uint64_t>(pid)) return sockets;
   uint64_t count = 0;
   if (!ParseDecimal(env.listen_fds, &count)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket activation: LISTEN_FDS=\"", env.listen_fds,
-        "\" is not a number of descriptors"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket activation: LISTEN_FDS=\"", env.listen_fds,
+                     "\" is not a number of descriptors"));
   }
   if (count > static_cast<uint64_t>(INT_MAX - kListenFdsStart)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "socket activation: LISTEN_FDS=", count, " is too large"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("socket activation: LISTEN_FDS=", count, " is too large"));
   }
   if (count == 0) return sockets;
   std::vector<std::string> names;
@@ -85,9 +84,9 @@ absl::StatusOr<std::vector<ActivatedSocket>> TakeActivatedSockets() {
   if (!sockets.ok()) return sockets;
   for (const ActivatedSocket& socket : *sockets) {
     if (fcntl(socket.fd, F_SETFD, FD_CLOEXEC) != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "socket activation: LISTEN_FDS=", sockets->size(),
-          " but descriptor ", socket.fd, " is not open"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("socket activation: LISTEN_FDS=", sockets->size(),
+                       " but descriptor ", socket.fd, " is not open"));
     }
   }
   return sockets;

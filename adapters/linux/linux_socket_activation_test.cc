@@ -191,9 +191,8 @@ TEST(LocalSocketName, NamesAbstractPathAndOtherSockets) {
   path_addr.sun_family = AF_UNIX;
   ASSERT_LT(path.size(), sizeof(path_addr.sun_path));
   std::memcpy(path_addr.sun_path, path.data(), path.size());
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&path_addr),
-                 sizeof(path_addr)),
-            0);
+  ASSERT_EQ(
+      bind(fd, reinterpret_cast<sockaddr*>(&path_addr), sizeof(path_addr)), 0);
   EXPECT_EQ(LocalSocketName(fd), path);
   close(fd);
   unlink(path.c_str());

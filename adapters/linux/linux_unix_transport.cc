@@ -566,7 +566,8 @@ const char* TypeName(int type) {
 // Checks that `fd` is a listening AF_UNIX stream socket, and makes it
 // non-blocking and close-on-exec (a passed socket may be neither).
 absl::Status CheckInherited(int fd, const std::string& name) {
-  std::string what = absl::StrCat("passed socket ", name, " (descriptor ", fd, ")");
+  std::string what =
+      absl::StrCat("passed socket ", name, " (descriptor ", fd, ")");
   if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " is not an open descriptor"));
@@ -574,8 +575,9 @@ absl::Status CheckInherited(int fd, const std::string& name) {
   struct stat st {};
   if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) {
     return absl::InvalidArgumentError(
-        absl::StrCat(what, " is not a socket; want a listening AF_UNIX "
-                           "SOCK_STREAM socket"));
+        absl::StrCat(what,
+                     " is not a socket; want a listening AF_UNIX "
+                     "SOCK_STREAM socket"));
   }
   int family = 0, type = 0, accepting = 0;
   socklen_t length = sizeof(int);
@@ -597,8 +599,8 @@ absl::Status CheckInherited(int fd, const std::string& name) {
         "an @name or a path)"));
   }
   if (!accepting) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        what, " is AF_UNIX SOCK_STREAM but not listening"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " is AF_UNIX SOCK_STREAM but not listening"));
   }
   int flags = fcntl(fd, F_GETFL);
   if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
@@ -708,7 +710,8 @@ std::vector<LinuxUnixTransport::ListenerInfo> LinuxUnixTransport::listeners()
     const {
   std::vector<ListenerInfo> result;
   for (const Listener& listener : listeners_) {
-    result.push_back(ListenerInfo{listener.name, listener.fd, listener.inherited});
+    result.push_back(
+        ListenerInfo{listener.name, listener.fd, listener.inherited});
   }
   return result;
 }

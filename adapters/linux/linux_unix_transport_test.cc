@@ -704,7 +704,6 @@ TEST(LinuxUnixTransport, MissingDirectoryIsAnError) {
   EXPECT_THAT(transport.status().message(), HasSubstr(options.address));
 }
 
-
 // --- Several listeners and sockets passed in (socket activation) ---------
 
 // A socket made here as systemd would pass it: bound to `address` and, if
@@ -737,9 +736,8 @@ TEST(LinuxUnixTransport, SeveralAddressesFeedOneHandler) {
   EXPECT_EQ(listeners[1].name, options.extra_addresses[0]);
   EXPECT_EQ(listeners[2].name, options.extra_addresses[1]);
   int n = 0;
-  RecordingHandler handler([&n](const Request&) {
-    return absl::StrCat(15000 + n++, "\n");
-  });
+  RecordingHandler handler(
+      [&n](const Request&) { return absl::StrCat(15000 + n++, "\n"); });
   ServingThread server(*transport, handler);
 
   EXPECT_EQ(Call(options.address, "1\n"), "15000\n");
@@ -830,12 +828,14 @@ TEST(LinuxUnixTransport, PassedSocketOfTheWrongKindIsAnError) {
     const char* message;
   };
   std::vector<Case> cases = {
-      {"datagram", MakeSocket(AF_UNIX, SOCK_DGRAM, UniqueAbstractAddress(), false),
+      {"datagram",
+       MakeSocket(AF_UNIX, SOCK_DGRAM, UniqueAbstractAddress(), false),
        "AF_UNIX SOCK_DGRAM"},
       {"seqpacket",
        MakeSocket(AF_UNIX, SOCK_SEQPACKET, UniqueAbstractAddress(), true),
        "AF_UNIX SOCK_SEQPACKET"},
-      {"tcp", MakeSocket(AF_INET, SOCK_STREAM, "", false), "AF_INET SOCK_STREAM"},
+      {"tcp", MakeSocket(AF_INET, SOCK_STREAM, "", false),
+       "AF_INET SOCK_STREAM"},
       {"not listening",
        MakeSocket(AF_UNIX, SOCK_STREAM, UniqueAbstractAddress(), false),
        "not listening"},
