@@ -166,6 +166,12 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
   return result;
 }
 
+void AllocationPolicy::ReturnPorts(const std::vector<uint16_t>& ports,
+                                   bool to_front) {
+  Allocation ignored;
+  Requeue(ports, to_front, ignored);
+}
+
 size_t AllocationPolicy::OwnerExited(int64_t pid) {
   Allocation result;
   Requeue(ledger_.ReclaimIfGone(pid, process_probe_), /*to_front=*/false,

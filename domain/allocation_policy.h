@@ -101,6 +101,13 @@ class AllocationPolicy {
   // process probe agrees. Returns the number of ports returned to the queue.
   size_t OwnerExited(int64_t pid);
 
+  // Ports whose leases the caller has just ended in the ledger (an early
+  // release, or a multi-port request undone) go back to the queue, as a
+  // reclaimed port does: the port probe's reservation is let go and the port
+  // is probed again before it is leased again. `to_front` puts them first
+  // (an undone request: they were never used).
+  void ReturnPorts(const std::vector<uint16_t>& ports, bool to_front);
+
   // Restores leases found in the journal, before serving. A lease whose port
   // is not free in the pool (not in it, or leased already) is skipped.
   // Returns how many were restored. O(pool + leases).

@@ -32,6 +32,24 @@ std::vector<uint16_t> Ledger::Release(int64_t pid) {
   return ports;
 }
 
+std::vector<uint16_t> Ledger::ReleasePorts(int64_t pid,
+                                           const std::vector<uint16_t>& ports) {
+  auto it = owners_.find(pid);
+  if (it == owners_.end()) return {};
+  std::vector<uint16_t>& held = it->second.ports;
+  std::vector<uint16_t> released;
+  for (uint16_t port : ports) {
+    auto found = std::find(held.begin(), held.end(), port);
+    if (found == held.end()) continue;
+    held.erase(found);
+    holder_[port] = 0;
+    --leased_ports_;
+    released.push_back(port);
+  }
+  if (held.empty()) owners_.erase(it);
+  return released;
+}
+
 bool OwnerHasEnded(const Owner& owner, const ProcessProbe::Result& now) {
   return now.state == ProcessProbe::State::kGone ||
          (now.state == ProcessProbe::State::kAlive &&

@@ -51,6 +51,12 @@ class Ledger {
   // Forgets `pid` and returns the ports it held (empty if none).
   std::vector<uint16_t> Release(int64_t pid);
 
+  // Forgets the leases of `ports` held by `pid` (others are left alone), and
+  // `pid` itself once it holds none. Returns the ports released, in the
+  // order given. O(ports of pid x ports given).
+  std::vector<uint16_t> ReleasePorts(int64_t pid,
+                                     const std::vector<uint16_t>& ports);
+
   // Probes `pid` if it is on record and releases its ports if it is gone or
   // alive as another incarnation. A probe error keeps the lease. Returns the
   // ports released.

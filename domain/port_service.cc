@@ -40,8 +40,15 @@ PortService::PortService(const std::vector<uint16_t>& pool,
                          ProcessProbe& process_probe, PortProbe& port_probe,
                          AllocationPolicyOptions options)
     : process_probe_(process_probe),
-      policy_(pool, ledger_, process_probe, port_probe, options) {
+      policy_(pool, ledger_, process_probe, port_probe, options),
+      port_probe_(port_probe),
+      in_pool_(65536, false) {
   stats_.num_ports_managed = pool.size();
+  for (uint16_t port : pool) {
+    in_pool_[port] = true;
+    pool_first_ = std::min<size_t>(pool_first_, port);
+    pool_last_ = std::max<size_t>(pool_last_, port);
+  }
 }
 
 Decision PortService::Allocate(int64_t pid) {
@@ -49,7 +56,8 @@ Decision PortService::Allocate(int64_t pid) {
   return AllocateLocked(pid);
 }
 
-Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
+Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
+                                     size_t count, std::string_view label) {
   Decision d;
   d.pid = pid;
   d.named_pid = pid;
@@ -92,6 +100,9 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
       d.outcome = Outcome::kNoSuchProcess;
     } else if (who.state == ProcessProbe::State::kError) {
       d.outcome = Outcome::kProbeFailed;
+    } else if (count != 1) {
+      AllocateManyLocked(d, who, count);
+      if (d.granted()) RecordOwnerLocked(d, who, label);
     } else {
       d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
       stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
@@ -107,6 +118,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
                       "it now, and nothing else was free";
         }
         Journal(d);
+        RecordOwnerLocked(d, who, label);
       } else if (d.allocation.over_quota) {
         d.outcome = Outcome::kQuotaExceeded;
       } else {
@@ -120,6 +132,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer) {
       }
     }
   }
+  NoteOutcomeLocked(d);
   Count(d.outcome);
   return d;
 }
@@ -159,24 +172,34 @@ void PortService::Count(Outcome outcome) {
 
 void PortService::Journal(Decision& d) {
   if (store_ == nullptr) return;
+  // d.ports when a request was granted several (one append for them all).
+  const size_t n = d.ports.empty() ? 1 : d.ports.size();
   if (journal_behind_) {
     // The next request's snapshot will hold this lease.
-    ++missed_;
-    ++stats_.journal_missed_grants;
+    missed_ += n;
+    stats_.journal_missed_grants += n;
     return;
   }
-  StoreResult r = store_->Append(JournalLease(d.port, Owner{d.pid, d.incarnation}));
+  std::string records;
+  if (d.ports.empty()) {
+    records = JournalLease(d.port, Owner{d.pid, d.incarnation});
+  } else {
+    for (uint16_t port : d.ports) {
+      records += JournalLease(port, Owner{d.pid, d.incarnation});
+    }
+  }
+  StoreResult r = store_->Append(records);
   if (!r.ok) {
     ++stats_.journal_errors;
     ++stats_.journal_outages;
-    ++stats_.journal_missed_grants;
+    stats_.journal_missed_grants += n;
     journal_behind_ = true;
-    missed_ = 1;
+    missed_ = n;
     d.journal_event = JournalEvent::kFellBehind;
     d.store_error = std::move(r.error);
     return;
   }
-  ++appended_;
+  appended_ += n;
   if (appended_ > std::max(compact_after_, 2 * ledger_.leased_ports())) {
     // The appended record is in; a failed compaction loses nothing.
     if (!CompactLocked().ok) ++stats_.journal_errors;

@@ -16,13 +16,16 @@
 #include <cstdint>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "domain/allocation_policy.h"
 #include "domain/lease_store.h"
 #include "domain/ledger.h"
+#include "domain/owner_records.h"
 #include "domain/port_probe.h"
+#include "domain/process_info.h"
 #include "domain/process_probe.h"
 #include "domain/transport.h"
 
@@ -70,6 +73,10 @@ struct Decision {
   std::string store_error;  // Why, for kFellBehind.
   uint64_t journal_missed = 0;  // For kCaughtUp: grants written late.
   std::string reply;    // Bytes for the client; empty: close without reply.
+  std::vector<uint16_t> ports;  // Every port granted (count > 1 requests).
+  // Set on the first pool-exhausted denial of an episode (until the next
+  // grant): the biggest holders, for the log.
+  std::vector<HolderSummary> biggest_holders;
   bool granted() const { return outcome == Outcome::kGranted; }
 };
 
@@ -113,6 +120,8 @@ struct Stats {
   uint64_t journal_outages = 0;      // Episodes of failed writes.
   uint64_t journal_missed_grants = 0;  // Grants not appended in one.
   uint64_t journal_rewrites = 0;     // Store found deleted and rewritten.
+  // Ports given back early (extended protocol "release").
+  uint64_t ports_released = 0;
 };
 
 class PortService : public RequestHandler {
@@ -174,9 +183,53 @@ class PortService : public RequestHandler {
 
   Stats stats() const;
 
+  // --- The extended protocol (domain/port_service_control.cc). ---
+
+  // From now on records each new owner's command line and times through
+  // `info` (null: none recorded). `info` must outlive the service.
+  void SetProcessInfo(ProcessInfo* info);
+
+  // Leases `count` (1 to kMaxPortsPerRequest) ports to `pid`, all or none,
+  // with the checks of Decide (mapping, uid rule) for `peer`. `label` (cut
+  // to kMaxLabelBytes) is recorded for the owner. Decision::ports lists
+  // them; reply is left empty (the caller formats it).
+  Decision AllocateMany(int64_t pid, size_t count, std::string_view label,
+                        const PeerCredentials& peer);
+
+  // Ends the leases of `ports` early, all or none: each must be leased, and
+  // the caller must be root or run as the user of the port's owner, as the
+  // kernel reports it (`peer`; unknown callers may not release). Released
+  // ports go back to the queue as reclaimed ones do. The journal is
+  // rewritten so that they do not come back at a restart.
+  ReleaseOutcome Release(const std::vector<uint16_t>& ports,
+                         const PeerCredentials& peer);
+
+  // One page of leases matching `query`, in port order. Looks at no more
+  // than a bounded number of ports per call (the rest via next_after).
+  // Command lines `peer` may not see are left out (command_line_hidden).
+  LeasePage ListLeases(const LeaseQuery& query, const PeerCredentials& peer);
+
+  // Who holds `port`, or whether it is free, busy or outside the pool. A
+  // port not leased is probed (and any reservation let go at once).
+  PortReport Describe(uint16_t port, const PeerCredentials& peer);
+
+  PoolView pool_view() const;
+
  private:
-  // REQUIRES: mu_ held. `peer` is checked if known.
-  Decision AllocateLocked(int64_t pid, const PeerCredentials& peer = {});
+  // REQUIRES: mu_ held. `peer` is checked if known. count > 1: all or none.
+  Decision AllocateLocked(int64_t pid, const PeerCredentials& peer = {},
+                          size_t count = 1, std::string_view label = {});
+  // REQUIRES: mu_ held. The count > 1 grant, undone if one port fails.
+  void AllocateManyLocked(Decision& d, const ProcessProbe::Result& who,
+                          size_t count);
+  // REQUIRES: mu_ held; d granted. Records the owner, fills d.ports.
+  void RecordOwnerLocked(Decision& d, const ProcessProbe::Result& who,
+                         std::string_view label);
+  // REQUIRES: mu_ held. Tracks pool-exhaustion episodes.
+  void NoteOutcomeLocked(Decision& d);
+  // REQUIRES: mu_ held. The lease as `peer` may see it.
+  LeaseView ViewLocked(uint16_t port, const Owner& owner,
+                       ProcessInfo::Access access, const PeerCredentials& peer);
   void Count(Outcome outcome);           // REQUIRES: mu_ held.
   StoreResult CompactLocked();           // REQUIRES: mu_ held.
   void Journal(Decision& d);             // REQUIRES: mu_ held; d granted.
@@ -193,6 +246,13 @@ class PortService : public RequestHandler {
   size_t appended_ = 0;          // Guarded by mu_: records since compaction.
   bool journal_behind_ = false;  // Guarded by mu_: a grant is not in it.
   uint64_t missed_ = 0;          // Guarded by mu_: grants in this outage.
+  PortProbe& port_probe_;        // Guarded by mu_.
+  ProcessInfo* info_ = nullptr;  // Guarded by mu_; may be null.
+  OwnerRecords records_;         // Guarded by mu_.
+  std::vector<bool> in_pool_;    // By port. Constant after construction.
+  size_t pool_first_ = 65536;    // The pool's lowest and highest ports.
+  size_t pool_last_ = 0;
+  bool exhausted_ = false;       // Guarded by mu_: in an exhaustion episode.
 };
 
 }  // namespace portserver

@@ -53,6 +53,17 @@ ParsedRequest ParseRequest(std::string_view data) {
   return r;
 }
 
+bool IsExtendedRequest(std::string_view data) {
+  if (data.empty()) return false;
+  char c = data.front();
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+size_t RequestByteLimit(std::string_view first_bytes) {
+  return IsExtendedRequest(first_bytes) ? kMaxExtendedRequestBytes
+                                        : kMaxRequestBytes;
+}
+
 std::string FormatReply(uint16_t port) { return std::to_string(port) + "\n"; }
 
 }  // namespace portserver

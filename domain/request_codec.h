@@ -19,6 +19,21 @@ namespace portserver {
 // The longest valid request, newline included. Transports stop reading here.
 inline constexpr size_t kMaxRequestBytes = 20;
 
+// The longest extended request (docs/protocol.md; domain/control_protocol.h),
+// newline included.
+inline constexpr size_t kMaxExtendedRequestBytes = 4096;
+
+// True if `data` starts an extended request: its first byte is an ASCII
+// letter, which the python client never sends (it sends "<pid>\n").
+bool IsExtendedRequest(std::string_view data);
+
+// The framing rule for every transport: how many bytes a request whose first
+// bytes are `first_bytes` may have, newline included. kMaxRequestBytes while
+// nothing or a plain request has arrived, kMaxExtendedRequestBytes for an
+// extended one. A transport reads at most kMaxRequestBytes first, then asks
+// again with what it has.
+size_t RequestByteLimit(std::string_view first_bytes);
+
 struct ParsedRequest {
   bool ok = false;
   int64_t pid = 0;    // Valid when ok. May be <= 0: that is for policy to deny.

@@ -89,5 +89,21 @@ TEST(RequestCodec, RoundTripsEveryPortThroughPythonClientParsing) {
   }
 }
 
+TEST(RequestCodec, FramingLimitDependsOnTheFirstByte) {
+  EXPECT_EQ(RequestByteLimit(""), kMaxRequestBytes);
+  EXPECT_EQ(RequestByteLimit("1"), kMaxRequestBytes);
+  EXPECT_EQ(RequestByteLimit("-5"), kMaxRequestBytes);
+  EXPECT_EQ(RequestByteLimit(" 12"), kMaxRequestBytes);
+  EXPECT_EQ(RequestByteLimit("p"), kMaxExtendedRequestBytes);
+  EXPECT_EQ(RequestByteLimit("portserver/1 status"), kMaxExtendedRequestBytes);
+  EXPECT_EQ(RequestByteLimit("Z"), kMaxExtendedRequestBytes);
+  EXPECT_FALSE(IsExtendedRequest("1234\n"));
+  EXPECT_TRUE(IsExtendedRequest("portserver/1 version\n"));
+}
+
+TEST(RequestCodec, ExtendedRequestIsNotAPlainOne) {
+  EXPECT_FALSE(ParseRequest("portserver/1 status\n").ok);
+}
+
 }  // namespace
 }  // namespace portserver

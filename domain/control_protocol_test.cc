@@ -1,0 +1,102 @@
+#include "domain/control_protocol.h"
+
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+TEST(ControlProtocol, PercentEncodingRoundTripsEveryByte) {
+  std::string all;
+  for (int c = 0; c < 256; ++c) all += static_cast<char>(c);
+  std::string encoded = PercentEncode(all);
+  EXPECT_EQ(encoded.find(' '), std::string::npos);
+  EXPECT_EQ(encoded.find('\n'), std::string::npos);
+  EXPECT_EQ(PercentDecode(encoded), all);
+  EXPECT_EQ(PercentEncode("sleep 600"), "sleep%20600");
+  EXPECT_EQ(PercentDecode("%4"), std::nullopt);
+  EXPECT_EQ(PercentDecode("%zz"), std::nullopt);
+}
+
+TEST(ControlProtocol, ParsesARequestItFormats) {
+  std::string line = FormatControlRequest(
+      "allocate", {{"pid", "1234"}, {"label", "//a b:c"}});
+  EXPECT_EQ(line, "portserver/1 allocate pid=1234 label=//a%20b:c\n");
+  ControlRequest r = ParseControlRequest(line);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.version, 1);
+  EXPECT_EQ(r.verb, "allocate");
+  EXPECT_EQ(r.Get("pid"), "1234");
+  EXPECT_EQ(r.Get("label"), "//a b:c");
+  EXPECT_EQ(r.Get("count"), std::nullopt);
+}
+
+TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
+  for (const char* bad :
+       {"status\n", "portserver/ status\n", "portserver/0 status\n",
+        "portserver/1\n", "portserver/1  status\n", "portserver/1 Status\n",
+        "portserver/1 who ports\n", "portserver/1 who =1\n",
+        "portserver/1 who ports=%1\n", "portserver/1 who\rx\n"}) {
+    ControlRequest r = ParseControlRequest(bad);
+    EXPECT_FALSE(r.ok) << bad;
+    EXPECT_FALSE(r.error.empty()) << bad;
+  }
+}
+
+TEST(ControlProtocol, NewerVersionIsUnsupportedNotMalformed) {
+  ControlRequest r = ParseControlRequest("portserver/2 status\n");
+  EXPECT_FALSE(r.ok);
+  EXPECT_TRUE(r.unsupported_version);
+  EXPECT_EQ(r.version, 2);
+}
+
+TEST(ControlProtocol, ReplyRoundTrips) {
+  ControlReplyBuilder b;
+  b.Field("count", 2);
+  b.Record("lease");
+  b.RecordField("port", 15000);
+  b.RecordField("cmdline", "sleep 600");
+  b.Record("lease");
+  b.RecordField("port", 15001);
+  std::string bytes = b.Finish();
+  EXPECT_EQ(bytes,
+            "portserver/1 ok count=2\nlease port=15000 cmdline=sleep%20600\n"
+            "lease port=15001\nend\n");
+  ParsedReply p = ParseControlReply(bytes);
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_FALSE(p.is_error());
+  EXPECT_EQ(p.header.Get("count"), "2");
+  ASSERT_EQ(p.records.size(), 2u);
+  EXPECT_EQ(p.records[0].Get("cmdline"), "sleep 600");
+}
+
+TEST(ControlProtocol, ErrorReplyCarriesCodeAndMessage) {
+  ControlReplyBuilder b;
+  b.Error("pool-exhausted", "pool exhausted (5 of 5 leased)");
+  ParsedReply p = ParseControlReply(b.Finish());
+  ASSERT_TRUE(p.ok) << p.error;
+  EXPECT_TRUE(p.is_error());
+  EXPECT_EQ(p.header.Get("code"), "pool-exhausted");
+  EXPECT_EQ(p.header.Get("message"), "pool exhausted (5 of 5 leased)");
+}
+
+TEST(ControlProtocol, CutOrEmptyRepliesAreNotReplies) {
+  EXPECT_EQ(ParseControlReply("").error, "no reply");
+  EXPECT_FALSE(ParseControlReply("portserver/1 ok\nlease port=1\n").ok);
+  EXPECT_FALSE(ParseControlReply("portserver/1 ok\nlease port=1").ok);
+  EXPECT_FALSE(ParseControlReply("15000\n").ok);
+}
+
+TEST(ControlProtocol, PortLists) {
+  EXPECT_EQ(ParsePortList("1,65535", 2),
+            (std::vector<uint16_t>{1, 65535}));
+  EXPECT_EQ(ParsePortList("1,2,3", 2), std::nullopt);
+  EXPECT_EQ(ParsePortList("0", 2), std::nullopt);
+  EXPECT_EQ(ParsePortList("65536", 2), std::nullopt);
+  EXPECT_EQ(ParsePortList("5,5", 2), std::nullopt);
+  EXPECT_EQ(ParsePortList("5,", 2), std::nullopt);
+  EXPECT_EQ(ParsePortList("", 2), std::nullopt);
+  EXPECT_EQ(FormatPortList({7, 8}), "7,8");
+}
+
+}  // namespace
+}  // namespace portserver

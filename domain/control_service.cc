@@ -1,0 +1,349 @@
+#include "domain/control_service.h"
+
+#include <chrono>
+#include <utility>
+
+#include "domain/request_codec.h"
+
+namespace portserver {
+namespace {
+
+constexpr char kVerbs[] = "allocate,release,leases,who,status,metrics,version";
+
+int64_t SystemNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The error code and message of a denied allocation.
+std::pair<std::string, std::string> DenialText(const Decision& d,
+                                               const PoolView& pool,
+                                               size_t count) {
+  std::string code = OutcomeName(d.outcome);
+  std::string pid = std::to_string(d.pid);
+  switch (d.outcome) {
+    case Outcome::kInvalidPid:
+      return {code, "pid " + pid + " is not a valid pid (want > 1)"};
+    case Outcome::kInit:
+      return {code, "pid 1 is init: the client was probably reparented"};
+    case Outcome::kNoSuchProcess:
+      return {code, "no process has pid " + pid};
+    case Outcome::kProbeFailed:
+      return {code, "cannot tell whether pid " + pid + " is alive"};
+    case Outcome::kPoolExhausted:
+      return {code, "pool exhausted (" + std::to_string(pool.leased) +
+                        " of " + std::to_string(pool.pool) + " leased" +
+                        (count > 1 ? "; " + d.detail : std::string()) + ")"};
+    case Outcome::kQuotaExceeded:
+      return {code, "pid " + pid + " holds its quota of ports" +
+                        (count > 1 ? " (" + d.detail + ")" : std::string())};
+    case Outcome::kPermissionDenied:
+      return {code, "denied: " + d.detail};
+    default:
+      return {code, d.detail.empty() ? code : d.detail};
+  }
+}
+
+void LeaseFields(const LeaseView& v, ControlReplyBuilder& reply) {
+  reply.RecordField("port", v.port);
+  reply.RecordField("pid", v.pid);
+  if (v.uid_known) reply.RecordField("uid", v.uid);
+  if (v.start_unix_ms >= 0) reply.RecordField("started_ms", v.start_unix_ms);
+  if (v.since_unix_ms >= 0) reply.RecordField("since_ms", v.since_unix_ms);
+  if (!v.label.empty()) reply.RecordField("label", v.label);
+  if (v.command_line_hidden) {
+    reply.RecordField("cmdline_hidden", "1");
+  } else if (!v.command_line.empty()) {
+    reply.RecordField("cmdline", v.command_line);
+  }
+}
+
+}  // namespace
+
+ControlService::ControlService(PortService& service, std::string version,
+                               std::function<int64_t()> now_unix_ms)
+    : service_(service),
+      version_(std::move(version)),
+      now_(now_unix_ms ? std::move(now_unix_ms) : SystemNowMs),
+      start_unix_ms_(now_()) {}
+
+void ControlService::CountVerb(const std::string& verb) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++counters_[verb];
+}
+
+ControlCounters ControlService::counters() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return counters_;
+}
+
+ServerIdentity ControlService::Identity() const {
+  return ServerIdentity{version_, now_() - start_unix_ms_};
+}
+
+std::string ControlService::MetricsText() {
+  return PrometheusText(service_.stats(), service_.pool_view(), Identity(),
+                        counters());
+}
+
+ControlResult ControlService::Handle(const Request& request) {
+  ControlResult result;
+  ControlReplyBuilder reply;
+  auto fail = [&](const std::string& code, const std::string& message) {
+    reply.Error(code, message);
+    result.error_code = code;
+    result.summary += (result.summary.empty() ? "" : ": ") + code + " (" +
+                      message + ")";
+  };
+  ControlRequest r;
+  switch (request.end) {
+    case Request::End::kTooLong:
+      r.error = "request longer than " +
+                std::to_string(kMaxExtendedRequestBytes) + " bytes";
+      break;
+    case Request::End::kTimedOut:
+      r.error = "no complete request before the read timeout";
+      break;
+    default:
+      r = ParseControlRequest(request.data);
+  }
+  if (!r.ok) {
+    CountVerb("malformed");
+    fail(r.unsupported_version ? "unsupported-version" : "malformed",
+         r.error);
+    result.reply = reply.Finish();
+    return result;
+  }
+  result.verb = r.verb;
+  result.summary = r.verb;
+  if ((std::string(",") + kVerbs + ",").find("," + r.verb + ",") !=
+      std::string::npos) {
+    CountVerb(r.verb);
+  }
+  if (r.verb == "allocate") {
+    Allocate(r, request.peer, reply, result);
+  } else if (r.verb == "release") {
+    Release(r, request.peer, reply, result);
+  } else if (r.verb == "leases") {
+    Leases(r, request.peer, reply, result);
+  } else if (r.verb == "who") {
+    Who(r, request.peer, reply, result);
+  } else if (r.verb == "status") {
+    Status(reply);
+  } else if (r.verb == "metrics") {
+    std::string text = MetricsText();
+    size_t start = 0;
+    while (start < text.size()) {
+      size_t newline = text.find('\n', start);
+      reply.Record("metric");
+      reply.RecordField("text", text.substr(start, newline - start));
+      start = newline + 1;
+    }
+  } else if (r.verb == "version") {
+    reply.Field("server", version_);
+    reply.Field("protocol", kControlProtocolVersion);
+    reply.Field("verbs", kVerbs);
+  } else {
+    result.verb.clear();
+    CountVerb("unknown");
+    fail("unknown-verb", "unknown verb \"" + r.verb + "\"; this server knows " +
+                             kVerbs);
+    result.reply = reply.Finish();
+    return result;
+  }
+  result.ok = result.error_code.empty();
+  result.reply = reply.Finish();
+  return result;
+}
+
+void ControlService::Allocate(const ControlRequest& r,
+                              const PeerCredentials& peer,
+                              ControlReplyBuilder& reply,
+                              ControlResult& result) {
+  auto bad = [&](const std::string& message) {
+    reply.Error("bad-argument", message);
+    result.error_code = "bad-argument";
+    result.summary += ": bad-argument (" + message + ")";
+  };
+  std::optional<std::string> pid_text = r.Get("pid");
+  std::optional<int64_t> pid = pid_text ? ParseInt(*pid_text) : std::nullopt;
+  if (!pid) return bad("allocate needs pid=<pid>");
+  int64_t count = 1;
+  if (std::optional<std::string> c = r.Get("count")) {
+    std::optional<int64_t> n = ParseInt(*c);
+    if (!n || *n < 1 || *n > static_cast<int64_t>(kMaxPortsPerRequest)) {
+      return bad("count must be 1 to " + std::to_string(kMaxPortsPerRequest));
+    }
+    count = *n;
+  }
+  std::string label = r.Get("label").value_or("");
+  if (label.size() > kMaxLabelBytes) {
+    return bad("label longer than " + std::to_string(kMaxLabelBytes) +
+               " bytes");
+  }
+  Decision d = service_.AllocateMany(*pid, static_cast<size_t>(count), label,
+                                     peer);
+  result.allocated = true;
+  result.summary += " pid=" + std::to_string(*pid) +
+                    " count=" + std::to_string(count);
+  if (!label.empty()) result.summary += " label=" + label;
+  if (d.granted()) {
+    reply.Field("pid", d.pid);
+    reply.Field("ports", FormatPortList(d.ports));
+    result.summary += ": ports " + FormatPortList(d.ports);
+    if (!d.detail.empty()) result.summary += " (" + d.detail + ")";
+  } else {
+    auto [code, message] =
+        DenialText(d, service_.pool_view(), static_cast<size_t>(count));
+    reply.Error(code, message);
+    result.error_code = code;
+    result.summary += ": denied, " + code + " (" + message + ")";
+  }
+  result.decision = std::move(d);
+}
+
+void ControlService::Release(const ControlRequest& r,
+                             const PeerCredentials& peer,
+                             ControlReplyBuilder& reply,
+                             ControlResult& result) {
+  std::optional<std::string> text = r.Get("ports");
+  std::optional<std::vector<uint16_t>> ports =
+      text ? ParsePortList(*text, kMaxPortsPerRequest) : std::nullopt;
+  if (!ports) {
+    std::string message = "release needs ports=<port>[,<port>...], 1 to " +
+                          std::to_string(kMaxPortsPerRequest) +
+                          " distinct ports";
+    reply.Error("bad-argument", message);
+    result.error_code = "bad-argument";
+    result.summary += ": bad-argument";
+    return;
+  }
+  result.summary += " ports=" + *text;
+  if (peer.known) {
+    result.summary += " by uid " + std::to_string(peer.uid) + " (pid " +
+                      std::to_string(peer.pid) + ")";
+  }
+  ReleaseOutcome out = service_.Release(*ports, peer);
+  if (!out.ok) {
+    reply.Error(out.code, out.message);
+    result.error_code = out.code;
+    result.summary += ": refused, " + out.code + " (" + out.message + ")";
+    return;
+  }
+  reply.Field("released", FormatPortList(out.released));
+  result.summary += ": released";
+}
+
+void ControlService::Leases(const ControlRequest& r,
+                            const PeerCredentials& peer,
+                            ControlReplyBuilder& reply,
+                            ControlResult& result) {
+  auto bad = [&](const std::string& message) {
+    reply.Error("bad-argument", message);
+    result.error_code = "bad-argument";
+    result.summary += ": bad-argument (" + message + ")";
+  };
+  LeaseQuery q;
+  if (std::optional<std::string> owner = r.Get("owner")) {
+    std::optional<int64_t> pid = ParseInt(*owner);
+    if (!pid || *pid <= 0) return bad("owner must be a pid");
+    q.owner = *pid;
+  }
+  q.label = r.Get("label");
+  if (std::optional<std::string> after = r.Get("after")) {
+    std::optional<int64_t> port = ParseInt(*after);
+    if (!port || *port < 0 || *port > 65535) return bad("after must be 0-65535");
+    q.after = static_cast<uint16_t>(*port);
+  }
+  if (std::optional<std::string> limit = r.Get("limit")) {
+    std::optional<int64_t> n = ParseInt(*limit);
+    if (!n || *n < 1 || *n > static_cast<int64_t>(kMaxLeasesPerPage)) {
+      return bad("limit must be 1 to " + std::to_string(kMaxLeasesPerPage));
+    }
+    q.limit = static_cast<size_t>(*n);
+  } else {
+    q.limit = kMaxLeasesPerPage;
+  }
+  LeasePage page = service_.ListLeases(q, peer);
+  // A record is at most ~600 bytes (command line and label are capped):
+  // stop early enough to keep the reply under kMaxReplyBytes.
+  constexpr size_t kRecordReserve = 1024;
+  size_t shown = 0;
+  uint16_t next = page.next_after;
+  for (const LeaseView& v : page.leases) {
+    if (reply.size() + kRecordReserve > kMaxReplyBytes) {
+      next = page.leases[shown - 1].port;
+      break;
+    }
+    reply.Record("lease");
+    LeaseFields(v, reply);
+    ++shown;
+  }
+  reply.Field("count", static_cast<int64_t>(shown));
+  if (next != 0) reply.Field("next", next);
+}
+
+void ControlService::Who(const ControlRequest& r, const PeerCredentials& peer,
+                         ControlReplyBuilder& reply, ControlResult& result) {
+  std::optional<std::string> text = r.Get("ports");
+  std::optional<std::vector<uint16_t>> ports =
+      text ? ParsePortList(*text, kMaxWhoPorts) : std::nullopt;
+  if (!ports) {
+    std::string message = "who needs ports=<port>[,<port>...], 1 to " +
+                          std::to_string(kMaxWhoPorts) + " distinct ports";
+    reply.Error("bad-argument", message);
+    result.error_code = "bad-argument";
+    result.summary += ": bad-argument";
+    return;
+  }
+  result.summary += " ports=" + *text;
+  for (uint16_t port : *ports) {
+    PortReport report = service_.Describe(port, peer);
+    reply.Record("port");
+    reply.RecordField("state", PortReportStateName(report.state));
+    if (report.state == PortReport::State::kLeased) {
+      LeaseFields(report.lease, reply);
+    } else {
+      reply.RecordField("port", port);
+    }
+  }
+}
+
+void ControlService::Status(ControlReplyBuilder& reply) {
+  Stats s = service_.stats();
+  PoolView pool = service_.pool_view();
+  ServerIdentity id = Identity();
+  reply.Field("server", id.version);
+  reply.Field("protocol", kControlProtocolVersion);
+  reply.Field("uptime_ms", id.uptime_ms);
+  reply.Field("pool", static_cast<int64_t>(pool.pool));
+  reply.Field("free", static_cast<int64_t>(pool.free));
+  reply.Field("leased", static_cast<int64_t>(pool.leased));
+  reply.Field("busy_cooling", static_cast<int64_t>(pool.cooling));
+  reply.Field("owners", static_cast<int64_t>(pool.owners));
+  auto stat = [&](const char* name, uint64_t value) {
+    reply.Record("stat");
+    reply.RecordField("name", name);
+    reply.RecordField("value", static_cast<int64_t>(value));
+  };
+  stat("client-request-errors", s.client_request_errors);
+  stat("denied-allocations", s.denied_allocations);
+  stat("num-ports-managed", s.num_ports_managed);
+  stat("num-ports-checked-for-last-request",
+       s.num_ports_checked_for_last_request);
+  stat("total-allocations", s.total_allocations);
+  stat("denied-invalid-pid", s.denied_invalid_pid);
+  stat("denied-no-such-process", s.denied_no_such_process);
+  stat("denied-pool-exhausted", s.denied_pool_exhausted);
+  stat("denied-quota", s.denied_quota);
+  stat("denied-permission", s.denied_permission);
+  stat("pids-translated", s.pids_translated);
+  stat("pids-replaced-by-caller", s.pids_replaced_by_caller);
+  stat("refused-connections", s.refused_connections);
+  stat("ports-released", s.ports_released);
+  stat("journal-errors", s.journal_errors);
+  stat("journal-compactions", s.journal_compactions);
+}
+
+}  // namespace portserver

@@ -1,0 +1,325 @@
+#include "domain/control_service.h"
+
+#include <numeric>
+#include <set>
+
+#include "adapters/fake/fake_lease_store.h"
+#include "adapters/fake/fake_port_probe.h"
+#include "adapters/fake/fake_process_info.h"
+#include "adapters/fake/fake_process_probe.h"
+#include "domain/lease_journal.h"
+#include "domain/request_codec.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+std::vector<uint16_t> Range(uint16_t first, uint16_t last) {
+  std::vector<uint16_t> ports(last - first + 1);
+  std::iota(ports.begin(), ports.end(), first);
+  return ports;
+}
+
+PeerCredentials Peer(int64_t pid, uint32_t uid) {
+  PeerCredentials p;
+  p.known = true;
+  p.pid = pid;
+  p.uid = uid;
+  return p;
+}
+
+class ControlServiceTest : public ::testing::Test {
+ protected:
+  ControlServiceTest()
+      : service_(Range(100, 104), processes_, ports_),
+        control_(service_, "9.8.7", [this] { return info_.NowUnixMs(); }) {
+    service_.SetProcessInfo(&info_);
+    processes_.Spawn(42, 1000);
+    processes_.Spawn(43, 2000);
+    info_.SetCommandLine(42, "python3 leaky_test.py --shard=1");
+    info_.SetCommandLine(43, "sleep 600");
+  }
+
+  // Sends `line` as `peer` and parses the reply, which must be well formed.
+  ParsedReply Ask(const std::string& line, PeerCredentials peer = Peer(9, 0),
+                  Request::End end = Request::End::kNewline) {
+    Request r;
+    r.data = line;
+    r.end = end;
+    r.peer = peer;
+    last_ = control_.Handle(r);
+    ParsedReply p = ParseControlReply(last_.reply);
+    EXPECT_TRUE(p.ok) << p.error << " in " << last_.reply;
+    return p;
+  }
+
+  std::set<uint16_t> Ports(const ParsedReply& p) {
+    std::optional<std::vector<uint16_t>> list =
+        ParsePortList(p.header.Get("ports").value_or(""), 1024);
+    EXPECT_TRUE(list.has_value()) << last_.reply;
+    if (!list) return {};
+    return std::set<uint16_t>(list->begin(), list->end());
+  }
+
+  FakeProcessProbe processes_;
+  FakePortProbe ports_;
+  FakeProcessInfo info_;
+  PortService service_;
+  ControlService control_;
+  ControlResult last_;
+};
+
+TEST_F(ControlServiceTest, AllocatesSeveralPortsInOneRequest) {
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=3 label=//a:b\n",
+                      Peer(42, 1000));
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  std::set<uint16_t> got = Ports(p);
+  EXPECT_EQ(got.size(), 3u);
+  EXPECT_EQ(service_.PortsOf(42).size(), 3u);
+  EXPECT_EQ(service_.stats().total_allocations, 1u);
+}
+
+TEST_F(ControlServiceTest, AllOrNoneWhenThePoolIsShort) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43 count=1\n").is_error());
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=5\n");
+  ASSERT_TRUE(p.is_error());
+  EXPECT_EQ(p.header.Get("code"), "pool-exhausted");
+  EXPECT_NE(p.header.Get("message")->find("1 of 5 leased"), std::string::npos)
+      << *p.header.Get("message");
+  EXPECT_TRUE(service_.PortsOf(42).empty());
+  EXPECT_EQ(service_.stats().leased_ports, 1u);
+  // The four ports undone are still there for a request that fits.
+  p = Ask("portserver/1 allocate pid=42 count=4\n");
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_EQ(Ports(p).size(), 4u);
+}
+
+TEST_F(ControlServiceTest, AllOrNoneUnderTheQuota) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  AllocationPolicyOptions options;
+  options.max_ports_per_owner = 2;
+  PortService service(Range(100, 104), processes, ports, options);
+  ControlService control(service, "1");
+  processes.Spawn(42);
+  Request r;
+  std::string line = "portserver/1 allocate pid=42 count=3\n";
+  r.data = line;
+  ParsedReply p = ParseControlReply(control.Handle(r).reply);
+  ASSERT_TRUE(p.ok);
+  EXPECT_EQ(p.header.Get("code"), "quota-exceeded");
+  EXPECT_TRUE(service.PortsOf(42).empty());
+}
+
+TEST_F(ControlServiceTest, DenialsSayWhy) {
+  ParsedReply p = Ask("portserver/1 allocate pid=42\n", Peer(77, 2000));
+  ASSERT_TRUE(p.is_error());
+  EXPECT_EQ(p.header.Get("code"), "permission-denied");
+  EXPECT_EQ(p.header.Get("message"),
+            "denied: pid 42 runs as uid 1000, the caller as uid 2000");
+  p = Ask("portserver/1 allocate pid=4242\n");
+  EXPECT_EQ(p.header.Get("code"), "no-such-process");
+  p = Ask("portserver/1 allocate pid=42 count=0\n");
+  EXPECT_EQ(p.header.Get("code"), "bad-argument");
+  p = Ask("portserver/1 allocate pid=42 count=1025\n");
+  EXPECT_EQ(p.header.Get("code"), "bad-argument");
+}
+
+TEST_F(ControlServiceTest, EveryBadRequestGetsAnErrorReply) {
+  EXPECT_EQ(Ask("portserver/1 frobnicate\n").header.Get("code"),
+            "unknown-verb");
+  EXPECT_EQ(Ask("portserver/7 status\n").header.Get("code"),
+            "unsupported-version");
+  EXPECT_EQ(Ask("hello\n").header.Get("code"), "malformed");
+  EXPECT_EQ(Ask("portserver/1 stat", Peer(9, 0), Request::End::kTooLong)
+                .header.Get("code"),
+            "malformed");
+  EXPECT_EQ(Ask("portserver/1 stat", Peer(9, 0), Request::End::kTimedOut)
+                .header.Get("code"),
+            "malformed");
+  EXPECT_EQ(control_.counters().at("malformed"), 4u);
+}
+
+TEST_F(ControlServiceTest, LeasesRecordOwnerCommandLineAndLabel) {
+  ASSERT_FALSE(
+      Ask("portserver/1 allocate pid=42 count=2 label=//leaky:test\n")
+          .is_error());
+  info_.AdvanceMs(5000);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ParsedReply p = Ask("portserver/1 leases label=//leaky:test\n");
+  ASSERT_EQ(p.records.size(), 2u) << last_.reply;
+  for (const ReplyLine& lease : p.records) {
+    EXPECT_EQ(lease.kind, "lease");
+    EXPECT_EQ(lease.Get("pid"), "42");
+    EXPECT_EQ(lease.Get("uid"), "1000");
+    EXPECT_EQ(lease.Get("cmdline"), "python3 leaky_test.py --shard=1");
+    EXPECT_EQ(lease.Get("label"), "//leaky:test");
+    EXPECT_EQ(lease.Get("since_ms"), "1700000000000");
+    EXPECT_EQ(lease.Get("started_ms"),
+              std::to_string(1600000000000 +
+                             1000 * processes_.IncarnationOf(42)));
+  }
+  EXPECT_EQ(Ask("portserver/1 leases\n").header.Get("count"), "3");
+  EXPECT_EQ(Ask("portserver/1 leases owner=43\n").records.size(), 1u);
+}
+
+TEST_F(ControlServiceTest, CommandLineIsReadOncePerOwner) {
+  for (int i = 0; i < 3; ++i) {
+    Request r;
+    std::string line = "42\n";
+    r.data = line;
+    ASSERT_TRUE(service_.Decide(r).granted());
+  }
+  EXPECT_EQ(info_.command_line_reads(), 1);
+  ParsedReply p = Ask("portserver/1 who ports=100\n");
+  ASSERT_EQ(p.records.size(), 1u);
+  EXPECT_EQ(p.records[0].Get("cmdline"), "python3 leaky_test.py --shard=1");
+}
+
+TEST_F(ControlServiceTest, PagesCoverEveryLeaseOnce) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=5\n").is_error());
+  std::set<std::string> seen;
+  std::string after = "0";
+  int pages = 0;
+  while (true) {
+    ParsedReply p = Ask("portserver/1 leases limit=2 after=" + after + "\n");
+    ++pages;
+    for (const ReplyLine& lease : p.records) {
+      EXPECT_TRUE(seen.insert(*lease.Get("port")).second);
+    }
+    if (!p.header.Get("next")) break;
+    after = *p.header.Get("next");
+  }
+  EXPECT_EQ(seen.size(), 5u);
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ports_.Occupy(102);
+  ParsedReply p = Ask("portserver/1 who ports=100,101,102,9999\n");
+  ASSERT_EQ(p.records.size(), 4u);
+  EXPECT_EQ(p.records[0].Get("state"), "leased");
+  EXPECT_EQ(p.records[0].Get("pid"), "43");
+  EXPECT_EQ(p.records[0].Get("cmdline"), "sleep 600");
+  EXPECT_EQ(p.records[1].Get("state"), "free");
+  EXPECT_EQ(p.records[2].Get("state"), "busy");
+  EXPECT_EQ(p.records[3].Get("state"), "not-in-pool");
+}
+
+TEST_F(ControlServiceTest, HidePidHidesOtherUsersCommandLines) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42\n").is_error());
+  info_.SetHidePid(true);
+  ParsedReply p = Ask("portserver/1 leases\n", Peer(500, 1000));
+  ASSERT_EQ(p.records.size(), 2u);
+  EXPECT_EQ(p.records[0].Get("pid"), "43");
+  EXPECT_EQ(p.records[0].Get("cmdline"), std::nullopt);
+  EXPECT_EQ(p.records[0].Get("cmdline_hidden"), "1");
+  EXPECT_EQ(p.records[1].Get("cmdline"), "python3 leaky_test.py --shard=1");
+  // Root sees all; without hidepid everyone does.
+  EXPECT_EQ(Ask("portserver/1 leases\n", Peer(1, 0)).records[0].Get("cmdline"),
+            "sleep 600");
+  info_.SetHidePid(false);
+  EXPECT_EQ(Ask("portserver/1 leases\n", Peer(500, 1000))
+                .records[0]
+                .Get("cmdline"),
+            "sleep 600");
+}
+
+TEST_F(ControlServiceTest, ReleaseOnlyByTheOwnersUserOrRoot) {
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=2\n");
+  std::set<uint16_t> mine = Ports(p);
+  std::string first = std::to_string(*mine.begin());
+  std::string second = std::to_string(*mine.rbegin());
+  p = Ask("portserver/1 release ports=" + first + "\n", Peer(555, 2000));
+  EXPECT_EQ(p.header.Get("code"), "permission-denied");
+  EXPECT_NE(p.header.Get("message")->find("uid 1000"), std::string::npos);
+  EXPECT_EQ(service_.PortsOf(42).size(), 2u);
+  PeerCredentials unknown;
+  p = Ask("portserver/1 release ports=" + first + "\n", unknown);
+  EXPECT_EQ(p.header.Get("code"), "permission-denied");
+  // All or none: one port not leased refuses the whole request.
+  p = Ask("portserver/1 release ports=" + first + ",104\n", Peer(555, 1000));
+  EXPECT_EQ(p.header.Get("code"), "not-leased");
+  EXPECT_EQ(service_.PortsOf(42).size(), 2u);
+  p = Ask("portserver/1 release ports=" + first + "\n", Peer(555, 1000));
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_EQ(p.header.Get("released"), first);
+  p = Ask("portserver/1 release ports=" + second + "\n", Peer(1, 0));
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_TRUE(service_.PortsOf(42).empty());
+  EXPECT_EQ(service_.stats().ports_released, 2u);
+}
+
+TEST_F(ControlServiceTest, ReleasedPortIsProbedAgainBeforeReuse) {
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=5\n");
+  ASSERT_FALSE(p.is_error());
+  ASSERT_FALSE(Ask("portserver/1 release ports=101\n").is_error());
+  ports_.Occupy(101);  // Someone else binds it meanwhile.
+  p = Ask("portserver/1 allocate pid=43\n");
+  EXPECT_EQ(p.header.Get("code"), "pool-exhausted");
+  ports_.Vacate(101);
+  for (int i = 0; i < 3 && Ask("portserver/1 allocate pid=43\n").is_error();
+       ++i) {
+  }
+  EXPECT_EQ(service_.PortsOf(43), (std::vector<uint16_t>{101}));
+}
+
+TEST_F(ControlServiceTest, ReleaseRewritesTheJournal) {
+  FakeLeaseStore store;
+  ASSERT_TRUE(service_.AttachStore(&store).ok);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  ASSERT_FALSE(Ask("portserver/1 release ports=100\n").is_error());
+  JournalReplay replay = ParseJournal(store.contents());
+  ASSERT_EQ(replay.leases.size(), 1u);
+  EXPECT_EQ(replay.leases[0].first, 101);
+}
+
+TEST_F(ControlServiceTest, BiggestHoldersOncePerExhaustionEpisode) {
+  ASSERT_FALSE(
+      Ask("portserver/1 allocate pid=42 count=4 label=//big:one\n").is_error());
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  Request plain;
+  std::string line = "43\n";
+  plain.data = line;
+  Decision d = service_.Decide(plain);
+  ASSERT_EQ(d.outcome, Outcome::kPoolExhausted);
+  ASSERT_EQ(d.biggest_holders.size(), 2u);
+  EXPECT_EQ(d.biggest_holders[0].pid, 42);
+  EXPECT_EQ(d.biggest_holders[0].ports, 4u);
+  EXPECT_EQ(d.biggest_holders[0].label, "//big:one");
+  EXPECT_EQ(d.biggest_holders[0].command_line,
+            "python3 leaky_test.py --shard=1");
+  EXPECT_TRUE(service_.Decide(plain).biggest_holders.empty());
+  // A grant ends the episode; the next exhaustion is logged again.
+  ASSERT_FALSE(Ask("portserver/1 release ports=100\n").is_error());
+  ASSERT_TRUE(service_.Decide(plain).granted());
+  EXPECT_FALSE(service_.Decide(plain).biggest_holders.empty());
+}
+
+TEST_F(ControlServiceTest, StatusVersionAndMetrics) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  info_.AdvanceMs(192000);
+  ParsedReply p = Ask("portserver/1 status\n");
+  EXPECT_EQ(p.header.Get("server"), "9.8.7");
+  EXPECT_EQ(p.header.Get("pool"), "5");
+  EXPECT_EQ(p.header.Get("leased"), "2");
+  EXPECT_EQ(p.header.Get("free"), "3");
+  EXPECT_EQ(p.header.Get("owners"), "1");
+  EXPECT_EQ(p.header.Get("uptime_ms"), "192000");
+  p = Ask("portserver/1 version\n");
+  EXPECT_EQ(p.header.Get("protocol"), "1");
+  p = Ask("portserver/1 metrics\n");
+  std::string text;
+  for (const ReplyLine& line : p.records) text += *line.Get("text") + "\n";
+  EXPECT_EQ(text, control_.MetricsText());
+  EXPECT_NE(text.find("\nportserver_leased_ports 2\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("portserver_control_requests_total{verb=\"allocate\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+}  // namespace
+}  // namespace portserver
