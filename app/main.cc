@@ -7,6 +7,7 @@
 #include <string>
 
 #include "app/log.h"
+#include "app/metrics_file.h"
 #include "app/options.h"
 #include "app/platform.h"
 #include "app/server.h"
@@ -59,7 +60,14 @@ int main(int argc, char** argv) {
       WatchOwners([&server](int64_t pid) { server.OwnerExited(pid); });
   server.SetOwnerWatcher(owners.get());
   if (*store) server.UseJournal(**store, journal, journal_path);
+  std::unique_ptr<MetricsFileWriter> metrics;
+  if (!options.metrics_file.empty()) {
+    metrics = std::make_unique<MetricsFileWriter>(
+        options.metrics_file, std::chrono::seconds(options.metrics_interval_s),
+        [&server] { return server.MetricsText(); });
+  }
   absl::Status served = server.Serve();
+  metrics.reset();
   owners.reset();  // No exit callback may run once serving is over.
   return served.ok() ? 0 : 1;
 }

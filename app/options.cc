@@ -61,6 +61,15 @@ DEFINE_bool(portserver_reserve_pool_in_kernel, false,
             "CAP_NET_ADMIN in the server's network namespace; exits 2 "
             "otherwise. Without it, a pool that overlaps the ephemeral range "
             "(net.ipv4.ip_local_port_range) is warned about at start-up.");
+DEFINE_string(portserver_metrics_file, "",
+              "Also write the metrics (Prometheus text format, as "
+              "`portserverctl metrics` prints them) to this file every "
+              "--portserver_metrics_interval_s seconds, atomically (a "
+              "temporary file renamed over it), e.g. for node_exporter's "
+              "textfile collector (a *.prom file in its directory). Empty: "
+              "off.");
+DEFINE_int32(portserver_metrics_interval_s, 15,
+             "Seconds between two writes of --portserver_metrics_file.");
 DEFINE_bool(verbose, false,
             "Enable verbose messages (one line per request). Without it, "
             "refusals (but for malformed requests) are still logged, at most "
@@ -94,6 +103,8 @@ constexpr FlagSpec kFlags[] = {
     {"portserver_read_timeout_ms", "MS"},
     {"portserver_reserve_pool_in_kernel", nullptr},
     {"portserver_lock_ports", nullptr},
+    {"portserver_metrics_file", "PATH"},
+    {"portserver_metrics_interval_s", "N"},
 };
 constexpr size_t kFirstOwnFlag = 4;
 
@@ -229,6 +240,11 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
   o.read_timeout_ms = FLAGS_portserver_read_timeout_ms;
   o.lock_ports = FLAGS_portserver_lock_ports;
   o.reserve_pool_in_kernel = FLAGS_portserver_reserve_pool_in_kernel;
+  o.metrics_file = FLAGS_portserver_metrics_file;
+  if (FLAGS_portserver_metrics_interval_s < 1) {
+    return Bad("--portserver_metrics_interval_s must be at least 1");
+  }
+  o.metrics_interval_s = FLAGS_portserver_metrics_interval_s;
   o.debug = FLAGS_debug;
   o.verbose = FLAGS_verbose || FLAGS_debug;
   return result;
@@ -248,7 +264,8 @@ std::string UsageText() {
       "process until it dies. Clients (python portpicker, the portpicker\n"
       "command, Bazel's portserver_test) find it through PORTSERVER_ADDRESS.\n"
       "Protocol: a client connects, sends \"<pid>\\n\" and receives \"<port>\\n\",\n"
-      "or a close without reply when no port can be given.\n"
+      "or a close without reply when no port can be given. Tools speak an\n"
+      "extended protocol on the same socket (docs/protocol.md; portserverctl).\n"
       "\n"
       "options:\n"
       "  -h, --help\n"

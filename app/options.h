@@ -33,6 +33,8 @@ struct Options {
   bool lock_ports = false;      // Accepted, no effect: locks are always held.
   bool reserve_pool_in_kernel = false;  // Add the pool to
                                         // ip_local_reserved_ports.
+  std::string metrics_file;     // "" = do not write metrics to a file.
+  int metrics_interval_s = 15;  // Between two writes of metrics_file.
   bool verbose = false;         // One log line per request.
   bool debug = false;           // verbose, plus request details.
 };

@@ -22,6 +22,7 @@
 #include "adapters/linux/linux_pidfd_watcher.h"
 #include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
+#include "adapters/linux/linux_process_info.h"
 #include "adapters/linux/linux_process_probe.h"
 #include "adapters/linux/linux_socket_activation.h"
 #include "adapters/linux/linux_unix_transport.h"
@@ -50,7 +51,9 @@ class LinuxAdapters final : public PlatformAdapters {
     }
   }
   Adapters adapters() override {
-    return Adapters{&process_probe_, &locking_probe_, transport_.get()};
+    Adapters adapters{&process_probe_, &locking_probe_, transport_.get()};
+    adapters.process_info = &process_info_;
+    return adapters;
   }
   std::vector<std::string> listening_on() const override {
     std::vector<std::string> names;
@@ -62,6 +65,7 @@ class LinuxAdapters final : public PlatformAdapters {
 
  private:
   LinuxProcessProbe process_probe_;
+  LinuxProcessInfo process_info_;
   LinuxPortProbe port_probe_;
   // Every server takes the per-port locks, whatever its flags, so that two
   // servers never lease the same port in either direction.

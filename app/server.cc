@@ -5,6 +5,7 @@
 #include "app/log.h"
 #include "app/version.h"
 #include "domain/lease_journal.h"
+#include "domain/request_codec.h"
 
 namespace portserver {
 namespace {
@@ -37,7 +38,10 @@ Server::Server(const Options& options, const Adapters& adapters)
     : options_(options),
       transport_(*adapters.transport),
       service_(options.pool, *adapters.process_probe, *adapters.port_probe,
-               PolicyOptions(options)) {}
+               PolicyOptions(options)),
+      control_(service_, kPortserverVersion) {
+  service_.SetProcessInfo(adapters.process_info);
+}
 
 void Server::UseJournal(LeaseStore& store, std::string_view contents,
                         const std::string& path) {
@@ -223,8 +227,10 @@ void Server::OwnerExited(int64_t pid) {
 
 std::string Server::HandleRequest(const Request& request) {
   CheckUnwatched();
+  if (IsExtendedRequest(request.data)) return HandleControl(request);
   Decision d = service_.Decide(request);
   if (d.granted()) Watch(d.pid);
+  LogBiggestHolders(d);
   LogJournalEvent(d);
   // Refusals are logged at default verbosity, rate-limited; malformed
   // requests (which can be a flood of garbage) and grants only when verbose.

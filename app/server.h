@@ -24,9 +24,11 @@
 #include "absl/status/status.h"
 #include "app/log.h"
 #include "app/options.h"
+#include "domain/control_service.h"
 #include "domain/lease_store.h"
 #include "domain/port_probe.h"
 #include "domain/port_service.h"
+#include "domain/process_info.h"
 #include "domain/process_probe.h"
 #include "domain/transport.h"
 
@@ -48,6 +50,8 @@ struct Adapters {
   ProcessProbe* process_probe;
   PortProbe* port_probe;
   Transport* transport;
+  // Command lines and times for the extended protocol; may be null.
+  ProcessInfo* process_info = nullptr;
 };
 
 class Server final : private RequestHandler {
@@ -93,12 +97,21 @@ class Server final : private RequestHandler {
   // second; the rest are counted and the next line says how many.
   static constexpr int kRefusalLinesPerSecond = 10;
 
+  // The metrics in Prometheus text format, as the `metrics` verb sends them.
+  std::string MetricsText() { return control_.MetricsText(); }
+
  private:
   std::string HandleRequest(const Request& request) override;
+  // An extended request (app/control.cc): answered by control_, logged.
+  std::string HandleControl(const Request& request);
+  // Logs the biggest holders on the first pool-exhausted denial of an
+  // episode (app/control.cc).
+  void LogBiggestHolders(const Decision& d);
 
   const Options options_;
   Transport& transport_;
   PortService service_;
+  ControlService control_;
   void Watch(int64_t pid);
   // Checks the next unwatched owner: forgets it once it has ended or can
   // be watched after all.

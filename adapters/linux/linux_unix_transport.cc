@@ -375,11 +375,11 @@ class ServeLoop final {
   // it needs more bytes.
   std::optional<Request::End> ReadMore(Connection& connection) {
     std::string& data = connection.data;
-    while (data.size() < max_request_bytes_) {
+    while (data.size() < Limit(data)) {
+      const size_t limit = Limit(data);
       size_t old_size = data.size();
-      data.resize(max_request_bytes_);
-      ssize_t n = recv(connection.fd, &data[old_size],
-                       max_request_bytes_ - old_size, 0);
+      data.resize(limit);
+      ssize_t n = recv(connection.fd, &data[old_size], limit - old_size, 0);
       if (n > 0) {
         data.resize(old_size + static_cast<size_t>(n));
         size_t newline = data.find('\n', old_size);
@@ -396,6 +396,13 @@ class ServeLoop final {
       return Request::End::kEof;  // ECONNRESET and the like: it is over.
     }
     return Request::End::kTooLong;
+  }
+
+  // The domain's framing rule: an extended request may be longer than a
+  // plain one, whose limit is max_request_bytes_.
+  size_t Limit(std::string_view data) const {
+    size_t limit = RequestByteLimit(data);
+    return limit > kMaxRequestBytes ? limit : max_request_bytes_;
   }
 
   // Frees a slot: the oldest connection is finished, as a request if what it
@@ -421,7 +428,8 @@ class ServeLoop final {
     request.peer = connection.peer;
     std::string reply = handler_.HandleRequest(request);
     if (!reply.empty() && end != Request::End::kOverCapacity) {
-      // Replies are a few bytes and the socket buffer is empty, so one send
+      // Replies are at most kMaxReplyBytes (32 KiB, extended ones; a plain
+      // one is a few bytes) and the socket buffer is empty, so one send
       // normally takes all; if not, the client gets a cut reply and EOF.
       ssize_t n;
       do {

@@ -312,6 +312,33 @@ TEST(LinuxUnixTransport, StopsReadingAtTheSizeLimit) {
   EXPECT_EQ(seen[0].end, End::kTooLong);
 }
 
+TEST(LinuxUnixTransport, ExtendedRequestMayBeLongerThanAPlainOne) {
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(AbstractOptions());
+  ASSERT_NE(transport, nullptr);
+  RecordingHandler handler;
+  ServingThread server(*transport, handler);
+
+  // Sent in pieces: the limit follows the first bytes as they arrive.
+  const std::string line =
+      "portserver/1 allocate pid=1234 count=20 label=" + std::string(200, 'x') +
+      "\n";
+  int fd = Connect(transport->address());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, line.substr(0, 3)));
+  ASSERT_TRUE(SendAll(fd, line.substr(3)));
+  EXPECT_EQ(ReadUntilEof(fd), "ok\n");
+  close(fd);
+  const std::string too_long(kMaxExtendedRequestBytes + 10, 'p');
+  EXPECT_EQ(Call(transport->address(), too_long), "ok\n");
+
+  std::vector<Seen> seen = handler.seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].data, line);
+  EXPECT_EQ(seen[0].end, End::kNewline);
+  EXPECT_EQ(seen[1].data, std::string(kMaxExtendedRequestBytes, 'p'));
+  EXPECT_EQ(seen[1].end, End::kTooLong);
+}
+
 TEST(LinuxUnixTransport, NewlineAtTheSizeLimitIsARequest) {
   Options options = AbstractOptions();
   options.max_request_bytes = 5;

@@ -1,0 +1,82 @@
+#include "adapters/linux/linux_process_info.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+TEST(LinuxProcessInfo, ReadsTheCommandLineOfALiveProcess) {
+  // The write end is close-on-exec: EOF on the read end means exec is done.
+  int sync[2];
+  ASSERT_EQ(pipe2(sync, O_CLOEXEC), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    execl("/bin/sleep", "sleep", "600", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(sync[1]);
+  char byte;
+  ASSERT_EQ(read(sync[0], &byte, 1), 0);
+  close(sync[0]);
+  LinuxProcessInfo info;
+  EXPECT_EQ(info.CommandLine(child, 256), "sleep 600");
+  EXPECT_EQ(info.CommandLine(child, 9), "sleep 600");
+  EXPECT_EQ(info.CommandLine(child, 7), "slee...");
+  EXPECT_EQ(info.CommandLine(child, 5), "sl...");
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  EXPECT_EQ(info.CommandLine(child, 256), "");
+}
+
+TEST(LinuxProcessInfo, StartTimeOfThisProcessIsInThePast) {
+  LinuxProcessInfo info;
+  int64_t now = info.NowUnixMs();
+  // Incarnation 0: the boot time itself.
+  int64_t boot = info.StartTimeUnixMs(0);
+  EXPECT_GT(boot, 0);
+  EXPECT_LT(boot, now);
+}
+
+TEST(LinuxProcessInfo, ParsesHidePidAndGid) {
+  EXPECT_EQ(ParseProcMountOptions("").hidepid, 0);
+  EXPECT_EQ(ParseProcMountOptions(
+                "22 27 0:21 / /proc rw,relatime - proc proc rw\n")
+                .hidepid,
+            0);
+  ProcMountOptions o = ParseProcMountOptions(
+      "22 27 0:21 / /proc rw,relatime shared:12 - proc proc "
+      "rw,hidepid=invisible,gid=1001\n");
+  EXPECT_EQ(o.hidepid, 2);
+  EXPECT_EQ(o.gid, 1001u);
+  EXPECT_EQ(ParseProcMountOptions(
+                "22 27 0:21 / /proc rw - proc proc rw,hidepid=1\n")
+                .hidepid,
+            1);
+  // Another mount point or file system type does not count.
+  EXPECT_EQ(ParseProcMountOptions(
+                "30 27 0:21 / /mnt/proc rw - proc proc rw,hidepid=2\n"
+                "31 27 0:22 / /proc rw - tmpfs tmpfs rw,hidepid=2\n")
+                .hidepid,
+            0);
+}
+
+TEST(LinuxProcessInfo, RootAndUnknownCallers) {
+  LinuxProcessInfo info;
+  PeerCredentials root;
+  root.known = true;
+  root.uid = 0;
+  EXPECT_EQ(info.AccessFor(root), ProcessInfo::Access::kAll);
+  EXPECT_EQ(info.AccessFor(PeerCredentials()), ProcessInfo::Access::kNone);
+}
+
+}  // namespace
+}  // namespace portserver

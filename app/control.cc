@@ -1,0 +1,43 @@
+// Server: the extended protocol's requests (docs/protocol.md) and the log
+// of the biggest holders when the pool runs out.
+#include "absl/strings/str_cat.h"
+#include "app/log.h"
+#include "app/server.h"
+
+namespace portserver {
+
+std::string Server::HandleControl(const Request& request) {
+  ControlResult r = control_.Handle(request);
+  if (r.allocated) {
+    const Decision& d = r.decision;
+    if (d.granted()) Watch(d.pid);
+    LogJournalEvent(d);
+    LogBiggestHolders(d);
+  }
+  if (Verbose()) {
+    std::string line = absl::StrCat("Extended request: ", r.summary);
+    if (options_.debug && request.peer.known) {
+      absl::StrAppend(&line, " [peer_pid=", request.peer.pid,
+                      " peer_uid=", request.peer.uid, "]");
+    }
+    PS_LOG(INFO) << line;
+  }
+  return std::move(r.reply);
+}
+
+void Server::LogBiggestHolders(const Decision& d) {
+  if (d.biggest_holders.empty()) return;
+  Stats s = service_.stats();
+  PS_LOG(WARNING) << "Pool exhausted (" << s.leased_ports << " of "
+                  << s.num_ports_managed
+                  << " ports leased); the biggest holders:";
+  for (const HolderSummary& h : d.biggest_holders) {
+    PS_LOG(WARNING) << "  pid " << h.pid << " holds " << h.ports
+                    << " port(s)"
+                    << (h.label.empty() ? "" : absl::StrCat(", label ", h.label))
+                    << ", command line: "
+                    << (h.command_line.empty() ? "(unknown)" : h.command_line);
+  }
+}
+
+}  // namespace portserver
