@@ -19,7 +19,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/control_client.h"
 #include "client/socket_address.h"
+#include "domain/control_protocol.h"
 
 namespace portpicker {
 namespace {
@@ -277,6 +279,39 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
         absl::StrCat("want a positive number of ports, not ", n));
   }
   std::vector<int> ports;
+  {
+    absl::MutexLock lock(&mu_);
+    while (static_cast<int>(ports.size()) < n && !free_.empty()) {
+      const int port = *free_.begin();
+      free_.erase(free_.begin());
+      owned_.insert(port);
+      ports.push_back(port);
+    }
+  }
+  const int missing = n - static_cast<int>(ports.size());
+  const char* address = std::getenv(kPortServerAddressEnv);
+  if (missing > 1 && address != nullptr && address[0] != '\0' &&
+      missing <= static_cast<int>(portserver::kMaxPortsPerRequest)) {
+    // One round trip to a server of the extended protocol; a server without
+    // it (python's) or a refusal falls through to one request per port.
+    absl::StatusOr<std::vector<int>> got =
+        GetPortsFromPortServer(address, getpid(), missing, DefaultLabel());
+    if (got.ok()) {
+      absl::MutexLock lock(&mu_);
+      bool fresh = true;
+      for (int port : *got) {
+        fresh = fresh && owned_.count(port) == 0 && random_.count(port) == 0;
+      }
+      if (fresh) {
+        for (int port : *got) {
+          free_.erase(port);
+          owned_.insert(port);
+          ports.push_back(port);
+        }
+        return ports;
+      }
+    }
+  }
   while (static_cast<int>(ports.size()) < n) {
     absl::StatusOr<int> port = PickUnusedPort();
     if (!port.ok()) {

@@ -126,9 +126,13 @@ class PortPicker {
   // The same on behalf of this process (getpid()).
   absl::StatusOr<int> PickUnusedPort();
 
-  // `n` distinct ports, each picked as PickUnusedPort() does. InvalidArgument
-  // if n <= 0. If one pick fails, the ports picked so far are returned with
-  // ReturnPort and the error is returned.
+  // `n` distinct ports for this process: first from the free set; the rest
+  // from the server in one round trip when it speaks the extended protocol
+  // (docs/protocol.md: all or none, labelled with $TEST_TARGET when set);
+  // else (python's server, a refusal, no server) each picked as
+  // PickUnusedPort() does, one request per port. InvalidArgument if n <= 0.
+  // If one pick fails, the ports picked so far are returned with ReturnPort
+  // and the error is returned.
   absl::StatusOr<std::vector<int>> PickUnusedPorts(int n);
 
   // Gives back a port this picker handed out. A port from the free set or the

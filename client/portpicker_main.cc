@@ -1,20 +1,25 @@
-// portpicker: prints a free port, for shell scripts. The C++ counterpart of
-// `python3 -m portpicker` (portpicker 1.6).
+// portpicker: prints free ports, for shell scripts. The C++ counterpart of
+// `python3 -m portpicker` (portpicker 1.6), plus -n and --no-fallback.
 //
-//   portpicker [pid] [bind_timeout]
+//   portpicker [-n N] [--no-fallback] [pid] [bind_timeout]
 //
-// Asks the port server named by PORTSERVER_ADDRESS for a port leased to
-// `pid` (default: the parent process, i.e. the calling shell, as python 1.6;
-// Debian's python 1.5.2 used its own pid, which dies at once). Without a
-// server, or if it fails (a warning goes to stderr), picks a port without a
-// server. Prints the port and exits 0; exits 1 if no port was found, 2 on a
-// bad argument.
+// Asks the port server named by PORTSERVER_ADDRESS for N ports (default 1)
+// leased to `pid` (default: the parent process, i.e. the calling shell, as
+// python 1.6; Debian's python 1.5.2 used its own pid, which dies at once),
+// labelled with $TEST_TARGET when set. Against a server of the extended
+// protocol (ours) that is one request, all or none, and a refusal says why
+// ("pool exhausted (10000 of 10000 leased)"); against python's server, N
+// plain requests. Without a server, or if it refuses or fails (a warning
+// goes to stderr), picks ports without a server, unless --no-fallback is
+// given: then it exits 1, for CI jobs where a silent fallback would hide a
+// broken setup. Prints the ports, one per line, and exits 0; exits 1 if no
+// port was found, 2 on a bad argument.
 //
-// With `bind_timeout` (seconds, may be fractional) the port stays bound for
-// that long after portpicker has exited, by a child that holds a TCP socket
+// With `bind_timeout` (seconds, may be fractional) the ports stay bound for
+// that long after portpicker has exited, by a child that holds TCP sockets
 // bound with SO_REUSEADDR (see portpicker::HoldPort): the kernel will not
-// give the port to anyone else meanwhile, and the script's next command can
-// still take it over if it binds with SO_REUSEADDR. As in python 1.6 the
+// give the ports to anyone else meanwhile, and the script's next command can
+// still take them over if it binds with SO_REUSEADDR. As in python 1.6 the
 // child closes stdin, stdout and stderr, so `port=$(portpicker $$ 2)` returns
 // at once. Unlike python 1.6, the port is held with a port server too (python
 // only holds it without one) and only TCP is held (python holds a listening
@@ -31,50 +36,97 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "domain/control_protocol.h"
+#include "client/control_client.h"
 #include "client/portpicker.h"
 
 namespace {
 
 constexpr char kUsage[] =
-    "usage: portpicker [-h] [pid] [bind_timeout]\n"
-    "Prints a free port, leased by the port server at $PORTSERVER_ADDRESS to\n"
-    "pid (default: the parent process). With bind_timeout (seconds), keeps\n"
-    "the port bound that long after exiting (SO_REUSEADDR, not listening).\n"
-    "Exit status: 0 port printed, 1 no port found, 2 bad arguments.\n";
+    "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]\n"
+    "Prints N free ports (default 1), one per line, leased by the port server\n"
+    "at $PORTSERVER_ADDRESS to pid (default: the parent process) with the\n"
+    "label $TEST_TARGET. With bind_timeout (seconds), keeps the ports bound\n"
+    "that long after exiting (SO_REUSEADDR, not listening).\n"
+    "  -n N           N ports, all or none (1 to 1024)\n"
+    "  --no-fallback  exit 1 if the server cannot lease them, instead of\n"
+    "                 picking ports without it\n"
+    "Exit status: 0 ports printed, 1 no ports found, 2 bad arguments.\n";
+
+constexpr char kShortUsage[] =
+    "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]";
 
 void PrintError(const std::string& message) {
   std::fprintf(stderr, "portpicker: %s\n", message.c_str());
 }
 
 int BadArgument(const std::string& message) {
-  PrintError(message + " (usage: portpicker [pid] [bind_timeout])");
+  PrintError(message + " (" + kShortUsage + ")");
   return 2;
 }
 
-absl::StatusOr<int> PickPort(int64_t pid) {
-  const char* address = std::getenv(portpicker::kPortServerAddressEnv);
-  if (address != nullptr && address[0] != '\0') {
+// `count` ports from the server at `address` for `pid`: one extended
+// request, or `count` plain ones against a server without the extended
+// protocol.
+absl::StatusOr<std::vector<int>> FromServer(const std::string& address,
+                                            int64_t pid, int count) {
+  absl::StatusOr<std::vector<int>> ports = portpicker::GetPortsFromPortServer(
+      address, pid, count, portpicker::DefaultLabel());
+  if (ports.ok() || !absl::IsUnimplemented(ports.status())) return ports;
+  std::vector<int> plain;
+  while (static_cast<int>(plain.size()) < count) {
     absl::StatusOr<int> port = portpicker::GetPortFromPortServer(address, pid);
-    if (port.ok()) return port;
-    PrintError(std::string(port.status().message()) +
-               "; picking a port without the server");
+    if (!port.ok()) return port.status();
+    plain.push_back(*port);
   }
-  return portpicker::PickUnusedPortWithoutServer();
+  return plain;
 }
 
-// Forks a child that keeps `fd` open for `seconds`, detached from our stdio.
-// The caller closes its own copy of `fd`.
-void HoldInChild(int fd, double seconds) {
+absl::StatusOr<std::vector<int>> WithoutServer(int count) {
+  std::set<int> seen;
+  std::vector<int> ports;
+  for (int tries = 0; static_cast<int>(ports.size()) < count; ++tries) {
+    absl::StatusOr<int> port = portpicker::PickUnusedPortWithoutServer();
+    if (!port.ok()) return port.status();
+    if (seen.insert(*port).second) ports.push_back(*port);
+    if (tries > 10 * count) {
+      return absl::ResourceExhaustedError("no distinct free ports found");
+    }
+  }
+  return ports;
+}
+
+absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
+                                           bool fallback) {
+  const char* address = std::getenv(portpicker::kPortServerAddressEnv);
+  if (address != nullptr && address[0] != '\0') {
+    absl::StatusOr<std::vector<int>> ports = FromServer(address, pid, count);
+    if (ports.ok()) return ports;
+    if (!fallback) return ports.status();
+    PrintError(std::string(ports.status().message()) +
+               "; picking without the server");
+  } else if (!fallback) {
+    return absl::FailedPreconditionError(
+        "PORTSERVER_ADDRESS is not set (and --no-fallback was given)");
+  }
+  return WithoutServer(count);
+}
+
+// Forks a child that keeps `fds` open for `seconds`, detached from our
+// stdio. The caller closes its own copies.
+void HoldInChild(const std::vector<int>& fds, double seconds) {
   const pid_t child = fork();
   if (child < 0) {
-    PrintError(std::string("cannot fork to keep the port bound: ") +
+    PrintError(std::string("cannot fork to keep the ports bound: ") +
                std::strerror(errno));
     return;
   }
@@ -84,55 +136,91 @@ void HoldInChild(int fd, double seconds) {
     if (null >= 0) dup2(null, stdio);
   }
   absl::SleepFor(absl::Seconds(seconds));
-  close(fd);
+  for (int fd : fds) close(fd);
   _exit(0);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 ||
-                    std::strcmp(argv[1], "--help") == 0)) {
-    std::fputs(kUsage, stdout);
-    return 0;
+  int count = 1;
+  bool fallback = true;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--no-fallback") {
+      fallback = false;
+    } else if (arg == "-n" || arg.rfind("-n=", 0) == 0 ||
+               arg.rfind("--n=", 0) == 0) {
+      std::string value;
+      if (arg == "-n") {
+        if (i + 1 >= argc) return BadArgument("-n needs a number");
+        value = argv[++i];
+      } else {
+        value = arg.substr(arg.find('=') + 1);
+      }
+      if (!absl::SimpleAtoi(value, &count) || count < 1 ||
+          count > static_cast<int>(portserver::kMaxPortsPerRequest)) {
+        return BadArgument("bad -n \"" + value + "\": want 1 to " +
+                           std::to_string(portserver::kMaxPortsPerRequest));
+      }
+    } else if (arg.size() > 1 && arg[0] == '-' &&
+               !(arg[1] >= '0' && arg[1] <= '9')) {
+      return BadArgument("unknown option " + arg);
+    } else {
+      positional.push_back(arg);
+    }
   }
-  if (argc > 3) return BadArgument("too many arguments");
+  if (positional.size() > 2) return BadArgument("too many arguments");
   int64_t pid = getppid();
-  if (argc > 1 && !(absl::SimpleAtoi(argv[1], &pid) && pid > 0)) {
-    return BadArgument(std::string("bad pid \"") + argv[1] +
+  if (!positional.empty() &&
+      !(absl::SimpleAtoi(positional[0], &pid) && pid > 0)) {
+    return BadArgument("bad pid \"" + positional[0] +
                        "\": want a positive integer");
   }
   double bind_timeout = 0;
-  if (argc > 2 && !(absl::SimpleAtod(argv[2], &bind_timeout) &&
-                    std::isfinite(bind_timeout) && bind_timeout >= 0)) {
-    return BadArgument(std::string("bad bind_timeout \"") + argv[2] +
+  if (positional.size() > 1 &&
+      !(absl::SimpleAtod(positional[1], &bind_timeout) &&
+        std::isfinite(bind_timeout) && bind_timeout >= 0)) {
+    return BadArgument("bad bind_timeout \"" + positional[1] +
                        "\": want a number of seconds >= 0");
   }
 
-  absl::StatusOr<int> port = PickPort(pid);
-  if (!port.ok()) {
-    PrintError(std::string(port.status().message()));
+  absl::StatusOr<std::vector<int>> ports = PickPorts(pid, count, fallback);
+  if (!ports.ok()) {
+    PrintError(std::string(ports.status().message()));
     return 1;
   }
-  // Bound before the port is printed, so the script never sees it unheld.
-  int held_fd = -1;
+  // Bound before the ports are printed, so the script never sees one unheld.
+  std::vector<int> held;
   if (bind_timeout > 0) {
-    absl::StatusOr<int> held = portpicker::HoldPort(*port);
-    if (held.ok()) {
-      held_fd = *held;
-    } else {
-      PrintError("cannot keep the port bound: " +
-                 std::string(held.status().message()));
+    for (int port : *ports) {
+      absl::StatusOr<int> fd = portpicker::HoldPort(port);
+      if (fd.ok()) {
+        held.push_back(*fd);
+      } else {
+        PrintError("cannot keep port " + std::to_string(port) +
+                   " bound: " + std::string(fd.status().message()));
+      }
     }
   }
-  // Flushed before fork(), or the child would inherit the buffered line.
-  if (std::printf("%d\n", *port) < 0 || std::fflush(stdout) != 0) {
-    PrintError(std::string("cannot write the port: ") + std::strerror(errno));
+  // Flushed before fork(), or the child would inherit the buffered lines.
+  for (int port : *ports) {
+    if (std::printf("%d\n", port) < 0) {
+      PrintError(std::string("cannot write the port: ") + std::strerror(errno));
+      return 1;
+    }
+  }
+  if (std::fflush(stdout) != 0) {
+    PrintError(std::string("cannot write the ports: ") + std::strerror(errno));
     return 1;
   }
-  if (held_fd >= 0) {
-    HoldInChild(held_fd, bind_timeout);
-    close(held_fd);
+  if (!held.empty()) {
+    HoldInChild(held, bind_timeout);
+    for (int fd : held) close(fd);
   }
   return 0;
 }

@@ -37,8 +37,11 @@ TEST(PortpickerCli, AsksForTheParentPidByDefault) {
   ProcessResult result = RunCli({});
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(result.out, absl::StrCat(kFakePort, "\n"));
-  // The test process is the CLI's parent.
-  EXPECT_THAT(fake.requests(), ElementsAre(absl::StrCat(getpid(), "\n")));
+  // The test process is the CLI's parent. The extended request first; a
+  // server that closes on it (python's) then gets the plain one.
+  EXPECT_THAT(fake.requests(),
+              ElementsAre(HasSubstr(absl::StrCat("allocate pid=", getpid())),
+                          absl::StrCat(getpid(), "\n")));
 }
 
 TEST(PortpickerCli, AsksForTheGivenPid) {
@@ -48,7 +51,8 @@ TEST(PortpickerCli, AsksForTheGivenPid) {
   EXPECT_EQ(result.exit_code, 0) << result.err;
   EXPECT_EQ(PrintedPort(result), kFakePort);
   EXPECT_THAT(result.err, IsEmpty());
-  EXPECT_THAT(fake.requests(), ElementsAre("4242\n"));
+  EXPECT_THAT(fake.requests(),
+              ElementsAre(HasSubstr("allocate pid=4242 count=1"), "4242\n"));
 }
 
 TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
@@ -56,7 +60,8 @@ TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
   ScopedEnv env(kPortServerAddressEnv, fake.address());
   const std::vector<std::vector<std::string>> bad = {
       {"abc"},    {"0"},       {"-3"},       {"12x"},      {""},
-      {"1", "x"}, {"1", "-1"}, {"1", "nan"}, {"1", "inf"}, {"1", "2", "3"}};
+      {"1", "x"}, {"1", "-1"}, {"1", "nan"}, {"1", "inf"}, {"1", "2", "3"},
+      {"-n"},     {"-n", "0"}, {"-n", "x"},  {"-n", "1025"}, {"--bogus"}};
   for (const std::vector<std::string>& args : bad) {
     ProcessResult result = RunCli(args);
     const std::string shown = absl::StrJoin(args, " ");
@@ -72,7 +77,49 @@ TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
 TEST(PortpickerCli, HelpExitsZero) {
   ProcessResult result = RunCli({"--help"});
   EXPECT_EQ(result.exit_code, 0);
-  EXPECT_THAT(result.out, HasSubstr("usage: portpicker [-h] [pid] [bind_timeout]"));
+  EXPECT_THAT(result.out, HasSubstr("usage: portpicker [-h] [-n N] [--no-fallback] "
+                                    "[pid] [bind_timeout]"));
+}
+
+TEST(PortpickerCli, ManyPortsInOneRequestWithTheTestTargetAsLabel) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) return "";
+    return "portserver/1 ok ports=20001,20002,20003\nend\n";
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//leaky:test");
+  ProcessResult result = RunCli({"-n", "3", "4242"});
+  EXPECT_EQ(result.exit_code, 0) << result.err;
+  EXPECT_EQ(result.out, "20001\n20002\n20003\n");
+  EXPECT_THAT(fake.requests(),
+              ElementsAre("portserver/1 allocate pid=4242 count=3 "
+                          "label=//leaky:test\n"));
+}
+
+TEST(PortpickerCli, RefusalIsExplainedAndNoFallbackExitsOne) {
+  FakePortServer fake([](const std::string&) -> std::string {
+    return "portserver/1 error code=pool-exhausted "
+           "message=pool%20exhausted%20(10%20of%2010%20leased)\nend\n";
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ProcessResult result = RunCli({"--no-fallback", "-n", "2", "4242"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, IsEmpty());
+  EXPECT_EQ(result.err, "portpicker: pool exhausted (10 of 10 leased)\n");
+  // Without --no-fallback: the same explanation, then ports picked anyway.
+  result = RunCli({"-n", "2", "4242"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_THAT(result.err, HasSubstr("pool exhausted (10 of 10 leased); "
+                                    "picking without the server"));
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 2);
+}
+
+TEST(PortpickerCli, NoFallbackWithoutAServerExitsOne) {
+  ScopedEnv env(kPortServerAddressEnv, std::nullopt);
+  ProcessResult result = RunCli({"--no-fallback"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, IsEmpty());
+  EXPECT_THAT(result.err, HasSubstr("PORTSERVER_ADDRESS is not set"));
 }
 
 TEST(PortpickerCli, WarnsAndFallsBackWhenTheServerDenies) {

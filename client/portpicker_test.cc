@@ -30,6 +30,7 @@ using ::portpicker::testing::ScopedEnv;
 using ::portpicker::testing::StatusIs;
 using ::portpicker::testing::UniqueAbstractAddress;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
@@ -41,7 +42,10 @@ constexpr int kOtherFakePort = 20002;
 // Replies kFakePort, kFakePort + 1, ... to successive requests.
 FakePortServer::Handler CountingReplies() {
   auto next = std::make_shared<std::atomic<int>>(kFakePort);
-  return [next](const std::string&) { return absl::StrCat((*next)++, "\n"); };
+  return [next](const std::string& request) {
+    if (testing::IsExtended(request)) return std::string();  // As python's.
+    return absl::StrCat((*next)++, "\n");
+  };
 }
 
 TEST(GetPortFromPortServer, SendsPidAndNewlineAndReturnsThePort) {
@@ -246,7 +250,30 @@ TEST_F(PortPickerTest, PickUnusedPortsAreDistinct) {
   ASSERT_TRUE(ports.ok()) << ports.status();
   EXPECT_THAT(*ports, ElementsAre(kFakePort, kFakePort + 1, kFakePort + 2,
                                   kFakePort + 3, kFakePort + 4));
-  EXPECT_THAT(fake.requests(), SizeIs(5));
+  // One extended request, which a server like python's does not answer,
+  // then one plain request per port.
+  EXPECT_THAT(fake.requests(), SizeIs(6));
+  EXPECT_THAT(fake.requests()[0],
+              HasSubstr(absl::StrCat("allocate pid=", getpid(), " count=5")));
+}
+
+TEST_F(PortPickerTest, PickUnusedPortsTakesAllInOneRequestWhenTheServerCan) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) return "";
+    return absl::StrCat("portserver/1 ok ports=", kFakePort, ",", kFakePort + 7,
+                        ",", kFakePort + 3, "\nend\n");
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//pkg:some_test");
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(3);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_THAT(*ports, ElementsAre(kFakePort, kFakePort + 7, kFakePort + 3));
+  EXPECT_THAT(fake.requests(),
+              ElementsAre(absl::StrCat("portserver/1 allocate pid=", getpid(),
+                                       " count=3 label=//pkg:some_test\n")));
+  // They are this picker's: returned ones are handed out again first.
+  EXPECT_TRUE(picker_.ReturnPort(kFakePort + 7).ok());
+  EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort + 7));
 }
 
 TEST_F(PortPickerTest, PickUnusedPortsAreDistinctEvenIfTheServerRepeats) {

@@ -18,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -203,7 +204,15 @@ void FakePortServer::Serve() {
 }
 
 FakePortServer::Handler Reply(std::string reply) {
-  return [reply = std::move(reply)](const std::string&) { return reply; };
+  return [reply = std::move(reply)](const std::string& request) {
+    // As python's server: an extended request is not a pid, so it closes.
+    if (IsExtended(request)) return std::string();
+    return reply;
+  };
+}
+
+bool IsExtended(const std::string& request) {
+  return !request.empty() && absl::ascii_isalpha(request[0]);
 }
 
 int BindTcp(int family, int port, bool reuse_addr, bool listen) {

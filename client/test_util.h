@@ -104,8 +104,12 @@ class FakePortServer {
   std::thread thread_;
 };
 
-// A handler that always answers `reply`.
+// A handler that answers `reply` to every plain request and, as python's
+// server does, closes without a reply on an extended one.
 FakePortServer::Handler Reply(std::string reply);
+
+// True if `request` is of the extended protocol (starts with a letter).
+bool IsExtended(const std::string& request);
 
 // A TCP socket bound to `port` on the IPv4 (or IPv6 dual-stack) wildcard
 // address, without SO_REUSEADDR unless `reuse_addr`, listening if `listen`.

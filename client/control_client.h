@@ -1,0 +1,62 @@
+// control_client: one exchange of the extended protocol (docs/protocol.md)
+// with a port server, for the C++ client and portserverctl; plus the
+// multi-port allocation that PickUnusedPorts and `portpicker -n` use.
+//
+// Example:
+//   absl::StatusOr<portserver::ParsedReply> reply = portpicker::ControlExchange(
+//       "@unittest-portserver", portserver::FormatControlRequest("status", {}));
+//   if (!reply.ok()) return reply.status();   // no server, or a python one
+//   if (reply->is_error()) Print(*reply->header.Get("message"));
+//
+// Thread-safe (no shared state).
+#ifndef PORTSERVER_CLIENT_CONTROL_CLIENT_H_
+#define PORTSERVER_CLIENT_CONTROL_CLIENT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "domain/control_protocol.h"
+
+namespace portpicker {
+
+// Sends `request` (one line of the extended protocol) to the server at
+// `address` ("@name" or a path) and reads the whole reply, all within
+// `timeout`. Returns the parsed reply (whose header may say "error"), or
+//   InvalidArgument    bad address;
+//   Unavailable        no server accepts connections at `address`;
+//   Unimplemented      the server closed without a reply: it does not speak
+//                      the extended protocol (python's /usr/bin/portserver,
+//                      or an older one of ours);
+//   DeadlineExceeded   no complete reply within `timeout`;
+//   Internal           the reply is malformed, cut or over kMaxReplyBytes.
+absl::StatusOr<portserver::ParsedReply> ControlExchange(
+    const std::string& address, const std::string& request,
+    absl::Duration timeout = absl::Seconds(10));
+
+// The label a client sends with its leases: Bazel's TEST_TARGET when set
+// (e.g. "//pkg:my_test"), else "".
+std::string DefaultLabel();
+
+// Asks the server at `address` for `count` ports (1 to 1024) for `pid`, all
+// or none, in one round trip (`allocate`). Returns the ports, or the errors
+// of ControlExchange, or the server's refusal with its message, e.g.
+// "pool exhausted (10000 of 10000 leased)":
+//   ResourceExhausted  pool-exhausted, quota-exceeded;
+//   PermissionDenied   permission-denied ("denied: pid 16498 runs as uid 0,
+//                      the caller as uid 65534");
+//   NotFound           no-such-process;
+//   InvalidArgument    invalid-pid, pid-is-init, bad-argument;
+//   Unknown            another refusal.
+absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
+    const std::string& address, int64_t pid, int count,
+    const std::string& label, absl::Duration timeout = absl::Seconds(10));
+
+// The status for an error reply (as above), with the server's message.
+absl::Status RefusalStatus(const portserver::ParsedReply& reply);
+
+}  // namespace portpicker
+
+#endif  // PORTSERVER_CLIENT_CONTROL_CLIENT_H_
