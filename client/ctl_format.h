@@ -1,0 +1,43 @@
+// Output helpers of portserverctl: ages as people read them ("3m12s"),
+// tables with aligned columns, and JSON strings.
+//
+// Example:
+//   FormatAge(192000);                  // "3m12s"
+//   Table t({"PORT", "PID"});
+//   t.Add({"15000", "1234"});
+//   std::string text = t.Render();      // "PORT   PID\n15000  1234\n"
+//   JsonString("a\"b");                 // "\"a\\\"b\""
+//
+// Thread-compatible.
+#ifndef PORTSERVER_CLIENT_CTL_FORMAT_H_
+#define PORTSERVER_CLIENT_CTL_FORMAT_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace portpicker {
+
+// A duration in ms as "45s", "3m12s", "2h05m", "3d04h"; "0s" under a second
+// or for negative input.
+std::string FormatAge(int64_t ms);
+
+// Columns separated by two spaces, each as wide as its widest cell; the last
+// column is not padded. Cells must not hold newlines.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header);
+  void Add(std::vector<std::string> row);
+  std::string Render() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// `text` as a JSON string literal (RFC 8259 section 7): quotes, backslash
+// and control characters escaped; other bytes are copied (UTF-8 passes).
+std::string JsonString(const std::string& text);
+
+}  // namespace portpicker
+
+#endif  // PORTSERVER_CLIENT_CTL_FORMAT_H_

@@ -1,0 +1,434 @@
+// portserverctl: asks a running port server what it holds, over the
+// extended protocol (docs/protocol.md).
+//
+//   portserverctl [--address A] [--json] status
+//   portserverctl [--address A] [--json] leases [--owner PID] [--label L]
+//   portserverctl [--address A] [--json] who PORT...
+//   portserverctl [--address A] [--json] release PORT...
+//   portserverctl [--address A] metrics
+//   portserverctl [--address A] [--json] version
+//
+// The address defaults to $PORTSERVER_ADDRESS, then @unittest-portserver.
+// Output is for people (aligned columns, ages such as "3m12s") unless --json.
+// Exit status: 0 done; 1 refused, or (who) a port not leased; 2 usage;
+// 3 no server (none listening, or one without the extended protocol).
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "app/version.h"
+#include "client/control_client.h"
+#include "client/ctl_format.h"
+#include "client/portpicker.h"
+#include "domain/control_protocol.h"
+
+namespace {
+
+using portpicker::FormatAge;
+using portpicker::JsonString;
+using portpicker::Table;
+using portserver::Fields;
+using portserver::ParsedReply;
+using portserver::ReplyLine;
+
+constexpr int kDone = 0;
+constexpr int kRefused = 1;
+constexpr int kUsage = 2;
+constexpr int kNoServer = 3;
+
+constexpr char kDefaultAddress[] = "@unittest-portserver";
+
+constexpr char kUsageText[] =
+    "usage: portserverctl [--address A] [--json] COMMAND\n"
+    "\n"
+    "Asks a running portserver what it holds.\n"
+    "\n"
+    "commands:\n"
+    "  status                          version, uptime, pool, leases, "
+    "statistics\n"
+    "  leases [--owner PID] [--label L]  every lease (port, owner, age, "
+    "label,\n"
+    "                                  command line)\n"
+    "  who PORT...                     who holds each port, or whether it is\n"
+    "                                  free, busy outside the server or not "
+    "in\n"
+    "                                  the pool\n"
+    "  release PORT...                 end these leases now (their owner's "
+    "user\n"
+    "                                  or root only; all or none)\n"
+    "  metrics                         statistics in Prometheus text format\n"
+    "  version                         this tool's and the server's "
+    "versions\n"
+    "\n"
+    "options:\n"
+    "  --address A   the server's address (default: $PORTSERVER_ADDRESS, "
+    "then\n"
+    "                @unittest-portserver; a leading @ is the abstract "
+    "namespace)\n"
+    "  --json        machine-readable output (one JSON object)\n"
+    "\n"
+    "exit status: 0 done, 1 refused or not found (who: a port not leased),\n"
+    "2 usage, 3 no server (or one without the extended protocol).\n";
+
+struct Args {
+  std::string address;
+  bool json = false;
+  std::string verb;
+  std::vector<std::string> operands;
+  std::string owner;
+  std::optional<std::string> label;
+};
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "portserverctl: %s\n(see portserverctl --help)\n",
+               message.c_str());
+  return kUsage;
+}
+
+int64_t NowMs() { return absl::ToUnixMillis(absl::Now()); }
+
+int64_t IntField(const ReplyLine& line, const char* key, int64_t fallback) {
+  int64_t value = fallback;
+  std::optional<std::string> text = line.Get(key);
+  if (text && absl::SimpleAtoi(*text, &value)) return value;
+  return fallback;
+}
+
+// A JSON object of a record's fields: numbers where the field is numeric.
+std::string JsonObject(const ReplyLine& line) {
+  static const char* const kNumeric[] = {"port", "pid", "uid", "started_ms",
+                                         "since_ms", "value"};
+  std::vector<std::string> members;
+  for (const auto& [key, value] : line.fields) {
+    bool numeric = false;
+    for (const char* n : kNumeric) numeric = numeric || key == n;
+    int64_t number = 0;
+    if (key == "cmdline_hidden") {
+      members.push_back(JsonString(key) + ":true");
+    } else if (numeric && absl::SimpleAtoi(value, &number)) {
+      members.push_back(JsonString(key) + ":" + std::to_string(number));
+    } else {
+      members.push_back(JsonString(key) + ":" + JsonString(value));
+    }
+  }
+  return "{" + absl::StrJoin(members, ",") + "}";
+}
+
+class Ctl {
+ public:
+  explicit Ctl(Args args) : args_(std::move(args)) {}
+
+  int Run() {
+    if (args_.verb == "status") return Status();
+    if (args_.verb == "leases") return Leases();
+    if (args_.verb == "who") return Who();
+    if (args_.verb == "release") return Release();
+    if (args_.verb == "metrics") return Metrics();
+    if (args_.verb == "version") return Version();
+    return Usage("unknown command \"" + args_.verb + "\"");
+  }
+
+ private:
+  // One exchange; on failure prints why and sets *exit_code.
+  std::optional<ParsedReply> Ask(const std::string& verb, const Fields& args,
+                                 int* exit_code) {
+    absl::StatusOr<ParsedReply> reply = portpicker::ControlExchange(
+        args_.address, portserver::FormatControlRequest(verb, args));
+    if (!reply.ok()) {
+      std::fprintf(stderr, "portserverctl: %s\n",
+                   std::string(reply.status().message()).c_str());
+      if (args_.json) {
+        std::printf("{\"error\":{\"code\":\"no-server\",\"message\":%s}}\n",
+                    JsonString(std::string(reply.status().message())).c_str());
+      }
+      *exit_code = kNoServer;
+      return std::nullopt;
+    }
+    if (reply->is_error()) {
+      std::string code = reply->header.Get("code").value_or("error");
+      std::string message = reply->header.Get("message").value_or(code);
+      std::fprintf(stderr, "portserverctl: %s\n", message.c_str());
+      if (args_.json) {
+        std::printf("{\"error\":{\"code\":%s,\"message\":%s}}\n",
+                    JsonString(code).c_str(), JsonString(message).c_str());
+      }
+      *exit_code = kRefused;
+      return std::nullopt;
+    }
+    return *std::move(reply);
+  }
+
+  int Status() {
+    if (!args_.operands.empty()) return Usage("status takes no operands");
+    int code = kDone;
+    std::optional<ParsedReply> r = Ask("status", {}, &code);
+    if (!r) return code;
+    const ReplyLine& h = r->header;
+    if (args_.json) {
+      std::vector<std::string> stats;
+      for (const ReplyLine& s : r->records) {
+        stats.push_back(JsonString(s.Get("name").value_or("")) + ":" +
+                        std::to_string(IntField(s, "value", 0)));
+      }
+      std::printf(
+          "{\"address\":%s,\"server\":%s,\"protocol\":%lld,\"uptime_ms\":%lld,"
+          "\"pool\":%lld,\"free\":%lld,\"leased\":%lld,\"busy_cooling\":%lld,"
+          "\"owners\":%lld,\"stats\":{%s}}\n",
+          JsonString(args_.address).c_str(),
+          JsonString(h.Get("server").value_or("")).c_str(),
+          static_cast<long long>(IntField(h, "protocol", 0)),
+          static_cast<long long>(IntField(h, "uptime_ms", 0)),
+          static_cast<long long>(IntField(h, "pool", 0)),
+          static_cast<long long>(IntField(h, "free", 0)),
+          static_cast<long long>(IntField(h, "leased", 0)),
+          static_cast<long long>(IntField(h, "busy_cooling", 0)),
+          static_cast<long long>(IntField(h, "owners", 0)),
+          absl::StrJoin(stats, ",").c_str());
+      return kDone;
+    }
+    std::printf("portserver %s (protocol %s) at %s, up %s\n",
+                h.Get("server").value_or("?").c_str(),
+                h.Get("protocol").value_or("?").c_str(),
+                args_.address.c_str(),
+                FormatAge(IntField(h, "uptime_ms", 0)).c_str());
+    Table pool({"pool", h.Get("pool").value_or("?"), "ports"});
+    pool.Add({"free", h.Get("free").value_or("?"), "waiting in the queue"});
+    pool.Add({"leased", h.Get("leased").value_or("?"), "held by live owners"});
+    pool.Add({"busy", h.Get("busy_cooling").value_or("?"),
+              "in use outside the server, cooling"});
+    pool.Add({"owners", h.Get("owners").value_or("?"), "processes"});
+    std::fputs(pool.Render().c_str(), stdout);
+    Table stats({"statistic", "value"});
+    for (const ReplyLine& s : r->records) {
+      stats.Add({s.Get("name").value_or(""), s.Get("value").value_or("")});
+    }
+    std::printf("\n%s", stats.Render().c_str());
+    return kDone;
+  }
+
+  // Rows of leases for people: PORT PID UID AGE LABEL COMMAND.
+  static std::vector<std::string> LeaseRow(const ReplyLine& l, int64_t now) {
+    int64_t since = IntField(l, "since_ms", -1);
+    std::string command = l.Get("cmdline_hidden")
+                              ? "(hidden: another user's, hidepid)"
+                              : l.Get("cmdline").value_or("");
+    return {l.Get("port").value_or(""), l.Get("pid").value_or(""),
+            l.Get("uid").value_or("?"),
+            since >= 0 ? FormatAge(now - since) : "?",
+            l.Get("label").value_or("-"), command};
+  }
+
+  int Leases() {
+    if (!args_.operands.empty()) {
+      return Usage("leases takes only --owner PID and --label L");
+    }
+    Fields base;
+    if (!args_.owner.empty()) base.emplace_back("owner", args_.owner);
+    if (args_.label) base.emplace_back("label", *args_.label);
+    std::vector<ReplyLine> leases;
+    std::string after = "0";
+    while (true) {
+      Fields args = base;
+      args.emplace_back("after", after);
+      int code = kDone;
+      std::optional<ParsedReply> r = Ask("leases", args, &code);
+      if (!r) return code;
+      for (ReplyLine& l : r->records) leases.push_back(std::move(l));
+      std::optional<std::string> next = r->header.Get("next");
+      if (!next) break;
+      after = *next;
+    }
+    if (args_.json) {
+      std::vector<std::string> items;
+      for (const ReplyLine& l : leases) items.push_back(JsonObject(l));
+      std::printf("{\"leases\":[%s]}\n", absl::StrJoin(items, ",").c_str());
+      return kDone;
+    }
+    if (leases.empty()) {
+      std::printf("no leases%s\n",
+                  base.empty() ? "" : " match");
+      return kDone;
+    }
+    const int64_t now = NowMs();
+    Table t({"PORT", "PID", "UID", "AGE", "LABEL", "COMMAND"});
+    for (const ReplyLine& l : leases) t.Add(LeaseRow(l, now));
+    std::fputs(t.Render().c_str(), stdout);
+    return kDone;
+  }
+
+  std::optional<std::string> PortOperands(const char* verb, size_t max) {
+    if (args_.operands.empty()) {
+      Usage(std::string(verb) + " needs at least one PORT");
+      return std::nullopt;
+    }
+    for (const std::string& p : args_.operands) {
+      int port = 0;
+      if (!absl::SimpleAtoi(p, &port) || port < 1 || port > 65535) {
+        Usage("bad port \"" + p + "\": want 1-65535");
+        return std::nullopt;
+      }
+    }
+    if (args_.operands.size() > max) {
+      Usage(absl::StrCat(verb, " takes at most ", max, " ports"));
+      return std::nullopt;
+    }
+    return absl::StrJoin(args_.operands, ",");
+  }
+
+  int Who() {
+    std::optional<std::string> ports =
+        PortOperands("who", portserver::kMaxWhoPorts);
+    if (!ports) return kUsage;
+    int code = kDone;
+    std::optional<ParsedReply> r = Ask("who", {{"ports", *ports}}, &code);
+    if (!r) return code;
+    bool all_leased = true;
+    for (const ReplyLine& p : r->records) {
+      all_leased = all_leased && p.Get("state") == "leased";
+    }
+    if (args_.json) {
+      std::vector<std::string> items;
+      for (const ReplyLine& p : r->records) items.push_back(JsonObject(p));
+      std::printf("{\"ports\":[%s]}\n", absl::StrJoin(items, ",").c_str());
+      return all_leased ? kDone : kRefused;
+    }
+    const int64_t now = NowMs();
+    Table t({"PORT", "STATE", "PID", "UID", "SINCE", "LABEL", "COMMAND"});
+    for (const ReplyLine& p : r->records) {
+      std::string state = p.Get("state").value_or("?");
+      if (state != "leased") {
+        std::string what = state == "free"   ? "free"
+                           : state == "busy" ? "busy (in use outside the "
+                                               "server)"
+                           : state == "not-in-pool" ? "not in the pool"
+                                                    : state;
+        t.Add({p.Get("port").value_or(""), what});
+        continue;
+      }
+      std::vector<std::string> row = LeaseRow(p, now);
+      if (row[3] != "?") row[3] += " ago";
+      t.Add({row[0], "leased", row[1], row[2], row[3], row[4], row[5]});
+    }
+    std::fputs(t.Render().c_str(), stdout);
+    return all_leased ? kDone : kRefused;
+  }
+
+  int Release() {
+    std::optional<std::string> ports =
+        PortOperands("release", portserver::kMaxPortsPerRequest);
+    if (!ports) return kUsage;
+    int code = kDone;
+    std::optional<ParsedReply> r = Ask("release", {{"ports", *ports}}, &code);
+    if (!r) return code;
+    std::string released = r->header.Get("released").value_or("");
+    if (args_.json) {
+      std::printf("{\"released\":[%s]}\n", released.c_str());
+    } else {
+      std::printf("released %s\n",
+                  absl::StrJoin(absl::StrSplit(released, ','), " ").c_str());
+    }
+    return kDone;
+  }
+
+  int Metrics() {
+    if (!args_.operands.empty()) return Usage("metrics takes no operands");
+    int code = kDone;
+    std::optional<ParsedReply> r = Ask("metrics", {}, &code);
+    if (!r) return code;
+    std::string text;
+    for (const ReplyLine& m : r->records) text += m.Get("text").value_or("") + "\n";
+    if (args_.json) {
+      std::printf("{\"metrics\":%s}\n", JsonString(text).c_str());
+    } else {
+      std::fputs(text.c_str(), stdout);
+    }
+    return kDone;
+  }
+
+  int Version() {
+    if (!args_.operands.empty()) return Usage("version takes no operands");
+    int code = kDone;
+    std::optional<ParsedReply> r = Ask("version", {}, &code);
+    if (!r) return code;
+    std::string server = r->header.Get("server").value_or("?");
+    std::string protocol = r->header.Get("protocol").value_or("?");
+    if (args_.json) {
+      std::printf("{\"client\":%s,\"server\":%s,\"protocol\":%s}\n",
+                  JsonString(portserver::kPortserverVersion).c_str(),
+                  JsonString(server).c_str(), protocol.c_str());
+    } else {
+      std::printf("portserverctl %s\nserver %s (protocol %s) at %s\n",
+                  portserver::kPortserverVersion, server.c_str(),
+                  protocol.c_str(), args_.address.c_str());
+    }
+    return kDone;
+  }
+
+  Args args_;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  const char* env = std::getenv(portpicker::kPortServerAddressEnv);
+  args.address = env != nullptr && env[0] != '\0' ? env : kDefaultAddress;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&](const char* name, std::string* out) -> bool {
+      std::string flag = std::string("--") + name;
+      if (arg == flag) {
+        if (i + 1 >= argc) return false;
+        *out = argv[++i];
+        return true;
+      }
+      *out = arg.substr(flag.size() + 1);
+      return true;
+    };
+    auto is = [&](const char* name) {
+      std::string flag = std::string("--") + name;
+      return arg == flag || arg.rfind(flag + "=", 0) == 0;
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::fputs(kUsageText, stdout);
+      return kDone;
+    } else if (arg == "--json") {
+      args.json = true;
+    } else if (is("address")) {
+      if (!value("address", &args.address) || args.address.empty()) {
+        return Usage("--address needs a value");
+      }
+    } else if (is("owner")) {
+      if (!value("owner", &args.owner)) return Usage("--owner needs a PID");
+      int64_t pid = 0;
+      if (!absl::SimpleAtoi(args.owner, &pid) || pid <= 0) {
+        return Usage("bad --owner \"" + args.owner + "\": want a pid");
+      }
+    } else if (is("label")) {
+      std::string label;
+      if (!value("label", &label)) return Usage("--label needs a value");
+      args.label = label;
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      return Usage("unknown option " + arg);
+    } else if (args.verb.empty()) {
+      args.verb = arg;
+    } else {
+      args.operands.push_back(arg);
+    }
+  }
+  if (args.verb.empty()) return Usage("no command given");
+  if ((!args.owner.empty() || args.label) && args.verb != "leases") {
+    return Usage("--owner and --label go with leases");
+  }
+  return Ctl(std::move(args)).Run();
+}
