@@ -40,6 +40,7 @@ MetricsFileWriter::MetricsFileWriter(std::string path,
                                      std::chrono::seconds interval,
                                      std::function<std::string()> text)
     : path_(std::move(path)), interval_(interval), text_(std::move(text)) {
+  WriteOnce();  // The file exists once the constructor returns.
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -64,11 +65,11 @@ void MetricsFileWriter::WriteOnce() {
 void MetricsFileWriter::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
+    bool stopping = wake_.wait_for(lock, interval_, [this] { return stop_; });
     lock.unlock();
-    WriteOnce();
+    WriteOnce();  // Also the last figures when stopping.
     lock.lock();
-    if (stop_) return;
-    wake_.wait_for(lock, interval_, [this] { return stop_; });
+    if (stopping) return;
   }
 }
 

@@ -8,7 +8,7 @@
 //   MetricsFileWriter writer("/var/lib/node_exporter/portserver.prom",
 //                            std::chrono::seconds(15),
 //                            [&] { return server.MetricsText(); });
-//   ...  // writes at once, then every 15 s, until destroyed
+//   ...  // has written once on return, then every 15 s and when destroyed
 //
 // Thread-safe: its own thread calls `text`; the destructor stops it.
 #ifndef PORTSERVER_APP_METRICS_FILE_H_

@@ -139,6 +139,7 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "journal-rewrites " << s.journal_rewrites;
   PS_LOG(INFO) << "journal-errors " << s.journal_errors;
   PS_LOG(INFO) << "journal-compactions " << s.journal_compactions;
+  PS_LOG(INFO) << "ports-released " << s.ports_released;
 }
 
 void Server::SetOwnerWatcher(OwnerWatcher* watcher) {

@@ -1,0 +1,450 @@
+#!/usr/bin/python3
+"""Black-box tests of the extended protocol (docs/protocol.md) through the
+built binaries: //app:portserver, //client:portserverctl and the portpicker
+command (//client:portpicker_cli).
+
+Each test starts its own server on a private abstract address with a pool of
+ports the kernel just found free (bound to port 0, then released), and stops
+it with SIGTERM. Leases go to `sleep` children, whose command line the server
+must report. Waits are bounded reads of the server's log, never sleeps.
+
+Binaries come from PORTSERVER_BIN, PORTSERVERCTL_BIN and PORTPICKER_BIN (set
+by control_test.sh). The release test switches to other users for real, so it
+needs root; //tests:control_permission_test runs it unsandboxed.
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+from prometheus_client.parser import text_string_to_metric_families
+
+import junit_runner  # tests/junit_runner.py, beside this file
+from testlib import LineCollector, new_address, sockaddr
+
+PORTSERVER_BIN = os.environ.get('PORTSERVER_BIN', '')
+PORTSERVERCTL_BIN = os.environ.get('PORTSERVERCTL_BIN', '')
+PORTPICKER_BIN = os.environ.get('PORTPICKER_BIN', '')
+
+STARTUP_TIMEOUT = 20.0
+RUN_TIMEOUT = 30.0
+LOG_TIMEOUT = 10.0
+NOBODY = 65534
+DAEMON = 1  # Another user than nobody, for the refused release.
+
+
+def free_ports(n):
+    """n distinct ports the kernel found free just now."""
+    sockets = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.1', 0))
+            sockets.append(s)
+        return sorted(s.getsockname()[1] for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def raw_exchange(address, payload, timeout=10.0):
+    """Sends payload, returns every byte until the server closes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(sockaddr(address))
+        s.sendall(payload)
+        data = b''
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def become(uid):
+    def switch():
+        os.setgid(uid)
+        os.setuid(uid)
+    return switch
+
+
+class Server(object):
+    def __init__(self, ports, extra_args=()):
+        self.ports = ports
+        self.address = new_address('control')
+        self.argv = [PORTSERVER_BIN,
+                     '--portserver_static_pool=' + ','.join(map(str, ports)),
+                     '--portserver_address=' + self.address,
+                     '--portserver_state_file=none', '--verbose'] + list(
+                         extra_args)
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.log = LineCollector(self.proc.stderr)
+        if self.log.wait_for(lambda l: 'Serving on ' + self.address in l,
+                             timeout=STARTUP_TIMEOUT) is None:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError('server did not start:\n' + self.log.text())
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        status = self.proc.wait(timeout=RUN_TIMEOUT)
+        self.log.join()
+        return status
+
+
+class ControlTestCase(unittest.TestCase):
+    POOL_SIZE = 6
+    EXTRA_ARGS = ()
+
+    def setUp(self):
+        for name, path in (('PORTSERVER_BIN', PORTSERVER_BIN),
+                           ('PORTSERVERCTL_BIN', PORTSERVERCTL_BIN),
+                           ('PORTPICKER_BIN', PORTPICKER_BIN)):
+            if not path or not os.access(path, os.X_OK):
+                self.fail('%s not found: %r' % (name, path))
+        self.children = []
+        self.server = Server(free_ports(self.POOL_SIZE), self.EXTRA_ARGS)
+        self.pool = set(self.server.ports)
+
+    def tearDown(self):
+        for child in self.children:
+            child.kill()
+            child.wait()
+        status = self.server.stop()
+        if status != 0:
+            self.fail('server exited %s\n%s' % (status, self.server.log.text()))
+
+    def sleeper(self, name='sleep', **kwargs):
+        """A live process to own leases: /bin/sleep, command line
+        `<name> 600`."""
+        child = subprocess.Popen([name, '600'], executable='/bin/sleep',
+                                 **kwargs)
+        self.children.append(child)
+        return child
+
+    def run_tool(self, argv, env_extra=None, preexec_fn=None):
+        env = dict(os.environ)
+        env.pop('TEST_TARGET', None)
+        env['PORTSERVER_ADDRESS'] = self.server.address
+        env.update(env_extra or {})
+        done = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT, preexec_fn=preexec_fn)
+        return done.returncode, done.stdout, done.stderr
+
+    def ctl(self, *args, **kwargs):
+        return self.run_tool([PORTSERVERCTL_BIN] + list(args), **kwargs)
+
+    def ctl_json(self, *args, expect=0, **kwargs):
+        code, out, err = self.ctl('--json', *args, **kwargs)
+        self.assertEqual(code, expect, 'portserverctl %s: %s%s\n%s' %
+                         (' '.join(args), out, err, self.server.log.text()))
+        return json.loads(out)
+
+    def portpicker(self, *args, label=None, expect=0, **kwargs):
+        extra = {'TEST_TARGET': label} if label else {}
+        if '--no-fallback' not in args:
+            args = ('--no-fallback',) + args  # A fallback would hide faults.
+        code, out, err = self.run_tool([PORTPICKER_BIN] + list(args),
+                                       env_extra=extra, **kwargs)
+        self.assertEqual(code, expect, 'portpicker %s: %s%s\n%s' %
+                         (' '.join(args), out, err, self.server.log.text()))
+        return [int(line) for line in out.split()], err
+
+
+class LeasesTest(ControlTestCase):
+
+    def test_leak_is_found_by_its_label(self):
+        leaky = self.sleeper('leaky')
+        other = self.sleeper('tidy')
+        ports, _ = self.portpicker('-n', '3', str(leaky.pid),
+                                   label='//pkg:leaky_test')
+        self.assertEqual(len(set(ports)), 3)
+        self.assertTrue(set(ports) <= self.pool)
+        tidy, _ = self.portpicker(str(other.pid), label='//pkg:tidy_test')
+
+        found = self.ctl_json('leases', '--label', '//pkg:leaky_test')['leases']
+        self.assertEqual(sorted(l['port'] for l in found), sorted(ports))
+        for lease in found:
+            self.assertEqual(lease['pid'], leaky.pid)
+            self.assertEqual(lease['cmdline'], 'leaky 600')
+            self.assertEqual(lease['label'], '//pkg:leaky_test')
+            self.assertEqual(lease['uid'], os.getuid())
+            self.assertLessEqual(abs(lease['since_ms'] / 1000 - time.time()),
+                                 60)
+        everything = self.ctl_json('leases')['leases']
+        self.assertEqual(len(everything), 4)
+        by_owner = self.ctl_json('leases', '--owner', str(other.pid))['leases']
+        self.assertEqual([l['port'] for l in by_owner], tidy)
+
+        # For people: one aligned row per lease, under a header.
+        code, out, _ = self.ctl('leases', '--label', '//pkg:leaky_test')
+        self.assertEqual(code, 0)
+        lines = out.splitlines()
+        self.assertEqual(lines[0].split(),
+                         ['PORT', 'PID', 'UID', 'AGE', 'LABEL', 'COMMAND'])
+        self.assertEqual(len(lines), 4)
+        column = lines[0].index('COMMAND')
+        for line in lines[1:]:
+            self.assertEqual(line[column:], 'leaky 600')
+            self.assertRegex(line, r'^\d+ +%d +%d +\d+s +//pkg:leaky_test '
+                             % (leaky.pid, os.getuid()))
+
+    def test_who_names_the_owner_or_says_free_or_outside(self):
+        owner = self.sleeper('who-test')
+        [port], _ = self.portpicker(str(owner.pid), label='//pkg:who_test')
+        report = self.ctl_json('who', str(port))['ports']
+        self.assertEqual(len(report), 1)
+        self.assertEqual(report[0]['state'], 'leased')
+        self.assertEqual(report[0]['pid'], owner.pid)
+        self.assertEqual(report[0]['cmdline'], 'who-test 600')
+        self.assertEqual(report[0]['label'], '//pkg:who_test')
+        code, out, _ = self.ctl('who', str(port))
+        self.assertEqual(code, 0, out)
+        self.assertIn('who-test 600', out)
+        self.assertIn(str(owner.pid), out)
+
+        free = min(self.pool - {port})
+        outside = max(self.pool) + 1
+        while outside in self.pool:
+            outside += 1
+        report = self.ctl_json('who', str(free), str(outside), expect=1)
+        self.assertEqual([r['state'] for r in report['ports']],
+                         ['free', 'not-in-pool'])
+        # A port in the pool that someone else holds.
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', free))
+            s.listen(1)
+            report = self.ctl_json('who', str(free), expect=1)
+            self.assertEqual(report['ports'][0]['state'], 'busy')
+
+
+class BigPoolTest(ControlTestCase):
+    POOL_SIZE = 300
+
+    def test_listing_of_a_big_pool_comes_in_bounded_pages(self):
+        # 300 leases with long command lines: more than one reply's worth.
+        owner = self.sleeper('x' * 200)
+        # All but a few (a port may be busy on the host).
+        ports, _ = self.portpicker('-n', str(len(self.pool) - 10), str(owner.pid),
+                                   label='//pkg:' + 'y' * 100)
+        reply = raw_exchange(self.server.address,
+                             b'portserver/1 leases limit=1000\n')
+        self.assertLessEqual(len(reply), 32 * 1024)
+        header = reply.split(b'\n', 1)[0].decode()
+        self.assertIn(' next=', header)
+        leases = self.ctl_json('leases')['leases']
+        self.assertEqual(sorted(l['port'] for l in leases), sorted(ports))
+
+
+class AllOrNoneTest(ControlTestCase):
+    POOL_SIZE = 4
+
+    def test_n_ports_all_or_none(self):
+        first = self.sleeper()
+        self.portpicker(str(first.pid))
+        second = self.sleeper()
+        _, err = self.portpicker('--no-fallback', '-n', '4', str(second.pid),
+                                 expect=1)
+        self.assertIn('pool exhausted (1 of 4 leased', err)
+        self.assertEqual(self.ctl_json('leases', '--owner',
+                                       str(second.pid))['leases'], [])
+        self.assertEqual(len(self.ctl_json('leases')['leases']), 1)
+        ports, _ = self.portpicker('--no-fallback', '-n', '3', str(second.pid))
+        self.assertEqual(len(set(ports)), 3)
+        self.assertEqual(self.ctl_json('status')['leased'], 4)
+
+    def test_biggest_holders_logged_once_per_episode(self):
+        hog = self.sleeper('hog')
+        self.portpicker('-n', '4', str(hog.pid), label='//pkg:hog_test')
+        asker = self.sleeper()
+        start = self.server.log.count()
+        for _ in range(3):
+            self.portpicker('--no-fallback', str(asker.pid), expect=1)
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'Pool exhausted (4 of 4 ports leased); the biggest '
+                      'holders:' in l, start=start, timeout=LOG_TIMEOUT))
+        holder = self.server.log.wait_for(
+            lambda l: 'pid %d holds 4 port(s), label //pkg:hog_test, command '
+                      'line: hog 600' % hog.pid in l, start=start,
+            timeout=LOG_TIMEOUT)
+        self.assertIsNotNone(holder, self.server.log.text())
+        # The three denials were logged; the holders only once.
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'Extended request: allocate pid=%d' % asker.pid in l,
+            start=holder + 1, timeout=LOG_TIMEOUT))
+        text = self.server.log.text(start)
+        self.assertEqual(text.count('the biggest holders'), 1, text)
+
+
+class MetricsTest(ControlTestCase):
+    POOL_SIZE = 5
+
+    def metrics(self, text):
+        return {f.name: f for f in text_string_to_metric_families(text)}
+
+    def sample(self, families, family, **labels):
+        for s in families[family].samples:
+            if all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+        raise AssertionError('no sample %s %r' % (family, labels))
+
+    def test_metrics_parse_as_prometheus_text(self):
+        owner = self.sleeper()
+        self.portpicker('-n', '2', str(owner.pid))
+        self.portpicker('--no-fallback', '1', expect=1)  # init: denied
+        code, out, err = self.ctl('metrics')
+        self.assertEqual(code, 0, err)
+        families = self.metrics(out)
+        self.assertEqual(families['portserver_leased_ports'].type, 'gauge')
+        self.assertEqual(self.sample(families, 'portserver_leased_ports'), 2)
+        self.assertEqual(self.sample(families, 'portserver_pool_ports'), 5)
+        self.assertEqual(self.sample(families, 'portserver_free_ports'), 3)
+        self.assertEqual(self.sample(families, 'portserver_owners'), 1)
+        # Counters: the parser names the family without "_total".
+        self.assertEqual(families['portserver_allocations'].type, 'counter')
+        self.assertEqual(self.sample(families, 'portserver_allocations'), 1)
+        self.assertEqual(self.sample(families,
+                                     'portserver_denied_allocations',
+                                     reason='invalid-pid'), 1)
+        self.assertEqual(families['portserver_build_info'].samples[0].labels[
+            'version'], self.ctl_json('version')['server'])
+
+
+class MetricsFileTest(ControlTestCase):
+    POOL_SIZE = 3
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+        self.path = os.path.join(self.dir, 'portserver.prom')
+        self.EXTRA_ARGS = ['--portserver_metrics_file=' + self.path,
+                           '--portserver_metrics_interval_s=1']
+        super().setUp()
+
+    def leased(self):
+        with open(self.path) as f:
+            families = {m.name: m for m in
+                        text_string_to_metric_families(f.read())}
+        return families['portserver_leased_ports'].samples[0].value
+
+    def test_file_is_written_at_start_and_refreshed(self):
+        # Written before serving starts.
+        self.assertEqual(self.leased(), 0)
+        owner = self.sleeper()
+        self.portpicker(str(owner.pid))
+        deadline = time.monotonic() + 10
+        while self.leased() != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)  # Waiting for the 1 s period, not for a race.
+        self.assertEqual(self.leased(), 1)
+        self.assertEqual(sorted(os.listdir(self.dir)), ['portserver.prom'])
+
+
+class WireTest(ControlTestCase):
+    POOL_SIZE = 2
+
+    def test_extended_requests_always_get_a_reply(self):
+        for payload in (b'hello\n', b'portserver/1 frobnicate\n',
+                        b'portserver/9 status\n', b'portserver/1 who\n',
+                        b'p' * 5000, b'portserver/1 status'):
+            reply = raw_exchange(self.server.address, payload)
+            self.assertRegex(reply.decode(), r'^portserver/1 (ok|error)',
+                             payload[:40])
+            self.assertTrue(reply.endswith(b'end\n'), reply)
+        too_long = raw_exchange(self.server.address, b'p' * 5000)
+        self.assertIn(b'code=malformed', too_long)
+        self.assertIn(b'4096', too_long)
+
+    def test_plain_requests_keep_their_meaning(self):
+        # 20 bytes at most, silent close on a denial.
+        self.assertEqual(raw_exchange(self.server.address, b'-5\n'), b'')
+        self.assertEqual(raw_exchange(self.server.address, b'1' * 21), b'')
+        reply = raw_exchange(self.server.address, b'%d\n' % os.getpid())
+        self.assertIn(int(reply), self.pool)
+
+    def test_usage_and_no_server_exit_codes(self):
+        self.assertEqual(self.ctl()[0], 2)
+        self.assertEqual(self.ctl('frobnicate')[0], 2)
+        self.assertEqual(self.ctl('who', 'x')[0], 2)
+        self.assertEqual(self.ctl('--address', new_address('none'),
+                                  'status')[0], 3)
+        code, out, err = self.ctl('status')
+        self.assertEqual(code, 0, err)
+        self.assertRegex(out, r'^portserver \S+ \(protocol 1\) at %s, up \d+s'
+                         % re.escape(self.server.address))
+
+
+class ReleaseTest(ControlTestCase):
+    """Release by the owner's user or root; refused for another user. Runs
+    as root, switching users for real (//tests:control_permission_test)."""
+    POOL_SIZE = 4
+
+    def setUp(self):
+        super().setUp()
+        # Other users cannot reach Bazel's output tree (under /root): run
+        # copies of the tools from a directory they can read.
+        global PORTPICKER_BIN, PORTSERVERCTL_BIN
+        self.tools = tempfile.mkdtemp(prefix='control_test-')
+        os.chmod(self.tools, 0o755)
+        self.originals = (PORTPICKER_BIN, PORTSERVERCTL_BIN)
+        for name in ('PORTPICKER_BIN', 'PORTSERVERCTL_BIN'):
+            copy = os.path.join(self.tools, os.path.basename(globals()[name]))
+            shutil.copyfile(globals()[name], copy)
+            os.chmod(copy, 0o755)
+            globals()[name] = copy
+
+    def tearDown(self):
+        global PORTPICKER_BIN, PORTSERVERCTL_BIN
+        PORTPICKER_BIN, PORTSERVERCTL_BIN = self.originals
+        shutil.rmtree(self.tools, ignore_errors=True)
+        super().tearDown()
+
+    def test_release_by_owner_refused_for_another_user(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root to switch users')
+        owner = self.sleeper('owned-by-nobody', preexec_fn=become(NOBODY))
+        try:
+            ports, _ = self.portpicker('-n', '2', str(owner.pid),
+                                       preexec_fn=become(NOBODY))
+        except (PermissionError, subprocess.SubprocessError) as e:
+            self.skipTest('cannot run as uid %d here: %s' % (NOBODY, e))
+        first, second = ports
+        code, out, err = self.ctl('release', str(first),
+                                  preexec_fn=become(DAEMON))
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('running as uid %d' % NOBODY, err)
+        self.assertIn('you run as uid %d' % DAEMON, err)
+        self.assertEqual(self.ctl_json('who', str(first))['ports'][0]['state'],
+                         'leased')
+
+        code, out, err = self.ctl('release', str(first),
+                                  preexec_fn=become(NOBODY))
+        self.assertEqual(code, 0, err)
+        self.assertEqual(out, 'released %d\n' % first)
+        # Back through the same checks as a reclaimed port: probed, then
+        # leased again.
+        report = self.ctl_json('who', str(first), expect=1)['ports'][0]
+        self.assertEqual(report['state'], 'free')
+        # Root may release anyone's.
+        self.ctl_json('release', str(second))
+        self.assertEqual(self.ctl_json('status')['leased'], 0)
+        taker = self.sleeper()
+        got, _ = self.portpicker('-n', '4', str(taker.pid))
+        self.assertEqual(set(got), self.pool)
+
+
+if __name__ == '__main__':
+    junit_runner.main('control_test', sys.argv)
