@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/control_client.h"
 #include "client/portpicker.h"
 #include "client/test_util.h"
 #include "gmock/gmock.h"
@@ -130,6 +133,61 @@ TEST_P(ServerIntegrationTest, CliBindTimeoutKeepsThePoolPortBound) {
   EXPECT_TRUE(InPool(port)) << result.out;
   EXPECT_FALSE(testing::CanBindTcp(port));
   EXPECT_TRUE(testing::WaitUntilBindable(port, absl::Seconds(30)));
+}
+
+TEST_P(ServerIntegrationTest, ManyPortsInOneRoundTripOnlyFromOurs) {
+  absl::StatusOr<std::vector<int>> ports =
+      GetPortsFromPortServer(address_, getpid(), 5, "//client:test");
+  if (GetParam().python) {
+    // The reference closes on the extended request: the caller falls back.
+    EXPECT_THAT(ports, StatusIs(absl::StatusCode::kUnimplemented));
+    return;
+  }
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_EQ(std::set<int>(ports->begin(), ports->end()).size(), 5u);
+  for (int port : *ports) EXPECT_TRUE(InPool(port)) << port;
+  // All or none: 4 more than the 3 left is refused, and says why.
+  absl::StatusOr<std::vector<int>> refused =
+      GetPortsFromPortServer(address_, getpid(), 4, "");
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::HasSubstr("pool exhausted (5 of 8 leased"));
+  absl::StatusOr<std::vector<int>> rest =
+      GetPortsFromPortServer(address_, getpid(), 3, "");
+  ASSERT_TRUE(rest.ok()) << rest.status();
+}
+
+TEST_P(ServerIntegrationTest, CliManyPortsFromEitherServer) {
+  ProcessResult result =
+      RunCli({"--no-fallback", "-n", "3", absl::StrCat(getpid())});
+  ASSERT_EQ(result.exit_code, 0) << result.err;
+  std::vector<std::string> lines =
+      absl::StrSplit(result.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << result.out;
+  std::set<int> ports;
+  for (const std::string& line : lines) {
+    int port = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(line, &port)) << line;
+    EXPECT_TRUE(InPool(port)) << port;
+    ports.insert(port);
+  }
+  EXPECT_EQ(ports.size(), 3u);
+}
+
+TEST_P(ServerIntegrationTest, CliNoFallbackExplainsTheRefusalWhereItCan) {
+  ProcessResult all = RunCli(
+      {"--no-fallback", "-n", absl::StrCat(kPoolSize), absl::StrCat(getpid())});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  ProcessResult result = RunCli({"--no-fallback", absl::StrCat(getpid())});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_TRUE(result.out.empty()) << result.out;
+  if (GetParam().python) {
+    EXPECT_THAT(result.err, ::testing::HasSubstr("closed without a reply"));
+  } else {
+    EXPECT_THAT(result.err, ::testing::HasSubstr(absl::StrCat(
+                                "pool exhausted (", kPoolSize, " of ",
+                                kPoolSize, " leased)")));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(BothServers, ServerIntegrationTest,
