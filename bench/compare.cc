@@ -13,9 +13,14 @@
 //   startup     exec of the server to the first port served (connect-retry).
 //   memory      Private_Dirty and Rss of the server (smaps_rollup) with the
 //               pool 1024-65535 fully leased to live `sleep` processes.
+//   multi       ours only: K ports (--ports_per_worker, 20) for one live
+//               owner in one extended request ("allocate count=K",
+//               docs/protocol.md) against K plain requests, interleaved,
+//               --multi_rounds times; time and server CPU per port.
 //
 // Flags (defaults in brackets):
-//   --servers=ours,reference,ceiling  --only=throughput,deny,startup,memory
+//   --servers=ours,reference,ceiling
+//   --only=throughput,deny,startup,memory,multi  --multi_rounds=50
 //   --workers=1,2,4,8,16,32  --ports_per_worker=20  --requests=10000
 //   --duration=10 (seconds; each run stops at whichever comes first)
 //   --rounds=3 (throughput runs per point; the median is kept)
@@ -36,11 +41,14 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -209,6 +217,7 @@ struct Config {
   int deny_repeat = 50;
   int reference_deny_repeat = 3;
   int64_t ports_per_owner = 1000;
+  int multi_rounds = 50;
   std::string chart;
   std::string csv;
   std::string tmp_dir;
@@ -508,6 +517,97 @@ Memory RunMemory(const Config& c, const ServerKind& kind) {
   return m;
 }
 
+// ------------------------------------------------------ several ports at once
+
+// Asks for `count` ports for `pid` in one extended request; returns the
+// client-side nanoseconds (socket() to end of stream) and sets *granted to
+// the number of ports in the reply (0 if refused or malformed).
+int64_t AskForManyPorts(const std::string& address, int64_t pid, int count,
+                        int* granted) {
+  *granted = 0;
+  int64_t start = NowNanos();
+  sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  size_t n = std::min(address.size(), sizeof(addr.sun_path) - 1);
+  std::memcpy(addr.sun_path, address.data(), n);
+  addr.sun_path[0] = '\0';  // The bench's addresses are abstract.
+  socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
+    close(fd);
+    return 0;
+  }
+  std::string request = "portserver/1 allocate pid=" + std::to_string(pid) +
+                        " count=" + std::to_string(count) + "\n";
+  ssize_t sent;
+  do {
+    sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
+  } while (sent < 0 && errno == EINTR);
+  std::string reply;
+  char buffer[4096];
+  while (true) {
+    ssize_t r = read(fd, buffer, sizeof(buffer));
+    if (r > 0) {
+      reply.append(buffer, static_cast<size_t>(r));
+      continue;
+    }
+    if (r < 0 && errno == EINTR) continue;
+    break;
+  }
+  close(fd);
+  int64_t nanos = NowNanos() - start;
+  size_t at = reply.find(" ports=");
+  if (reply.rfind("portserver/1 ok", 0) == 0 && at != std::string::npos) {
+    size_t end = reply.find_first_of(" \n", at + 1);
+    std::string list = reply.substr(at + 7, end - at - 7);
+    *granted = static_cast<int>(std::count(list.begin(), list.end(), ',')) + 1;
+  }
+  return nanos;
+}
+
+struct Multi {
+  double single_ns_per_port = 0;  // Median over rounds, client side.
+  double multi_ns_per_port = 0;
+  double single_cpu_per_port = 0;  // Server CPU, whole run.
+  double multi_cpu_per_port = 0;
+  int64_t missing = 0;  // Ports not granted (should be 0).
+};
+
+Multi RunMulti(const Config& c, const ServerKind& kind) {
+  RunningServer s = StartServer(c, kind, kThroughputPool);
+  const int k = c.ports_per_worker;
+  std::vector<double> single, multi;
+  int64_t single_cpu = 0, multi_cpu = 0;
+  Multi m;
+  for (int r = 0; r < c.multi_rounds; ++r) {
+    pid_t a = Sleeper(2 * static_cast<size_t>(r));
+    pid_t b = Sleeper(2 * static_cast<size_t>(r) + 1);
+    int64_t cpu0 = CpuNanos(s.pid);
+    int64_t start = NowNanos();
+    for (int i = 0; i < k; ++i) {
+      if (AskForPort(s.address, a).kind != Reply::Kind::kPort) ++m.missing;
+    }
+    single.push_back(static_cast<double>(NowNanos() - start) / k);
+    int64_t cpu1 = CpuNanos(s.pid);
+    int granted = 0;
+    multi.push_back(
+        static_cast<double>(AskForManyPorts(s.address, b, k, &granted)) / k);
+    int64_t cpu2 = CpuNanos(s.pid);
+    m.missing += k - granted;
+    single_cpu += cpu1 - cpu0;
+    multi_cpu += cpu2 - cpu1;
+  }
+  StopServer(s);
+  const double ports = static_cast<double>(c.multi_rounds) * k;
+  m.single_ns_per_port = Median(single);
+  m.multi_ns_per_port = Median(multi);
+  m.single_cpu_per_port = static_cast<double>(single_cpu) / ports;
+  m.multi_cpu_per_port = static_cast<double>(multi_cpu) / ports;
+  return m;
+}
+
 // ------------------------------------------------------------------- output
 
 std::string Num(double v, int decimals = 0) {
@@ -664,7 +764,7 @@ int main(int argc, char** argv) {
       flags.Get("reference", "/usr/bin/python3 /usr/bin/portserver");
   std::vector<std::string> wanted =
       Split(flags.Get("servers", "ours,reference,ceiling"), ',');
-  c.only = Split(flags.Get("only", "throughput,deny,startup,memory"), ',');
+  c.only = Split(flags.Get("only", "throughput,deny,startup,memory,multi"), ',');
   for (const std::string& w :
        Split(flags.Get("workers", "1,2,4,8,16,32"), ',')) {
     c.workers.push_back(std::atoi(w.c_str()));
@@ -680,6 +780,8 @@ int main(int argc, char** argv) {
   c.reference_deny_repeat = static_cast<int>(
       flags.GetInt("reference_deny_repeat", c.reference_deny_repeat));
   c.ports_per_owner = flags.GetInt("ports_per_owner", c.ports_per_owner);
+  c.multi_rounds =
+      static_cast<int>(flags.GetInt("multi_rounds", c.multi_rounds));
   c.chart = flags.Get("chart", "");
   c.csv = flags.Get("csv", "");
   flags.CheckAllUsed("compare");
@@ -922,6 +1024,37 @@ int main(int argc, char** argv) {
     rows.push_back(pd);
     rows.push_back(rss);
     rows.push_back(idle);
+  }
+
+  if (Wants(c, "multi") && has_ours) {
+    Multi m = RunMulti(c, *has_ours);
+    csv << "multi_single_per_port,ours," << m.single_ns_per_port << ",ns\n";
+    csv << "multi_one_request_per_port,ours," << m.multi_ns_per_port
+        << ",ns\n";
+    std::string k = std::to_string(c.ports_per_worker);
+    rows.push_back(Row{k + " ports: " + k + " single requests, time per port "
+                           "(median of " + std::to_string(c.multi_rounds) +
+                           ")",
+                       Ms(m.single_ns_per_port), "", "", "", "", "", ""});
+    Row one{k + " ports in one request, time per port",
+            Ms(m.multi_ns_per_port),
+            "",
+            "",
+            "",
+            "",
+            "≥ 5× less than single",
+            Verdict(m.multi_ns_per_port * 5 <= m.single_ns_per_port)};
+    one.vs_ref = "1/" + Num(m.single_ns_per_port / m.multi_ns_per_port, 1) +
+                 " of single";
+    rows.push_back(one);
+    rows.push_back(Row{"server CPU per port: single / one request",
+                       Ms(m.single_cpu_per_port) + " / " +
+                           Ms(m.multi_cpu_per_port),
+                       "", "", "", "", "", ""});
+    if (m.missing > 0) {
+      std::fprintf(stderr, "compare: multi: %lld ports not granted\n",
+                   static_cast<long long>(m.missing));
+    }
   }
 
   StopSleepers();

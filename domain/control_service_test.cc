@@ -270,6 +270,7 @@ TEST_F(ControlServiceTest, ReleaseRewritesTheJournal) {
   FakeLeaseStore store;
   ASSERT_TRUE(service_.AttachStore(&store).ok);
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  EXPECT_EQ(ParseJournal(store.contents()).leases.size(), 2u);
   ASSERT_FALSE(Ask("portserver/1 release ports=100\n").is_error());
   JournalReplay replay = ParseJournal(store.contents());
   ASSERT_EQ(replay.leases.size(), 1u);
