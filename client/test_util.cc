@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -212,7 +213,7 @@ FakePortServer::Handler Reply(std::string reply) {
 }
 
 bool IsExtended(const std::string& request) {
-  return !request.empty() && absl::ascii_isalpha(request[0]);
+  return absl::StartsWith(request, "portserver/");
 }
 
 int BindTcp(int family, int port, bool reuse_addr, bool listen) {

@@ -108,7 +108,7 @@ class FakePortServer {
 // server does, closes without a reply on an extended one.
 FakePortServer::Handler Reply(std::string reply);
 
-// True if `request` is of the extended protocol (starts with a letter).
+// True if `request` is of the extended protocol (starts "portserver/").
 bool IsExtended(const std::string& request);
 
 // A TCP socket bound to `port` on the IPv4 (or IPv6 dual-stack) wildcard

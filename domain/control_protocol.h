@@ -1,8 +1,8 @@
 // The extended protocol's wire format (docs/protocol.md): requests a tool
 // sends and the replies it gets, shared by the server (domain/control_service)
 // and the clients (client/control_client, portserverctl). The python client
-// never sends it: an extended request starts with a letter, a plain one
-// ("<pid>\n", domain/request_codec.h) with a digit or '-'.
+// never sends it: an extended request starts with "portserver/<version>",
+// a plain one is "<pid>\n" (domain/request_codec.h).
 //
 //   request = "portserver/" VERSION SP VERB *(SP KEY "=" VALUE) [CR] LF
 //   reply   = "portserver/" VERSION SP ("ok" | "error") *(SP KEY "=" VALUE) LF

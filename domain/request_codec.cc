@@ -54,9 +54,8 @@ ParsedRequest ParseRequest(std::string_view data) {
 }
 
 bool IsExtendedRequest(std::string_view data) {
-  if (data.empty()) return false;
-  char c = data.front();
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  std::string_view prefix = kExtendedRequestPrefix;
+  return data.substr(0, prefix.size()) == prefix;
 }
 
 size_t RequestByteLimit(std::string_view first_bytes) {

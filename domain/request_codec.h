@@ -23,15 +23,20 @@ inline constexpr size_t kMaxRequestBytes = 20;
 // newline included.
 inline constexpr size_t kMaxExtendedRequestBytes = 4096;
 
-// True if `data` starts an extended request: its first byte is an ASCII
-// letter, which the python client never sends (it sends "<pid>\n").
+// Every extended request starts with this (then the protocol version). The
+// python client sends only "<pid>\n"; anything else that is not a pid
+// (e.g. "abc\n") stays a malformed plain request, closed without a reply.
+inline constexpr char kExtendedRequestPrefix[] = "portserver/";
+
+// True if `data` starts an extended request (kExtendedRequestPrefix).
 bool IsExtendedRequest(std::string_view data);
 
 // The framing rule for every transport: how many bytes a request whose first
-// bytes are `first_bytes` may have, newline included. kMaxRequestBytes while
-// nothing or a plain request has arrived, kMaxExtendedRequestBytes for an
-// extended one. A transport reads at most kMaxRequestBytes first, then asks
-// again with what it has.
+// bytes are `first_bytes` may have, newline included. kMaxRequestBytes until
+// the first bytes are kExtendedRequestPrefix (11 bytes, so a transport knows
+// before it reaches kMaxRequestBytes), then kMaxExtendedRequestBytes. A
+// transport reads at most kMaxRequestBytes first, then asks again with what
+// it has.
 size_t RequestByteLimit(std::string_view first_bytes);
 
 struct ParsedRequest {

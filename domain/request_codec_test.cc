@@ -89,16 +89,20 @@ TEST(RequestCodec, RoundTripsEveryPortThroughPythonClientParsing) {
   }
 }
 
-TEST(RequestCodec, FramingLimitDependsOnTheFirstByte) {
+TEST(RequestCodec, FramingLimitDependsOnTheFirstBytes) {
   EXPECT_EQ(RequestByteLimit(""), kMaxRequestBytes);
   EXPECT_EQ(RequestByteLimit("1"), kMaxRequestBytes);
   EXPECT_EQ(RequestByteLimit("-5"), kMaxRequestBytes);
   EXPECT_EQ(RequestByteLimit(" 12"), kMaxRequestBytes);
-  EXPECT_EQ(RequestByteLimit("p"), kMaxExtendedRequestBytes);
+  EXPECT_EQ(RequestByteLimit("abc\n"), kMaxRequestBytes);
+  EXPECT_EQ(RequestByteLimit("portserver"), kMaxRequestBytes);  // Not yet.
+  EXPECT_EQ(RequestByteLimit("portserver/"), kMaxExtendedRequestBytes);
   EXPECT_EQ(RequestByteLimit("portserver/1 status"), kMaxExtendedRequestBytes);
-  EXPECT_EQ(RequestByteLimit("Z"), kMaxExtendedRequestBytes);
   EXPECT_FALSE(IsExtendedRequest("1234\n"));
+  EXPECT_FALSE(IsExtendedRequest("junk\n"));
   EXPECT_TRUE(IsExtendedRequest("portserver/1 version\n"));
+  // The prefix fits in a plain request's limit: a transport can always tell.
+  EXPECT_LT(std::string_view(kExtendedRequestPrefix).size(), kMaxRequestBytes);
 }
 
 TEST(RequestCodec, ExtendedRequestIsNotAPlainOne) {

@@ -357,21 +357,25 @@ class WireTest(ControlTestCase):
     POOL_SIZE = 2
 
     def test_extended_requests_always_get_a_reply(self):
-        for payload in (b'hello\n', b'portserver/1 frobnicate\n',
-                        b'portserver/9 status\n', b'portserver/1 who\n',
-                        b'p' * 5000, b'portserver/1 status'):
+        for payload in (b'portserver/1 frobnicate\n', b'portserver/9 status\n',
+                        b'portserver/1 who\n', b'portserver/x\n',
+                        b'portserver/' + b'p' * 5000, b'portserver/1 status'):
             reply = raw_exchange(self.server.address, payload)
             self.assertRegex(reply.decode(), r'^portserver/1 (ok|error)',
                              payload[:40])
             self.assertTrue(reply.endswith(b'end\n'), reply)
-        too_long = raw_exchange(self.server.address, b'p' * 5000)
+        too_long = raw_exchange(self.server.address,
+                                b'portserver/' + b'p' * 5000)
         self.assertIn(b'code=malformed', too_long)
         self.assertIn(b'4096', too_long)
 
     def test_plain_requests_keep_their_meaning(self):
-        # 20 bytes at most, silent close on a denial.
+        # 20 bytes at most, silent close on a denial or a malformed request
+        # (anything not starting with "portserver/" is a plain request).
         self.assertEqual(raw_exchange(self.server.address, b'-5\n'), b'')
         self.assertEqual(raw_exchange(self.server.address, b'1' * 21), b'')
+        self.assertEqual(raw_exchange(self.server.address, b'hello\n'), b'')
+        self.assertEqual(raw_exchange(self.server.address, b'p' * 30), b'')
         reply = raw_exchange(self.server.address, b'%d\n' % os.getpid())
         self.assertIn(int(reply), self.pool)
 

@@ -328,15 +328,21 @@ TEST(LinuxUnixTransport, ExtendedRequestMayBeLongerThanAPlainOne) {
   ASSERT_TRUE(SendAll(fd, line.substr(3)));
   EXPECT_EQ(ReadUntilEof(fd), "ok\n");
   close(fd);
-  const std::string too_long(kMaxExtendedRequestBytes + 10, 'p');
+  const std::string too_long =
+      "portserver/" + std::string(kMaxExtendedRequestBytes, 'p');
   EXPECT_EQ(Call(transport->address(), too_long), "ok\n");
+  // Other letters start a plain (malformed) request: 20 bytes at most.
+  const std::string junk(kMaxRequestBytes + 10, 'j');
+  EXPECT_EQ(Call(transport->address(), junk), "ok\n");
 
   std::vector<Seen> seen = handler.seen();
-  ASSERT_EQ(seen.size(), 2u);
+  ASSERT_EQ(seen.size(), 3u);
   EXPECT_EQ(seen[0].data, line);
   EXPECT_EQ(seen[0].end, End::kNewline);
-  EXPECT_EQ(seen[1].data, std::string(kMaxExtendedRequestBytes, 'p'));
+  EXPECT_EQ(seen[1].data, too_long.substr(0, kMaxExtendedRequestBytes));
   EXPECT_EQ(seen[1].end, End::kTooLong);
+  EXPECT_EQ(seen[2].data, std::string(kMaxRequestBytes, 'j'));
+  EXPECT_EQ(seen[2].end, End::kTooLong);
 }
 
 TEST(LinuxUnixTransport, NewlineAtTheSizeLimitIsARequest) {
