@@ -81,10 +81,10 @@ def become(uid):
 
 
 class Server(object):
-    def __init__(self, ports, extra_args=()):
+    def __init__(self, ports, extra_args=(), wrapper=()):
         self.ports = ports
         self.address = new_address('control')
-        self.argv = [PORTSERVER_BIN,
+        self.argv = list(wrapper) + [PORTSERVER_BIN,
                      '--portserver_static_pool=' + ','.join(map(str, ports)),
                      '--portserver_address=' + self.address,
                      '--portserver_state_file=none', '--verbose'] + list(
@@ -109,6 +109,7 @@ class Server(object):
 class ControlTestCase(unittest.TestCase):
     POOL_SIZE = 6
     EXTRA_ARGS = ()
+    WRAPPER = ()  # A command the server runs under.
 
     def setUp(self):
         for name, path in (('PORTSERVER_BIN', PORTSERVER_BIN),
@@ -117,7 +118,8 @@ class ControlTestCase(unittest.TestCase):
             if not path or not os.access(path, os.X_OK):
                 self.fail('%s not found: %r' % (name, path))
         self.children = []
-        self.server = Server(free_ports(self.POOL_SIZE), self.EXTRA_ARGS)
+        self.server = Server(free_ports(self.POOL_SIZE), self.EXTRA_ARGS,
+                             self.WRAPPER)
         self.pool = set(self.server.ports)
 
     def tearDown(self):
@@ -391,12 +393,13 @@ class WireTest(ControlTestCase):
                          % re.escape(self.server.address))
 
 
-class ReleaseTest(ControlTestCase):
-    """Release by the owner's user or root; refused for another user. Runs
-    as root, switching users for real (//tests:control_permission_test)."""
-    POOL_SIZE = 4
+class OtherUsersTestCase(ControlTestCase):
+    """Runs the tools as other users: root only, unsandboxed
+    (//tests:control_permission_test)."""
 
     def setUp(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root to switch users')
         super().setUp()
         # Other users cannot reach Bazel's output tree (under /root): run
         # copies of the tools from a directory they can read.
@@ -416,9 +419,40 @@ class ReleaseTest(ControlTestCase):
         shutil.rmtree(self.tools, ignore_errors=True)
         super().tearDown()
 
+
+class HidePidTest(OtherUsersTestCase):
+    """With /proc mounted hidepid=2 (in the server's own mount namespace),
+    a user sees only its own user's command lines; root sees all."""
+    POOL_SIZE = 4
+    WRAPPER = ('unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+               'mount -t proc -o hidepid=2 proc /proc && exec "$0" "$@"')
+
+    def test_other_users_command_lines_are_hidden(self):
+        mine = self.sleeper('nobodys-secret', preexec_fn=become(NOBODY))
+        self.portpicker(str(mine.pid), preexec_fn=become(NOBODY))
+        roots = self.sleeper('roots-secret')
+        self.portpicker(str(roots.pid))
+        seen = {l['pid']: l for l in
+                self.ctl_json('leases', preexec_fn=become(NOBODY))['leases']}
+        self.assertEqual(seen[mine.pid]['cmdline'], 'nobodys-secret 600')
+        self.assertNotIn('cmdline', seen[roots.pid])
+        self.assertTrue(seen[roots.pid]['cmdline_hidden'])
+        code, out, _ = self.ctl('leases', preexec_fn=become(NOBODY))
+        self.assertEqual(code, 0)
+        self.assertNotIn('roots-secret', out)
+        self.assertIn('(hidden', out)
+        # Root sees both.
+        seen = {l['pid']: l for l in self.ctl_json('leases')['leases']}
+        self.assertEqual(seen[roots.pid]['cmdline'], 'roots-secret 600')
+        self.assertEqual(seen[mine.pid]['cmdline'], 'nobodys-secret 600')
+
+
+class ReleaseTest(OtherUsersTestCase):
+    """Release by the owner's user or root; refused for another user. Runs
+    as root, switching users for real (//tests:control_permission_test)."""
+    POOL_SIZE = 4
+
     def test_release_by_owner_refused_for_another_user(self):
-        if os.geteuid() != 0:
-            self.skipTest('needs root to switch users')
         owner = self.sleeper('owned-by-nobody', preexec_fn=become(NOBODY))
         try:
             ports, _ = self.portpicker('-n', '2', str(owner.pid),
