@@ -1,6 +1,7 @@
 // Server: the extended protocol's requests (docs/protocol.md) and the log
 // of the biggest holders when the pool runs out.
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "app/log.h"
 #include "app/server.h"
 
@@ -14,11 +15,20 @@ std::string Server::HandleControl(const Request& request) {
     LogJournalEvent(d);
     LogBiggestHolders(d);
   }
-  if (Verbose()) {
+  // As for plain requests: refusals are logged at default verbosity,
+  // rate-limited; the rest only when verbose.
+  uint64_t held_back = 0;
+  const bool refused_allocation = r.allocated && !r.decision.granted();
+  if (Verbose() ||
+      (refused_allocation && refusals_.Allow(absl::Now(), &held_back))) {
     std::string line = absl::StrCat("Extended request: ", r.summary);
     if (options_.debug && request.peer.known) {
       absl::StrAppend(&line, " [peer_pid=", request.peer.pid,
                       " peer_uid=", request.peer.uid, "]");
+    }
+    if (held_back > 0) {
+      absl::StrAppend(&line, " [", held_back,
+                      " earlier refusal line(s) suppressed by the rate limit]");
     }
     PS_LOG(INFO) << line;
   }

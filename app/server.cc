@@ -41,6 +41,13 @@ Server::Server(const Options& options, const Adapters& adapters)
                PolicyOptions(options)),
       control_(service_, kPortserverVersion) {
   service_.SetProcessInfo(adapters.process_info);
+  control_.SetExtraStats([this] {
+    return std::vector<ExtraStat>{
+        {"unwatched-owners", unwatched_owners(), false,
+         "Owners whose exit is not watched (checked one per request)."},
+        {"refusal-lines-suppressed", refusals_.suppressed(), true,
+         "Refusal log lines held back by the rate limit."}};
+  });
 }
 
 void Server::UseJournal(LeaseStore& store, std::string_view contents,

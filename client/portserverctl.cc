@@ -183,7 +183,7 @@ class Ctl {
       std::printf(
           "{\"address\":%s,\"server\":%s,\"protocol\":%lld,\"uptime_ms\":%lld,"
           "\"pool\":%lld,\"free\":%lld,\"leased\":%lld,\"busy_cooling\":%lld,"
-          "\"owners\":%lld,\"stats\":{%s}}\n",
+          "\"time_wait_cooling\":%lld,\"owners\":%lld,\"stats\":{%s}}\n",
           JsonString(args_.address).c_str(),
           JsonString(h.Get("server").value_or("")).c_str(),
           static_cast<long long>(IntField(h, "protocol", 0)),
@@ -192,6 +192,7 @@ class Ctl {
           static_cast<long long>(IntField(h, "free", 0)),
           static_cast<long long>(IntField(h, "leased", 0)),
           static_cast<long long>(IntField(h, "busy_cooling", 0)),
+          static_cast<long long>(IntField(h, "time_wait_cooling", 0)),
           static_cast<long long>(IntField(h, "owners", 0)),
           absl::StrJoin(stats, ",").c_str());
       return kDone;
@@ -206,6 +207,8 @@ class Ctl {
     pool.Add({"leased", h.Get("leased").value_or("?"), "held by live owners"});
     pool.Add({"busy", h.Get("busy_cooling").value_or("?"),
               "in use outside the server, cooling"});
+    pool.Add({"time-wait", h.Get("time_wait_cooling").value_or("?"),
+              "bindable with SO_REUSEADDR only, cooling"});
     pool.Add({"owners", h.Get("owners").value_or("?"), "processes"});
     std::fputs(pool.Render().c_str(), stdout);
     Table stats({"statistic", "value"});
@@ -307,11 +310,14 @@ class Ctl {
     for (const ReplyLine& p : r->records) {
       std::string state = p.Get("state").value_or("?");
       if (state != "leased") {
-        std::string what = state == "free"   ? "free"
-                           : state == "busy" ? "busy (in use outside the "
-                                               "server)"
-                           : state == "not-in-pool" ? "not in the pool"
-                                                    : state;
+        static const std::map<std::string, std::string> kSaid = {
+            {"free", "free"},
+            {"time-wait", "time-wait (SO_REUSEADDR binds only, for now)"},
+            {"busy", "busy (in use outside the server)"},
+            {"unknown", "unknown (the probe could not tell)"},
+            {"not-in-pool", "not in the pool"}};
+        auto said = kSaid.find(state);
+        std::string what = said == kSaid.end() ? state : said->second;
         t.Add({p.Get("port").value_or(""), what});
         continue;
       }

@@ -82,9 +82,15 @@ ServerIdentity ControlService::Identity() const {
   return ServerIdentity{version_, now_() - start_unix_ms_};
 }
 
+void ControlService::SetExtraStats(
+    std::function<std::vector<ExtraStat>()> extra) {
+  extra_ = std::move(extra);
+}
+
 std::string ControlService::MetricsText() {
   return PrometheusText(service_.stats(), service_.pool_view(), Identity(),
-                        counters());
+                        counters(),
+                        extra_ ? extra_() : std::vector<ExtraStat>());
 }
 
 ControlResult ControlService::Handle(const Request& request) {
@@ -321,6 +327,8 @@ void ControlService::Status(ControlReplyBuilder& reply) {
   reply.Field("free", static_cast<int64_t>(pool.free));
   reply.Field("leased", static_cast<int64_t>(pool.leased));
   reply.Field("busy_cooling", static_cast<int64_t>(pool.cooling));
+  reply.Field("time_wait_cooling",
+              static_cast<int64_t>(s.time_wait_ports_cooling));
   reply.Field("owners", static_cast<int64_t>(pool.owners));
   auto stat = [&](const char* name, uint64_t value) {
     reply.Record("stat");
@@ -341,9 +349,17 @@ void ControlService::Status(ControlReplyBuilder& reply) {
   stat("pids-translated", s.pids_translated);
   stat("pids-replaced-by-caller", s.pids_replaced_by_caller);
   stat("refused-connections", s.refused_connections);
+  stat("time-wait-grants", s.time_wait_grants);
+  stat("port-probe-failures", s.port_probe_failures);
   stat("ports-released", s.ports_released);
+  stat("journal-outages", s.journal_outages);
+  stat("journal-missed-grants", s.journal_missed_grants);
+  stat("journal-rewrites", s.journal_rewrites);
   stat("journal-errors", s.journal_errors);
   stat("journal-compactions", s.journal_compactions);
+  if (extra_) {
+    for (const ExtraStat& e : extra_()) stat(e.name.c_str(), e.value);
+  }
 }
 
 }  // namespace portserver

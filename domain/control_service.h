@@ -53,6 +53,11 @@ class ControlService {
   // The metrics text, as the `metrics` verb returns it.
   std::string MetricsText();
 
+  // Statistics the embedding program keeps, added to `status` and
+  // `metrics` (called on each of those requests, from the serving thread).
+  // Call before serving.
+  void SetExtraStats(std::function<std::vector<ExtraStat>()> extra);
+
   ControlCounters counters() const;
 
  private:
@@ -72,6 +77,7 @@ class ControlService {
   const std::string version_;
   const std::function<int64_t()> now_;
   const int64_t start_unix_ms_;
+  std::function<std::vector<ExtraStat>()> extra_;  // May be empty.
   mutable std::mutex mu_;
   ControlCounters counters_;  // Guarded by mu_.
 };

@@ -197,14 +197,23 @@ TEST_F(ControlServiceTest, PagesCoverEveryLeaseOnce) {
 TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
   ports_.Occupy(102);
-  ParsedReply p = Ask("portserver/1 who ports=100,101,102,9999\n");
-  ASSERT_EQ(p.records.size(), 4u);
+  ports_.LingerInTimeWait(103);
+  ParsedReply p = Ask("portserver/1 who ports=100,101,102,103,9999\n");
+  ASSERT_EQ(p.records.size(), 5u);
   EXPECT_EQ(p.records[0].Get("state"), "leased");
   EXPECT_EQ(p.records[0].Get("pid"), "43");
   EXPECT_EQ(p.records[0].Get("cmdline"), "sleep 600");
   EXPECT_EQ(p.records[1].Get("state"), "free");
   EXPECT_EQ(p.records[2].Get("state"), "busy");
-  EXPECT_EQ(p.records[3].Get("state"), "not-in-pool");
+  EXPECT_EQ(p.records[3].Get("state"), "time-wait");
+  EXPECT_EQ(p.records[4].Get("state"), "not-in-pool");
+  ports_.RunOutOfDescriptors(true);
+  EXPECT_EQ(Ask("portserver/1 who ports=104\n").records[0].Get("state"),
+            "unknown");
+  ports_.RunOutOfDescriptors(false);
+  // Who took no port: the next grant is still the next free one.
+  p = Ask("portserver/1 allocate pid=43\n");
+  EXPECT_EQ(p.header.Get("ports"), "101");
 }
 
 TEST_F(ControlServiceTest, HidePidHidesOtherUsersCommandLines) {

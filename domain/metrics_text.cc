@@ -68,7 +68,8 @@ std::string LabelValue(const std::string& value) {
 
 std::string PrometheusText(const Stats& s, const PoolView& pool,
                            const ServerIdentity& identity,
-                           const ControlCounters& control) {
+                           const ControlCounters& control,
+                           const std::vector<ExtraStat>& extra) {
   Writer w;
   w.Family("portserver_build_info", "gauge",
            "Always 1; the server's version is in the label.");
@@ -88,6 +89,10 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
           "Ports found in use outside the server, waiting to be probed "
           "again.",
           pool.cooling);
+  w.Gauge("portserver_time_wait_ports_cooling",
+          "Ports only a bind with SO_REUSEADDR takes (TIME_WAIT), waiting to "
+          "be probed again.",
+          s.time_wait_ports_cooling);
   w.Gauge("portserver_owners", "Processes holding at least one port.",
           pool.owners);
   w.Gauge("portserver_ports_checked_for_last_request",
@@ -124,8 +129,21 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   w.Counter("portserver_ports_released_total",
             "Ports given back early by their owner's user or root.",
             s.ports_released);
+  w.Counter("portserver_time_wait_grants_total",
+            "Ports granted in TIME_WAIT, nothing better being free.",
+            s.time_wait_grants);
+  w.Counter("portserver_port_probe_failures_total",
+            "Denials because the port probe could not tell.",
+            s.port_probe_failures);
   w.Counter("portserver_journal_errors_total",
             "Failed writes of the lease journal.", s.journal_errors);
+  w.Counter("portserver_journal_outages_total",
+            "Episodes of failed journal writes.", s.journal_outages);
+  w.Counter("portserver_journal_missed_grants_total",
+            "Grants not appended to the journal during an outage.",
+            s.journal_missed_grants);
+  w.Counter("portserver_journal_rewrites_total",
+            "Journals found deleted and written again.", s.journal_rewrites);
   w.Counter("portserver_journal_compactions_total",
             "Rewrites of the lease journal.", s.journal_compactions);
   w.Family("portserver_control_requests_total", "counter",
@@ -133,6 +151,18 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   for (const auto& [verb, count] : control) {
     w.Sample("portserver_control_requests_total", count,
              "verb=\"" + LabelValue(verb) + "\"");
+  }
+  for (const ExtraStat& e : extra) {
+    std::string name = "portserver_" + e.name;
+    for (char& c : name) {
+      if (c == '-') c = '_';
+    }
+    if (e.counter) name += "_total";
+    if (e.counter) {
+      w.Counter(name.c_str(), e.help.c_str(), e.value);
+    } else {
+      w.Gauge(name.c_str(), e.help.c_str(), e.value);
+    }
   }
   return w.Take();
 }

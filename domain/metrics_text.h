@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "domain/owner_records.h"
 #include "domain/port_service.h"
@@ -29,9 +30,20 @@ struct ServerIdentity {
 // could not be read).
 using ControlCounters = std::map<std::string, uint64_t>;
 
+// A statistic the embedding program keeps (e.g. the daemon's
+// "unwatched-owners"): `name` as SIGUSR1 logs it, lower-case with '-'.
+struct ExtraStat {
+  std::string name;
+  uint64_t value = 0;
+  bool counter = false;  // Else a gauge.
+  std::string help;
+};
+
+// `extra` become portserver_<name with '_'>[_total] families.
 std::string PrometheusText(const Stats& stats, const PoolView& pool,
                            const ServerIdentity& identity,
-                           const ControlCounters& control);
+                           const ControlCounters& control,
+                           const std::vector<ExtraStat>& extra = {});
 
 }  // namespace portserver
 
