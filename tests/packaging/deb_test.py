@@ -32,8 +32,10 @@ VERSION = ARGS.get('version')
 EXPECTED_FILES = {
     './usr/bin/portserver': 0o755,
     './usr/bin/portpicker': 0o755,
+    './usr/bin/portserverctl': 0o755,
     './usr/share/man/man1/portserver.1.gz': 0o644,
     './usr/share/man/man1/portpicker.1.gz': 0o644,
+    './usr/share/man/man1/portserverctl.1.gz': 0o644,
     './lib/systemd/system/portserver.socket': 0o644,
     './lib/systemd/system/portserver.service': 0o644,
     './etc/default/portserver': 0o644,
@@ -144,11 +146,13 @@ class DebTest(unittest.TestCase):
         self.assertIn('usage: portserver', run(server, '--help'))
         picker = os.path.join(self.root, 'usr/bin/portpicker')
         self.assertIn('usage: portpicker', run(picker, '--help'))
-        for binary in (server, picker):
+        ctl = os.path.join(self.root, 'usr/bin/portserverctl')
+        self.assertIn('usage: portserverctl', run(ctl, '--help'))
+        for binary in (server, picker, ctl):
             self.assertNotIn('.symtab', run('readelf', '-S', binary), binary)
 
     def test_man_pages_are_the_sources_compressed_reproducibly(self):
-        for name in ('portserver.1', 'portpicker.1'):
+        for name in ('portserver.1', 'portpicker.1', 'portserverctl.1'):
             packed = os.path.join(self.root, 'usr/share/man/man1',
                                   name + '.gz')
             with open(packed, 'rb') as f:
