@@ -56,7 +56,20 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   for (const std::string& problem : replay.problems) {
     PS_LOG(WARNING) << "State file " << path << ": " << problem;
   }
-  size_t restored = service_.Restore(replay.leases);
+  std::vector<uint16_t> unreserved;
+  size_t restored = service_.Restore(replay.leases, &unreserved);
+  if (!unreserved.empty()) {
+    std::string ports;
+    for (size_t i = 0; i < unreserved.size() && i < 20; ++i) {
+      absl::StrAppend(&ports, i == 0 ? "" : ", ", unreserved[i]);
+    }
+    if (unreserved.size() > 20) absl::StrAppend(&ports, ", ...");
+    PS_LOG(WARNING) << "State file " << path << ": " << unreserved.size()
+                    << " restored lease(s) without their port lock (" << ports
+                    << "): another port server holds it (it may have leased "
+                       "the port while this one was down), or descriptors "
+                       "ran out";
+  }
   if (replay.leases.empty()) {
     PS_LOG(INFO) << "State file " << path
                  << ": no leases to restore (new or empty journal)";

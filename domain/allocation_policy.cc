@@ -109,7 +109,8 @@ void AllocationPolicy::Thaw() {
 }
 
 size_t AllocationPolicy::Restore(
-    const std::vector<std::pair<uint16_t, Owner>>& leases) {
+    const std::vector<std::pair<uint16_t, Owner>>& leases,
+    std::vector<uint16_t>* unreserved) {
   std::vector<bool> queued(65536, false);
   for (uint16_t port : free_) queued[port] = true;
   size_t restored = 0;
@@ -117,6 +118,11 @@ size_t AllocationPolicy::Restore(
     if (queued[port] && ledger_.Lease(port, owner)) {
       queued[port] = false;
       ++restored;
+      // Its owner may be using it: reserve it without a bind test, so that
+      // neighbouring servers keep off it as they do off a fresh grant.
+      if (!port_probe_.Reserve(port) && unreserved != nullptr) {
+        unreserved->push_back(port);
+      }
     }
   }
   free_.erase(std::remove_if(free_.begin(), free_.end(),

@@ -109,9 +109,13 @@ class AllocationPolicy {
   void ReturnPorts(const std::vector<uint16_t>& ports, bool to_front);
 
   // Restores leases found in the journal, before serving. A lease whose port
-  // is not free in the pool (not in it, or leased already) is skipped.
-  // Returns how many were restored. O(pool + leases).
-  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
+  // is not free in the pool (not in it, or leased already) is skipped. Each
+  // restored port is reserved with the port probe (PortProbe::Reserve); the
+  // ports it could not reserve (another server holds them) stay leased and
+  // are added to `unreserved` if given. Returns how many were restored.
+  // O(pool + leases).
+  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases,
+                 std::vector<uint16_t>* unreserved = nullptr);
 
   // Changes options.sweep_per_request, e.g. once exit notifications work.
   void set_sweep_per_request(size_t n) { sweep_per_request_ = n; }

@@ -70,6 +70,13 @@ class PortProbe {
   // its owner died, or it was not taken. A probe that reserves ports lets go
   // of it.
   virtual void Release(uint16_t port) {}
+
+  // Reserves `port` for a lease restored from the journal, before serving:
+  // no bind test, since its owner may be using it. True if the port is
+  // reserved now (or this probe reserves nothing); false if it cannot be
+  // (another server holds it, or out of descriptors). Either way the domain
+  // keeps the lease and calls Release() when it ends.
+  virtual bool Reserve(uint16_t port) { return true; }
 };
 
 }  // namespace portserver

@@ -341,7 +341,8 @@ std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
 }
 
 size_t PortService::Restore(
-    const std::vector<std::pair<uint16_t, Owner>>& leases) {
+    const std::vector<std::pair<uint16_t, Owner>>& leases,
+    std::vector<uint16_t>* unreserved) {
   std::lock_guard<std::mutex> lock(mu_);
   // Probe each owner once.
   std::map<int64_t, ProcessProbe::Result> seen;
@@ -355,7 +356,7 @@ size_t PortService::Restore(
     }
     if (!OwnerHasEnded(owner, it->second)) alive.push_back(lease);
   }
-  return policy_.Restore(alive);
+  return policy_.Restore(alive, unreserved);
 }
 
 Stats PortService::stats() const {

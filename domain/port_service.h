@@ -161,8 +161,10 @@ class PortService : public RequestHandler {
   // Restores leases read from the journal, before serving: keeps those whose
   // owner has not ended (OwnerHasEnded: a probe error keeps the lease) and
   // whose port is in the pool and not restored already. Returns how many
-  // were restored.
-  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases);
+  // were restored; restored ports the port probe could not reserve
+  // (AllocationPolicy::Restore) are added to `unreserved` if given.
+  size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases,
+                 std::vector<uint16_t>* unreserved = nullptr);
 
   // From now on, journals each grant to `store` and compacts it (rewrites
   // it as a snapshot of the ledger) once the appended records outnumber

@@ -178,6 +178,63 @@ class NeighbourTest(BindableTestCase):
     def test_two_default_servers(self):
         self.check_pair('21140-21159', (), ())
 
+    def check_restored_leases_stay_locked(self, pool, stop):
+        """A lease restored from the journal holds its port's lock again: a
+        neighbour never leases the port while its owner lives."""
+        scratch = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+        self.addCleanup(shutil.rmtree, scratch)
+        state = os.path.join(scratch, 'journal')
+        flags = ('--portserver_state_file=' + state,)
+        owner = compat_test.spawn_sleeper(self)
+        a = self.start_server(pool, extra_args=flags)
+        leased = compat_test.ask(a.address, owner.pid, a.pool)
+        self.assertIsNotNone(leased, a.log())
+        stop(a)
+        a = self.start_server(pool, address=a.address, extra_args=flags)
+        self.assertTrue(log_lines(a, 'restored 1 of 1'), a.log())
+        self.assertTrue(lock_is_held(leased),
+                        'port %d restored for live pid %d, but its lock is '
+                        'free\n%s' % (leased, owner.pid, a.log()))
+        b = self.start_server(pool, extra_args=('--portserver_state_file=none',))
+        granted = [compat_test.ask(b.address, os.getpid(), b.pool)
+                   for _ in b.pool]
+        self.assertNotIn(leased, granted,
+                         'port %d, restored by one server for live pid %d, '
+                         'leased by its neighbour too\n%s\n%s'
+                         % (leased, owner.pid, a.log(), b.log()))
+
+    def test_leases_restored_after_a_clean_stop_keep_their_locks(self):
+        self.check_restored_leases_stay_locked(
+            '21160-21163', lambda s: self.assertEqual(s.stop(), 0, s.log()))
+
+    def test_leases_restored_after_kill_9_keep_their_locks(self):
+        self.check_restored_leases_stay_locked('21164-21167',
+                                               lambda s: s.kill())
+
+    def test_restored_lease_whose_lock_a_neighbour_took_is_reported(self):
+        # While a server is down its locks are gone: a neighbour may lease
+        # the port. The restarted server keeps the lease and says so.
+        pool = '21168-21169'
+        scratch = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+        self.addCleanup(shutil.rmtree, scratch)
+        flags = ('--portserver_state_file=' + os.path.join(scratch, 'j'),)
+        owner = compat_test.spawn_sleeper(self)
+        a = self.start_server(pool, extra_args=flags)
+        leased = compat_test.ask(a.address, owner.pid, a.pool)
+        self.assertIsNotNone(leased, a.log())
+        a.kill()
+        b = self.start_server(pool, extra_args=('--portserver_state_file=none',))
+        taken = [compat_test.ask(b.address, os.getpid(), b.pool)
+                 for _ in b.pool]
+        self.assertIn(leased, taken, b.log())
+        a = self.start_server(pool, address=a.address, extra_args=flags)
+        self.assertTrue(
+            log_lines(a, '1 restored lease(s) without their port lock (%d)'
+                      % leased), a.log())
+        other = compat_test.spawn_sleeper(self)
+        self.assertNotEqual(compat_test.ask(a.address, other.pid, a.pool),
+                            leased, a.log())
+
 
 def lock_is_held(port):
     """True if some process has bound @portserver-port-lock-<port>."""

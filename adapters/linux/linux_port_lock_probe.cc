@@ -58,6 +58,15 @@ bool LinuxPortLockProbe::IsFree(uint16_t port) {
   return IsLeasable(Check(port));
 }
 
+bool LinuxPortLockProbe::Reserve(uint16_t port) {
+  if (held_.count(port) != 0) return true;
+  PortState state;
+  int fd = TryLock(port, &state);
+  if (fd < 0) return false;
+  held_[port] = fd;
+  return true;
+}
+
 void LinuxPortLockProbe::Release(uint16_t port) {
   auto it = held_.find(port);
   if (it == held_.end()) return;

@@ -55,6 +55,10 @@ class LinuxPortLockProbe final : public PortProbe {
   bool IsFree(uint16_t port) override;
   // Gives the port's lock back.
   void Release(uint16_t port) override;
+  // Takes the port's lock without a bind test (a restored lease, whose
+  // owner may have bound it); false if another process holds it or no lock
+  // socket could be made.
+  bool Reserve(uint16_t port) override;
 
   size_t locks_held() const { return held_.size(); }
 
