@@ -149,6 +149,31 @@ class TimeWaitTest(BindableTestCase):
     def test_ipv6_time_wait_ports_come_last(self):
         self.check_family(socket.AF_INET6, '21010-21013')
 
+    def check_live_udp_reuseaddr_socket(self, family, pool):
+        """UDP has no TIME_WAIT: a port a plain bind() cannot take for UDP is
+        used by a live socket (one with SO_REUSEADDR lets another such bind
+        in), and is never handed out, not even as the last resort."""
+        ports = sorted(pool_ports(pool))
+        held = socket.socket(family, socket.SOCK_DGRAM)
+        self.addCleanup(held.close)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(('::' if family == socket.AF_INET6 else '0.0.0.0',
+                   ports[0]))
+        server = self.start_server(pool)
+        granted = [compat_test.ask(server.address, os.getpid(), server.pool)
+                   for _ in ports]
+        self.assertNotIn(ports[0], granted,
+                         'port %d, bound by a live UDP socket, was handed out'
+                         '\n%s' % (ports[0], server.log()))
+        self.assertEqual(sorted(p for p in granted if p is not None),
+                         ports[1:], server.log())
+
+    def test_live_ipv4_udp_socket_with_reuseaddr_is_busy(self):
+        self.check_live_udp_reuseaddr_socket(socket.AF_INET, '21020-21022')
+
+    def test_live_ipv6_udp_socket_with_reuseaddr_is_busy(self):
+        self.check_live_udp_reuseaddr_socket(socket.AF_INET6, '21030-21032')
+
 
 # --------------------------------------------------------------------------
 # Neighbouring servers: never the same port, whatever their flags.

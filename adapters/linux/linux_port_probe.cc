@@ -79,8 +79,11 @@ PortState CheckFor(int type, uint16_t port) {
   PortState state = PortState::kFree;
   for (int family : {AF_INET6, AF_INET}) {
     BindOutcome plain = TryBind(family, type, port, /*reuse_addr=*/false);
-    if (plain == BindOutcome::kInUse) {
-      // Would a bind with SO_REUSEADDR take it (TIME_WAIT)?
+    if (plain == BindOutcome::kInUse && type == SOCK_STREAM) {
+      // Would a bind with SO_REUSEADDR take it (TIME_WAIT)? TCP only: UDP
+      // has no TIME_WAIT, and a bind with SO_REUSEADDR joins a live UDP
+      // socket that set it too, so a UDP port a plain bind() cannot take is
+      // busy.
       plain = TryBind(family, type, port, /*reuse_addr=*/true);
       if (plain == BindOutcome::kBound) state = PortState::kReuseAddrOnly;
     }

@@ -2,9 +2,11 @@
 // portpicker server's _is_port_free() does: TCP (bound and listening) then
 // UDP, each on the IPv6 then the IPv4 wildcard address. Unlike the
 // reference, each bind is first tried without SO_REUSEADDR, as a plain
-// program binds: only if that fails with EADDRINUSE is it tried again with
-// SO_REUSEADDR, and success then means PortState::kReuseAddrOnly (a TCP
-// socket of the port's last user lingers in TIME_WAIT, tcp(7)). A family the
+// program binds: only if a TCP bind fails with EADDRINUSE is it tried again
+// with SO_REUSEADDR, and success then means PortState::kReuseAddrOnly (a TCP
+// socket of the port's last user lingers in TIME_WAIT, tcp(7)). UDP is never
+// retried: it has no TIME_WAIT, and SO_REUSEADDR would join a live UDP
+// socket that set it too, so such a UDP port is kBusy. A family the
 // host lacks (socket() fails with EAFNOSUPPORT) is skipped; running out of
 // descriptors or memory is kUnknown; any other failure means kBusy.
 // IPV6_V6ONLY is left at the system default, as in the reference, so on a
@@ -31,7 +33,8 @@ class LinuxPortProbe final : public PortProbe {
   // kFree if `port` could be bound without SO_REUSEADDR for TCP and for UDP
   // on every address family for which a socket could be created, and at
   // least one family worked for each protocol; kReuseAddrOnly if some of
-  // those binds needed SO_REUSEADDR; kBusy if one failed even with it (or
+  // the TCP binds needed SO_REUSEADDR; kBusy if one failed even with it, or
+  // a UDP bind failed (or
   // no family worked); kUnknown if socket() failed for want of descriptors
   // or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM). Port 0 is kBusy.
   PortState Check(uint16_t port) override;
