@@ -63,6 +63,18 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
   d.named_pid = pid;
   if (pid <= 0) {
     d.outcome = Outcome::kInvalidPid;
+  } else if (peer.known && peer.pid == 0) {
+    // The kernel reports pid 0 for a caller this server's pid namespace
+    // cannot see (the server runs in a container sharing the host's
+    // network): the pid it names means nothing here, and no lease can
+    // follow the caller.
+    d.outcome = Outcome::kNoSuchProcess;
+    d.detail =
+        "the caller is outside the server's pid namespace (its pid "
+        "is 0 here): pid " +
+        std::to_string(pid) +
+        " cannot be resolved; run the server in the callers' pid "
+        "namespace";
   } else {
     // Map first: pid 1 of a caller's own pid namespace (a container's
     // entrypoint asking for itself) is a process like any other here.

@@ -19,7 +19,8 @@
 namespace portserver {
 
 // Who is on the other end, as the kernel reports it (SO_PEERCRED on Linux).
-// `known` is false where the transport cannot tell.
+// `known` is false where the transport cannot tell. A known `pid` of 0 is
+// a caller the server's pid namespace cannot see (SO_PEERCRED, unix(7)).
 struct PeerCredentials {
   bool known = false;
   int64_t pid = 0;

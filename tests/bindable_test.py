@@ -261,6 +261,49 @@ class NeighbourTest(BindableTestCase):
                             leased, a.log())
 
 
+class ServerInPidNamespaceTest(BindableTestCase):
+    """The server in a pid namespace of its own (a container sharing the
+    host's network) cannot see a caller outside it: the kernel reports the
+    caller's pid as 0, and the pid it names means nothing here. Such a
+    request is denied, never leased to whichever process of the server's
+    namespace has that number."""
+
+    def test_caller_outside_the_servers_pid_namespace_is_denied(self):
+        address = compat_test.new_address()
+        # The server is pid 1 of its namespace, the sleep pid 2.
+        argv = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child',
+                'sh', '-c', 'sleep 1000 & exec "$0" "$@"',
+                compat_test.PORTSERVER_BIN, '--portserver_address=' + address,
+                '--portserver_static_pool=21200-21203',
+                '--portserver_state_file=none']
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
+
+        def stop():
+            proc.kill()
+            proc.wait()
+        self.addCleanup(stop)
+        stderr = compat_test.LineCollector(proc.stderr)
+        serving = stderr.wait_for(lambda line: 'Serving on ' + address in line,
+                                  timeout=compat_test.STARTUP_TIMEOUT)
+        if serving is None and proc.poll() is not None and not any(
+                'Serving' in line for line in stderr.lines):
+            self.skipTest('cannot start a server in a pid namespace here: %s'
+                          % stderr.text())
+        self.assertIsNotNone(serving, stderr.text())
+        for pid in (2, os.getpid()):
+            got = compat_test.ask(address, pid)
+            self.assertIsNone(got, 'a caller outside the server\'s pid '
+                              'namespace naming pid %d got port %r\n%s'
+                              % (pid, got, stderr.text()))
+        found = stderr.wait_for(
+            lambda line: "outside the server's pid namespace" in line,
+            timeout=10)
+        self.assertIsNotNone(found, 'the denial is not explained\n%s'
+                             % stderr.text())
+
+
 def lock_is_held(port):
     """True if some process has bound @portserver-port-lock-<port>."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
