@@ -113,6 +113,12 @@ absl::Status Server::Serve() {
     if (service_.DetachStore()) {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " removed: no live leases to keep";
+    } else if (service_.journal_behind()) {
+      PS_LOG(ERROR) << "State file " << journal_path_
+                    << " kept, but it lacks the leases granted while it "
+                       "could not be written (journal-missed-grants): a "
+                       "restart restores only those it holds, of "
+                    << s.leased_ports << " live lease(s)";
     } else {
       PS_LOG(INFO) << "State file " << journal_path_ << " kept: "
                    << s.leased_ports << " live lease(s)";

@@ -259,6 +259,11 @@ bool PortService::DetachStore() {
   return removed;
 }
 
+bool PortService::journal_behind() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return journal_behind_;
+}
+
 StoreResult PortService::CompactLocked() {
   StoreResult r = store_->Replace(JournalSnapshot(ledger_.Leases()));
   if (r.ok) {

@@ -183,6 +183,11 @@ class PortService : public RequestHandler {
   // write a behind journal and returns false. Detaches the store either way.
   bool DetachStore();
 
+  // True while the journal is behind (see AttachStore): it lacks the grants
+  // made since a write failed. Stays as the last attempt left it after
+  // DetachStore().
+  bool journal_behind() const;
+
   Stats stats() const;
 
   // --- The extended protocol (domain/port_service_control.cc). ---

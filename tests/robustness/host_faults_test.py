@@ -4,7 +4,8 @@ hygiene of its state.
   DiskFullTest        a real full filesystem (a small tmpfs mounted by the
                       test), then space comes back: the journal then holds
                       every live lease, so a kill -9 and restart keep them;
-                      the outage is logged once and counted.
+                      the outage is logged once and counted; a clean
+                      stop while it lasts says what the journal lacks.
   DeletedJournalTest  the journal and its lock are deleted while the server
                       runs: it writes a fresh journal and re-takes the lock.
   CleanStopTest       a clean stop with no live lease leaves no file; with
@@ -124,6 +125,27 @@ class DiskFullTest(FaultTestBase):
             self.assertNotIn(port, held, 'port %d of a live owner was handed '
                              'out again after the restart' % port)
 
+
+    def test_clean_stop_while_the_journal_is_behind_says_what_it_lacks(self):
+        journal = os.path.join(self.mount, 'x.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        self.lease(server, owner, 2)
+        self.fill()
+        start = server.stderr.count()
+        for _ in range(600):
+            self.lease(server, owner, 1)
+            if server.stderr.wait_for(lambda l: 'cannot be written' in l,
+                                      start=start, timeout=0) is not None:
+                break
+        self.lease(server, owner, 3)  # Not journaled: the disk is still full.
+        start = server.stderr.count()
+        self.assertEqual(server.stop(), 0, server.log())
+        kept = [l for l in messages(server, start) if 'State file' in l]
+        self.assertTrue(kept, server.log())
+        self.assertIn('lacks', kept[-1].split(journal, 1)[-1], 'a clean stop with the journal '
+                      'behind must say that it lacks leases, not that it '
+                      'keeps them all:\n%s' % server.log())
 
 class DeletedJournalTest(FaultTestBase):
     POOL = '35000-35099'
