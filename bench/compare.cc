@@ -27,7 +27,7 @@
 //   --startup_runs=7  --deny_repeat=50  --reference_deny_repeat=3
 //   --ports_per_owner=1000 (leases per sleep process)
 //   --ours=app/portserver  --ceiling=bench/ceiling_server
-//   --reference="/usr/bin/python3 /usr/bin/portserver"
+//   --reference="/usr/bin/python3 /usr/lib/python3/dist-packages/portserver.py"
 //   --chart=FILE.svg|.png (relative to the workspace under `bazel run`;
 //                     needs gnuplot) --csv=FILE (raw figures, same base)
 //
@@ -761,7 +761,7 @@ int main(int argc, char** argv) {
   std::string ours = flags.Get("ours", runfiles + "app/portserver");
   std::string ceiling = flags.Get("ceiling", runfiles + "bench/ceiling_server");
   std::string reference =
-      flags.Get("reference", "/usr/bin/python3 /usr/bin/portserver");
+      flags.Get("reference", "/usr/bin/python3 /usr/lib/python3/dist-packages/portserver.py");
   std::vector<std::string> wanted =
       Split(flags.Get("servers", "ours,reference,ceiling"), ',');
   c.only = Split(flags.Get("only", "throughput,deny,startup,memory,multi"), ',');

@@ -2,7 +2,7 @@
 """Black-box compatibility tests of //app:portserver.
 
 The binary must be a drop-in replacement for Google's python portserver
-(/usr/bin/portserver): the real, unmodified `portpicker` client module talks to
+(python3-portpicker): the real, unmodified `portpicker` client module talks to
 it over an AF_UNIX stream socket ("<pid>\\n" -> "<port>\\n", or a close
 without a reply for a denial).
 
