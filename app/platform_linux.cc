@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -258,6 +259,34 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
       new LinuxAdapters(std::move(*transport), std::move(*reserved)));
 }
 
+namespace {
+
+// One journal per server. Servers on different addresses are different
+// servers. An abstract address (`@name`) exists once per network namespace:
+// `@x` in a container, an `unshare -n` or a Bazel `block-network` test is
+// another server than `@x` on the host, with other ports, so its journal is
+// named after the namespace too (the inode of /proc/self/ns/net, unique
+// while the namespace lives). A path address names one filesystem object,
+// which only one server can listen on, whichever namespace it runs in (a
+// bind mount reaches that same server): its journal is keyed by the path
+// alone, and the journal's lock keeps a second server off it.
+std::string DefaultJournalName(const std::string& address) {
+  bool abstract = !address.empty() && address[0] == '@';
+  std::string name;
+  for (char c : address.substr(abstract ? 1 : 0)) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    name.push_back(plain ? c : '_');
+  }
+  struct stat netns;
+  if (abstract && stat("/proc/self/ns/net", &netns) == 0) {
+    absl::StrAppend(&name, ".netns-", static_cast<uint64_t>(netns.st_ino));
+  }
+  return name + ".journal";
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents) {
   if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
@@ -270,15 +299,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
                           : "/tmp/portserver-" + std::to_string(geteuid());
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
     if (!made.ok()) return made;
-    // One journal per address: servers on different addresses are
-    // different servers.
-    std::string name;
-    for (char c : options.address.substr(options.address[0] == '@' ? 1 : 0)) {
-      bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-      name.push_back(plain ? c : '_');
-    }
-    *path = dir + "/" + name + ".journal";
+    *path = dir + "/" + DefaultJournalName(options.address);
   }
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,

@@ -56,6 +56,33 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   for (const std::string& problem : replay.problems) {
     PS_LOG(WARNING) << "State file " << path << ": " << problem;
   }
+  // A journal of this address written under another pool (the flag was
+  // changed between runs) holds leases this server cannot keep: it has no
+  // such ports to lease. Dropping them is said, never silent: the owners,
+  // if alive, are no longer protected by this journal.
+  {
+    std::vector<bool> in_pool(65536, false);
+    for (uint16_t port : options_.pool) in_pool[port] = true;
+    std::vector<uint16_t> outside;
+    for (const auto& lease : replay.leases) {
+      if (!in_pool[lease.first]) outside.push_back(lease.first);
+    }
+    if (!outside.empty()) {
+      std::string ports;
+      for (size_t i = 0; i < outside.size() && i < 20; ++i) {
+        absl::StrAppend(&ports, i == 0 ? "" : ", ", outside[i]);
+      }
+      if (outside.size() > 20) absl::StrAppend(&ports, ", ...");
+      PS_LOG(WARNING) << "State file " << path << ": dropping "
+                      << outside.size()
+                      << " journaled lease(s) on ports outside this server's "
+                         "pool "
+                      << options_.pool_spec << " (" << ports
+                      << "), journaled under another pool: the journal is "
+                         "rewritten without them, so their owners, if still "
+                         "alive, are no longer protected by it";
+    }
+  }
   std::vector<uint16_t> unreserved;
   size_t restored = service_.Restore(replay.leases, &unreserved);
   if (!unreserved.empty()) {

@@ -10,6 +10,9 @@ hygiene of its state.
                       runs: it writes a fresh journal and re-takes the lock.
   CleanStopTest       a clean stop with no live lease leaves no file; with
                       live leases the journal stays.
+  NetnsJournalTest    default servers on one abstract address in two
+                      network namespaces keep apart journals; leases
+                      outside the pool are dropped loudly.
   StartupLineTest     the start-up line says what was restored.
 """
 
@@ -215,6 +218,68 @@ class CleanStopTest(FaultTestBase):
         self.assertEqual(len(journals), 1, os.listdir(state_dir))
         server = self.start_default(runtime)
         self.assert_stats(server, {'leased-ports': len(held)})
+
+
+class NetnsJournalTest(FaultTestBase):
+    """Default servers on one abstract address in two network namespaces.
+
+    `@x` exists once per network namespace: a server in `unshare -n` (a
+    container, a Bazel block-network test) is another server than the
+    host's, with its own journal.
+    """
+    POOL = '35300-35309'
+    OTHER_POOL = '35310-35319'
+
+    def start_default(self, runtime, pool, netns=False):
+        server = harness.Server(
+            pool, address=self.address,
+            env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+        if netns:
+            server.argv = ['unshare', '-n'] + server.argv  # Execs: same pid.
+        self.servers.append(server)
+        return server.start()
+
+    def test_servers_in_two_netns_do_not_share_the_default_journal(self):
+        runtime = os.path.join(self.workdir, 'runtime')
+        os.makedirs(runtime, exist_ok=True)
+        host = self.start_default(runtime, self.POOL)
+        other = self.start_default(runtime, self.OTHER_POOL, netns=True)
+        self.assertTrue(other.running, other.log())
+        self.assertEqual(other.stop(), 0, other.log())
+        self.assertEqual(host.stop(), 0, host.log())
+
+    def test_other_netns_leaves_the_host_journal_alone(self):
+        runtime = os.path.join(self.workdir, 'runtime2')
+        os.makedirs(runtime, exist_ok=True)
+        host = self.start_default(runtime, self.POOL)
+        owner = self.owner()
+        held = self.lease(host, owner, 3)
+        self.assertEqual(host.stop(), 0)
+        # While the host server is down, a server in another namespace on
+        # the same address and another pool starts and stops cleanly.
+        other = self.start_default(runtime, self.OTHER_POOL, netns=True)
+        self.assertFalse(any('dropping' in l for l in messages(other)),
+                         other.log())
+        self.assertEqual(other.stop(), 0, other.log())
+        host = self.start_default(runtime, self.POOL)
+        self.assert_stats(host, {'leased-ports': len(held)})
+
+    def test_leases_outside_the_pool_are_not_dropped_silently(self):
+        journal = os.path.join(self.workdir, 'pools.journal')
+        server = self.start_server(
+            self.POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.stop(), 0)
+        server = self.start_server(
+            self.OTHER_POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        warned = [l for l in messages(server)
+                  if 'outside this server' in l and l.startswith('W')]
+        self.assertEqual(len(warned), 1, server.log())
+        for port in held:
+            self.assertIn(str(port), warned[0])
 
 
 class StartupLineTest(FaultTestBase):
