@@ -208,6 +208,7 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
                             "': ", pool.error));
   }
   o.pool = std::move(pool.ports);
+  o.pool_spec = std::move(pool.canonical);  // " 10-20" logs as "10-20".
   o.address = FLAGS_portserver_address;
   if (o.address.empty() || o.address == "@") {
     return Bad("empty --portserver_address");

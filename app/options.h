@@ -21,7 +21,7 @@
 namespace portserver {
 
 struct Options {
-  std::string pool_spec;        // As given, e.g. "15000-24999".
+  std::string pool_spec;        // Without blanks, e.g. "15000-24999".
   std::vector<uint16_t> pool;   // Parsed, in round-robin order.
   std::string address;          // "@name" (abstract) or a path.
   // More addresses served alike (--portserver_extra_addresses), in order.

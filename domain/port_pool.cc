@@ -73,6 +73,12 @@ PortPoolParse ParsePortPool(std::string_view spec) {
     if (*first > *last) {
       return Fail("range " + Quote(item) + " ends before it starts");
     }
+    if (!result.canonical.empty()) result.canonical += ',';
+    result.canonical += std::to_string(*first);
+    if (dash != std::string_view::npos) {
+      result.canonical += '-';
+      result.canonical += std::to_string(*last);
+    }
     for (uint32_t port = *first; port <= *last; ++port) {
       if (seen->test(port)) {
         return Fail("range " + Quote(item) + " overlaps an earlier range at port " +

@@ -21,6 +21,14 @@ TEST(PortPool, ParsesSeveralRangesInGivenOrder) {
   EXPECT_EQ(p.ports, (std::vector<uint16_t>{30, 31, 10, 11, 20}));
 }
 
+TEST(PortPool, CanonicalSpellingDropsBlanks) {
+  EXPECT_EQ(ParsePortPool(" 10-20").canonical, "10-20");
+  EXPECT_EQ(ParsePortPool("\t10 - 20 ,30 , 40-41\t").canonical,
+            "10-20,30,40-41");
+  EXPECT_EQ(ParsePortPool("15000-24999").canonical, "15000-24999");
+  EXPECT_EQ(ParsePortPool(" 10-20").ports, ParsePortPool("10-20").ports);
+}
+
 TEST(PortPool, AcceptsWholePortSpace) {
   PortPoolParse p = ParsePortPool("1-65535");
   ASSERT_TRUE(p.ok) << p.error;

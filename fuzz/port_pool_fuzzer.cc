@@ -3,7 +3,8 @@
 // Properties:
 //   - ParsePortPool never crashes (and ASan/UBSan see nothing wrong).
 //   - If ok: at least one port, every port within 1-65535, no port twice,
-//     and no error.
+//     and no error; `canonical` has no blank and parses to the same ports
+//     in the same order (it is what the logs quote as the pool).
 //   - If not ok: the error is one non-empty line (it goes into the one-line
 //     "portserver: error: ..." message).
 #include <bitset>
@@ -39,6 +40,12 @@ void Check(std::string_view spec) {
                in + ": port " + std::to_string(port) + " twice in the pool");
     seen->set(port);
   }
+  FUZZ_CHECK(p.canonical.find_first_of(" \t") == std::string::npos,
+             in + ": canonical '" + Printable(p.canonical) + "' has a blank");
+  PortPoolParse again = ParsePortPool(p.canonical);
+  FUZZ_CHECK(again.ok && again.ports == p.ports && again.canonical == p.canonical,
+             in + ": canonical '" + Printable(p.canonical) +
+                 "' does not parse to the same pool");
 }
 
 }  // namespace
