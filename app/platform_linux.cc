@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <optional>
@@ -83,10 +84,17 @@ uint64_t DescriptorsWanted(const Options& options) {
          options.max_connections;
 }
 
-// Raises the soft RLIMIT_NOFILE to the hard one, and warns when even that
-// is too low for the pool: past the limit, requests are denied (the port
-// probe cannot take a lock; counted as port-probe-failures), never served
-// without a lock.
+// Raises the soft RLIMIT_NOFILE to the hard one, then says what the limit
+// allows. A fully leased pool needs a lock per port and, at worst, a pidfd
+// per port (one owner each): DescriptorsWanted(). Below that:
+// - if even a lock per port does not fit, a WARNING: some ports of the pool
+//   can never be leased at once (requests are denied past that, counted as
+//   port-probe-failures, never served without a lock);
+// - if the locks fit but not a pidfd per port too, an INFO line: every port
+//   can be leased, and only more distinct live owners at once than it names
+//   (thousands of processes each holding a port) could run out. That is
+//   the default pool (10,000 ports, wanting 21,152) under a common hard
+//   limit of 20,000, which is no real risk, so it is not a warning.
 void RaiseDescriptorLimit(const Options& options) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -95,19 +103,30 @@ void RaiseDescriptorLimit(const Options& options) {
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
   }
   uint64_t wanted = DescriptorsWanted(options);
-  if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < wanted) {
-    uint64_t fixed = 128 + options.max_connections;
-    uint64_t spare = limit.rlim_cur > fixed ? limit.rlim_cur - fixed : 0;
-    PS_LOG(WARNING) << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
-                    << ", below the " << wanted << " a fully leased pool of "
-                    << options.pool.size()
-                    << " ports may need (a lock per leased port, a pidfd per "
-                       "owner, the connections): requests may be denied "
-                       "past about "
-                    << spare / 2 << " leased ports (one per owner) or "
-                    << spare
-                    << " (few owners). Raise the hard limit (ulimit -Hn, "
-                       "systemd LimitNOFILE=) to lift it";
+  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+  uint64_t pool = options.pool.size();
+  uint64_t fixed = 128 + options.max_connections;
+  uint64_t spare = limit.rlim_cur > fixed ? limit.rlim_cur - fixed : 0;
+  if (spare < pool + 1) {  // Not even a lock per port and one owner's pidfd.
+    PS_LOG(WARNING)
+        << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
+        << ": at most about " << (spare > 0 ? spare - 1 : 0) << " of the "
+        << pool << " pool ports can be leased at once (each leased port "
+        << "holds a lock descriptor; " << fixed
+        << " are kept for connections and the server). Past that, requests "
+           "are denied (port-probe-failures), never served without a lock. "
+           "Raise the hard limit to "
+        << wanted
+        << " (ulimit -Hn as root, systemd LimitNOFILE=) or shrink the pool";
+  } else {
+    PS_LOG(INFO)
+        << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
+        << ": enough to lease all " << pool << " pool ports, to up to about "
+        << std::min<uint64_t>(pool, spare / 2)
+        << " distinct live owners at once (each leased port holds a lock "
+           "descriptor, each owner a pidfd). More owners at once than that "
+           "could run out; a hard limit of "
+        << wanted << " covers every case (ulimit -Hn, systemd LimitNOFILE=)";
   }
 }
 

@@ -1,16 +1,69 @@
 """Black-box tests of //app:portserver: what the start-up lines say.
 
+  DescriptorLimitTest  the descriptor-limit line: a warning only when some
+                       pool ports could never be leased at once; otherwise
+                       one INFO line with the figures (the default pool
+                       under a hard limit of 20,000).
   PoolSpellingTest     a pool written with blanks (' 10-20') is served and
                        logged without them, as "pool 10-20".
 """
 
+import resource
+
 import harness
+
+MAX_CONNECTIONS = 16
+FIXED = 128 + MAX_CONNECTIONS   # Descriptors kept for connections and us.
 
 
 def messages(server):
     with server.stderr.cond:
         lines = list(server.stderr.lines)
     return [l for l in lines if harness.LOG_LINE_RE.match(l)]
+
+
+def limit_descriptors(n):
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+    return preexec
+
+
+class DescriptorLimitTest(harness.ServerTestCase):
+    POOL = '35400-35499'    # 100 ports: a full lease wants 2*100 + FIXED.
+
+    def start_limited(self, limit):
+        return self.start_server(
+            self.POOL,
+            args=['--portserver_state_file=none',
+                  '--portserver_max_connections=%d' % MAX_CONNECTIONS],
+            preexec_fn=limit_descriptors(limit))
+
+    def limit_lines(self, server):
+        return [l for l in messages(server) if 'RLIMIT_NOFILE' in l]
+
+    def test_locks_fit_but_not_a_pidfd_per_port_is_information(self):
+        limit = FIXED + 100 + 50    # Every port, up to 75 owners at once.
+        server = self.start_limited(limit)
+        lines = self.limit_lines(server)
+        self.assertEqual(len(lines), 1, server.log())
+        self.assertTrue(lines[0].startswith('I'), lines[0])
+        self.assertIn('enough to lease all 100 pool ports', lines[0])
+        self.assertIn('up to about 75 distinct live owners', lines[0])
+        self.assertIn(str(2 * 100 + FIXED), lines[0])
+
+    def test_pool_larger_than_the_limit_is_a_warning(self):
+        limit = FIXED + 60          # At most 59 ports, for one owner.
+        server = self.start_limited(limit)
+        lines = self.limit_lines(server)
+        self.assertEqual(len(lines), 1, server.log())
+        self.assertTrue(lines[0].startswith('W'), lines[0])
+        self.assertIn('at most about 59 of the 100 pool ports', lines[0])
+        self.assertIn('Raise the hard limit to %d' % (2 * 100 + FIXED),
+                      lines[0])
+
+    def test_enough_descriptors_says_nothing(self):
+        server = self.start_limited(2 * 100 + FIXED)
+        self.assertEqual(self.limit_lines(server), [], server.log())
 
 
 class PoolSpellingTest(harness.ServerTestCase):
