@@ -6,7 +6,9 @@
 and replaced at random. A ledger of the ports each LIVE owner holds (live:
 from its spawn until it is killed and reaped) catches any port granted while
 another live owner holds it. Afterwards the server's open file descriptors
-must be back to their baseline and its memory must not have grown.
+must be back to their baseline and its memory must not have grown (under a
+sanitizer's allocator, from after a settling run of the same length: see
+SANITIZER_SETTLING_REQUESTS).
 """
 
 import os
@@ -39,6 +41,32 @@ FD_SLACK = 2
 # >= 2.6 kB per owner (400 owners come and go), and of any buffer per
 # connection.
 MEMORY_BOUND_KB = 1024  # Growth of Anonymous (see memory_kb in harness.py).
+# Under a sanitizer's allocator (ASan's, TSan's: sanitizer_common's
+# SizeClassAllocator64) each size class has its own region, mapped 64 kB at
+# a time and never given to another class, so the footprint is the sum of
+# every class's peak, not the peak of the sum: it still rises through the
+# first full-length run after a 3,000-request warm-up, long after the live
+# heap has stopped growing. Measured (.ci/sanitizers.sh's ASAN_OPTIONS,
+# quarantine off), 20,000-request windows after the warm-up: Anonymous
+# +692, +100, +48, +44, +12, +48 kB; +692, +92, +4, +8, -12, +52 kB, while
+# __sanitizer_get_current_allocated_bytes() read 599,159 bytes after the
+# warm-up and again after windows 1, 3 and 5 (never above 601,047), and
+# __sanitizer_get_heap_size() went 3.9 MB, 5.2 MB, then 5.35 MB for good.
+# The plain build's glibc heap ("in use bytes", malloc_stats) stays within
+# 632..645 kB over eight such windows. So under a sanitizer the baseline is
+# taken after a settling run of the same length as the measured one, and the
+# bound (unchanged) applies to the measured run: a leak of >= 50 bytes per
+# request still fails it.
+SANITIZER_SETTLING_REQUESTS = REQUESTS
+
+
+def sanitizer_allocator(binary):
+    """True if `binary` is built with ASan, TSan or MSan (whose runtimes
+    replace malloc with sanitizer_common's allocator)."""
+    with open(binary, 'rb') as f:
+        image = f.read()
+    return any(name in image
+               for name in (b'__asan_init', b'__tsan_init', b'__msan_init'))
 
 
 class Ledger(object):
@@ -214,6 +242,15 @@ class StressTest(harness.ServerTestCase):
             self.ledger.add_owner()
         self.run_clients(server, WARMUP_REQUESTS, seed=1)
         self.release_and_reclaim(server)
+        settling = 0
+        if sanitizer_allocator(harness.PORTSERVER_BIN):
+            # Not measured for memory; still checked for double leases.
+            settling = SANITIZER_SETTLING_REQUESTS
+            mem_before_settling = harness.memory_kb(server.pid)
+            for _ in range(LIVE_OWNERS - 1):
+                self.ledger.add_owner()
+            self.run_clients(server, settling, seed=3)
+            self.release_and_reclaim(server)
         mem_warm = harness.memory_kb(server.pid)
         warm_granted, warm_denied = self.granted, self.denied
 
@@ -240,6 +277,12 @@ class StressTest(harness.ServerTestCase):
         # its binary's page-cache pages while they await writeback.
         key = 'Anonymous' if 'Anonymous' in mem_warm else 'VmRSS'
         growth = mem_end[key] - mem_warm[key]
+        if settling:
+            print('\nsanitizer allocator: baseline taken after a settling run '
+                  'of %d requests; %s grew %+d kB in it (not bounded), from '
+                  '%r' % (settling, key,
+                          mem_warm[key] - mem_before_settling[key],
+                          mem_before_settling))
         print('\nstress figures: %d requests in the run (%d granted, %d '
               'denied) in %.1f s = %.0f requests/s with %d threads; warm-up '
               '%d requests; owners killed %d in the run, %d in all, %d '
@@ -275,9 +318,10 @@ class StressTest(harness.ServerTestCase):
                           server.log()))
         self.assertLess(growth, MEMORY_BOUND_KB,
                         'server memory grew by %d kB (%s) over %d requests '
-                        'once all leases were reclaimed: after warm-up %r, '
+                        'once all leases were reclaimed: after warm-up%s %r, '
                         'after the run %r' % (growth, key, REQUESTS,
-                                              mem_warm, mem_end))
+                                              ' and settling' if settling
+                                              else '', mem_warm, mem_end))
 
 
 if __name__ == '__main__':
