@@ -83,7 +83,10 @@ absl::StatusOr<ParsedReply> ControlExchange(const std::string& address,
     char buffer[8192];
     ssize_t n = recv(fd.get(), buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == ECONNRESET && reply.empty()) break;
+    // A server that answers before reading all of an overlong request
+    // closes with bytes unread, and the kernel resets the connection after
+    // the reply: the reply is whole or not by its "end" line, as at EOF.
+    if (n < 0 && errno == ECONNRESET) break;
     if (n < 0) return IoError("cannot read from", address, errno);
     if (n == 0) break;
     reply.append(buffer, static_cast<size_t>(n));

@@ -371,6 +371,13 @@ class WireTest(ControlTestCase):
         self.assertIn(b'code=malformed', too_long)
         self.assertIn(b'4096', too_long)
 
+    def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
+        # The server answers, then closes with the rest of the request
+        # unread: the kernel resets the connection after the reply.
+        code, out, err = self.ctl('leases', '--label', 'x' * 20000)
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('longer than', err)
+
     def test_plain_requests_keep_their_meaning(self):
         # 20 bytes at most, silent close on a denial or a malformed request
         # (anything not starting with "portserver/" is a plain request).
