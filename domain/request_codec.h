@@ -20,8 +20,9 @@ namespace portserver {
 inline constexpr size_t kMaxRequestBytes = 20;
 
 // The longest extended request (docs/protocol.md; domain/control_protocol.h),
-// newline included.
-inline constexpr size_t kMaxExtendedRequestBytes = 4096;
+// newline included. Room for a release of kMaxPortsPerRequest (1024) 5-digit
+// ports: "portserver/1 release ports=" + 1024 * 6 bytes is 6171 bytes.
+inline constexpr size_t kMaxExtendedRequestBytes = 8192;
 
 // Every extended request starts with this (then the protocol version). The
 // python client sends only "<pid>\n"; anything else that is not a pid

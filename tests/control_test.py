@@ -361,15 +361,15 @@ class WireTest(ControlTestCase):
     def test_extended_requests_always_get_a_reply(self):
         for payload in (b'portserver/1 frobnicate\n', b'portserver/9 status\n',
                         b'portserver/1 who\n', b'portserver/x\n',
-                        b'portserver/' + b'p' * 5000, b'portserver/1 status'):
+                        b'portserver/' + b'p' * 9000, b'portserver/1 status'):
             reply = raw_exchange(self.server.address, payload)
             self.assertRegex(reply.decode(), r'^portserver/1 (ok|error)',
                              payload[:40])
             self.assertTrue(reply.endswith(b'end\n'), reply)
         too_long = raw_exchange(self.server.address,
-                                b'portserver/' + b'p' * 5000)
+                                b'portserver/' + b'p' * 9000)
         self.assertIn(b'code=malformed', too_long)
-        self.assertIn(b'4096', too_long)
+        self.assertIn(b'8192', too_long)
 
     def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
         # The server answers, then closes with the rest of the request
@@ -398,6 +398,20 @@ class WireTest(ControlTestCase):
         self.assertEqual(code, 0, err)
         self.assertRegex(out, r'^portserver \S+ \(protocol 1\) at %s, up \d+s'
                          % re.escape(self.server.address))
+
+
+class BigReleaseTest(ControlTestCase):
+    POOL_SIZE = 1024
+
+    def test_release_of_the_documented_maximum_of_ports(self):
+        # docs/protocol.md: release takes at most 1024 ports; written as
+        # 5-digit ports, that request must fit the request limit.
+        owner = self.sleeper()
+        ports, _ = self.portpicker('-n', '1024', str(owner.pid))
+        self.assertEqual(len(set(ports)), 1024)
+        code, out, err = self.ctl('release', *map(str, ports))
+        self.assertEqual(code, 0, out + err)
+        self.assertEqual(self.ctl_json('leases')['leases'], [])
 
 
 class OtherUsersTestCase(ControlTestCase):
