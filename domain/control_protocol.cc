@@ -43,11 +43,14 @@ std::optional<int> ParseMagic(std::string_view word) {
   std::string_view magic = kControlMagic;
   if (word.substr(0, magic.size()) != magic) return std::nullopt;
   std::string_view digits = word.substr(magic.size());
-  if (digits.empty() || digits.size() > 6) return std::nullopt;
+  if (digits.empty()) return std::nullopt;
+  // Any number of digits is a version (1*DIGIT); one too big for an int is
+  // still newer than ours, so it saturates instead of being malformed.
+  constexpr int kHuge = 1000000;
   int version = 0;
   for (char c : digits) {
     if (c < '0' || c > '9') return std::nullopt;
-    version = version * 10 + (c - '0');
+    version = std::min(version * 10 + (c - '0'), kHuge);
   }
   return version;
 }
@@ -159,7 +162,8 @@ ControlRequest ParseControlRequest(std::string_view line) {
   r.version = *version;
   if (*version > kControlProtocolVersion) {
     r.unsupported_version = true;
-    r.error = "protocol version " + std::to_string(*version) +
+    r.error = "protocol version " +
+              std::string(words[0].substr(sizeof(kControlMagic) - 1)) +
               " is not supported; this server speaks " + kControlMagic +
               std::to_string(kControlProtocolVersion);
     return r;

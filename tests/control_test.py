@@ -371,6 +371,20 @@ class WireTest(ControlTestCase):
         self.assertIn(b'code=malformed', too_long)
         self.assertIn(b'8192', too_long)
 
+    def test_any_newer_version_is_unsupported_not_malformed(self):
+        # version = 1*DIGIT: a newer client learns what this server speaks,
+        # however many digits its version has.
+        for version in (b'2', b'1000000', b'9' * 30):
+            reply = raw_exchange(self.server.address,
+                                 b'portserver/' + version + b' status\n')
+            self.assertTrue(reply.startswith(
+                b'portserver/1 error code=unsupported-version '), reply)
+            self.assertIn(version, reply)
+            self.assertTrue(reply.endswith(b'end\n'), reply)
+        reply = raw_exchange(self.server.address,
+                             b'portserver/0000001 version\n')
+        self.assertTrue(reply.startswith(b'portserver/1 ok '), reply)
+
     def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
         # The server answers, then closes with the rest of the request
         # unread: the kernel resets the connection after the reply.
