@@ -66,6 +66,24 @@ bool IsToken(std::string_view word) {
   return true;
 }
 
+// A request's word for an error message: as sent, but for control and
+// non-ASCII bytes, written %XX so that logs stay one plain line. ('%' stays:
+// the message is percent-encoded once more on the wire, like any value.)
+std::string QuoteWord(std::string_view word) {
+  std::string out;
+  for (char ch : word) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7f) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 // Parses "k=v" words into `fields`; returns an error text or "".
 std::string ParseFields(const std::vector<std::string_view>& words,
                         size_t first, Fields& fields) {
@@ -73,11 +91,11 @@ std::string ParseFields(const std::vector<std::string_view>& words,
     std::string_view word = words[i];
     size_t eq = word.find('=');
     if (eq == std::string_view::npos || !IsToken(word.substr(0, eq))) {
-      return "bad argument \"" + PercentEncode(word) + "\": want key=value";
+      return "bad argument \"" + QuoteWord(word) + "\": want key=value";
     }
     std::optional<std::string> value = PercentDecode(word.substr(eq + 1));
     if (!value) {
-      return "bad percent-encoding in \"" + PercentEncode(word) + "\"";
+      return "bad percent-encoding in \"" + QuoteWord(word) + "\"";
     }
     fields.emplace_back(std::string(word.substr(0, eq)), std::move(*value));
   }

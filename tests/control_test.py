@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 import unittest
+import urllib.parse
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -384,6 +385,18 @@ class WireTest(ControlTestCase):
         reply = raw_exchange(self.server.address,
                              b'portserver/0000001 version\n')
         self.assertTrue(reply.startswith(b'portserver/1 ok '), reply)
+
+    def test_error_message_quotes_the_request_as_sent(self):
+        # The message is percent-encoded once, as every value; decoded, it
+        # shows the bad word as the client sent it.
+        for word in (b'pid=%zz', b'label=50%', b'Bad=1', b'a%20b'):
+            reply = raw_exchange(self.server.address,
+                                 b'portserver/1 allocate ' + word + b'\n')
+            fields = dict(f.split(b'=', 1)
+                          for f in reply.split(b'\n', 1)[0].split()[2:])
+            self.assertEqual(fields[b'code'], b'malformed', reply)
+            message = urllib.parse.unquote_to_bytes(fields[b'message'])
+            self.assertIn(b'"' + word + b'"', message)
 
     def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
         # The server answers, then closes with the rest of the request
