@@ -188,6 +188,15 @@ void ControlService::Allocate(const ControlRequest& r,
     return bad("label longer than " + std::to_string(kMaxLabelBytes) +
                " bytes");
   }
+  // Shown in the log and by portserverctl: no newline or escape sequence
+  // that would forge a line there.
+  for (char ch : label) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      return bad("label has a control character (byte " + std::to_string(c) +
+                 ")");
+    }
+  }
   Decision d = service_.AllocateMany(*pid, static_cast<size_t>(count), label,
                                      peer);
   result.allocated = true;

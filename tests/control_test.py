@@ -236,6 +236,41 @@ class LeasesTest(ControlTestCase):
             self.assertEqual(report['ports'][0]['state'], 'busy')
 
 
+class ControlBytesTest(ControlTestCase):
+    POOL_SIZE = 2
+
+    def test_labels_and_command_lines_cannot_forge_log_or_output_lines(self):
+        # Any local user chooses the label and its own command line: a
+        # newline or an escape sequence in them must not reach the server's
+        # log or portserverctl's output as such.
+        forged = '\nI1130 00:00:00.000 1 server.cc:1] forged\x1b[31m'
+        owner = self.sleeper('evil' + forged)
+        reply = raw_exchange(
+            self.server.address,
+            b'portserver/1 allocate pid=%d label=x%%0Aforged%%1B\n' %
+            owner.pid)
+        self.assertIn(b'code=bad-argument', reply)
+        [port], _ = self.portpicker(str(owner.pid))
+        code, out, err = self.ctl('leases')
+        self.assertEqual(code, 0, err)
+        self.assertEqual(len(out.splitlines()), 2, out)  # Header, one lease.
+        self.assertNotIn('\x1b', out)
+        lease = self.ctl_json('who', str(port))['ports'][0]
+        self.assertEqual(lease['cmdline'],
+                         'evil?I1130 00:00:00.000 1 server.cc:1] forged?[31m'
+                         ' 600')
+        # The pool is exhausted: the biggest holders are logged.
+        self.portpicker('-n', '2', str(owner.pid), expect=1)
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'biggest holders' in l, timeout=LOG_TIMEOUT))
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'holds 1 port' in l, timeout=LOG_TIMEOUT))
+        log = self.server.log.text()
+        self.assertNotIn('forged\n', log)
+        self.assertNotIn('\nI1130 00:00:00.000 1 server.cc:1]', log)
+        self.assertNotIn('\x1b', log)
+
+
 class BigPoolTest(ControlTestCase):
     POOL_SIZE = 300
 

@@ -76,8 +76,14 @@ std::string LinuxProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
   if (!raw) return "";
   std::string& text = *raw;
   while (!text.empty() && text.back() == '\0') text.pop_back();
+  // Arguments joined by spaces; control characters as '?', as ps(1) shows
+  // them, so that a command line forges no line in a log or a listing.
   for (char& c : text) {
-    if (c == '\0') c = ' ';
+    if (c == '\0') {
+      c = ' ';
+    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      c = '?';
+    }
   }
   if (text.size() > max_bytes) {
     text.resize(max_bytes >= 3 ? max_bytes - 3 : 0);
