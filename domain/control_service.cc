@@ -32,8 +32,13 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
     case Outcome::kProbeFailed:
       return {code, "cannot tell whether pid " + pid + " is alive"};
     case Outcome::kPoolExhausted:
+      // Ports neither leased nor free are in use outside the server.
       return {code, "pool exhausted (" + std::to_string(pool.leased) +
                         " of " + std::to_string(pool.pool) + " leased" +
+                        (pool.cooling > 0
+                             ? ", " + std::to_string(pool.cooling) +
+                                   " in use outside the server"
+                             : std::string()) +
                         (count > 1 ? "; " + d.detail : std::string()) + ")"};
     case Outcome::kQuotaExceeded:
       return {code, "pid " + pid + " holds its quota of ports" +

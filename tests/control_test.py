@@ -433,6 +433,19 @@ class WireTest(ControlTestCase):
             message = urllib.parse.unquote_to_bytes(fields[b'message'])
             self.assertIn(b'"' + word + b'"', message)
 
+    def test_pool_exhausted_says_how_many_ports_are_busy_outside(self):
+        # Not every port that is not leased can be had: the refused client
+        # learns that some are in use outside the server, not only "1 of 2
+        # leased".
+        owner = self.sleeper()
+        busy, other = sorted(self.pool)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', busy))
+            s.listen(1)
+            _, err = self.portpicker('-n', '2', str(owner.pid), expect=1)
+        self.assertIn('pool exhausted (0 of 2 leased, 1 in use outside the '
+                      'server; 1 of 2 ports could be had)', err)
+
     def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
         # The server answers, then closes with the rest of the request
         # unread: the kernel resets the connection after the reply.
