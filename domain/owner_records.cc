@@ -52,3 +52,75 @@ void OwnerRecords::Prune(const Ledger& ledger) {
 }
 
 }  // namespace portserver
+
+namespace portserver {
+
+void LeaseNotes::Unref(uint16_t id) {
+  if (id == 0) return;
+  Label& l = labels_[id];
+  if (--l.refs == 0) {
+    ids_.erase(l.text);
+    l.text = std::string();
+    free_ids_.push_back(id);
+  }
+}
+
+void LeaseNotes::Set(uint16_t port, int64_t unix_ms, std::string_view label) {
+  if (port >= seconds_.size()) {
+    seconds_.resize(size_t{port} + 1, 0);
+    label_id_.resize(size_t{port} + 1, 0);
+  }
+  uint16_t id = 0;
+  if (!label.empty()) {
+    auto it = ids_.find(std::string(label));
+    if (it != ids_.end()) {
+      id = it->second;
+    } else {
+      if (!free_ids_.empty()) {
+        id = free_ids_.back();
+        free_ids_.pop_back();
+      } else if (labels_.size() <= 0xffff) {
+        id = static_cast<uint16_t>(labels_.size());
+        labels_.emplace_back();
+      }
+      // Else more distinct labels than a pool has ports: none is kept.
+      if (id != 0) {
+        labels_[id].text = std::string(label);
+        ids_.emplace(labels_[id].text, id);
+      }
+    }
+    if (id != 0) ++labels_[id].refs;
+  }
+  Unref(label_id_[port]);  // After the ref above: the same label stays.
+  label_id_[port] = id;
+  seconds_[port] =
+      unix_ms >= 1000 && unix_ms / 1000 <= 0xffffffffLL
+          ? static_cast<uint32_t>(unix_ms / 1000)
+          : 0;
+}
+
+void LeaseNotes::Clear(uint16_t port) {
+  if (port >= seconds_.size()) return;
+  Unref(label_id_[port]);
+  label_id_[port] = 0;
+  seconds_[port] = 0;
+}
+
+LeaseNotes::Note LeaseNotes::Get(uint16_t port) const {
+  Note n;
+  if (port >= seconds_.size()) return n;
+  if (seconds_[port] != 0) n.unix_ms = int64_t{seconds_[port]} * 1000;
+  n.label = labels_[label_id_[port]].text;
+  return n;
+}
+
+void LeaseNotes::Prune(const Ledger& ledger) {
+  if (labels() <= 2 * ledger.leased_ports() + 64) return;
+  for (size_t port = 1; port < seconds_.size(); ++port) {
+    if (label_id_[port] != 0 && !ledger.HolderOf(static_cast<uint16_t>(port))) {
+      Clear(static_cast<uint16_t>(port));
+    }
+  }
+}
+
+}  // namespace portserver

@@ -1,7 +1,9 @@
-// OwnerRecords: what the extended protocol tells about each owner (its user,
-// command line and label at lease time, when it took its ports), kept once
-// per owner, not per port, so that a pool leased by plain requests costs a
-// record per process only. Plus the views the listing verbs return.
+// OwnerRecords: what the extended protocol tells about each owner (its user
+// and command line at its first lease), kept once per owner, not per port,
+// so that a pool leased by plain requests costs a record per process only.
+// LeaseNotes: what it tells about each lease (its label and when it was
+// taken), 6 bytes a port in the pool's span plus each distinct label once.
+// Plus the views the listing verbs return.
 //
 // Example:
 //   OwnerRecords records;
@@ -18,6 +20,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -31,7 +34,8 @@ struct OwnerInfo {
   uint32_t uid = 0;
   int64_t since_unix_ms = -1;  // Its first lease (ms since the Unix epoch).
   int64_t last_unix_ms = -1;   // Its latest lease.
-  std::string label;           // The first non-empty label it was given.
+  std::string label;           // The first non-empty label it was given
+                               // (for the biggest holders' log line).
   std::string command_line;    // At its first lease; "" if unknown.
 };
 
@@ -52,6 +56,48 @@ class OwnerRecords {
   std::unordered_map<int64_t, OwnerInfo> by_pid_;
 };
 
+// The label and lease time of each leased port. A long-lived process may
+// lease ports for several tests (labels) one after another: each lease
+// keeps its own. Memory: a 32-bit lease time (seconds since the Unix epoch)
+// and a 16-bit index into a table of distinct labels, refcounted, per port
+// up to the highest noted; labels are stored once however many ports carry
+// them. A note outlives its lease until the port is noted again or Prune
+// runs; the listing only asks about leased ports.
+//
+// Thread-compatible.
+class LeaseNotes {
+ public:
+  struct Note {
+    int64_t unix_ms = -1;  // When the lease was taken, to the second; -1 if
+                           // unknown.
+    std::string_view label;  // "" if none. Valid until the next Set/Prune.
+  };
+  // Notes that `port` was leased at `unix_ms` (ms since the Unix epoch, -1
+  // if unknown) with `label` ("" for none), replacing its previous note.
+  void Set(uint16_t port, int64_t unix_ms, std::string_view label);
+  // Forgets the note of `port`.
+  void Clear(uint16_t port);
+  // The note of `port`: unknown time and no label if none.
+  Note Get(uint16_t port) const;
+  // Forgets the notes of ports `ledger` no longer holds, once labels are
+  // more than twice the leased ports (plus 64): amortised O(1) per Set.
+  void Prune(const Ledger& ledger);
+  size_t labels() const { return labels_.size() - free_ids_.size() - 1; }
+
+ private:
+  struct Label {
+    std::string text;
+    uint32_t refs = 0;
+  };
+  void Unref(uint16_t id);
+
+  std::vector<uint32_t> seconds_;   // By port; 0 if unknown.
+  std::vector<uint16_t> label_id_;  // By port; 0 for none.
+  std::vector<Label> labels_ = std::vector<Label>(1);  // [0] is "no label".
+  std::vector<uint16_t> free_ids_;
+  std::unordered_map<std::string, uint16_t> ids_;
+};
+
 // One lease as the listing verbs show it.
 struct LeaseView {
   uint16_t port = 0;
@@ -60,8 +106,8 @@ struct LeaseView {
   int64_t start_unix_ms = -1;  // The owner's start; -1 if unknown.
   bool uid_known = false;
   uint32_t uid = 0;
-  int64_t since_unix_ms = -1;  // When the owner took its first port.
-  std::string label;
+  int64_t since_unix_ms = -1;  // When this lease was taken (to the second).
+  std::string label;           // The label given with this lease.
   std::string command_line;
   bool command_line_hidden = false;  // The caller may not see it.
 };

@@ -256,6 +256,7 @@ class PortService : public RequestHandler {
   PortProbe& port_probe_;        // Guarded by mu_.
   ProcessInfo* info_ = nullptr;  // Guarded by mu_; may be null.
   OwnerRecords records_;         // Guarded by mu_.
+  LeaseNotes notes_;             // Guarded by mu_: label and time by port.
   std::vector<bool> in_pool_;    // By port. Constant after construction.
   size_t pool_first_ = 65536;    // The pool's lowest and highest ports.
   size_t pool_last_ = 0;

@@ -88,9 +88,12 @@ void PortService::RecordOwnerLocked(Decision& d,
     records_.Prune(ledger_);
   }
   info.last_unix_ms = now;
-  if (info.label.empty() && !label.empty()) {
-    info.label = Cut(label, kMaxLabelBytes);
-  }
+  std::string cut = Cut(label, kMaxLabelBytes);
+  if (info.label.empty() && !cut.empty()) info.label = cut;
+  // Each lease keeps its own label and time: the owner may be a long-lived
+  // runner asking for several tests.
+  for (uint16_t port : d.ports) notes_.Set(port, now, cut);
+  notes_.Prune(ledger_);
 }
 
 void PortService::NoteOutcomeLocked(Decision& d) {
@@ -211,10 +214,11 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   if (const OwnerInfo* info = records_.Find(owner)) {
     v.uid_known = info->uid_known;
     v.uid = info->uid;
-    v.since_unix_ms = info->since_unix_ms;
-    v.label = info->label;
     v.command_line = info->command_line;
   }
+  LeaseNotes::Note note = notes_.Get(port);
+  v.since_unix_ms = note.unix_ms;
+  v.label = std::string(note.label);
   // As /proc would show it to the caller (hidepid).
   bool visible = access == ProcessInfo::Access::kAll ||
                  (access == ProcessInfo::Access::kOwnOnly && peer.known &&
@@ -241,8 +245,7 @@ LeasePage PortService::ListLeases(const LeaseQuery& query,
     if (!owner) return;
     if (query.owner && owner->pid != *query.owner) return;
     if (query.label) {
-      const OwnerInfo* info = records_.Find(*owner);
-      if (info == nullptr || info->label != *query.label) return;
+      if (notes_.Get(p).label != *query.label) return;
     }
     page.leases.push_back(ViewLocked(p, *owner, access, peer));
   };

@@ -207,6 +207,29 @@ class LeasesTest(ControlTestCase):
             self.assertRegex(line, r'^\d+ +%d +%d +\d+s +//pkg:leaky_test '
                              % (leaky.pid, os.getuid()))
 
+    def test_each_lease_keeps_its_own_label(self):
+        # A long-lived runner asks for ports on behalf of several targets:
+        # each lease is found by the label it was asked with.
+        runner = self.sleeper('runner')
+        first, _ = self.portpicker(str(runner.pid), label='//pkg:first_test')
+        second, _ = self.portpicker('-n', '2', str(runner.pid),
+                                    label='//pkg:second_test')
+        plain, _ = self.portpicker(str(runner.pid))
+        for label, ports in (('//pkg:first_test', first),
+                             ('//pkg:second_test', second)):
+            found = self.ctl_json('leases', '--label', label)['leases']
+            self.assertEqual(sorted(l['port'] for l in found), sorted(ports),
+                             label)
+            for lease in found:
+                self.assertEqual(lease['pid'], runner.pid)
+                self.assertEqual(lease['label'], label)
+        by_port = {l['port']: l for l in
+                   self.ctl_json('leases', '--owner', str(runner.pid))['leases']}
+        self.assertEqual(sorted(by_port), sorted(first + second + plain))
+        self.assertEqual(by_port[plain[0]].get('label', ''), '')
+        [report] = self.ctl_json('who', str(second[0]))['ports']
+        self.assertEqual(report['label'], '//pkg:second_test')
+
     def test_who_names_the_owner_or_says_free_or_outside(self):
         owner = self.sleeper('who-test')
         [port], _ = self.portpicker(str(owner.pid), label='//pkg:who_test')
