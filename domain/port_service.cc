@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include "domain/control_protocol.h"
 #include "domain/lease_journal.h"
 #include "domain/request_codec.h"
 
@@ -373,7 +374,24 @@ size_t PortService::Restore(
     }
     if (!OwnerHasEnded(owner, it->second)) alive.push_back(lease);
   }
-  return policy_.Restore(alive, unreserved);
+  size_t restored = policy_.Restore(alive, unreserved);
+  // The journal keeps no uid nor command line: read them again, as at lease
+  // time, so that the owner may still release its ports and listings still
+  // name it. Its label and lease time are not journaled: unknown.
+  for (const auto& [port, owner] : alive) {
+    if (ledger_.HolderOf(port) != std::optional<Owner>(owner)) continue;
+    notes_.Clear(port);
+    bool created = false;
+    OwnerInfo& info = records_.Upsert(owner, &created);
+    if (!created) continue;
+    const ProcessProbe::Result& who = seen[owner.pid];
+    info.uid_known = who.uid_known;
+    info.uid = who.uid;
+    if (info_ != nullptr) {
+      info.command_line = info_->CommandLine(owner.pid, kMaxCommandLineBytes);
+    }
+  }
+  return restored;
 }
 
 Stats PortService::stats() const {

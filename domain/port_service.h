@@ -162,7 +162,9 @@ class PortService : public RequestHandler {
   // owner has not ended (OwnerHasEnded: a probe error keeps the lease) and
   // whose port is in the pool and not restored already. Returns how many
   // were restored; restored ports the port probe could not reserve
-  // (AllocationPolicy::Restore) are added to `unreserved` if given.
+  // (AllocationPolicy::Restore) are added to `unreserved` if given. Each
+  // restored owner's uid (from the probe) and command line (ProcessInfo) are
+  // read again, as for a new lease; labels and lease times are unknown.
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases,
                  std::vector<uint16_t>* unreserved = nullptr);
 

@@ -294,6 +294,37 @@ class ControlBytesTest(ControlTestCase):
         self.assertNotIn('\x1b', log)
 
 
+class RestartTest(ControlTestCase):
+    """Leases restored from the journal keep what names their owner."""
+
+    def setUp(self):
+        self.state_dir = tempfile.mkdtemp(prefix='control_restart_')
+        self.EXTRA_ARGS = ('--portserver_state_file=' +
+                           os.path.join(self.state_dir, 'journal'),)
+        super().setUp()
+
+    def tearDown(self):
+        super().tearDown()
+        shutil.rmtree(self.state_dir, ignore_errors=True)
+
+    def test_restored_leases_keep_uid_and_command_line(self):
+        owner = self.sleeper('restored')
+        ports, _ = self.portpicker('-n', '2', str(owner.pid),
+                                   label='//pkg:restart_test')
+        self.assertEqual(self.server.stop(), 0)
+        self.server = Server(self.server.ports, self.EXTRA_ARGS)
+        found = self.ctl_json('leases', '--owner', str(owner.pid))['leases']
+        self.assertEqual(sorted(l['port'] for l in found), sorted(ports),
+                         self.server.log.text())
+        for lease in found:
+            self.assertEqual(lease['uid'], os.getuid())
+            self.assertEqual(lease['cmdline'], 'restored 600')
+        # Its owner may still give them back.
+        self.ctl_json('release', str(ports[0]))
+        left = self.ctl_json('leases', '--owner', str(owner.pid))['leases']
+        self.assertEqual([l['port'] for l in left], ports[1:])
+
+
 class BigPoolTest(ControlTestCase):
     POOL_SIZE = 300
 
