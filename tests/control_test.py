@@ -294,6 +294,18 @@ class ControlBytesTest(ControlTestCase):
         self.assertNotIn('\x1b', log)
 
 
+class NetnsTest(unittest.TestCase):
+    """control_test.sh --netns: the unsandboxed classes run in a network
+    namespace of their own (not their parent's), where no other test takes
+    their ports."""
+
+    def test_runs_in_its_own_network_namespace(self):
+        self.assertNotEqual(os.stat('/proc/self/ns/net').st_ino,
+                            os.stat('/proc/%d/ns/net' % os.getppid()).st_ino)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', 0))  # Loopback is up.
+
+
 class RestartTest(ControlTestCase):
     """Leases restored from the journal keep what names their owner."""
 
