@@ -9,6 +9,24 @@ namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
+// `text` with each byte for which escape(byte) holds written as %XX.
+template <typename Predicate>
+std::string EscapeBytes(std::string_view text, Predicate escape) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (escape(c)) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -70,18 +88,7 @@ bool IsToken(std::string_view word) {
 // non-ASCII bytes, written %XX so that logs stay one plain line. ('%' stays:
 // the message is percent-encoded once more on the wire, like any value.)
 std::string QuoteWord(std::string_view word) {
-  std::string out;
-  for (char ch : word) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c >= 0x7f) {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += ch;
-    }
-  }
-  return out;
+  return EscapeBytes(word, [](unsigned char c) { return c < 0x20 || c >= 0x7f; });
 }
 
 // Parses "k=v" words into `fields`; returns an error text or "".
@@ -121,19 +128,9 @@ void AppendField(std::string& out, std::string_view key,
 }  // namespace
 
 std::string PercentEncode(std::string_view raw) {
-  std::string out;
-  out.reserve(raw.size());
-  for (char ch : raw) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c <= 0x20 || c >= 0x7f || c == '%') {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    } else {
-      out += ch;
-    }
-  }
-  return out;
+  return EscapeBytes(raw, [](unsigned char c) {
+    return c <= 0x20 || c >= 0x7f || c == '%';
+  });
 }
 
 std::optional<std::string> PercentDecode(std::string_view encoded) {

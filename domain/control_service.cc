@@ -16,6 +16,15 @@ int64_t SystemNowMs() {
       .count();
 }
 
+// Answers a request whose argument is bad: the error reply and the log's
+// summary say the same.
+void BadArgument(const std::string& message, ControlReplyBuilder& reply,
+                 ControlResult& result) {
+  reply.Error("bad-argument", message);
+  result.error_code = "bad-argument";
+  result.summary += ": bad-argument (" + message + ")";
+}
+
 // The error code and message of a denied allocation.
 std::pair<std::string, std::string> DenialText(const Decision& d,
                                                const PoolView& pool,
@@ -173,9 +182,7 @@ void ControlService::Allocate(const ControlRequest& r,
                               ControlReplyBuilder& reply,
                               ControlResult& result) {
   auto bad = [&](const std::string& message) {
-    reply.Error("bad-argument", message);
-    result.error_code = "bad-argument";
-    result.summary += ": bad-argument (" + message + ")";
+    BadArgument(message, reply, result);
   };
   std::optional<std::string> pid_text = r.Get("pid");
   std::optional<int64_t> pid = pid_text ? ParseInt(*pid_text) : std::nullopt;
@@ -260,9 +267,7 @@ void ControlService::Leases(const ControlRequest& r,
                             ControlReplyBuilder& reply,
                             ControlResult& result) {
   auto bad = [&](const std::string& message) {
-    reply.Error("bad-argument", message);
-    result.error_code = "bad-argument";
-    result.summary += ": bad-argument (" + message + ")";
+    BadArgument(message, reply, result);
   };
   LeaseQuery q;
   if (std::optional<std::string> owner = r.Get("owner")) {
