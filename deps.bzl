@@ -38,6 +38,50 @@ java_proto_library = native.java_proto_library
 java_lite_proto_library = native.java_lite_proto_library
 """
 
+_PLATFORMS_OS = [
+    "android",
+    "freebsd",
+    "ios",
+    "linux",
+    "none",
+    "openbsd",
+    "osx",
+    "qnx",
+    "tvos",
+    "watchos",
+    "windows",
+]
+
+_PLATFORMS_CPU = [
+    "aarch64",
+    "arm",
+    "arm64",
+    "arm64_32",
+    "arm64e",
+    "armv7",
+    "armv7k",
+    "i386",
+    "mips64",
+    "ppc",
+    "riscv64",
+    "s390x",
+    "wasm32",
+    "wasm64",
+    "x86_32",
+    "x86_64",
+]
+
+def _constraints(setting, values, extra = ""):
+    lines = [
+        "package(default_visibility = [\"//visibility:public\"])",
+        "",
+        "constraint_setting(name = \"%s\")" % setting,
+    ]
+    for value in values:
+        lines.append("constraint_value(name = \"%s\", constraint_setting = \":%s\")" % (value, setting))
+    lines.append("filegroup(name = \"srcs\", srcs = glob([\"**\"]))")
+    return "\n".join(lines) + "\n" + extra
+
 def _stand_in_impl(ctx):
     kind = ctx.attr.kind
     ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
@@ -55,6 +99,29 @@ alias(
     elif kind == "rules_java":
         ctx.file("java/defs.bzl", _RULES_JAVA_DEFS)
         ctx.file("java/BUILD", "")
+    elif kind == "platforms":
+        # The @platforms that Bazel 4.2.3 bundles, plus what it lacks:
+        # :incompatible (target_compatible_with, to skip targets that cannot
+        # exist on Windows) and cpu:wasm32/wasm64 (named by Abseil's BUILD).
+        ctx.file("BUILD", """\
+package(default_visibility = ["//visibility:public"])
+
+# No platform has it: target_compatible_with = ["@platforms//:incompatible"]
+# marks a target that the current configuration skips.
+constraint_setting(name = "incompatible_setting")
+
+constraint_value(
+    name = "incompatible",
+    constraint_setting = ":incompatible_setting",
+)
+
+filegroup(
+    name = "srcs",
+    srcs = ["BUILD", "WORKSPACE", "//cpu:srcs", "//os:srcs"],
+)
+""")
+        ctx.file("os/BUILD", _constraints("os", _PLATFORMS_OS, "alias(name = \"macos\", actual = \":osx\")\n"))
+        ctx.file("cpu/BUILD", _constraints("cpu", _PLATFORMS_CPU))
     elif kind == "remote_coverage_tools":
         ctx.file("BUILD", """\
 package(default_visibility = ["//visibility:public"])
@@ -103,6 +170,10 @@ def portserver_dependencies():
     _maybe(_stand_in, "rules_cc", kind = "rules_cc")
     _maybe(_stand_in, "rules_java", kind = "rules_java")
     _maybe(_stand_in, "remote_coverage_tools", kind = "remote_coverage_tools")
+
+    # Replaces the @platforms bundled with Bazel 4.2.3 (which native.existing_rule
+    # does not see), unless the workspace declared its own before this call.
+    _maybe(_stand_in, "platforms", kind = "platforms")
 
     # Debian packages: libabsl-dev, libgflags-dev (headers in /usr/include,
     # libraries found by the linker), googletest sources from libgtest-dev.

@@ -31,6 +31,8 @@ host-wide port server on the same pool is no danger either. Tests tagged
 "block-network" get a network namespace of their own as well.
 """
 
+load("//:platforms.bzl", "LINUX_ONLY")
+
 # Outside the reference server's default pool (15000-24999) and below Linux's
 # default ephemeral range (32768-60999), so that neither a host port server
 # nor the kernel's own port choices compete for these ports.
@@ -59,6 +61,12 @@ def portserver_test(
     """
     server = Label("//app:portserver")
     portpicker = Label("//client:portpicker_cli")
+
+    # The runner is a shell script around the Linux daemon: skipped under
+    # --config=mingw.
+    kwargs["target_compatible_with"] = (
+        LINUX_ONLY + kwargs.pop("target_compatible_with", [])
+    )
     native.sh_test(
         name = name,
         srcs = [Label("//app:portserver_test_runner.sh")],
