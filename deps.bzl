@@ -71,6 +71,30 @@ _PLATFORMS_CPU = [
     "x86_64",
 ]
 
+# Stand-in for @bazel_skylib//lib:selects.bzl (Abseil's absl/BUILD.bazel
+# uses config_setting_group): "any" and "all" of config_settings, as chains
+# of aliases over select(), the way skylib builds them.
+_SKYLIB_SELECTS = """\
+def _chain(name, settings, visibility, all):
+    for i, setting in enumerate(settings):
+        link = name if i == 0 else "%s_%d" % (name, i)
+        rest = ":%s_%d" % (name, i + 1)
+        if i == len(settings) - 1:
+            actual = setting
+        elif all:
+            actual = select({setting: rest, "//conditions:default": setting})
+        else:
+            actual = select({setting: setting, "//conditions:default": rest})
+        native.alias(name = link, actual = actual, visibility = visibility)
+
+def _config_setting_group(name, match_any = [], match_all = [], visibility = None):
+    if bool(match_any) == bool(match_all):
+        fail("config_setting_group: give exactly one of match_any, match_all")
+    _chain(name, match_any or match_all, visibility, all = bool(match_all))
+
+selects = struct(config_setting_group = _config_setting_group)
+"""
+
 def _constraints(setting, values, extra = ""):
     lines = [
         "package(default_visibility = [\"//visibility:public\"])",
@@ -122,6 +146,9 @@ filegroup(
 """)
         ctx.file("os/BUILD", _constraints("os", _PLATFORMS_OS, "alias(name = \"macos\", actual = \":osx\")\n"))
         ctx.file("cpu/BUILD", _constraints("cpu", _PLATFORMS_CPU))
+    elif kind == "bazel_skylib":
+        ctx.file("lib/BUILD", "")
+        ctx.file("lib/selects.bzl", _SKYLIB_SELECTS)
     elif kind == "remote_coverage_tools":
         ctx.file("BUILD", """\
 package(default_visibility = ["//visibility:public"])
@@ -161,6 +188,37 @@ _system_library = repository_rule(
     local = True,
 )
 
+def _debian_source_impl(ctx):
+    env = ctx.os.environ
+    root = env.get("PORTSERVER_DEBIAN_SRC") or env.get("HOME", "") + "/.cache/portserver/debian-src"
+    path = ctx.path("%s/%s" % (root, ctx.attr.package))
+    if not path.get_child(".complete").exists:
+        fail(("The Debian sources of %s are missing from %s: run ./bazelw with " +
+              "--config=mingw, which fetches them (apt-get source %s).") %
+             (ctx.attr.package, path, ctx.attr.package))
+    own = ["WORKSPACE", "BUILD", "BUILD.bazel"] if ctx.attr.build_file else ["WORKSPACE"]
+    for entry in path.readdir():
+        if entry.basename not in own:
+            ctx.symlink(entry, entry.basename)
+    ctx.file("WORKSPACE", "workspace(name = \"%s\")\n" % ctx.name)
+    if ctx.attr.build_file:
+        ctx.symlink(ctx.attr.build_file, "BUILD.bazel")
+
+# A Debian source package, as unpacked by ./bazelw (apt-get source) into
+# $PORTSERVER_DEBIAN_SRC/<package> (default ~/.cache/portserver/debian-src):
+# for the Windows build, which cannot use the Linux libraries. Only
+# --config=mingw builds need it, so a Linux build never fetches it.
+_debian_source = repository_rule(
+    implementation = _debian_source_impl,
+    attrs = {
+        "package": attr.string(mandatory = True),
+        # Replaces the package's own top-level BUILD file.
+        "build_file": attr.label(allow_single_file = True),
+    },
+    environ = ["PORTSERVER_DEBIAN_SRC", "HOME"],
+    local = True,
+)
+
 def _maybe(rule, name, **kwargs):
     if not native.existing_rule(name):
         rule(name = name, **kwargs)
@@ -174,6 +232,7 @@ def portserver_dependencies():
     # Replaces the @platforms bundled with Bazel 4.2.3 (which native.existing_rule
     # does not see), unless the workspace declared its own before this call.
     _maybe(_stand_in, "platforms", kind = "platforms")
+    _maybe(_stand_in, "bazel_skylib", kind = "bazel_skylib")
 
     # Debian packages: libabsl-dev, libgflags-dev (headers in /usr/include,
     # libraries found by the linker), googletest sources from libgtest-dev.
@@ -189,4 +248,16 @@ def portserver_dependencies():
         path = "/usr/src/googletest",
         link_tree = True,
         build_file = Label("//third_party/system:BUILD.googletest"),
+    )
+
+    # Windows (--config=mingw): Abseil and gflags built from Debian's source
+    # packages with their own Bazel files (gflags with a BUILD of ours that
+    # picks its Windows sources for the mingw cpu). //third_party:absl and
+    # :gflags choose between these and @system_libs.
+    _maybe(_debian_source, "com_google_absl", package = "abseil")
+    _maybe(
+        _debian_source,
+        "com_github_gflags_gflags",
+        package = "gflags",
+        build_file = Label("//third_party/mingw:BUILD.gflags"),
     )
