@@ -64,6 +64,10 @@ for entry in "$template"/drive_c/*; do
 done
 ln -s ../drive_c "$prefix/dosdevices/c:"
 ln -s / "$prefix/dosdevices/z:"
+# R: is the runfiles directory (the working directory), so that the test
+# sees itself as R:\<package>\<name>.exe: under the sandbox the Z: path is
+# longer than MAX_PATH (260), and CreateProcess on it fails.
+ln -s "$PWD" "$prefix/dosdevices/r:"
 export WINEPREFIX=$prefix
 
 # gtest reads XML_OUTPUT_FILE as a Windows path: /a/b is relative there.
