@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
   server.SetListeningOn((*platform)->listening_on());
   // First, before any other thread exists: threads inherit the signal mask.
   std::unique_ptr<SignalWatcher> signals =
-      WatchSignals([&server] { server.DumpStats(); },
+      WatchSignals(options, [&server] { server.DumpStats(); },
                    [&server] {
                      PS_LOG(INFO) << "Stopping on signal.";
                      server.Shutdown();

@@ -6,7 +6,7 @@
 //   absl::StatusOr<std::unique_ptr<PlatformAdapters>> p =
 //       MakePlatformAdapters(options);            // binds the address
 //   Server server(options, (*p)->adapters());
-//   auto signals = WatchSignals([&] { server.DumpStats(); },
+//   auto signals = WatchSignals(options, [&] { server.DumpStats(); },
 //                               [&] { server.Shutdown(); });
 #ifndef PORTSERVER_APP_PLATFORM_H_
 #define PORTSERVER_APP_PLATFORM_H_
@@ -54,12 +54,15 @@ std::unique_ptr<OwnerWatcher> WatchOwners(std::function<void(int64_t)> on_exit);
 // Calls `on_stats` for each SIGUSR1 and `on_stop` for SIGTERM, SIGINT or
 // SIGHUP, on a thread of its own, until the returned object is destroyed.
 // Call before starting any other thread: it blocks those signals in the
-// calling thread, and only threads started later inherit that.
+// calling thread, and only threads started later inherit that. On Windows:
+// `on_stop` for Ctrl+C, Ctrl+Break and console close, `on_stats` each time
+// the named event of the server's address is set (app/platform_windows.h).
 class SignalWatcher {
  public:
   virtual ~SignalWatcher() = default;
 };
-std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,
+std::unique_ptr<SignalWatcher> WatchSignals(const Options& options,
+                                            std::function<void()> on_stats,
                                             std::function<void()> on_stop);
 
 }  // namespace portserver

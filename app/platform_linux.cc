@@ -332,7 +332,8 @@ std::unique_ptr<OwnerWatcher> WatchOwners(
   return std::make_unique<LinuxOwnerWatcher>(std::move(on_exit));
 }
 
-std::unique_ptr<SignalWatcher> WatchSignals(std::function<void()> on_stats,
+std::unique_ptr<SignalWatcher> WatchSignals(const Options& /*options*/,
+                                            std::function<void()> on_stats,
                                             std::function<void()> on_stop) {
   return std::make_unique<LinuxSignalWatcher>(std::move(on_stats),
                                               std::move(on_stop));

@@ -27,11 +27,7 @@
 //
 //   port="$(portpicker $$ 1.5)"
 //   my_server --port="$port" &
-#include <errno.h>
-#include <fcntl.h>
-#include <sys/types.h>
-#include <unistd.h>
-
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -48,6 +44,7 @@
 #include "domain/control_protocol.h"
 #include "client/control_client.h"
 #include "client/portpicker.h"
+#include "client/portpicker_main_platform.h"
 
 namespace {
 
@@ -121,25 +118,6 @@ absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
   return WithoutServer(count);
 }
 
-// Forks a child that keeps `fds` open for `seconds`, detached from our
-// stdio. The caller closes its own copies.
-void HoldInChild(const std::vector<int>& fds, double seconds) {
-  const pid_t child = fork();
-  if (child < 0) {
-    PrintError(std::string("cannot fork to keep the ports bound: ") +
-               std::strerror(errno));
-    return;
-  }
-  if (child > 0) return;
-  const int null = open("/dev/null", O_RDWR);
-  for (int stdio = 0; stdio <= 2; ++stdio) {
-    if (null >= 0) dup2(null, stdio);
-  }
-  absl::SleepFor(absl::Seconds(seconds));
-  for (int fd : fds) close(fd);
-  _exit(0);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -175,7 +153,7 @@ int main(int argc, char** argv) {
     }
   }
   if (positional.size() > 2) return BadArgument("too many arguments");
-  int64_t pid = getppid();
+  int64_t pid = portpicker::ParentPid();
   if (!positional.empty() &&
       !(absl::SimpleAtoi(positional[0], &pid) && pid > 0)) {
     return BadArgument("bad pid \"" + positional[0] +
@@ -218,9 +196,6 @@ int main(int argc, char** argv) {
     PrintError(std::string("cannot write the ports: ") + std::strerror(errno));
     return 1;
   }
-  if (!held.empty()) {
-    HoldInChild(held, bind_timeout);
-    for (int fd : held) close(fd);
-  }
+  if (!held.empty()) portpicker::KeepBoundInBackground(held, bind_timeout);
   return 0;
 }

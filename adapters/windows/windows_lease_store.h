@@ -1,0 +1,68 @@
+// WindowsLeaseStore: the lease journal in a file, on Win32 file APIs (the
+// counterpart of LinuxLeaseStore; same format, domain/lease_journal.h).
+//
+// Append() is one WriteFile on a handle opened for FILE_APPEND_DATA only,
+// so each record lands at the end of the file: after the server is killed
+// (TerminateProcess) every appended record is in the file (the system
+// cache outlives the process). Replace() writes "<path>.tmp",
+// FlushFileBuffers it, and moves it over the journal with
+// MoveFileExW(MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH): a crash
+// leaves the old file or the new one. Records are not flushed one by one,
+// so a power loss can drop the last seconds of appends; it also ends every
+// owner, so no lease of a live process is lost by it.
+//
+// "<path>.lock" is locked with LockFileEx for the lifetime of the object: a
+// second server given the same journal fails to open it instead of
+// corrupting it. Windows drops the lock when the holder dies.
+//
+// Example:
+//   std::string contents;
+//   auto store = WindowsLeaseStore::Open(
+//       "C:\\Users\\me\\AppData\\Local\\portserver\\x.journal", &contents);
+//   service.Restore(ParseJournal(contents).leases);
+//   service.AttachStore(store->get());
+//
+// Thread-compatible. Paths are in the ANSI code page (as argv).
+#ifndef PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_LEASE_STORE_H_
+#define PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_LEASE_STORE_H_
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "adapters/windows/windows_error.h"
+#include "domain/lease_store.h"
+
+namespace portserver {
+
+class WindowsLeaseStore final : public LeaseStore {
+ public:
+  // Opens (creating) the journal at `path` and locks it. Its directory must
+  // exist. `*contents` receives what the file holds. AlreadyExists if
+  // another server holds the lock.
+  static absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> Open(
+      const std::string& path, std::string* contents);
+
+  // The default directory: "%LOCALAPPDATA%\portserver", created if missing
+  // (per user: the profile is closed to other users). FailedPrecondition if
+  // LOCALAPPDATA is unset.
+  static absl::StatusOr<std::string> DefaultDirectory();
+
+  StoreResult Append(std::string_view record) override;
+  StoreResult Replace(std::string_view contents) override;
+
+  const std::string& path() const { return path_; }
+
+ private:
+  WindowsLeaseStore(std::string path, ScopedHandle file, ScopedHandle lock)
+      : path_(std::move(path)), file_(std::move(file)), lock_(std::move(lock)) {}
+
+  const std::string path_;
+  ScopedHandle file_;  // FILE_APPEND_DATA handle of the current file.
+  ScopedHandle lock_;  // "<path>.lock", locked; never replaced.
+};
+
+}  // namespace portserver
+
+#endif  // PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_LEASE_STORE_H_

@@ -1,0 +1,83 @@
+#include "adapters/windows/windows_port_lock_probe.h"
+
+#include <memory>
+
+#include "adapters/fake/fake_port_probe.h"
+#include "adapters/windows/windows_test_util.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+// A lock prefix of this run only: parallel runs never share locks.
+std::string UniquePrefix() {
+  return UniquePipeAddress("lock").substr(1) + "-";
+}
+
+TEST(WindowsPortLockProbe, OnlyOneServerHoldsAPortUntilItLetsGo) {
+  FakePortProbe ports;
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe first(ports, prefix);
+  WindowsPortLockProbe second(ports, prefix);
+  EXPECT_TRUE(first.IsFree(20000));
+  EXPECT_TRUE(first.IsFree(20000));  // Its own lock: still free to it.
+  EXPECT_FALSE(second.IsFree(20000));
+  EXPECT_TRUE(second.IsFree(20001));
+  first.Release(20000);
+  EXPECT_TRUE(second.IsFree(20000));
+  EXPECT_EQ(first.locks_held(), 0u);
+  EXPECT_EQ(second.locks_held(), 2u);
+}
+
+TEST(WindowsPortLockProbe, BusyPortHoldsNoLock) {
+  FakePortProbe ports;
+  ports.Occupy(20000);
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe first(ports, prefix);
+  WindowsPortLockProbe second(ports, prefix);
+  EXPECT_FALSE(first.IsFree(20000));
+  EXPECT_EQ(first.locks_held(), 0u);
+  ports.Vacate(20000);
+  EXPECT_TRUE(second.IsFree(20000));
+}
+
+TEST(WindowsPortLockProbe, LocksGoWithTheServer) {
+  FakePortProbe ports;
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe second(ports, prefix);
+  {
+    WindowsPortLockProbe first(ports, prefix);
+    EXPECT_TRUE(first.IsFree(20000));
+    EXPECT_FALSE(second.IsFree(20000));
+  }
+  EXPECT_TRUE(second.IsFree(20000));
+}
+
+TEST(WindowsPortLockProbe, LockOfAKilledProcessIsDropped) {
+  // A child holds the kernel object: this test executable, suspended, with
+  // a duplicated handle to a mutex of the lock's name.
+  FakePortProbe ports;
+  const std::string prefix = UniquePrefix();
+  std::unique_ptr<ChildProcess> child =
+      ChildProcess::Start(Quote(ThisExecutable()) + " --gtest_list_tests",
+                          /*capture=*/false, CREATE_SUSPENDED);
+  ASSERT_NE(child, nullptr);
+  {
+    WindowsPortLockProbe parent(ports, prefix);
+    ASSERT_TRUE(parent.IsFree(20000));
+    ScopedHandle mutex(OpenMutexW(SYNCHRONIZE, FALSE,
+                                  Widen(prefix + "20000").c_str()));
+    ASSERT_TRUE(mutex.valid());
+    HANDLE in_child = nullptr;
+    ASSERT_TRUE(DuplicateHandle(GetCurrentProcess(), mutex.get(),
+                                child->handle(), &in_child, 0, FALSE,
+                                DUPLICATE_SAME_ACCESS));
+  }
+  WindowsPortLockProbe other(ports, prefix);
+  EXPECT_FALSE(other.IsFree(20000));  // The child keeps the lock alive.
+  child->Kill();
+  EXPECT_TRUE(other.IsFree(20000));
+}
+
+}  // namespace
+}  // namespace portserver

@@ -1,0 +1,199 @@
+// Windows wiring: OpenProcess process probe, Winsock port probe, named-pipe
+// transport, process-handle owner watcher, and console control events.
+// Windows has no SIGUSR1: the statistics are logged whenever the named
+// event StatsEventName(address) is set (see README.md, "Windows").
+#include <atomic>
+#include <cstdlib>
+#include <optional>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "adapters/windows/windows_error.h"
+#include "adapters/windows/windows_lease_store.h"
+#include "adapters/windows/windows_pipe_transport.h"
+#include "adapters/windows/windows_port_lock_probe.h"
+#include "adapters/windows/windows_port_probe.h"
+#include "adapters/windows/windows_process_probe.h"
+#include "adapters/windows/windows_process_watcher.h"
+#include "app/log.h"
+#include "app/platform.h"
+#include "app/platform_windows.h"
+
+namespace portserver {
+namespace {
+
+class WindowsAdapters final : public PlatformAdapters {
+ public:
+  WindowsAdapters(std::unique_ptr<WindowsPipeTransport> transport,
+                  bool lock_ports)
+      : transport_(std::move(transport)) {
+    if (lock_ports) locking_probe_.emplace(port_probe_);
+  }
+  Adapters adapters() override {
+    PortProbe* ports = locking_probe_ ? static_cast<PortProbe*>(&*locking_probe_)
+                                      : &port_probe_;
+    return Adapters{&process_probe_, ports, transport_.get()};
+  }
+
+ private:
+  WindowsProcessProbe process_probe_;
+  WindowsPortProbe port_probe_;
+  std::optional<WindowsPortLockProbe> locking_probe_;  // Wraps port_probe_.
+  std::unique_ptr<WindowsPipeTransport> transport_;
+};
+
+class WindowsOwnerWatcher final : public OwnerWatcher {
+ public:
+  explicit WindowsOwnerWatcher(std::function<void(int64_t)> on_exit)
+      : watcher_(std::move(on_exit)) {}
+  bool Watch(int64_t pid) override {
+    return watcher_.Watch(pid) !=
+           WindowsProcessWatcher::WatchResult::kUnavailable;
+  }
+
+ private:
+  WindowsProcessWatcher watcher_;
+};
+
+// The one console control handler may only call a plain function: it finds
+// the watcher here. Set while a WindowsSignalWatcher exists.
+std::atomic<std::function<void()>*> g_on_stop{nullptr};
+
+BOOL WINAPI OnConsoleControl(DWORD event) {
+  std::function<void()>* on_stop = g_on_stop.load();
+  if (on_stop == nullptr) return FALSE;
+  switch (event) {
+    case CTRL_C_EVENT:
+    case CTRL_BREAK_EVENT:
+      (*on_stop)();
+      return TRUE;
+    case CTRL_CLOSE_EVENT:
+    case CTRL_LOGOFF_EVENT:
+    case CTRL_SHUTDOWN_EVENT:
+      // Windows ends the process as soon as this returns: stop serving and
+      // let main() return 0 first (it has a few seconds).
+      (*on_stop)();
+      Sleep(INFINITE);
+      return TRUE;
+    default:
+      return FALSE;
+  }
+}
+
+class WindowsSignalWatcher final : public SignalWatcher {
+ public:
+  WindowsSignalWatcher(ScopedHandle stats_event, std::function<void()> on_stats,
+                       std::function<void()> on_stop)
+      : stats_event_(std::move(stats_event)),
+        quit_event_(CreateEventW(nullptr, TRUE, FALSE, nullptr)),
+        on_stats_(std::move(on_stats)),
+        on_stop_(std::move(on_stop)) {
+    g_on_stop.store(&on_stop_);
+    SetConsoleCtrlHandler(&OnConsoleControl, TRUE);
+    if (stats_event_.valid() && quit_event_.valid()) {
+      thread_ = std::thread([this] { Loop(); });
+    }
+  }
+  ~WindowsSignalWatcher() override {
+    SetConsoleCtrlHandler(&OnConsoleControl, FALSE);
+    g_on_stop.store(nullptr);
+    if (thread_.joinable()) {
+      SetEvent(quit_event_.get());
+      thread_.join();
+    }
+  }
+
+ private:
+  void Loop() {
+    HANDLE events[2] = {quit_event_.get(), stats_event_.get()};
+    while (true) {
+      DWORD which = WaitForMultipleObjects(2, events, FALSE, INFINITE);
+      if (which == WAIT_OBJECT_0 + 1) {
+        on_stats_();
+      } else {
+        return;
+      }
+    }
+  }
+
+  ScopedHandle stats_event_;
+  ScopedHandle quit_event_;
+  std::function<void()> on_stats_;
+  std::function<void()> on_stop_;
+  std::thread thread_;
+};
+
+}  // namespace
+
+std::string StatsEventName(const std::string& address) {
+  absl::StatusOr<std::string> pipe = WindowsPipeTransport::PipeName(address);
+  std::string name = pipe.ok() ? pipe->substr(9) : address;  // After \\.\pipe\.
+  for (char& c : name) {
+    if (c == '\\') c = '_';
+  }
+  return absl::StrCat("Global\\portserver-stats-", name);
+}
+
+absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
+    const Options& options) {
+  WindowsPipeTransport::Options transport_options;
+  transport_options.address = options.address;
+  transport_options.max_connections = options.max_connections;
+  transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
+  absl::StatusOr<std::unique_ptr<WindowsPipeTransport>> transport =
+      WindowsPipeTransport::Create(transport_options);
+  if (!transport.ok()) return transport.status();
+  return std::unique_ptr<PlatformAdapters>(
+      new WindowsAdapters(std::move(*transport), options.lock_ports));
+}
+
+absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
+    const Options& options, std::string* path, std::string* contents) {
+  if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
+  *path = options.state_file;
+  if (path->empty()) {
+    absl::StatusOr<std::string> dir = WindowsLeaseStore::DefaultDirectory();
+    if (!dir.ok()) return dir.status();
+    // One journal per pipe: servers on different pipes are different
+    // servers.
+    absl::StatusOr<std::string> pipe =
+        WindowsPipeTransport::PipeName(options.address);
+    std::string base = pipe.ok() ? pipe->substr(9) : options.address;
+    std::string name;
+    for (char c : base) {
+      bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+      name.push_back(plain ? c : '_');
+    }
+    *path = absl::StrCat(*dir, "\\", name, ".journal");
+  }
+  absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
+      WindowsLeaseStore::Open(*path, contents);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<LeaseStore>(std::move(*store));
+}
+
+std::unique_ptr<OwnerWatcher> WatchOwners(
+    std::function<void(int64_t)> on_exit) {
+  return std::make_unique<WindowsOwnerWatcher>(std::move(on_exit));
+}
+
+std::unique_ptr<SignalWatcher> WatchSignals(const Options& options,
+                                            std::function<void()> on_stats,
+                                            std::function<void()> on_stop) {
+  std::string name = StatsEventName(options.address);
+  ScopedHandle event(CreateEventW(nullptr, FALSE, FALSE, Widen(name).c_str()));
+  if (!event.valid()) {
+    DWORD error = GetLastError();
+    PS_LOG(WARNING) << WindowsErrorText("Cannot create the statistics event " +
+                                            name,
+                                        error)
+                    << "; statistics are logged at exit only";
+  } else if (Verbose()) {
+    PS_LOG(INFO) << "Set the event " << name << " to log the statistics";
+  }
+  return std::make_unique<WindowsSignalWatcher>(
+      std::move(event), std::move(on_stats), std::move(on_stop));
+}
+
+}  // namespace portserver

@@ -1,0 +1,301 @@
+// End to end on Windows: portserver.exe started with CreateProcess, asked
+// over its named pipe by the python-style client (what python portpicker
+// does on Windows) and by the C++ client library.
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "adapters/windows/python_style_pipe_client.h"
+#include "adapters/windows/windows_error.h"
+#include "adapters/windows/windows_test_util.h"
+#include "app/platform_windows.h"
+#include "client/portpicker.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace portserver {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr DWORD kStartMillis = 60000;  // Failure guard, not a sleep.
+
+// A pool of `size` ports starting at a base unique to this run, below both
+// the reference's default pool and the ephemeral ranges.
+std::string UniquePool(int size, int* first = nullptr) {
+  static int next = -1;
+  if (next < 0) {
+    next = 5000 + static_cast<int>((GetCurrentProcessId() * 7919u +
+                                    GetTickCount64()) % 900) * 10;
+  }
+  int base = next;
+  next += size;
+  if (first != nullptr) *first = base;
+  return size == 1 ? std::to_string(base)
+                   : absl::StrCat(base, "-", base + size - 1);
+}
+
+class Server {
+ public:
+  // Starts portserver.exe on `address` with `args`; waits until it serves.
+  static std::unique_ptr<ChildProcess> Start(const std::string& address,
+                                             const std::string& args,
+                                             DWORD flags = 0) {
+    std::string line = absl::StrCat(
+        Quote(ExePath("app/portserver.exe")), " --portserver_address=",
+        address, " --verbose ", args);
+    std::unique_ptr<ChildProcess> child =
+        ChildProcess::Start(line, /*capture=*/true, flags);
+    return child;
+  }
+};
+
+int ParsePort(const std::string& reply) {
+  int port = 0;
+  if (reply.empty() || reply.back() != '\n' ||
+      !absl::SimpleAtoi(reply.substr(0, reply.size() - 1), &port)) {
+    return 0;
+  }
+  return port;
+}
+
+class PortserverE2eTest : public ::testing::Test {
+ protected:
+  // A server on a fresh pipe with a journal in a fresh directory.
+  void StartServer(const std::string& pool, const std::string& extra = "") {
+    if (address_.empty()) address_ = UniquePipeAddress("e2e");
+    if (journal_.empty()) journal_ = NewTempDirectory() + "\\leases.journal";
+    server_ = Server::Start(address_,
+                            absl::StrCat("--portserver_static_pool=", pool,
+                                         " --portserver_state_file=",
+                                         Quote(journal_), " ", extra));
+    ASSERT_NE(server_, nullptr);
+    ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis))
+        << server_->Output();
+  }
+  int Ask(int64_t pid) {
+    PythonStyleReply reply = AskLikePython(address_, pid);
+    if (reply.error != 0) return 0;
+    return ParsePort(reply.data);
+  }
+
+  std::string address_;
+  std::string journal_;
+  std::unique_ptr<ChildProcess> server_;
+};
+
+TEST_F(PortserverE2eTest, DistinctPortsForOneOwnerFromBothClients) {
+  int first = 0;
+  StartServer(UniquePool(10, &first));
+  const DWORD pid = GetCurrentProcessId();
+  std::set<int> ports;
+  for (int i = 0; i < 3; ++i) {
+    int port = Ask(pid);
+    EXPECT_GE(port, first);
+    EXPECT_LT(port, first + 10);
+    ports.insert(port);
+  }
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<int> port = portpicker::GetPortFromPortServer(address_, pid);
+    ASSERT_TRUE(port.ok()) << port.status();
+    EXPECT_GE(*port, first);
+    EXPECT_LT(*port, first + 10);
+    ports.insert(*port);
+  }
+  EXPECT_EQ(ports.size(), 5u);
+}
+
+TEST_F(PortserverE2eTest, CppClientPicksFromTheServerNamedByTheEnvironment) {
+  int first = 0;
+  StartServer(UniquePool(3, &first));
+  SetEnvironmentVariableA("PORTSERVER_ADDRESS", address_.c_str());
+  _putenv_s("PORTSERVER_ADDRESS", address_.c_str());
+  portpicker::PortPicker picker;
+  absl::StatusOr<int> port = picker.PickUnusedPort();
+  _putenv_s("PORTSERVER_ADDRESS", "");
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_GE(*port, first);
+  EXPECT_LT(*port, first + 3);
+  EXPECT_TRUE(server_->WaitForOutput(
+      absl::StrCat("Request on behalf of pid ", GetCurrentProcessId(),
+                   ": port ", *port),
+      kStartMillis));
+}
+
+TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
+  int first = 0;
+  StartServer(UniquePool(2, &first));
+  std::set<int> leased;
+  for (int i = 0; i < 2; ++i) {
+    // A client process that asks for itself, prints the port and exits.
+    std::unique_ptr<ChildProcess> client = ChildProcess::Start(
+        absl::StrCat(Quote(ExePath("adapters/windows/python_style_client.exe")),
+                     " ", address_),
+        /*capture=*/true);
+    ASSERT_NE(client, nullptr);
+    ASSERT_EQ(client->Wait(kStartMillis), std::optional<DWORD>(0))
+        << client->Output();
+    int port = ParsePort(client->Output());
+    ASSERT_NE(port, 0) << client->Output();
+    leased.insert(port);
+  }
+  ASSERT_EQ(leased.size(), 2u);  // The whole pool, to two dead owners.
+  // Both owners are gone: their ports serve a new owner.
+  int again = Ask(GetCurrentProcessId());
+  EXPECT_EQ(leased.count(again), 1u) << again;
+  int third = Ask(GetCurrentProcessId());
+  EXPECT_EQ(leased.count(third), 1u) << third;
+  EXPECT_NE(again, third);
+}
+
+TEST_F(PortserverE2eTest, DenialsCloseThePipeWithoutAReply) {
+  StartServer(UniquePool(1));
+  // No such process; then an invalid pid.
+  PythonStyleReply reply = AskLikePython(address_, 0x7FFFFFF0);
+  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  EXPECT_STREQ(reply.step, "ReadFile");
+  reply = AskLikePython(address_, 0);
+  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  // The one port goes to this live process; the next request finds the pool
+  // exhausted.
+  EXPECT_NE(Ask(GetCurrentProcessId()), 0);
+  reply = AskLikePython(address_, GetCurrentProcessId());
+  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  absl::StatusOr<int> cpp =
+      portpicker::GetPortFromPortServer(address_, GetCurrentProcessId());
+  EXPECT_EQ(cpp.status().code(), absl::StatusCode::kResourceExhausted)
+      << cpp.status();
+  EXPECT_TRUE(server_->WaitForOutput("denied (pool-exhausted)", kStartMillis))
+      << server_->Output();
+}
+
+TEST_F(PortserverE2eTest, BadFlagExitsTwoWithOneLine) {
+  std::unique_ptr<ChildProcess> bad = Server::Start(
+      UniquePipeAddress("bad"), "--portserver_static_pool=200-100");
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(bad->Wait(kStartMillis), std::optional<DWORD>(2));
+  std::string output = bad->Output();
+  std::vector<std::string> lines =
+      absl::StrSplit(output, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 1u) << output;
+  EXPECT_THAT(lines[0], StartsWith("portserver: error: "));
+  EXPECT_THAT(lines[0], HasSubstr("200-100"));
+}
+
+TEST_F(PortserverE2eTest, AddressThatIsNotAPipeNameExitsTwo) {
+  std::unique_ptr<ChildProcess> bad =
+      Server::Start("not-a-pipe", absl::StrCat("--portserver_static_pool=",
+                                               UniquePool(1)));
+  ASSERT_NE(bad, nullptr);
+  EXPECT_EQ(bad->Wait(kStartMillis), std::optional<DWORD>(2));
+  EXPECT_THAT(bad->Output(), StartsWith("portserver: error: pipe address"));
+}
+
+TEST_F(PortserverE2eTest, SecondServerOnTheSamePipeExitsTwo) {
+  StartServer(UniquePool(2));
+  std::unique_ptr<ChildProcess> second = Server::Start(
+      address_, absl::StrCat("--portserver_static_pool=", UniquePool(2),
+                             " --portserver_state_file=none"));
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->Wait(kStartMillis), std::optional<DWORD>(2));
+  EXPECT_THAT(second->Output(),
+              HasSubstr(absl::StrCat("portserver: error: address ", address_,
+                                     " is already in use")));
+  EXPECT_NE(Ask(GetCurrentProcessId()), 0);  // The first one still serves.
+}
+
+TEST_F(PortserverE2eTest, JournalKeepsALiveOwnersLeasesAcrossKillAndRestart) {
+  const std::string pool = UniquePool(2);
+  StartServer(pool);
+  const int mine = Ask(GetCurrentProcessId());
+  ASSERT_NE(mine, 0) << server_->Output();
+  server_->Kill();  // TerminateProcess: no chance to clean up.
+  server_.reset();
+  StartServer(pool);
+  EXPECT_TRUE(server_->WaitForOutput("restored 1 of 1", kStartMillis))
+      << server_->Output();
+  // The other port goes to another live process; then nothing is left,
+  // since this process still holds its port.
+  std::unique_ptr<ChildProcess> owner = ChildProcess::Start(
+      Quote(ThisExecutable()) + " --gtest_list_tests", false, CREATE_SUSPENDED);
+  ASSERT_NE(owner, nullptr);
+  const int other = Ask(owner->pid());
+  EXPECT_NE(other, 0);
+  EXPECT_NE(other, mine);
+  std::unique_ptr<ChildProcess> late = ChildProcess::Start(
+      Quote(ThisExecutable()) + " --gtest_list_tests", false, CREATE_SUSPENDED);
+  ASSERT_NE(late, nullptr);
+  EXPECT_EQ(AskLikePython(address_, late->pid()).error,
+            static_cast<DWORD>(ERROR_BROKEN_PIPE));
+}
+
+TEST_F(PortserverE2eTest, StatisticsEventLogsTheStatistics) {
+  StartServer(UniquePool(2));
+  ASSERT_NE(Ask(GetCurrentProcessId()), 0);
+  std::string name = StatsEventName(address_);
+  ScopedHandle event(OpenEventW(EVENT_MODIFY_STATE, FALSE, Widen(name).c_str()));
+  ASSERT_TRUE(event.valid()) << name << ": " << GetLastError();
+  ASSERT_TRUE(SetEvent(event.get()));
+  EXPECT_TRUE(server_->WaitForOutput("total-allocations 1", kStartMillis))
+      << server_->Output();
+  EXPECT_THAT(server_->Output(), HasSubstr("Dumping statistics:"));
+  EXPECT_EQ(server_->Wait(0), std::nullopt);  // Still serving.
+}
+
+// Console control events reach the processes attached to a console: this
+// test gets one of its own (headless under wine), and the server shares it.
+class ConsoleControlTest : public PortserverE2eTest {
+ protected:
+  void SetUp() override {
+    FreeConsole();
+    ASSERT_TRUE(AllocConsole()) << GetLastError();
+  }
+  void TearDown() override { SetConsoleCtrlHandler(nullptr, FALSE); }
+  void StartOnConsole(DWORD flags) {
+    address_ = UniquePipeAddress("console");
+    server_ = Server::Start(
+        address_,
+        absl::StrCat("--portserver_static_pool=", UniquePool(1),
+                     " --portserver_state_file=none"),
+        flags);
+    ASSERT_NE(server_, nullptr);
+    ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis));
+    // This process ignores the event from now on (children started later
+    // would inherit that; the server started before).
+    SetConsoleCtrlHandler(nullptr, TRUE);
+  }
+  void ExpectCleanStop() {
+    EXPECT_EQ(server_->Wait(kStartMillis), std::optional<DWORD>(0))
+        << server_->Output();
+    EXPECT_THAT(server_->Output(), HasSubstr("Stopping on signal."));
+    EXPECT_THAT(server_->Output(), HasSubstr("Dumping statistics:"));
+    EXPECT_THAT(server_->Output(), HasSubstr("Goodbye."));
+    // Its pipe is gone with it.
+    EXPECT_EQ(AskLikePython(address_, GetCurrentProcessId()).error,
+              static_cast<DWORD>(ERROR_FILE_NOT_FOUND));
+  }
+};
+
+TEST_F(ConsoleControlTest, CtrlCStopsTheServerWithExitZero) {
+  StartOnConsole(0);
+  ASSERT_TRUE(GenerateConsoleCtrlEvent(CTRL_C_EVENT, 0)) << GetLastError();
+  ExpectCleanStop();
+}
+
+TEST_F(ConsoleControlTest, CtrlBreakStopsTheServerWithExitZero) {
+  StartOnConsole(CREATE_NEW_PROCESS_GROUP);
+  if (!GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, server_->pid())) {
+    // Wine 8 delivers only CTRL_C_EVENT to process group 0.
+    GTEST_SKIP() << "this system cannot send Ctrl+Break to a process group: "
+                 << GetLastError();
+  }
+  ExpectCleanStop();
+}
+
+}  // namespace
+}  // namespace portserver
