@@ -546,7 +546,10 @@ WindowsPipeTransport::WindowsPipeTransport(Options options,
 WindowsPipeTransport::~WindowsPipeTransport() = default;
 
 ServeResult WindowsPipeTransport::Serve(RequestHandler& handler) {
-  if (shutdown_.load()) return ServeResult{};
+  if (shutdown_.load()) {
+    ready_.clear();  // Clients that came early see the pipe close.
+    return ServeResult{};
+  }
   const std::wstring name = Widen(pipe_name_);
   ServeLoop loop(options_, name, port_.get(), std::move(ready_), handler);
   ready_.clear();

@@ -59,7 +59,7 @@ TEST(WindowsPortLockProbe, LockOfAKilledProcessIsDropped) {
   FakePortProbe ports;
   const std::string prefix = UniquePrefix();
   std::unique_ptr<ChildProcess> child =
-      ChildProcess::Start(Quote(ThisExecutable()) + " --gtest_list_tests",
+      ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
                           /*capture=*/false, CREATE_SUSPENDED);
   ASSERT_NE(child, nullptr);
   {

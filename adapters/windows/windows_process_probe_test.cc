@@ -18,7 +18,7 @@ uint64_t CreationTime(HANDLE process) {
 
 // A child that never runs: this executable, suspended.
 std::unique_ptr<ChildProcess> StartSuspendedChild() {
-  return ChildProcess::Start(Quote(ThisExecutable()) + " --gtest_list_tests",
+  return ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
                              /*capture=*/false, CREATE_SUSPENDED);
 }
 

@@ -42,7 +42,7 @@ class Exits {
 };
 
 std::unique_ptr<ChildProcess> StartSuspendedChild() {
-  return ChildProcess::Start(Quote(ThisExecutable()) + " --gtest_list_tests",
+  return ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
                              /*capture=*/false, CREATE_SUSPENDED);
 }
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -44,8 +45,30 @@ std::string ThisExecutable() {
 }
 
 std::string ExePath(const std::string& relative) {
-  DWORD attributes = GetFileAttributesW(Widen(relative).c_str());
-  if (attributes != INVALID_FILE_ATTRIBUTES) return relative;
+  std::wstring wide = Widen(relative);
+  DWORD attributes = GetFileAttributesW(wide.c_str());
+  if (attributes != INVALID_FILE_ATTRIBUTES) {
+    // Absolute, with backslashes: CreateProcessW may look for a relative
+    // path beside the running program first.
+    wchar_t full[32768];
+    DWORD n = GetFullPathNameW(wide.c_str(), 32768, full, nullptr);
+    if (n == 0 || n >= 32768) return relative;
+    std::wstring path(full, n);
+    if (path.size() < 200) return Narrow(path);
+    // CreateProcessW fails on paths near MAX_PATH (Bazel's sandboxed
+    // runfiles are that long): run a copy from %TEMP% instead.
+    wchar_t temp[MAX_PATH + 1];
+    DWORD t = GetTempPathW(MAX_PATH + 1, temp);
+    size_t slash = path.find_last_of(L"\\/");
+    std::wstring copy = std::wstring(temp, t) + L"portserver-" +
+                        std::to_wstring(GetCurrentProcessId()) + L"-" +
+                        path.substr(slash + 1);
+    if (CopyFileW(path.c_str(), copy.c_str(), FALSE) ||
+        GetLastError() == ERROR_SHARING_VIOLATION) {
+      return Narrow(copy);
+    }
+    return Narrow(path);
+  }
   std::string self = ThisExecutable();
   size_t slash = self.find_last_of("\\/");
   size_t name = relative.find_last_of("\\/");
@@ -81,7 +104,10 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(
   PROCESS_INFORMATION info{};
   if (!CreateProcessW(nullptr, &line[0], nullptr, nullptr, capture ? TRUE : FALSE,
                       flags, nullptr, nullptr, &startup, &info)) {
-    if (error != nullptr) *error = GetLastError();
+    DWORD code = GetLastError();
+    if (error != nullptr) *error = code;
+    std::fprintf(stderr, "CreateProcessW(%s) failed: %lu\n",
+                 command_line.c_str(), code);
     return nullptr;
   }
   child->process_.Reset(info.hProcess);
