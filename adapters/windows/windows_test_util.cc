@@ -145,6 +145,11 @@ std::optional<DWORD> ChildProcess::Wait(DWORD timeout_ms) {
   }
   DWORD code = 0;
   GetExitCodeProcess(process_.get(), &code);
+  // The exit closed the child's end of the output pipe: let the reader take
+  // what is left, so that Output() is complete (bounded, in case a
+  // grandchild holds the pipe).
+  std::unique_lock<std::mutex> lock(mu_);
+  changed_.wait_for(lock, std::chrono::seconds(10), [this] { return ended_; });
   return code;
 }
 

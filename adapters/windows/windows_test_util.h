@@ -61,6 +61,7 @@ class ChildProcess {
   HANDLE handle() const { return process_.get(); }
   void Resume();
   // The exit code once it has exited within `timeout_ms`, else nullopt.
+  // With capture, Output() then holds everything the child wrote.
   std::optional<DWORD> Wait(DWORD timeout_ms);
   void Kill(UINT code = 9);
 
