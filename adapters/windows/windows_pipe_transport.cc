@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <deque>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/windows/windows_user.h"
+#include "domain/request_codec.h"
 
 namespace portserver {
 namespace {
@@ -315,7 +317,7 @@ class ServeLoop final {
   }
 
   void StartRead(Instance* instance) {
-    size_t room = options_.max_request_bytes - instance->data.size();
+    size_t room = Limit(instance->data) - instance->data.size();
     DWORD chunk = static_cast<DWORD>(std::min(room, sizeof(instance->buffer)));
     instance->overlapped = OVERLAPPED{};
     if (ReadFile(instance->pipe.get(), instance->buffer, chunk, nullptr,
@@ -331,6 +333,15 @@ class ServeLoop final {
     Finish(instance, Request::End::kEof);  // ERROR_BROKEN_PIPE and the like.
   }
 
+  // The domain's framing rule, as on Linux: an extended request
+  // ("portserver/...", docs/protocol.md) may have up to
+  // kMaxExtendedRequestBytes; a plain one max_request_bytes. The first read
+  // asks for at most that many, so a plain request is never read past.
+  size_t Limit(std::string_view data) const {
+    size_t limit = RequestByteLimit(data);
+    return limit > kMaxRequestBytes ? limit : options_.max_request_bytes;
+  }
+
   // After bytes arrived: a request, or more to read.
   void Examine(Instance* instance) {
     std::string& data = instance->data;
@@ -338,7 +349,7 @@ class ServeLoop final {
     if (newline != std::string::npos) {
       data.resize(newline + 1);
       Finish(instance, Request::End::kNewline);
-    } else if (data.size() >= options_.max_request_bytes) {
+    } else if (data.size() >= Limit(data)) {
       Finish(instance, Request::End::kTooLong);
     } else {
       StartRead(instance);

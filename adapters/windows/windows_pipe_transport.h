@@ -55,6 +55,8 @@ class WindowsPipeTransport final : public Transport {
     // How long a client may take, from connecting, to send its request. > 0.
     absl::Duration read_timeout = absl::Seconds(5);
     // Reading stops here without a '\n' (Request::End::kTooLong). >= 1.
+    // An extended request (RequestByteLimit in domain/request_codec.h) may
+    // have up to kMaxExtendedRequestBytes instead.
     size_t max_request_bytes = kMaxRequestBytes;
     // Most open connections. When a new one arrives at the cap, the oldest
     // (which has not sent a complete request) is closed without a reply and
