@@ -8,29 +8,51 @@ WindowsPortLockProbe::WindowsPortLockProbe(PortProbe& inner,
                                            std::string prefix)
     : inner_(inner), prefix_(std::move(prefix)) {}
 
-ScopedHandle WindowsPortLockProbe::TryLock(uint16_t port) const {
+ScopedHandle WindowsPortLockProbe::TryLock(uint16_t port,
+                                           PortState* state) const {
   std::wstring name = Widen(prefix_ + std::to_string(port));
   SetLastError(ERROR_SUCCESS);
   ScopedHandle lock(CreateMutexW(nullptr, FALSE, name.c_str()));
   // Read at once: a successful CreateMutexW sets ERROR_ALREADY_EXISTS when
   // it opened an existing object rather than creating it.
   DWORD error = GetLastError();
-  if (!lock.valid() || error == ERROR_ALREADY_EXISTS) return ScopedHandle();
-  return lock;
+  if (lock.valid() && error != ERROR_ALREADY_EXISTS) return lock;
+  // Exists (ours to open, or another user's: access denied) -> another
+  // server holds it; anything else (out of memory or handles) -> unknown.
+  *state = lock.valid() || error == ERROR_ACCESS_DENIED ||
+                   error == ERROR_ALREADY_EXISTS
+               ? PortState::kBusy
+               : PortState::kUnknown;
+  return ScopedHandle();
 }
 
-bool WindowsPortLockProbe::IsFree(uint16_t port) {
+PortState WindowsPortLockProbe::Check(uint16_t port) {
   auto it = held_.find(port);
   ScopedHandle taken;
   if (it == held_.end()) {
-    taken = TryLock(port);
-    if (!taken.valid()) return false;
+    PortState state = PortState::kBusy;
+    taken = TryLock(port, &state);
+    if (!taken.valid()) return state;
   }
-  if (!inner_.IsFree(port)) {
+  PortState state = inner_.Check(port);
+  if (!IsLeasable(state)) {
     held_.erase(port);  // `taken`, if any, closes on return.
-    return false;
+    return state;
   }
   if (taken.valid()) held_.emplace(port, std::move(taken));
+  return state;
+}
+
+bool WindowsPortLockProbe::IsFree(uint16_t port) {
+  return IsLeasable(Check(port));
+}
+
+bool WindowsPortLockProbe::Reserve(uint16_t port) {
+  if (held_.count(port) != 0) return true;
+  PortState state = PortState::kBusy;
+  ScopedHandle taken = TryLock(port, &state);
+  if (!taken.valid()) return false;
+  held_.emplace(port, std::move(taken));
   return true;
 }
 

@@ -8,8 +8,8 @@
 // TerminateProcess, so no stale lock outlives a server. The Global\
 // namespace spans sessions (a service and interactive users), as ports do.
 //
-// The lock is held exactly while the port is leased: from IsFree() saying
-// true until the domain calls Release() (the owner died), or until this
+// The lock is held exactly while the port is leased: from Check() saying
+// leasable (or Reserve() for a lease restored from the journal) until the domain calls Release() (the owner died), or until this
 // object is destroyed (the server exits). A port whose lock another server
 // holds (the name exists, or it belongs to another user and opening it is
 // denied) is "not free".
@@ -17,7 +17,7 @@
 // Example:
 //   WindowsPortProbe binds;
 //   WindowsPortLockProbe probe(binds);
-//   probe.IsFree(20000);   // creates Global\portserver-port-lock-20000
+//   probe.Check(20000);    // creates Global\portserver-port-lock-20000
 //   probe.Release(20000);  // the lease ended: lets go of it
 //
 // Thread-compatible. `inner` must outlive this object. Uses one handle per
@@ -45,18 +45,25 @@ class WindowsPortLockProbe final : public PortProbe {
   WindowsPortLockProbe& operator=(const WindowsPortLockProbe&) = delete;
   ~WindowsPortLockProbe() override = default;  // Closes the handles.
 
-  // True if this server holds (or just took) the port's lock and `inner`
-  // says the port is free. A port found busy has no lock held for it.
+  // inner.Check(port) once this server holds (or just took) the port's
+  // lock; kBusy if another process holds it, kUnknown if the lock object
+  // could not be made. When the answer is not leasable no lock is held.
+  PortState Check(uint16_t port) override;
+  // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
   // Gives the port's lock back.
   void Release(uint16_t port) override;
+  // Takes the port's lock without a bind test (a lease restored from the
+  // journal, whose owner may have bound the port); false if another
+  // process holds it or it cannot be made.
+  bool Reserve(uint16_t port) override;
 
   size_t locks_held() const { return held_.size(); }
 
  private:
-  // Creates the lock object; an empty handle if it exists already (another
-  // process holds it) or cannot be made.
-  ScopedHandle TryLock(uint16_t port) const;
+  // Creates the lock object; an empty handle with `*state` set if it exists
+  // already (kBusy: another process holds it) or cannot be made (kUnknown).
+  ScopedHandle TryLock(uint16_t port, PortState* state) const;
 
   PortProbe& inner_;
   const std::string prefix_;

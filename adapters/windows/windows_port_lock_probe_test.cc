@@ -41,6 +41,44 @@ TEST(WindowsPortLockProbe, BusyPortHoldsNoLock) {
   EXPECT_TRUE(second.IsFree(20000));
 }
 
+// Check() passes the inner probe's state through once the lock is held,
+// holds the lock for every leasable state and none otherwise.
+TEST(WindowsPortLockProbe, CheckPassesTheInnerStateThrough) {
+  FakePortProbe ports;
+  ports.LingerInTimeWait(20000);
+  ports.Occupy(20001);
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe first(ports, prefix);
+  WindowsPortLockProbe second(ports, prefix);
+  EXPECT_EQ(first.Check(20000), PortState::kReuseAddrOnly);
+  EXPECT_EQ(first.Check(20001), PortState::kBusy);
+  EXPECT_EQ(first.Check(20002), PortState::kFree);
+  EXPECT_EQ(first.locks_held(), 2u);
+  EXPECT_EQ(second.Check(20000), PortState::kBusy);  // first's lock
+  ports.RunOutOfDescriptors(true);
+  EXPECT_EQ(second.Check(20003), PortState::kUnknown);
+  EXPECT_EQ(second.locks_held(), 0u);
+}
+
+// A lease restored from the journal: its owner may have bound the port, so
+// Reserve() takes the lock without a bind test; another server's lock wins.
+TEST(WindowsPortLockProbe, ReserveTakesTheLockWithoutABindTest) {
+  FakePortProbe ports;
+  ports.Occupy(20000);
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe first(ports, prefix);
+  WindowsPortLockProbe second(ports, prefix);
+  EXPECT_TRUE(first.Reserve(20000));
+  EXPECT_TRUE(first.Reserve(20000));  // Already its own.
+  EXPECT_EQ(first.locks_held(), 1u);
+  EXPECT_FALSE(second.Reserve(20000));
+  ports.Vacate(20000);
+  EXPECT_EQ(second.Check(20000), PortState::kBusy);
+  first.Release(20000);
+  EXPECT_TRUE(second.Reserve(20000));
+  EXPECT_EQ(first.locks_held(), 0u);
+}
+
 TEST(WindowsPortLockProbe, LocksGoWithTheServer) {
   FakePortProbe ports;
   const std::string prefix = UniquePrefix();

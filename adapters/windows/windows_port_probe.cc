@@ -10,13 +10,18 @@
 namespace portserver {
 namespace {
 
-enum class BindOutcome { kBound, kNoSuchFamily, kFailed };
+// kNoResources: this process could not make a socket (WSAEMFILE, WSAENOBUFS),
+// which says nothing about the port.
+enum class BindOutcome { kBound, kNoSuchFamily, kFailed, kNoResources };
 
 BindOutcome TryBind(int family, int type, uint16_t port) {
   ScopedSocket sock(WSASocketW(family, type, 0, nullptr, 0,
                                WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
   if (!sock.valid()) {
     int error = WSAGetLastError();
+    if (error == WSAEMFILE || error == WSAENOBUFS) {
+      return BindOutcome::kNoResources;
+    }
     return error == WSAEAFNOSUPPORT || error == WSAEPROTONOSUPPORT ||
                    error == WSAESOCKTNOSUPPORT
                ? BindOutcome::kNoSuchFamily
@@ -54,29 +59,37 @@ BindOutcome TryBind(int family, int type, uint16_t port) {
   return BindOutcome::kBound;
 }
 
-bool IsFreeFor(int type, uint16_t port) {
+PortState StateFor(int type, uint16_t port) {
   bool got_socket = false;
   for (int family : {AF_INET6, AF_INET}) {
     switch (TryBind(family, type, port)) {
       case BindOutcome::kNoSuchFamily:
         break;
+      case BindOutcome::kNoResources:
+        return PortState::kUnknown;
       case BindOutcome::kFailed:
-        return false;
+        return PortState::kBusy;
       case BindOutcome::kBound:
         got_socket = true;
         break;
     }
   }
-  return got_socket;
+  return got_socket ? PortState::kFree : PortState::kBusy;
 }
 
 }  // namespace
 
 WindowsPortProbe::WindowsPortProbe() { EnsureWinsock(); }
 
+PortState WindowsPortProbe::Check(uint16_t port) {
+  if (port == 0) return PortState::kBusy;
+  PortState tcp = StateFor(SOCK_STREAM, port);
+  if (tcp != PortState::kFree) return tcp;
+  return StateFor(SOCK_DGRAM, port);
+}
+
 bool WindowsPortProbe::IsFree(uint16_t port) {
-  if (port == 0) return false;
-  return IsFreeFor(SOCK_STREAM, port) && IsFreeFor(SOCK_DGRAM, port);
+  return IsLeasable(Check(port));
 }
 
 }  // namespace portserver

@@ -65,10 +65,11 @@ TEST_P(WindowsPortProbeHeldTest, PortHeldByAnotherSocketIsBusy) {
     GTEST_SKIP() << "this host has no " << GetParam().name;
   }
   EXPECT_FALSE(probe.IsFree(holder.port));
+  EXPECT_EQ(probe.Check(holder.port), PortState::kBusy);
   // Once the holder lets go, the same port is free again (the probe's own
   // sockets left nothing behind).
   holder.socket.Reset();
-  EXPECT_TRUE(probe.IsFree(holder.port));
+  EXPECT_EQ(probe.Check(holder.port), PortState::kFree);
   EXPECT_TRUE(probe.IsFree(holder.port));
 }
 
@@ -83,6 +84,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(WindowsPortProbe, PortZeroIsNeverFree) {
   WindowsPortProbe probe;
   EXPECT_FALSE(probe.IsFree(0));
+  EXPECT_EQ(probe.Check(0), PortState::kBusy);
 }
 
 }  // namespace
