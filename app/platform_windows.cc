@@ -5,7 +5,9 @@
 #include <atomic>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "adapters/windows/windows_error.h"
@@ -32,7 +34,15 @@ class WindowsAdapters final : public PlatformAdapters {
   Adapters adapters() override {
     PortProbe* ports = locking_probe_ ? static_cast<PortProbe*>(&*locking_probe_)
                                       : &port_probe_;
+    // No ProcessInfo on Windows: the extended protocol's lease listings
+    // leave out command lines and start times.
     return Adapters{&process_probe_, ports, transport_.get()};
+  }
+  // The full pipe name, e.g. "\\.\pipe\unittest-portserver".
+  std::vector<std::string> listening_on() const override {
+    absl::StatusOr<std::string> pipe =
+        WindowsPipeTransport::PipeName(transport_->address());
+    return {pipe.ok() ? *pipe : transport_->address()};
   }
 
  private:
@@ -136,6 +146,12 @@ std::string StatsEventName(const std::string& address) {
 
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
+  if (!options.extra_addresses.empty()) {
+    // One pipe per server on Windows; start one server per pipe instead.
+    return absl::InvalidArgumentError(
+        "--portserver_extra_addresses is not supported on Windows (one pipe "
+        "per server)");
+  }
   WindowsPipeTransport::Options transport_options;
   transport_options.address = options.address;
   transport_options.max_connections = options.max_connections;
