@@ -233,6 +233,43 @@ TEST_F(WindowsPipeTransportTest, OversizedRequestIsCutAtTheLimit) {
   EXPECT_EQ(seen[0].data, std::string(kMaxRequestBytes, '1'));
 }
 
+// The framing rule of domain/request_codec.h, as on Linux: a request that
+// starts "portserver/" (the extended protocol: portserverctl, portpicker -n)
+// may have up to kMaxExtendedRequestBytes, anything else kMaxRequestBytes.
+TEST_F(WindowsPipeTransportTest, ExtendedRequestsMayBeLongerThanPlainOnes) {
+  Start(DefaultOptions());
+  const std::string line = "portserver/1 allocate pid=1234 count=20 label=" +
+                           std::string(200, 'x') + "\n";
+  {
+    // In pieces: the limit follows the first bytes as they arrive.
+    ScopedHandle pipe = Connect();
+    ASSERT_TRUE(pipe.valid());
+    DWORD n = 0;
+    ASSERT_TRUE(WriteFile(pipe.get(), line.data(), 3, &n, nullptr));
+    ASSERT_TRUE(WriteFile(pipe.get(), line.data() + 3,
+                          static_cast<DWORD>(line.size() - 3), &n, nullptr));
+    char buffer[16];
+    ASSERT_TRUE(ReadFile(pipe.get(), buffer, sizeof(buffer), &n, nullptr));
+    EXPECT_EQ(std::string(buffer, n), "10001\n");
+  }
+  const std::string too_long =
+      "portserver/" + std::string(kMaxExtendedRequestBytes, 'p');
+  PythonStyleReply cut = SendLikePython(address_, too_long);
+  EXPECT_EQ(cut.error, static_cast<DWORD>(ERROR_BROKEN_PIPE)) << cut.step;
+  PythonStyleReply junk =
+      SendLikePython(address_, std::string(kMaxRequestBytes + 10, 'j'));
+  EXPECT_EQ(junk.error, static_cast<DWORD>(ERROR_BROKEN_PIPE)) << junk.step;
+
+  std::vector<RecordingHandler::Seen> seen = handler_.seen();
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0].data, line);
+  EXPECT_EQ(seen[0].end, Request::End::kNewline);
+  EXPECT_EQ(seen[1].data, too_long.substr(0, kMaxExtendedRequestBytes));
+  EXPECT_EQ(seen[1].end, Request::End::kTooLong);
+  EXPECT_EQ(seen[2].data, std::string(kMaxRequestBytes, 'j'));
+  EXPECT_EQ(seen[2].end, Request::End::kTooLong);
+}
+
 TEST_F(WindowsPipeTransportTest, RequestSentInPiecesIsAssembled) {
   Start(DefaultOptions());
   ScopedHandle pipe = Connect();
