@@ -42,9 +42,9 @@ void Server::LogBiggestHolders(const Decision& d) {
                   << s.num_ports_managed
                   << " ports leased); the biggest holders:";
   for (const HolderSummary& h : d.biggest_holders) {
-    PS_LOG(WARNING) << "  pid " << h.pid << " holds " << h.ports
-                    << " port(s)"
-                    << (h.label.empty() ? "" : absl::StrCat(", label ", h.label))
+    PS_LOG(WARNING) << "  pid " << h.pid << " holds " << h.ports << " port(s)"
+                    << (h.label.empty() ? ""
+                                        : absl::StrCat(", label ", h.label))
                     << ", command line: "
                     << (h.command_line.empty() ? "(unknown)" : h.command_line);
   }

@@ -43,8 +43,8 @@ std::string FormatLogLine(LogSeverity severity, const char* file, int line,
                           const std::string& message) {
   std::string when =
       absl::FormatTime("%m%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
-  return absl::StrFormat("%c%s %d %s:%d] %s", static_cast<char>(severity),
-                         when, ThreadId(), Basename(file), line, message);
+  return absl::StrFormat("%c%s %d %s:%d] %s", static_cast<char>(severity), when,
+                         ThreadId(), Basename(file), line, message);
 }
 
 bool LogRateLimiter::Allow(absl::Time now, uint64_t* held_back) {

@@ -57,8 +57,8 @@ class LogRateLimiter {
   mutable std::mutex mu_;
   absl::Time window_start_ = absl::InfinitePast();  // Guarded by mu_.
   uint64_t in_window_ = 0;                          // Guarded by mu_.
-  uint64_t held_back_ = 0;  // Guarded by mu_: since the last line let through.
-  uint64_t suppressed_ = 0;                         // Guarded by mu_.
+  uint64_t held_back_ = 0;   // Guarded by mu_: since the last line let through.
+  uint64_t suppressed_ = 0;  // Guarded by mu_.
 };
 
 class LogMessage {
@@ -82,7 +82,8 @@ class LogMessage {
 #define PS_LOG_SEVERITY_INFO ::portserver::LogSeverity::kInfo
 #define PS_LOG_SEVERITY_WARNING ::portserver::LogSeverity::kWarning
 #define PS_LOG_SEVERITY_ERROR ::portserver::LogSeverity::kError
-#define PS_LOG(severity) \
-  ::portserver::LogMessage(PS_LOG_SEVERITY_##severity, __FILE__, __LINE__).stream()
+#define PS_LOG(severity)                                                   \
+  ::portserver::LogMessage(PS_LOG_SEVERITY_##severity, __FILE__, __LINE__) \
+      .stream()
 
 #endif  // PORTSERVER_APP_LOG_H_

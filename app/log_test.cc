@@ -13,7 +13,9 @@ TEST(Log, FormatsLikeTheReferenceServer) {
   std::string line =
       FormatLogLine(LogSeverity::kInfo, "app/main.cc", 80, "Serving on @x");
   EXPECT_TRUE(std::regex_match(
-      line, std::regex(R"(I\d{4} \d\d:\d\d:\d\d\.\d{3} \d+ main\.cc:80\] Serving on @x)")))
+      line,
+      std::regex(
+          R"(I\d{4} \d\d:\d\d:\d\d\.\d{3} \d+ main\.cc:80\] Serving on @x)")))
       << line;
 }
 

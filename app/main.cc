@@ -50,12 +50,12 @@ int main(int argc, char** argv) {
   Server server(options, (*platform)->adapters());
   server.SetListeningOn((*platform)->listening_on());
   // First, before any other thread exists: threads inherit the signal mask.
-  std::unique_ptr<SignalWatcher> signals =
-      WatchSignals(options, [&server] { server.DumpStats(); },
-                   [&server] {
-                     PS_LOG(INFO) << "Stopping on signal.";
-                     server.Shutdown();
-                   });
+  std::unique_ptr<SignalWatcher> signals = WatchSignals(
+      options, [&server] { server.DumpStats(); },
+      [&server] {
+        PS_LOG(INFO) << "Stopping on signal.";
+        server.Shutdown();
+      });
   std::unique_ptr<OwnerWatcher> owners =
       WatchOwners([&server](int64_t pid) { server.OwnerExited(pid); });
   server.SetOwnerWatcher(owners.get());

@@ -30,8 +30,8 @@ absl::Status WriteFileAtomically(const std::string& path,
   std::filesystem::rename(temp, path, error);
   if (error) {
     std::remove(temp.c_str());
-    return absl::UnavailableError(absl::StrCat(
-        "cannot rename ", temp, " to ", path, ": ", error.message()));
+    return absl::UnavailableError(absl::StrCat("cannot rename ", temp, " to ",
+                                               path, ": ", error.message()));
   }
   return absl::OkStatus();
 }

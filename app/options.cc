@@ -33,7 +33,8 @@ DEFINE_string(portserver_state_file, "",
               "XDG_RUNTIME_DIR is unset; for an @abstract address "
               "<address>.netns-<inode>.journal, since each network namespace "
               "(a container, a sandboxed test) has its own @address. Leases on "
-              "ports outside the pool are dropped with a warning. 'none': keep leases in memory only, "
+              "ports outside the pool are dropped with a warning. 'none': keep "
+              "leases in memory only, "
               "as the reference server does. A clean stop (SIGTERM, SIGINT) "
               "with no live lease removes the journal and its .lock (and the "
               "default directory if it is then empty). A full disk or a "
@@ -181,7 +182,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
       if (!negated) flag = nullptr;
     }
     if (flag == nullptr) {
-      return Bad(absl::StrCat("unknown flag '", std::string(arg), "' (see --help)"));
+      return Bad(
+          absl::StrCat("unknown flag '", std::string(arg), "' (see --help)"));
     }
     std::string text;
     if (flag->metavar == nullptr) {  // Boolean.
@@ -194,8 +196,8 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
       return Bad(absl::StrCat("flag --", flag->name, " needs a value"));
     }
     if (gflags::SetCommandLineOption(flag->name, text.c_str()).empty()) {
-      return Bad(absl::StrCat("bad value '", text, "' for flag --",
-                              flag->name));
+      return Bad(
+          absl::StrCat("bad value '", text, "' for flag --", flag->name));
     }
   }
   if (result.help || result.version) return result;
@@ -260,16 +262,20 @@ std::string VersionText() {
 
 std::string UsageText() {
   std::string usage =
-      "usage: portserver [-h] [--portserver_static_pool PORTSERVER_STATIC_POOL]\n"
-      "                  [--portserver_address PORTSERVER_ADDRESS] [--verbose]\n"
+      "usage: portserver [-h] [--portserver_static_pool "
+      "PORTSERVER_STATIC_POOL]\n"
+      "                  [--portserver_address PORTSERVER_ADDRESS] "
+      "[--verbose]\n"
       "                  [--debug] [--version] [more flags below]\n"
       "\n"
       "Hands out network ports that are free and stay reserved for the asking\n"
       "process until it dies. Clients (python portpicker, the portpicker\n"
       "command, Bazel's portserver_test) find it through PORTSERVER_ADDRESS.\n"
-      "Protocol: a client connects, sends \"<pid>\\n\" and receives \"<port>\\n\",\n"
+      "Protocol: a client connects, sends \"<pid>\\n\" and receives "
+      "\"<port>\\n\",\n"
       "or a close without reply when no port can be given. Tools speak an\n"
-      "extended protocol on the same socket (docs/protocol.md; portserverctl).\n"
+      "extended protocol on the same socket (docs/protocol.md; "
+      "portserverctl).\n"
       "\n"
       "options:\n"
       "  -h, --help\n"

@@ -21,22 +21,22 @@
 namespace portserver {
 
 struct Options {
-  std::string pool_spec;        // Without blanks, e.g. "15000-24999".
-  std::vector<uint16_t> pool;   // Parsed, in round-robin order.
-  std::string address;          // "@name" (abstract) or a path.
+  std::string pool_spec;       // Without blanks, e.g. "15000-24999".
+  std::vector<uint16_t> pool;  // Parsed, in round-robin order.
+  std::string address;         // "@name" (abstract) or a path.
   // More addresses served alike (--portserver_extra_addresses), in order.
   std::vector<std::string> extra_addresses;
-  std::string state_file;       // "" = per-user default; "none" = no journal.
+  std::string state_file;        // "" = per-user default; "none" = no journal.
   size_t max_ports_per_pid = 0;  // 0 = no limit (the default).
   size_t max_connections = 1024;
   int read_timeout_ms = 5000;
-  bool lock_ports = false;      // Accepted, no effect: locks are always held.
+  bool lock_ports = false;  // Accepted, no effect: locks are always held.
   bool reserve_pool_in_kernel = false;  // Add the pool to
                                         // ip_local_reserved_ports.
-  std::string metrics_file;     // "" = do not write metrics to a file.
-  int metrics_interval_s = 15;  // Between two writes of metrics_file.
-  bool verbose = false;         // One log line per request.
-  bool debug = false;           // verbose, plus request details.
+  std::string metrics_file;             // "" = do not write metrics to a file.
+  int metrics_interval_s = 15;          // Between two writes of metrics_file.
+  bool verbose = false;                 // One log line per request.
+  bool debug = false;                   // verbose, plus request details.
 };
 
 struct CommandLine {

@@ -65,9 +65,9 @@ TEST(Options, LimitsHaveDocumentedDefaults) {
   EXPECT_EQ(cl->options.max_connections, 1024u);
   EXPECT_EQ(cl->options.read_timeout_ms, 5000);
   EXPECT_EQ(cl->options.state_file, "");
-  cl = Parse({"--portserver_max_ports_per_pid=5", "--portserver_state_file=none",
-              "--portserver_max_connections", "7",
-              "--portserver_read_timeout_ms=250"});
+  cl = Parse({"--portserver_max_ports_per_pid=5",
+              "--portserver_state_file=none", "--portserver_max_connections",
+              "7", "--portserver_read_timeout_ms=250"});
   ASSERT_TRUE(cl.ok()) << cl.status();
   EXPECT_EQ(cl->options.max_ports_per_pid, 5u);
   EXPECT_EQ(cl->options.state_file, "none");
@@ -133,10 +133,11 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
   for (const char* text :
        {"-h, --help", "--portserver_static_pool PORTSERVER_STATIC_POOL",
         "--portserver_address PORTSERVER_ADDRESS",
-        "--portserver_unix_socket_address", "--verbose", "--debug", "--portserver_lock_ports",
-        "--portserver_reserve_pool_in_kernel", "ip_local_reserved_ports",
-        "--portserver_state_file PATH", "--portserver_max_ports_per_pid N",
-        "Default: 1024", "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
+        "--portserver_unix_socket_address", "--verbose", "--debug",
+        "--portserver_lock_ports", "--portserver_reserve_pool_in_kernel",
+        "ip_local_reserved_ports", "--portserver_state_file PATH",
+        "--portserver_max_ports_per_pid N", "Default: 1024",
+        "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
         "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1",
         "SIGHUP", "--version"}) {
     EXPECT_THAT(usage, HasSubstr(text));
@@ -172,8 +173,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{{"--portserver_static_pool"}, "needs a value"},
         BadArgs{{"--no_such_flag"}, "--no_such_flag"},
         BadArgs{{"--noportserver_address"}, "--noportserver_address"},
-        BadArgs{{"--verbose=maybe"}, "maybe"},
-        BadArgs{{"stray"}, "'stray'"},
+        BadArgs{{"--verbose=maybe"}, "maybe"}, BadArgs{{"stray"}, "'stray'"},
         BadArgs{{"--portserver_address="}, "empty --portserver_address"},
         BadArgs{{"--portserver_extra_addresses=@a,,@b"}, "empty address"},
         BadArgs{{"--portserver_extra_addresses=@"}, "empty address"},

@@ -17,8 +17,6 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-
-#include "absl/strings/str_cat.h"
 #include "adapters/linux/linux_ephemeral_ports.h"
 #include "adapters/linux/linux_lease_store.h"
 #include "adapters/linux/linux_pidfd_watcher.h"
@@ -71,7 +69,7 @@ class LinuxAdapters final : public PlatformAdapters {
   LinuxPortProbe port_probe_;
   // Every server takes the per-port locks, whatever its flags, so that two
   // servers never lease the same port in either direction.
-  LinuxPortLockProbe locking_probe_;  // Wraps port_probe_.
+  LinuxPortLockProbe locking_probe_;              // Wraps port_probe_.
   std::unique_ptr<LinuxReservedPorts> reserved_;  // May be null.
   std::unique_ptr<LinuxUnixTransport> transport_;
 };
@@ -139,10 +137,9 @@ absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> GuardEphemeralRange(
     absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =
         LinuxReservedPorts::Reserve(options.pool);
     if (!reserved.ok()) {
-      return absl::Status(
-          reserved.status().code(),
-          absl::StrCat("--portserver_reserve_pool_in_kernel: ",
-                       reserved.status().message()));
+      return absl::Status(reserved.status().code(),
+                          absl::StrCat("--portserver_reserve_pool_in_kernel: ",
+                                       reserved.status().message()));
     }
     std::string added = FormatPorts((*reserved)->added());
     PS_LOG(INFO) << "Added "
@@ -156,10 +153,10 @@ absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> GuardEphemeralRange(
   absl::StatusOr<PortRange> range = ReadEphemeralRange();
   absl::StatusOr<PortSet> reserved = ReadReservedPorts();
   if (!range.ok() || !reserved.ok()) {
-    PS_LOG(WARNING) << "Cannot tell whether the pool overlaps the ephemeral "
-                       "port range: "
-                    << (range.ok() ? reserved.status() : range.status())
-                           .message();
+    PS_LOG(WARNING)
+        << "Cannot tell whether the pool overlaps the ephemeral "
+           "port range: "
+        << (range.ok() ? reserved.status() : range.status()).message();
     return std::unique_ptr<LinuxReservedPorts>();
   }
   PortSet overlap = UnreservedEphemeral(options.pool, *range, *reserved);

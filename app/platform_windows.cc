@@ -2,6 +2,8 @@
 // transport, process-handle owner watcher, and console control events.
 // Windows has no SIGUSR1: the statistics are logged whenever the named
 // event StatsEventName(address) is set (see README.md, "Windows").
+#include "app/platform_windows.h"
+
 #include <atomic>
 #include <cstdlib>
 #include <optional>
@@ -19,7 +21,6 @@
 #include "adapters/windows/windows_process_watcher.h"
 #include "app/log.h"
 #include "app/platform.h"
-#include "app/platform_windows.h"
 
 namespace portserver {
 namespace {
@@ -32,8 +33,9 @@ class WindowsAdapters final : public PlatformAdapters {
     if (lock_ports) locking_probe_.emplace(port_probe_);
   }
   Adapters adapters() override {
-    PortProbe* ports = locking_probe_ ? static_cast<PortProbe*>(&*locking_probe_)
-                                      : &port_probe_;
+    PortProbe* ports = locking_probe_
+                           ? static_cast<PortProbe*>(&*locking_probe_)
+                           : &port_probe_;
     // No ProcessInfo on Windows: the extended protocol's lease listings
     // leave out command lines and start times.
     return Adapters{&process_probe_, ports, transport_.get()};
@@ -201,9 +203,8 @@ std::unique_ptr<SignalWatcher> WatchSignals(const Options& options,
   ScopedHandle event(CreateEventW(nullptr, FALSE, FALSE, Widen(name).c_str()));
   if (!event.valid()) {
     DWORD error = GetLastError();
-    PS_LOG(WARNING) << WindowsErrorText("Cannot create the statistics event " +
-                                            name,
-                                        error)
+    PS_LOG(WARNING) << WindowsErrorText(
+                           "Cannot create the statistics event " + name, error)
                     << "; statistics are logged at exit only";
   } else if (Verbose()) {
     PS_LOG(INFO) << "Set the event " << name << " to log the statistics";

@@ -101,13 +101,12 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
     PS_LOG(INFO) << "State file " << path
                  << ": no leases to restore (new or empty journal)";
   } else if (restored == replay.leases.size()) {
-    PS_LOG(INFO) << "State file " << path << ": restored " << restored
-                 << " of " << replay.leases.size()
+    PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
+                 << replay.leases.size()
                  << " journaled lease(s), all owners still live";
   } else {
-    PS_LOG(INFO) << "State file " << path << ": restored " << restored
-                 << " of " << replay.leases.size()
-                 << " journaled lease(s); dropped "
+    PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
+                 << replay.leases.size() << " journaled lease(s); dropped "
                  << replay.leases.size() - restored
                  << " (owner exited or its pid reused, port outside the "
                     "pool, or recorded twice)";
@@ -117,8 +116,9 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   for (const auto& lease : service_.Leases()) Watch(lease.second.pid);
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
-    PS_LOG(ERROR) << "State file " << path << " cannot be rewritten: "
-                  << compacted.error << "; leases may not survive a restart";
+    PS_LOG(ERROR) << "State file " << path
+                  << " cannot be rewritten: " << compacted.error
+                  << "; leases may not survive a restart";
   }
 }
 
@@ -129,9 +129,9 @@ void Server::SetListeningOn(std::vector<std::string> addresses) {
 absl::Status Server::Serve() {
   std::string on = listening_on_.empty() ? options_.address
                                          : absl::StrJoin(listening_on_, ", ");
-  PS_LOG(INFO) << "Serving on " << on << " (pool "
-               << options_.pool_spec << ", " << options_.pool.size()
-               << " ports; portserver " << kPortserverVersion << ")";
+  PS_LOG(INFO) << "Serving on " << on << " (pool " << options_.pool_spec << ", "
+               << options_.pool.size() << " ports; portserver "
+               << kPortserverVersion << ")";
   ServeResult result = transport_.Serve(*this);
   DumpStats();
   if (journal_attached_) {
@@ -147,8 +147,8 @@ absl::Status Server::Serve() {
                        "restart restores only those it holds, of "
                     << s.leased_ports << " live lease(s)";
     } else {
-      PS_LOG(INFO) << "State file " << journal_path_ << " kept: "
-                   << s.leased_ports << " live lease(s)";
+      PS_LOG(INFO) << "State file " << journal_path_
+                   << " kept: " << s.leased_ports << " live lease(s)";
     }
   }
   if (!result.ok) {
@@ -289,9 +289,8 @@ std::string Server::HandleRequest(const Request& request) {
   // Refusals are logged at default verbosity, rate-limited; malformed
   // requests (which can be a flood of garbage) and grants only when verbose.
   uint64_t held_back = 0;
-  if (!Verbose() &&
-      (d.granted() || d.outcome == Outcome::kMalformed ||
-       !refusals_.Allow(absl::Now(), &held_back))) {
+  if (!Verbose() && (d.granted() || d.outcome == Outcome::kMalformed ||
+                     !refusals_.Allow(absl::Now(), &held_back))) {
     return std::move(d.reply);
   }
   std::string line;
@@ -305,8 +304,8 @@ std::string Server::HandleRequest(const Request& request) {
     line = absl::StrCat("Request on behalf of pid ", d.pid, ": denied (",
                         OutcomeName(d.outcome), ")");
   }
-  if (d.outcome != Outcome::kMalformed &&
-      d.outcome != Outcome::kOverCapacity && !d.detail.empty()) {
+  if (d.outcome != Outcome::kMalformed && d.outcome != Outcome::kOverCapacity &&
+      !d.detail.empty()) {
     absl::StrAppend(&line, " (", d.detail, ")");
   }
   if (options_.debug) {

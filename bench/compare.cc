@@ -39,10 +39,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -532,7 +532,8 @@ int64_t AskForManyPorts(const std::string& address, int64_t pid, int count,
   size_t n = std::min(address.size(), sizeof(addr.sun_path) - 1);
   std::memcpy(addr.sun_path, address.data(), n);
   addr.sun_path[0] = '\0';  // The bench's addresses are abstract.
-  socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  socklen_t length =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
@@ -760,11 +761,13 @@ int main(int argc, char** argv) {
   }
   std::string ours = flags.Get("ours", runfiles + "app/portserver");
   std::string ceiling = flags.Get("ceiling", runfiles + "bench/ceiling_server");
-  std::string reference =
-      flags.Get("reference", "/usr/bin/python3 /usr/lib/python3/dist-packages/portserver.py");
+  std::string reference = flags.Get(
+      "reference",
+      "/usr/bin/python3 /usr/lib/python3/dist-packages/portserver.py");
   std::vector<std::string> wanted =
       Split(flags.Get("servers", "ours,reference,ceiling"), ',');
-  c.only = Split(flags.Get("only", "throughput,deny,startup,memory,multi"), ',');
+  c.only =
+      Split(flags.Get("only", "throughput,deny,startup,memory,multi"), ',');
   for (const std::string& w :
        Split(flags.Get("workers", "1,2,4,8,16,32"), ',')) {
     c.workers.push_back(std::atoi(w.c_str()));
@@ -1029,12 +1032,12 @@ int main(int argc, char** argv) {
   if (Wants(c, "multi") && has_ours) {
     Multi m = RunMulti(c, *has_ours);
     csv << "multi_single_per_port,ours," << m.single_ns_per_port << ",ns\n";
-    csv << "multi_one_request_per_port,ours," << m.multi_ns_per_port
-        << ",ns\n";
+    csv << "multi_one_request_per_port,ours," << m.multi_ns_per_port << ",ns\n";
     std::string k = std::to_string(c.ports_per_worker);
-    rows.push_back(Row{k + " ports: " + k + " single requests, time per port "
-                           "(median of " + std::to_string(c.multi_rounds) +
-                           ")",
+    rows.push_back(Row{k + " ports: " + k +
+                           " single requests, time per port "
+                           "(median of " +
+                           std::to_string(c.multi_rounds) + ")",
                        Ms(m.single_ns_per_port), "", "", "", "", "", ""});
     Row one{k + " ports in one request, time per port",
             Ms(m.multi_ns_per_port),
@@ -1047,10 +1050,10 @@ int main(int argc, char** argv) {
     one.vs_ref = "1/" + Num(m.single_ns_per_port / m.multi_ns_per_port, 1) +
                  " of single";
     rows.push_back(one);
-    rows.push_back(Row{"server CPU per port: single / one request",
-                       Ms(m.single_cpu_per_port) + " / " +
-                           Ms(m.multi_cpu_per_port),
-                       "", "", "", "", "", ""});
+    rows.push_back(
+        Row{"server CPU per port: single / one request",
+            Ms(m.single_cpu_per_port) + " / " + Ms(m.multi_cpu_per_port), "",
+            "", "", "", "", ""});
     if (m.missing > 0) {
       std::fprintf(stderr, "compare: multi: %lld ports not granted\n",
                    static_cast<long long>(m.missing));

@@ -26,9 +26,8 @@ absl::StatusOr<ParsedReply> ControlExchange(const std::string& address,
   }
   ParsedReply parsed = portserver::ParseControlReply(*reply);
   if (!parsed.ok) {
-    return absl::InternalError(absl::StrCat("portserver at ", address,
-                                            " sent a bad reply: ",
-                                            parsed.error));
+    return absl::InternalError(absl::StrCat(
+        "portserver at ", address, " sent a bad reply: ", parsed.error));
   }
   return parsed;
 }
@@ -70,9 +69,9 @@ absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
   std::optional<std::vector<uint16_t>> ports = portserver::ParsePortList(
       reply->header.Get("ports").value_or(""), portserver::kMaxPortsPerRequest);
   if (!ports || static_cast<int>(ports->size()) != count) {
-    return absl::InternalError(absl::StrCat(
-        "portserver at ", address, " granted a bad port list for ", count,
-        " ports"));
+    return absl::InternalError(absl::StrCat("portserver at ", address,
+                                            " granted a bad port list for ",
+                                            count, " ports"));
   }
   return std::vector<int>(ports->begin(), ports->end());
 }

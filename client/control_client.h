@@ -3,8 +3,10 @@
 // multi-port allocation that PickUnusedPorts and `portpicker -n` use.
 //
 // Example:
-//   absl::StatusOr<portserver::ParsedReply> reply = portpicker::ControlExchange(
-//       "@unittest-portserver", portserver::FormatControlRequest("status", {}));
+//   absl::StatusOr<portserver::ParsedReply> reply =
+//   portpicker::ControlExchange(
+//       "@unittest-portserver", portserver::FormatControlRequest("status",
+//       {}));
 //   if (!reply.ok()) return reply.status();   // no server, or a python one
 //   if (reply->is_error()) Print(*reply->header.Get("message"));
 //

@@ -30,7 +30,9 @@ Table::Table(std::vector<std::string> header) {
   rows_.push_back(std::move(header));
 }
 
-void Table::Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+void Table::Add(std::vector<std::string> row) {
+  rows_.push_back(std::move(row));
+}
 
 std::string Table::Render() const {
   std::vector<size_t> width;
@@ -45,7 +47,8 @@ std::string Table::Render() const {
     std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
-      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+      if (i + 1 < row.size())
+        line += std::string(width[i] - row[i].size() + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";

@@ -41,10 +41,10 @@
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "domain/control_protocol.h"
 #include "client/control_client.h"
 #include "client/portpicker.h"
 #include "client/portpicker_main_platform.h"
+#include "domain/control_protocol.h"
 
 namespace {
 

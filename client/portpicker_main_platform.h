@@ -17,10 +17,10 @@ namespace portpicker {
 int64_t ParentPid();
 
 // Keeps the sockets in `held` (from HoldPort) bound for `seconds` after this
-// process has exited, then lets them go; closes this process's copies. On POSIX a forked
-// child detached from stdio holds it. On Windows, where a socket cannot
-// outlive its process without a helper process, it is closed at once and a
-// warning says so.
+// process has exited, then lets them go; closes this process's copies. On POSIX
+// a forked child detached from stdio holds it. On Windows, where a socket
+// cannot outlive its process without a helper process, it is closed at once and
+// a warning says so.
 void KeepBoundInBackground(const std::vector<int>& held, double seconds);
 
 }  // namespace portpicker

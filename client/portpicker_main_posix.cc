@@ -19,7 +19,8 @@ int64_t ParentPid() { return getppid(); }
 void KeepBoundInBackground(const std::vector<int>& held, double seconds) {
   const pid_t child = fork();
   if (child < 0) {
-    std::fprintf(stderr, "portpicker: cannot fork to keep the ports bound: %s\n",
+    std::fprintf(stderr,
+                 "portpicker: cannot fork to keep the ports bound: %s\n",
                  std::strerror(errno));
     for (int fd : held) close(fd);
     return;

@@ -59,8 +59,8 @@ TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
   FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
   ScopedEnv env(kPortServerAddressEnv, fake.address());
   const std::vector<std::vector<std::string>> bad = {
-      {"abc"},    {"0"},       {"-3"},       {"12x"},      {""},
-      {"1", "x"}, {"1", "-1"}, {"1", "nan"}, {"1", "inf"}, {"1", "2", "3"},
+      {"abc"},    {"0"},       {"-3"},       {"12x"},        {""},
+      {"1", "x"}, {"1", "-1"}, {"1", "nan"}, {"1", "inf"},   {"1", "2", "3"},
       {"-n"},     {"-n", "0"}, {"-n", "x"},  {"-n", "1025"}, {"--bogus"}};
   for (const std::vector<std::string>& args : bad) {
     ProcessResult result = RunCli(args);
@@ -77,8 +77,9 @@ TEST(PortpickerCli, BadArgumentsExitTwoWithOneLine) {
 TEST(PortpickerCli, HelpExitsZero) {
   ProcessResult result = RunCli({"--help"});
   EXPECT_EQ(result.exit_code, 0);
-  EXPECT_THAT(result.out, HasSubstr("usage: portpicker [-h] [-n N] [--no-fallback] "
-                                    "[pid] [bind_timeout]"));
+  EXPECT_THAT(result.out,
+              HasSubstr("usage: portpicker [-h] [-n N] [--no-fallback] "
+                        "[pid] [bind_timeout]"));
 }
 
 TEST(PortpickerCli, ManyPortsInOneRequestWithTheTestTargetAsLabel) {

@@ -28,8 +28,9 @@ enum class Protocol { kTcp, kUdp };
 // Sends `request` to the port server at `address` and returns what it
 // answered until it closed (or, with `until_newline`, up to the first
 // newline, for a server that does not close): empty for a denial, or for a
-// server that closed (or reset) without answering. On POSIX `address` is an AF_UNIX path or "@name" (abstract); on
-// Windows a named pipe, "@name" for "\\.\pipe\name" or the full
+// server that closed (or reset) without answering. On POSIX `address` is an
+// AF_UNIX path or "@name" (abstract); on Windows a named pipe, "@name" for
+// "\\.\pipe\name" or the full
 // "\\.\pipe\name". The whole exchange is bounded by `timeout`.
 // Errors: InvalidArgument (bad address), Unavailable (no server, I/O
 // failure), DeadlineExceeded (no answer in time), Internal (a reply of more

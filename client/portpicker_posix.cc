@@ -22,7 +22,6 @@
 namespace portpicker {
 namespace {
 
-
 std::string ErrnoText(int error) { return std::strerror(error); }
 
 bool IsValidPort(int port) { return port >= 1 && port <= 65535; }

@@ -7,8 +7,12 @@
 #ifndef NOMINMAX
 #define NOMINMAX
 #endif
+// Winsock 2 must come before <windows.h>, which would otherwise pull in
+// the old winsock.h: keep clang-format from sorting them.
+// clang-format off
 #include <winsock2.h>
 #include <windows.h>
+// clang-format on
 #include <ws2tcpip.h>
 
 #include <algorithm>
@@ -35,8 +39,8 @@ std::string ErrorText(DWORD code) {
       FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
           FORMAT_MESSAGE_IGNORE_INSERTS,
       nullptr, code, 0, reinterpret_cast<char*>(&buffer), 0, nullptr);
-  std::string text = size > 0 && buffer != nullptr ? std::string(buffer, size)
-                                                   : std::string();
+  std::string text =
+      size > 0 && buffer != nullptr ? std::string(buffer, size) : std::string();
   if (buffer != nullptr) LocalFree(buffer);
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r' ||
                            text.back() == '.' || text.back() == ' ')) {
@@ -104,9 +108,9 @@ absl::StatusOr<std::string> PipeName(const std::string& address) {
   } else if (absl::StartsWithIgnoreCase(address, kPipePrefix)) {
     name = address;
   } else {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "portserver address \"", address,
-        "\" is not a pipe: want @name or \\\\.\\pipe\\name"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("portserver address \"", address,
+                     "\" is not a pipe: want @name or \\\\.\\pipe\\name"));
   }
   if (name.size() == sizeof(kPipePrefix) - 1 || name.size() > 256) {
     return absl::InvalidArgumentError(
@@ -117,7 +121,8 @@ absl::StatusOr<std::string> PipeName(const std::string& address) {
 
 DWORD MillisLeft(absl::Time deadline) {
   int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
-  return left <= 0 ? 0 : static_cast<DWORD>(std::min<int64_t>(left, 0x7FFFFFFF));
+  return left <= 0 ? 0
+                   : static_cast<DWORD>(std::min<int64_t>(left, 0x7FFFFFFF));
 }
 
 absl::Status IoError(absl::string_view what, const std::string& address,
@@ -234,12 +239,11 @@ absl::StatusOr<std::string> ExchangeWithServer(const std::string& address,
   if (!event.valid()) return IoError("no event for", address, GetLastError());
 
   // One write, as python does.
-  IoResult wrote = Overlapped(pipe.get(), event.get(), deadline,
-                              [&](OVERLAPPED* o) {
-                                return WriteFile(pipe.get(), request.data(),
-                                                 static_cast<DWORD>(request.size()),
-                                                 nullptr, o);
-                              });
+  IoResult wrote =
+      Overlapped(pipe.get(), event.get(), deadline, [&](OVERLAPPED* o) {
+        return WriteFile(pipe.get(), request.data(),
+                         static_cast<DWORD>(request.size()), nullptr, o);
+      });
   if (wrote.error == WAIT_TIMEOUT) {
     return absl::DeadlineExceededError(absl::StrCat(
         "portserver at ", address, " did not take the request within ",
@@ -253,12 +257,12 @@ absl::StatusOr<std::string> ExchangeWithServer(const std::string& address,
   while (!until_newline || reply.find('\n') == std::string::npos) {
     char buffer[4096];
     ResetEvent(event.get());
-    IoResult got = Overlapped(pipe.get(), event.get(), deadline,
-                              [&](OVERLAPPED* o) {
-                                return ReadFile(pipe.get(), buffer,
-                                                sizeof(buffer), nullptr, o);
-                              });
-    if (got.error == ERROR_BROKEN_PIPE || got.error == ERROR_PIPE_NOT_CONNECTED) {
+    IoResult got =
+        Overlapped(pipe.get(), event.get(), deadline, [&](OVERLAPPED* o) {
+          return ReadFile(pipe.get(), buffer, sizeof(buffer), nullptr, o);
+        });
+    if (got.error == ERROR_BROKEN_PIPE ||
+        got.error == ERROR_PIPE_NOT_CONNECTED) {
       break;
     }
     if (got.error == WAIT_TIMEOUT) {

@@ -66,7 +66,8 @@ constexpr char kUsageText[] =
     "  version             this tool's and the server's versions\n"
     "\n"
     "options:\n"
-    "  --address A         the server's address (default: $PORTSERVER_ADDRESS,\n"
+    "  --address A         the server's address (default: "
+    "$PORTSERVER_ADDRESS,\n"
     "                      then @unittest-portserver; a leading @ is the\n"
     "                      abstract namespace)\n"
     "  --json              machine-readable output (one JSON object)\n"
@@ -101,8 +102,8 @@ int64_t IntField(const ReplyLine& line, const char* key, int64_t fallback) {
 
 // A JSON object of a record's fields: numbers where the field is numeric.
 std::string JsonObject(const ReplyLine& line) {
-  static const char* const kNumeric[] = {"port", "pid", "uid", "started_ms",
-                                         "since_ms", "value"};
+  static const char* const kNumeric[] = {"port",       "pid",      "uid",
+                                         "started_ms", "since_ms", "value"};
   std::vector<std::string> members;
   for (const auto& [key, value] : line.fields) {
     bool numeric = false;
@@ -194,8 +195,7 @@ class Ctl {
     }
     std::printf("portserver %s (protocol %s) at %s, up %s\n",
                 h.Get("server").value_or("?").c_str(),
-                h.Get("protocol").value_or("?").c_str(),
-                args_.address.c_str(),
+                h.Get("protocol").value_or("?").c_str(), args_.address.c_str(),
                 FormatAge(IntField(h, "uptime_ms", 0)).c_str());
     Table pool({"pool", h.Get("pool").value_or("?"), "ports"});
     pool.Add({"free", h.Get("free").value_or("?"), "waiting in the queue"});
@@ -220,10 +220,10 @@ class Ctl {
     std::string command = l.Get("cmdline_hidden")
                               ? "(hidden: another user's, hidepid)"
                               : l.Get("cmdline").value_or("");
-    return {l.Get("port").value_or(""), l.Get("pid").value_or(""),
-            l.Get("uid").value_or("?"),
-            since >= 0 ? FormatAge(now - since) : "?",
-            l.Get("label").value_or("-"), command};
+    return {
+        l.Get("port").value_or(""),   l.Get("pid").value_or(""),
+        l.Get("uid").value_or("?"),   since >= 0 ? FormatAge(now - since) : "?",
+        l.Get("label").value_or("-"), command};
   }
 
   int Leases() {
@@ -253,8 +253,7 @@ class Ctl {
       return kDone;
     }
     if (leases.empty()) {
-      std::printf("no leases%s\n",
-                  base.empty() ? "" : " match");
+      std::printf("no leases%s\n", base.empty() ? "" : " match");
       return kDone;
     }
     const int64_t now = NowMs();
@@ -347,7 +346,8 @@ class Ctl {
     std::optional<ParsedReply> r = Ask("metrics", {}, &code);
     if (!r) return code;
     std::string text;
-    for (const ReplyLine& m : r->records) text += m.Get("text").value_or("") + "\n";
+    for (const ReplyLine& m : r->records)
+      text += m.Get("text").value_or("") + "\n";
     if (args_.json) {
       std::printf("{\"metrics\":%s}\n", JsonString(text).c_str());
     } else {

@@ -38,8 +38,7 @@ constexpr int kPoolSize = 8;
 constexpr char kPython[] = "/usr/bin/python3";
 // The reference server's own module, run as a script: /usr/bin/portserver
 // may be our server once our .deb diverts python's (packaging/).
-constexpr char kPythonServer[] =
-    "/usr/lib/python3/dist-packages/portserver.py";
+constexpr char kPythonServer[] = "/usr/lib/python3/dist-packages/portserver.py";
 
 struct ServerKind {
   std::string name;
@@ -188,9 +187,9 @@ TEST_P(ServerIntegrationTest, CliNoFallbackExplainsTheRefusalWhereItCan) {
   if (GetParam().python) {
     EXPECT_THAT(result.err, ::testing::HasSubstr("closed without a reply"));
   } else {
-    EXPECT_THAT(result.err, ::testing::HasSubstr(absl::StrCat(
-                                "pool exhausted (", kPoolSize, " of ",
-                                kPoolSize, " leased)")));
+    EXPECT_THAT(result.err, ::testing::HasSubstr(
+                                absl::StrCat("pool exhausted (", kPoolSize,
+                                             " of ", kPoolSize, " leased)")));
   }
 }
 

@@ -16,8 +16,8 @@ AllocationPolicy::AllocationPolicy(const std::vector<uint16_t>& pool,
       pool_size_(pool.size()),
       free_(pool.begin(), pool.end()) {}
 
-bool AllocationPolicy::Take(uint16_t port, PortState state,
-                            const Owner& owner, Allocation& result) {
+bool AllocationPolicy::Take(uint16_t port, PortState state, const Owner& owner,
+                            Allocation& result) {
   if (!ledger_.Lease(port, owner)) {
     port_probe_.Release(port);  // Not taken after all.
     return false;
@@ -99,9 +99,9 @@ void AllocationPolicy::Thaw() {
   // together: let a few at a time rejoin the queue, so that each request
   // probes O(1) of them. The others are still handed out when nothing else
   // is free (TryReuseAddrOnly probes them again then).
-  for (size_t n = 0; n < options_.time_wait_thaw_per_request &&
-                     !reuse_only_.empty() &&
-                     reuse_only_.begin()->first <= clock_;
+  for (size_t n = 0;
+       n < options_.time_wait_thaw_per_request && !reuse_only_.empty() &&
+       reuse_only_.begin()->first <= clock_;
        ++n) {
     free_.push_back(reuse_only_.begin()->second);
     reuse_only_.erase(reuse_only_.begin());

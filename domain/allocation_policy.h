@@ -19,11 +19,11 @@
 // Dead owners are found by a bounded round-robin sweep of the ledger, a
 // little on every request and more when the queue runs dry, and by
 // notifications (Release). Costs per request, whatever the pool size:
-// O(1 + busy or TIME_WAIT ports met) port probes and O(sweep budget) process probes; a
-// denial with every port leased to live owners costs no port probe at all. A
-// port found busy is set aside and probed again only after a backoff counted
-// in requests (1, 2, 4, ... up to 1024), so a pool full of ports that others
-// hold does not cost a probe of each on every request.
+// O(1 + busy or TIME_WAIT ports met) port probes and O(sweep budget) process
+// probes; a denial with every port leased to live owners costs no port probe at
+// all. A port found busy is set aside and probed again only after a backoff
+// counted in requests (1, 2, 4, ... up to 1024), so a pool full of ports that
+// others hold does not cost a probe of each on every request.
 //
 // Example:
 //   Ledger ledger;
@@ -68,10 +68,10 @@ struct AllocationPolicyOptions {
 
 struct Allocation {
   bool ok = false;
-  bool over_quota = false;   // Denied: the owner holds max_ports_per_owner.
-  uint16_t port = 0;         // Valid when ok.
-  size_t ports_checked = 0;  // Port probes made for this request.
-  size_t ports_busy = 0;     // Of those, ports found in use by someone else.
+  bool over_quota = false;     // Denied: the owner holds max_ports_per_owner.
+  uint16_t port = 0;           // Valid when ok.
+  size_t ports_checked = 0;    // Port probes made for this request.
+  size_t ports_busy = 0;       // Of those, ports found in use by someone else.
   size_t ports_reclaimed = 0;  // Ports of dead owners returned to the queue.
   size_t ports_set_aside = 0;  // Busy ports put to cool down by this request.
   // Of ports_checked, ports only a bind with SO_REUSEADDR could take now.

@@ -147,7 +147,8 @@ TEST_F(AllocationPolicyTest, NeverLeasesPortHeldByLiveOwner) {
     uint16_t port = MustAllocate(Spawn(pid));
     EXPECT_TRUE(held.insert(port).second) << "port " << port << " leased twice";
   }
-  for (int i = 0; i < 50; ++i) EXPECT_FALSE(policy_->Allocate(Spawn(40 + i)).ok);
+  for (int i = 0; i < 50; ++i)
+    EXPECT_FALSE(policy_->Allocate(Spawn(40 + i)).ok);
 }
 
 TEST_F(AllocationPolicyTest, WithoutPerRequestSweepsOnlyExhaustionSweeps) {
@@ -158,7 +159,7 @@ TEST_F(AllocationPolicyTest, WithoutPerRequestSweepsOnlyExhaustionSweeps) {
   MustAllocate(a);
   processes_.Kill(10);  // No notification: only a sweep can find it.
   int probes = processes_.probe_count();
-  MustAllocate(b);      // A free port remains: no sweep at all.
+  MustAllocate(b);  // A free port remains: no sweep at all.
   EXPECT_EQ(processes_.probe_count(), probes);
   EXPECT_EQ(ledger_.PortsOf(10).size(), 1u) << "not swept yet";
   Allocation third = policy_->Allocate(b);  // Exhausted: sweeps, finds 10.

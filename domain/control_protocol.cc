@@ -88,7 +88,8 @@ bool IsToken(std::string_view word) {
 // non-ASCII bytes, written %XX so that logs stay one plain line. ('%' stays:
 // the message is percent-encoded once more on the wire, like any value.)
 std::string QuoteWord(std::string_view word) {
-  return EscapeBytes(word, [](unsigned char c) { return c < 0x20 || c >= 0x7f; });
+  return EscapeBytes(word,
+                     [](unsigned char c) { return c < 0x20 || c >= 0x7f; });
 }
 
 // Parses "k=v" words into `fields`; returns an error text or "".
@@ -128,9 +129,8 @@ void AppendField(std::string& out, std::string_view key,
 }  // namespace
 
 std::string PercentEncode(std::string_view raw) {
-  return EscapeBytes(raw, [](unsigned char c) {
-    return c <= 0x20 || c >= 0x7f || c == '%';
-  });
+  return EscapeBytes(
+      raw, [](unsigned char c) { return c <= 0x20 || c >= 0x7f || c == '%'; });
 }
 
 std::optional<std::string> PercentDecode(std::string_view encoded) {
@@ -342,9 +342,9 @@ std::optional<std::vector<uint16_t>> ParsePortList(std::string_view text,
   size_t start = 0;
   while (true) {
     size_t comma = text.find(',', start);
-    std::string_view item = text.substr(
-        start, comma == std::string_view::npos ? std::string_view::npos
-                                               : comma - start);
+    std::string_view item = text.substr(start, comma == std::string_view::npos
+                                                   ? std::string_view::npos
+                                                   : comma - start);
     std::optional<int64_t> port = ParseInt(item);
     if (!port || *port < 1 || *port > 65535) return std::nullopt;
     if (!seen.insert(static_cast<uint16_t>(*port)).second) return std::nullopt;

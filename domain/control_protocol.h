@@ -42,12 +42,12 @@ inline constexpr int kControlProtocolVersion = 1;
 inline constexpr char kControlMagic[] = "portserver/";
 
 // Limits (docs/protocol.md).
-inline constexpr size_t kMaxPortsPerRequest = 1024;   // allocate count, release
-inline constexpr size_t kMaxWhoPorts = 64;            // who ports=
-inline constexpr size_t kMaxLabelBytes = 128;         // decoded
-inline constexpr size_t kMaxCommandLineBytes = 256;   // kept per owner
-inline constexpr size_t kMaxReplyBytes = 32 * 1024;   // one reply, all lines
-inline constexpr size_t kMaxLeasesPerPage = 1000;     // leases limit=
+inline constexpr size_t kMaxPortsPerRequest = 1024;  // allocate count, release
+inline constexpr size_t kMaxWhoPorts = 64;           // who ports=
+inline constexpr size_t kMaxLabelBytes = 128;        // decoded
+inline constexpr size_t kMaxCommandLineBytes = 256;  // kept per owner
+inline constexpr size_t kMaxReplyBytes = 32 * 1024;  // one reply, all lines
+inline constexpr size_t kMaxLeasesPerPage = 1000;    // leases limit=
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
@@ -58,10 +58,10 @@ std::optional<std::string> PercentDecode(std::string_view encoded);
 
 struct ControlRequest {
   bool ok = false;
-  int version = 0;      // As the client wrote it (when it could be read).
+  int version = 0;  // As the client wrote it (when it could be read).
   std::string verb;
-  Fields args;          // Decoded values, in request order.
-  std::string error;    // Why the request is malformed, when !ok.
+  Fields args;                       // Decoded values, in request order.
+  std::string error;                 // Why the request is malformed, when !ok.
   bool unsupported_version = false;  // !ok because version > ours.
 
   // The value of `key`, or nullopt. The last one wins if repeated.
@@ -107,10 +107,10 @@ struct ReplyLine {
 };
 
 struct ParsedReply {
-  bool ok = false;      // Well formed (whatever the header says).
+  bool ok = false;  // Well formed (whatever the header says).
   int version = 0;
-  std::string error;    // Why the bytes are not a reply, when !ok.
-  ReplyLine header;     // kind "ok" or "error"
+  std::string error;  // Why the bytes are not a reply, when !ok.
+  ReplyLine header;   // kind "ok" or "error"
   std::vector<ReplyLine> records;
   bool complete = false;  // The "end" line was there.
   bool is_error() const { return header.kind == "error"; }

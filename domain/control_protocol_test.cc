@@ -18,8 +18,8 @@ TEST(ControlProtocol, PercentEncodingRoundTripsEveryByte) {
 }
 
 TEST(ControlProtocol, ParsesARequestItFormats) {
-  std::string line = FormatControlRequest(
-      "allocate", {{"pid", "1234"}, {"label", "//a b:c"}});
+  std::string line =
+      FormatControlRequest("allocate", {{"pid", "1234"}, {"label", "//a b:c"}});
   EXPECT_EQ(line, "portserver/1 allocate pid=1234 label=//a%20b:c\n");
   ControlRequest r = ParseControlRequest(line);
   ASSERT_TRUE(r.ok) << r.error;
@@ -87,8 +87,7 @@ TEST(ControlProtocol, CutOrEmptyRepliesAreNotReplies) {
 }
 
 TEST(ControlProtocol, PortLists) {
-  EXPECT_EQ(ParsePortList("1,65535", 2),
-            (std::vector<uint16_t>{1, 65535}));
+  EXPECT_EQ(ParsePortList("1,65535", 2), (std::vector<uint16_t>{1, 65535}));
   EXPECT_EQ(ParsePortList("1,2,3", 2), std::nullopt);
   EXPECT_EQ(ParsePortList("0", 2), std::nullopt);
   EXPECT_EQ(ParsePortList("65536", 2), std::nullopt);

@@ -42,13 +42,13 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
       return {code, "cannot tell whether pid " + pid + " is alive"};
     case Outcome::kPoolExhausted:
       // Ports neither leased nor free are in use outside the server.
-      return {code, "pool exhausted (" + std::to_string(pool.leased) +
-                        " of " + std::to_string(pool.pool) + " leased" +
-                        (pool.cooling > 0
-                             ? ", " + std::to_string(pool.cooling) +
-                                   " in use outside the server"
-                             : std::string()) +
-                        (count > 1 ? "; " + d.detail : std::string()) + ")"};
+      return {code,
+              "pool exhausted (" + std::to_string(pool.leased) + " of " +
+                  std::to_string(pool.pool) + " leased" +
+                  (pool.cooling > 0 ? ", " + std::to_string(pool.cooling) +
+                                          " in use outside the server"
+                                    : std::string()) +
+                  (count > 1 ? "; " + d.detail : std::string()) + ")"};
     case Outcome::kQuotaExceeded:
       return {code, "pid " + pid + " holds its quota of ports" +
                         (count > 1 ? " (" + d.detail + ")" : std::string())};
@@ -113,8 +113,8 @@ ControlResult ControlService::Handle(const Request& request) {
   auto fail = [&](const std::string& code, const std::string& message) {
     reply.Error(code, message);
     result.error_code = code;
-    result.summary += (result.summary.empty() ? "" : ": ") + code + " (" +
-                      message + ")";
+    result.summary +=
+        (result.summary.empty() ? "" : ": ") + code + " (" + message + ")";
   };
   ControlRequest r;
   switch (request.end) {
@@ -130,8 +130,7 @@ ControlResult ControlService::Handle(const Request& request) {
   }
   if (!r.ok) {
     CountVerb("malformed");
-    fail(r.unsupported_version ? "unsupported-version" : "malformed",
-         r.error);
+    fail(r.unsupported_version ? "unsupported-version" : "malformed", r.error);
     result.reply = reply.Finish();
     return result;
   }
@@ -167,8 +166,8 @@ ControlResult ControlService::Handle(const Request& request) {
   } else {
     result.verb.clear();
     CountVerb("unknown");
-    fail("unknown-verb", "unknown verb \"" + r.verb + "\"; this server knows " +
-                             kVerbs);
+    fail("unknown-verb",
+         "unknown verb \"" + r.verb + "\"; this server knows " + kVerbs);
     result.reply = reply.Finish();
     return result;
   }
@@ -209,11 +208,11 @@ void ControlService::Allocate(const ControlRequest& r,
                  ")");
     }
   }
-  Decision d = service_.AllocateMany(*pid, static_cast<size_t>(count), label,
-                                     peer);
+  Decision d =
+      service_.AllocateMany(*pid, static_cast<size_t>(count), label, peer);
   result.allocated = true;
-  result.summary += " pid=" + std::to_string(*pid) +
-                    " count=" + std::to_string(count);
+  result.summary +=
+      " pid=" + std::to_string(*pid) + " count=" + std::to_string(count);
   if (!label.empty()) result.summary += " label=" + label;
   if (d.granted()) {
     reply.Field("pid", d.pid);
@@ -264,8 +263,7 @@ void ControlService::Release(const ControlRequest& r,
 
 void ControlService::Leases(const ControlRequest& r,
                             const PeerCredentials& peer,
-                            ControlReplyBuilder& reply,
-                            ControlResult& result) {
+                            ControlReplyBuilder& reply, ControlResult& result) {
   auto bad = [&](const std::string& message) {
     BadArgument(message, reply, result);
   };
@@ -278,7 +276,8 @@ void ControlService::Leases(const ControlRequest& r,
   q.label = r.Get("label");
   if (std::optional<std::string> after = r.Get("after")) {
     std::optional<int64_t> port = ParseInt(*after);
-    if (!port || *port < 0 || *port > 65535) return bad("after must be 0-65535");
+    if (!port || *port < 0 || *port > 65535)
+      return bad("after must be 0-65535");
     q.after = static_cast<uint16_t>(*port);
   }
   if (std::optional<std::string> limit = r.Get("limit")) {

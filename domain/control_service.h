@@ -27,9 +27,9 @@
 namespace portserver {
 
 struct ControlResult {
-  std::string reply;   // Always a whole reply (ends with "end\n").
-  std::string verb;    // As requested ("" if the request was unreadable).
-  bool ok = false;     // The header says "ok".
+  std::string reply;       // Always a whole reply (ends with "end\n").
+  std::string verb;        // As requested ("" if the request was unreadable).
+  bool ok = false;         // The header says "ok".
   std::string error_code;  // When !ok.
   std::string summary;     // One line for the log: what was asked and done.
   // For allocate: the decision (granted pid to watch, holders to log).

@@ -70,8 +70,8 @@ class ControlServiceTest : public ::testing::Test {
 };
 
 TEST_F(ControlServiceTest, AllocatesSeveralPortsInOneRequest) {
-  ParsedReply p = Ask("portserver/1 allocate pid=42 count=3 label=//a:b\n",
-                      Peer(42, 1000));
+  ParsedReply p =
+      Ask("portserver/1 allocate pid=42 count=3 label=//a:b\n", Peer(42, 1000));
   ASSERT_FALSE(p.is_error()) << last_.reply;
   std::set<uint16_t> got = Ports(p);
   EXPECT_EQ(got.size(), 3u);
@@ -141,9 +141,8 @@ TEST_F(ControlServiceTest, EveryBadRequestGetsAnErrorReply) {
 }
 
 TEST_F(ControlServiceTest, LeasesRecordOwnerCommandLineAndLabel) {
-  ASSERT_FALSE(
-      Ask("portserver/1 allocate pid=42 count=2 label=//leaky:test\n")
-          .is_error());
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2 label=//leaky:test\n")
+                   .is_error());
   info_.AdvanceMs(5000);
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
   ParsedReply p = Ask("portserver/1 leases label=//leaky:test\n");
@@ -155,9 +154,9 @@ TEST_F(ControlServiceTest, LeasesRecordOwnerCommandLineAndLabel) {
     EXPECT_EQ(lease.Get("cmdline"), "python3 leaky_test.py --shard=1");
     EXPECT_EQ(lease.Get("label"), "//leaky:test");
     EXPECT_EQ(lease.Get("since_ms"), "1700000000000");
-    EXPECT_EQ(lease.Get("started_ms"),
-              std::to_string(1600000000000 +
-                             1000 * processes_.IncarnationOf(42)));
+    EXPECT_EQ(
+        lease.Get("started_ms"),
+        std::to_string(1600000000000 + 1000 * processes_.IncarnationOf(42)));
   }
   EXPECT_EQ(Ask("portserver/1 leases\n").header.Get("count"), "3");
   EXPECT_EQ(Ask("portserver/1 leases owner=43\n").records.size(), 1u);
@@ -230,10 +229,9 @@ TEST_F(ControlServiceTest, HidePidHidesOtherUsersCommandLines) {
   EXPECT_EQ(Ask("portserver/1 leases\n", Peer(1, 0)).records[0].Get("cmdline"),
             "sleep 600");
   info_.SetHidePid(false);
-  EXPECT_EQ(Ask("portserver/1 leases\n", Peer(500, 1000))
-                .records[0]
-                .Get("cmdline"),
-            "sleep 600");
+  EXPECT_EQ(
+      Ask("portserver/1 leases\n", Peer(500, 1000)).records[0].Get("cmdline"),
+      "sleep 600");
 }
 
 TEST_F(ControlServiceTest, ReleaseOnlyByTheOwnersUserOrRoot) {

@@ -26,7 +26,8 @@ std::string Hex8(uint32_t v) {
 // Parses a plain unsigned decimal that fits in uint64; false otherwise.
 bool ParseUnsigned(std::string_view s, uint64_t& out) {
   if (s.empty() || s.size() > 20) return false;
-  if (s.size() > 1 && s[0] == '0') return false;  // Not as JournalLease writes it.
+  if (s.size() > 1 && s[0] == '0')
+    return false;  // Not as JournalLease writes it.
   uint64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
@@ -51,7 +52,8 @@ std::vector<std::string_view> Fields(std::string_view line) {
 }
 
 // Why `line` is not an intact lease record, or "" if it is one.
-std::string ParseLease(std::string_view line, std::pair<uint16_t, Owner>& lease) {
+std::string ParseLease(std::string_view line,
+                       std::pair<uint16_t, Owner>& lease) {
   std::vector<std::string_view> f = Fields(line);
   if (f.size() != 5 || f[0] != "L") return "not a lease record";
   size_t body = line.size() - f[4].size() - 1;
@@ -119,7 +121,8 @@ JournalReplay ParseJournal(std::string_view text) {
   }
   r.lines = number;
   if (undescribed > 0) {
-    r.problems.push_back("and " + std::to_string(undescribed) + " more damaged lines");
+    r.problems.push_back("and " + std::to_string(undescribed) +
+                         " more damaged lines");
   }
   return r;
 }

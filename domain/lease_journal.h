@@ -13,7 +13,8 @@
 //
 // Example:
 //   std::string text = JournalHeader() + JournalLease(15000, {1234, 99});
-//   JournalReplay r = ParseJournal(text);   // r.leases == {{15000, {1234, 99}}}
+//   JournalReplay r = ParseJournal(text);   // r.leases == {{15000, {1234,
+//   99}}}
 //
 // Thread-safe (pure functions).
 #ifndef PORTSERVER_DOMAIN_LEASE_JOURNAL_H_
@@ -32,7 +33,8 @@ namespace portserver {
 std::string JournalHeader();
 std::string JournalLease(uint16_t port, const Owner& owner);
 // The whole file for a snapshot of the ledger.
-std::string JournalSnapshot(const std::vector<std::pair<uint16_t, Owner>>& leases);
+std::string JournalSnapshot(
+    const std::vector<std::pair<uint16_t, Owner>>& leases);
 
 struct JournalReplay {
   std::vector<std::pair<uint16_t, Owner>> leases;  // Intact lines, in order.

@@ -21,8 +21,8 @@ TEST(LeaseJournal, RoundTripsASnapshot) {
 }
 
 TEST(LeaseJournal, AppendedLinesFollowTheSnapshot) {
-  std::string text = JournalSnapshot({{100, Owner{5, 6}}}) +
-                     JournalLease(101, Owner{7, 8});
+  std::string text =
+      JournalSnapshot({{100, Owner{5, 6}}}) + JournalLease(101, Owner{7, 8});
   EXPECT_EQ(ParseJournal(text).leases,
             (Leases{{100, Owner{5, 6}}, {101, Owner{7, 8}}}));
 }
@@ -50,7 +50,8 @@ TEST(LeaseJournal, TruncatedLastLineIsSkipped) {
 
 TEST(LeaseJournal, EveryPrefixOfAJournalKeepsEveryCompleteLine) {
   Leases leases;
-  for (int i = 0; i < 20; ++i) leases.push_back({static_cast<uint16_t>(100 + i), Owner{i + 2, 7}});
+  for (int i = 0; i < 20; ++i)
+    leases.push_back({static_cast<uint16_t>(100 + i), Owner{i + 2, 7}});
   std::string text = JournalSnapshot(leases);
   for (size_t cut = 0; cut <= text.size(); ++cut) {
     std::string_view prefix(text.data(), cut);
@@ -70,7 +71,8 @@ TEST(LeaseJournal, MissingHeaderIsReportedButLinesStillCount) {
 
 TEST(LeaseJournal, RejectsOutOfRangeAndGarbage) {
   for (std::string bad :
-       {std::string("L 0 5 6 00000000\n"), std::string("L 70000 5 6 00000000\n"),
+       {std::string("L 0 5 6 00000000\n"),
+        std::string("L 70000 5 6 00000000\n"),
         std::string("X 100 5 6 00000000\n"), std::string("L 100 5\n"),
         std::string("\x00\xff\n", 3), std::string("\n"),
         std::string("L 100 -5 6 00000000\n")}) {

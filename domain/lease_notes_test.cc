@@ -1,7 +1,6 @@
-#include "domain/owner_records.h"
-
 #include <string>
 
+#include "domain/owner_records.h"
 #include "gtest/gtest.h"
 
 namespace portserver {

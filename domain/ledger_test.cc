@@ -92,7 +92,8 @@ TEST(Ledger, SweepIsBoundedAndRoundRobin) {
   Ledger ledger;
   for (int pid = 100; pid < 110; ++pid) {
     processes.Spawn(pid);
-    ledger.Lease(static_cast<uint16_t>(pid), Owner{pid, processes.IncarnationOf(pid)});
+    ledger.Lease(static_cast<uint16_t>(pid),
+                 Owner{pid, processes.IncarnationOf(pid)});
   }
   for (int pid = 100; pid < 110; ++pid) processes.Kill(pid);
 
@@ -110,7 +111,8 @@ TEST(Ledger, SweepWrapsAroundToEarlierOwners) {
   Ledger ledger;
   for (int pid : {100, 200, 300}) {
     processes.Spawn(pid);
-    ledger.Lease(static_cast<uint16_t>(pid), Owner{pid, processes.IncarnationOf(pid)});
+    ledger.Lease(static_cast<uint16_t>(pid),
+                 Owner{pid, processes.IncarnationOf(pid)});
   }
   EXPECT_TRUE(ledger.Sweep(processes, 2).empty());  // Looked at 100, 200.
   processes.Kill(100);

@@ -19,7 +19,8 @@ class Writer {
     out_ += type;
     out_ += '\n';
   }
-  void Sample(const char* name, uint64_t value, const std::string& labels = "") {
+  void Sample(const char* name, uint64_t value,
+              const std::string& labels = "") {
     out_ += name;
     if (!labels.empty()) out_ += "{" + labels + "}";
     out_ += ' ';
@@ -83,8 +84,7 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   w.Gauge("portserver_leased_ports", "Ports leased to live owners.",
           pool.leased);
   w.Gauge("portserver_free_ports",
-          "Ports in the pool neither leased nor set aside as busy.",
-          pool.free);
+          "Ports in the pool neither leased nor set aside as busy.", pool.free);
   w.Gauge("portserver_busy_ports_cooling",
           "Ports found in use outside the server, waiting to be probed "
           "again.",
@@ -115,8 +115,7 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   w.Sample("portserver_denied_allocations_total", s.denied_permission,
            "reason=\"permission\"");
   w.Counter("portserver_client_request_errors_total",
-            "Plain requests that could not be read.",
-            s.client_request_errors);
+            "Plain requests that could not be read.", s.client_request_errors);
   w.Counter("portserver_refused_connections_total",
             "Connections closed unread at the connection cap.",
             s.refused_connections);

@@ -93,10 +93,9 @@ void LeaseNotes::Set(uint16_t port, int64_t unix_ms, std::string_view label) {
   }
   Unref(label_id_[port]);  // After the ref above: the same label stays.
   label_id_[port] = id;
-  seconds_[port] =
-      unix_ms >= 1000 && unix_ms / 1000 <= 0xffffffffLL
-          ? static_cast<uint32_t>(unix_ms / 1000)
-          : 0;
+  seconds_[port] = unix_ms >= 1000 && unix_ms / 1000 <= 0xffffffffLL
+                       ? static_cast<uint32_t>(unix_ms / 1000)
+                       : 0;
 }
 
 void LeaseNotes::Clear(uint16_t port) {

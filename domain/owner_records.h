@@ -68,8 +68,8 @@ class OwnerRecords {
 class LeaseNotes {
  public:
   struct Note {
-    int64_t unix_ms = -1;  // When the lease was taken, to the second; -1 if
-                           // unknown.
+    int64_t unix_ms = -1;    // When the lease was taken, to the second; -1 if
+                             // unknown.
     std::string_view label;  // "" if none. Valid until the next Set/Prune.
   };
   // Notes that `port` was leased at `unix_ms` (ms since the Unix epoch, -1
@@ -91,8 +91,8 @@ class LeaseNotes {
   };
   void Unref(uint16_t id);
 
-  std::vector<uint32_t> seconds_;   // By port; 0 if unknown.
-  std::vector<uint16_t> label_id_;  // By port; 0 for none.
+  std::vector<uint32_t> seconds_;                      // By port; 0 if unknown.
+  std::vector<uint16_t> label_id_;                     // By port; 0 for none.
   std::vector<Label> labels_ = std::vector<Label>(1);  // [0] is "no label".
   std::vector<uint16_t> free_ids_;
   std::unordered_map<std::string, uint16_t> ids_;
@@ -155,7 +155,7 @@ struct ReleaseOutcome {
 // The pool now.
 struct PoolView {
   size_t pool = 0;
-  size_t free = 0;     // Waiting in the queue.
+  size_t free = 0;  // Waiting in the queue.
   size_t leased = 0;
   size_t cooling = 0;  // Found busy, waiting for their next probe.
   size_t owners = 0;

@@ -10,8 +10,10 @@ namespace {
 constexpr uint32_t kMaxPort = 65535;
 
 std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
   return s;
 }
 
@@ -59,8 +61,9 @@ PortPoolParse ParsePortPool(std::string_view spec) {
     if (item.empty()) return Fail("empty range in port pool (stray comma?)");
     size_t dash = item.find('-');
     std::string_view first_text = Trim(item.substr(0, dash));
-    std::string_view last_text =
-        dash == std::string_view::npos ? first_text : Trim(item.substr(dash + 1));
+    std::string_view last_text = dash == std::string_view::npos
+                                     ? first_text
+                                     : Trim(item.substr(dash + 1));
     std::optional<uint32_t> first = ParseNumber(first_text);
     std::optional<uint32_t> last = ParseNumber(last_text);
     if (!first || !last) {
@@ -81,7 +84,8 @@ PortPoolParse ParsePortPool(std::string_view spec) {
     }
     for (uint32_t port = *first; port <= *last; ++port) {
       if (seen->test(port)) {
-        return Fail("range " + Quote(item) + " overlaps an earlier range at port " +
+        return Fail("range " + Quote(item) +
+                    " overlaps an earlier range at port " +
                     std::to_string(port));
       }
       seen->set(port);

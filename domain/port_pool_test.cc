@@ -67,7 +67,10 @@ INSTANTIATE_TEST_SUITE_P(
                       BadPool{"99999999999-2", "99999999999"},
                       // Control bytes are escaped: the error stays one line.
                       BadPool{"15000-24999\n", "'15000-24999\\x0a'"},
-                      BadPool{std::string("1\x00" "2", 3), "'1\\x002'"}));
+                      BadPool{std::string("1\x00"
+                                          "2",
+                                          3),
+                              "'1\\x002'"}));
 
 }  // namespace
 }  // namespace portserver

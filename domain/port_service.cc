@@ -84,13 +84,15 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       d.pid = m.pid;
       if (m.kind == ProcessProbe::Mapping::Kind::kTranslated) {
         ++stats_.pids_translated;
-        d.detail = "pid " + std::to_string(pid) + " in the caller's pid namespace is " +
+        d.detail = "pid " + std::to_string(pid) +
+                   " in the caller's pid namespace is " +
                    std::to_string(m.pid) + " here";
       } else if (m.kind == ProcessProbe::Mapping::Kind::kCaller) {
         ++stats_.pids_replaced_by_caller;
         d.detail = "pid " + std::to_string(pid) +
                    " named in another pid namespace cannot be translated: "
-                   "leased to the caller, pid " + std::to_string(m.pid);
+                   "leased to the caller, pid " +
+                   std::to_string(m.pid);
       }
     }
     ProcessProbe::Result who;
@@ -98,16 +100,15 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
     if (d.pid == 1) {
       d.outcome = Outcome::kInit;
     } else if (who.state == ProcessProbe::State::kAlive && peer.known &&
-        peer.uid != 0 && who.uid_known && who.uid != peer.uid) {
+               peer.uid != 0 && who.uid_known && who.uid != peer.uid) {
       d.outcome = Outcome::kPermissionDenied;
       d.detail = "pid " + std::to_string(d.pid) + " runs as uid " +
                  std::to_string(who.uid) + ", the caller as uid " +
                  std::to_string(peer.uid);
-    } else if (who.state == ProcessProbe::State::kGone &&
-               who.thread_of != 0) {
+    } else if (who.state == ProcessProbe::State::kGone && who.thread_of != 0) {
       d.outcome = Outcome::kThread;
-      d.detail = "pid " + std::to_string(d.pid) +
-                 " is a thread of process " + std::to_string(who.thread_of) +
+      d.detail = "pid " + std::to_string(d.pid) + " is a thread of process " +
+                 std::to_string(who.thread_of) +
                  ", not a process: name the process (getpid())";
     } else if (who.state == ProcessProbe::State::kGone) {
       d.outcome = Outcome::kNoSuchProcess;
@@ -310,8 +311,8 @@ Decision PortService::DecideLocked(const Request& request) {
       parsed = ParseRequest(request.data);
       break;
     case Request::End::kTooLong:
-      parsed.error = "request longer than " +
-                     std::to_string(kMaxRequestBytes) + " bytes";
+      parsed.error =
+          "request longer than " + std::to_string(kMaxRequestBytes) + " bytes";
       break;
     case Request::End::kTimedOut:
       parsed.error = "no complete request before the read timeout";

@@ -33,17 +33,17 @@ namespace portserver {
 
 enum class Outcome {
   kGranted,
-  kMalformed,      // Not a request: counted in client_request_errors.
-  kInvalidPid,     // pid <= 0.
-  kInit,           // pid 1 of our own pid namespace: the client was
-                   // probably reparented to init.
-  kNoSuchProcess,  // The process probe says the pid does not exist.
-  kThread,         // The pid is a thread id, not a process (as the
-                   // reference, through psutil.pid_exists, decides).
-  kProbeFailed,    // The process probe could not tell.
-  kPoolExhausted,  // Every port is leased to a live owner or busy.
-  kQuotaExceeded,  // The owner holds --portserver_max_ports_per_pid ports.
-  kOverCapacity,   // The transport was at its connection cap: not read.
+  kMalformed,         // Not a request: counted in client_request_errors.
+  kInvalidPid,        // pid <= 0.
+  kInit,              // pid 1 of our own pid namespace: the client was
+                      // probably reparented to init.
+  kNoSuchProcess,     // The process probe says the pid does not exist.
+  kThread,            // The pid is a thread id, not a process (as the
+                      // reference, through psutil.pid_exists, decides).
+  kProbeFailed,       // The process probe could not tell.
+  kPoolExhausted,     // Every port is leased to a live owner or busy.
+  kQuotaExceeded,     // The owner holds --portserver_max_ports_per_pid ports.
+  kOverCapacity,      // The transport was at its connection cap: not read.
   kPermissionDenied,  // A caller other than root named another user's pid.
 };
 
@@ -63,16 +63,16 @@ enum class JournalEvent {
 
 struct Decision {
   Outcome outcome = Outcome::kMalformed;
-  int64_t pid = 0;      // As requested (0 if malformed).
+  int64_t pid = 0;           // As requested (0 if malformed).
   uint64_t incarnation = 0;  // The owner's, when granted.
-  uint16_t port = 0;    // When granted.
-  Allocation allocation;  // Probe counts, when a policy decision was made.
-  std::string detail;   // Why a request was malformed or was mapped.
-  int64_t named_pid = 0;  // As the caller named it, before mapping.
+  uint16_t port = 0;         // When granted.
+  Allocation allocation;     // Probe counts, when a policy decision was made.
+  std::string detail;        // Why a request was malformed or was mapped.
+  int64_t named_pid = 0;     // As the caller named it, before mapping.
   JournalEvent journal_event = JournalEvent::kNone;
-  std::string store_error;  // Why, for kFellBehind.
+  std::string store_error;      // Why, for kFellBehind.
   uint64_t journal_missed = 0;  // For kCaughtUp: grants written late.
-  std::string reply;    // Bytes for the client; empty: close without reply.
+  std::string reply;  // Bytes for the client; empty: close without reply.
   std::vector<uint16_t> ports;  // Every port granted (count > 1 requests).
   // Set on the first pool-exhausted denial of an episode (until the next
   // grant): the biggest holders, for the log.
@@ -91,12 +91,12 @@ struct Stats {
   // requests).
   uint64_t refused_connections = 0;
   // Denials by reason (they add up to denied_allocations).
-  uint64_t denied_invalid_pid = 0;     // pid <= 0 or 1 (init).
-  uint64_t denied_no_such_process = 0; // Includes probe failures and
-                                       // thread ids.
+  uint64_t denied_invalid_pid = 0;      // pid <= 0 or 1 (init).
+  uint64_t denied_no_such_process = 0;  // Includes probe failures and
+                                        // thread ids.
   uint64_t denied_pool_exhausted = 0;
   uint64_t denied_quota = 0;
-  uint64_t denied_permission = 0;      // Another user's pid, caller not root.
+  uint64_t denied_permission = 0;  // Another user's pid, caller not root.
   // Requests whose pid was named in another pid namespace: translated, or
   // (when that could not be done) leased to the caller itself.
   uint64_t pids_translated = 0;
@@ -115,11 +115,11 @@ struct Stats {
   // counted in denied_pool_exhausted too).
   uint64_t port_probe_failures = 0;
   // The journal.
-  uint64_t journal_errors = 0;       // Failed writes (each attempt).
+  uint64_t journal_errors = 0;  // Failed writes (each attempt).
   uint64_t journal_compactions = 0;
-  uint64_t journal_outages = 0;      // Episodes of failed writes.
+  uint64_t journal_outages = 0;        // Episodes of failed writes.
   uint64_t journal_missed_grants = 0;  // Grants not appended in one.
-  uint64_t journal_rewrites = 0;     // Store found deleted and rewritten.
+  uint64_t journal_rewrites = 0;       // Store found deleted and rewritten.
   // Ports given back early (extended protocol "release").
   uint64_t ports_released = 0;
 };
@@ -239,10 +239,10 @@ class PortService : public RequestHandler {
   // REQUIRES: mu_ held. The lease as `peer` may see it.
   LeaseView ViewLocked(uint16_t port, const Owner& owner,
                        ProcessInfo::Access access, const PeerCredentials& peer);
-  void Count(Outcome outcome);           // REQUIRES: mu_ held.
-  StoreResult CompactLocked();           // REQUIRES: mu_ held.
-  void Journal(Decision& d);             // REQUIRES: mu_ held; d granted.
-  void MaintainStoreLocked(Decision& d); // REQUIRES: mu_ held.
+  void Count(Outcome outcome);            // REQUIRES: mu_ held.
+  StoreResult CompactLocked();            // REQUIRES: mu_ held.
+  void Journal(Decision& d);              // REQUIRES: mu_ held; d granted.
+  void MaintainStoreLocked(Decision& d);  // REQUIRES: mu_ held.
   Decision DecideLocked(const Request& request);  // REQUIRES: mu_ held.
 
   mutable std::mutex mu_;
@@ -262,7 +262,7 @@ class PortService : public RequestHandler {
   std::vector<bool> in_pool_;    // By port. Constant after construction.
   size_t pool_first_ = 65536;    // The pool's lowest and highest ports.
   size_t pool_last_ = 0;
-  bool exhausted_ = false;       // Guarded by mu_: in an exhaustion episode.
+  bool exhausted_ = false;  // Guarded by mu_: in an exhaustion episode.
 };
 
 }  // namespace portserver

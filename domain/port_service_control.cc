@@ -57,10 +57,10 @@ void PortService::AllocateManyLocked(Decision& d,
     // All or none: the ports taken go back first in line, never used.
     ledger_.ReleasePorts(d.pid, granted);
     policy_.ReturnPorts(granted, /*to_front=*/true);
-    d.outcome = total.over_quota ? Outcome::kQuotaExceeded
-                                 : Outcome::kPoolExhausted;
-    d.detail = std::to_string(granted.size()) + " of " +
-               std::to_string(count) + " ports could be had";
+    d.outcome =
+        total.over_quota ? Outcome::kQuotaExceeded : Outcome::kPoolExhausted;
+    d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
+               " ports could be had";
     return;
   }
   d.allocation.ok = true;
@@ -137,8 +137,9 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
   ReleaseOutcome out;
   if (!peer.known) {
     out.code = "permission-denied";
-    out.message = "the server cannot tell who is asking, so it releases "
-                  "nothing";
+    out.message =
+        "the server cannot tell who is asking, so it releases "
+        "nothing";
     return out;
   }
   // Check every port first: all or none.
@@ -170,13 +171,12 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
       }
       if (!uid_known || uid != peer.uid) {
         out.code = "permission-denied";
-        out.message =
-            "port " + std::to_string(port) + " is leased to pid " +
-            std::to_string(owner->pid) +
-            (uid_known ? " running as uid " + std::to_string(uid)
-                       : std::string(" whose user cannot be told")) +
-            "; you run as uid " + std::to_string(peer.uid) +
-            " (only the owner's user or root may release it)";
+        out.message = "port " + std::to_string(port) + " is leased to pid " +
+                      std::to_string(owner->pid) +
+                      (uid_known ? " running as uid " + std::to_string(uid)
+                                 : std::string(" whose user cannot be told")) +
+                      "; you run as uid " + std::to_string(peer.uid) +
+                      " (only the owner's user or root may release it)";
         return out;
       }
     }
@@ -210,7 +210,8 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   v.port = port;
   v.pid = owner.pid;
   v.incarnation = owner.incarnation;
-  if (info_ != nullptr) v.start_unix_ms = info_->StartTimeUnixMs(owner.incarnation);
+  if (info_ != nullptr)
+    v.start_unix_ms = info_->StartTimeUnixMs(owner.incarnation);
   if (const OwnerInfo* info = records_.Find(owner)) {
     v.uid_known = info->uid_known;
     v.uid = info->uid;

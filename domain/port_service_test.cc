@@ -6,8 +6,8 @@
 
 #include "adapters/fake/fake_lease_store.h"
 #include "adapters/fake/fake_port_probe.h"
-#include "domain/lease_journal.h"
 #include "adapters/fake/fake_process_probe.h"
+#include "domain/lease_journal.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -182,12 +182,12 @@ TEST(PortServiceRestore, KeepsOnlyLeasesOfTheSameLiveIncarnation) {
   uint64_t eleven_before = processes.IncarnationOf(11);
   processes.Spawn(11);  // 11 was reused since the journal was written.
   std::vector<std::pair<uint16_t, Owner>> journal = {
-      {100, Owner{10, ten}},           // alive, same: kept
-      {101, Owner{11, eleven_before}}, // pid reused: dropped
-      {102, Owner{12, 5}},             // dead: dropped
-      {103, Owner{10, ten}},           // kept
-      {100, Owner{10, ten}},           // duplicate: ignored
-      {1, Owner{1, 1}},                // init, outside the pool: dropped
+      {100, Owner{10, ten}},            // alive, same: kept
+      {101, Owner{11, eleven_before}},  // pid reused: dropped
+      {102, Owner{12, 5}},              // dead: dropped
+      {103, Owner{10, ten}},            // kept
+      {100, Owner{10, ten}},            // duplicate: ignored
+      {1, Owner{1, 1}},                 // init, outside the pool: dropped
   };
   EXPECT_EQ(service.Restore(journal), 2u);
   EXPECT_EQ(service.PortsOf(10), (std::vector<uint16_t>{100, 103}));
@@ -213,7 +213,7 @@ TEST(PortServiceJournal, JournalsEachGrantAndSurvivesARestart) {
     for (int i = 0; i < 3; ++i) before.insert(first.Allocate(10).port);
     before.insert(first.Allocate(11).port);
     processes.Kill(11);  // Its lease must not survive the restart.
-  }  // The server "crashes": only the store is left.
+  }                      // The server "crashes": only the store is left.
   JournalReplay replay = ParseJournal(store.contents());
   EXPECT_TRUE(replay.problems.empty());
   EXPECT_EQ(replay.leases.size(), 4u);

@@ -15,8 +15,8 @@ ParsedRequest Malformed(std::string error) {
 
 ParsedRequest ParseRequest(std::string_view data) {
   if (data.size() > kMaxRequestBytes) {
-    return Malformed("request longer than " +
-                     std::to_string(kMaxRequestBytes) + " bytes");
+    return Malformed("request longer than " + std::to_string(kMaxRequestBytes) +
+                     " bytes");
   }
   std::string_view body = data;
   if (!body.empty() && body.back() == '\n') {

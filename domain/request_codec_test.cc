@@ -50,7 +50,10 @@ TEST(RequestCodec, RejectsMalformedInput) {
         std::string("12 \n"), std::string("+12\n"), std::string("-\n"),
         std::string("1 2\n"), std::string("abc\n"), std::string("12\n\n"),
         std::string("0x10\n"), std::string("12\r"), std::string("\r\n"),
-        std::string("1\0" "2\n", 4), std::string("\xff\xfe\n")}) {
+        std::string("1\0"
+                    "2\n",
+                    4),
+        std::string("\xff\xfe\n")}) {
     ParsedRequest r = ParseRequest(bad);
     EXPECT_FALSE(r.ok) << "accepted '" << bad << "'";
     EXPECT_FALSE(r.error.empty());
@@ -58,7 +61,7 @@ TEST(RequestCodec, RejectsMalformedInput) {
 }
 
 TEST(RequestCodec, AcceptsAtMostNineteenDigits) {
-  EXPECT_TRUE(ParseRequest("0000000000000000001").ok);  // 19 digits
+  EXPECT_TRUE(ParseRequest("0000000000000000001").ok);          // 19 digits
   ParsedRequest twenty = ParseRequest("00000000000000000001");  // 20, 20 bytes
   EXPECT_FALSE(twenty.ok);
   EXPECT_NE(twenty.error.find("19 digits"), std::string::npos) << twenty.error;

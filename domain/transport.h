@@ -30,10 +30,10 @@ struct PeerCredentials {
 struct Request {
   // Why the transport stopped reading.
   enum class End {
-    kNewline,   // `data` ends with the first '\n' the client sent.
-    kEof,       // The client closed its side; `data` is all it sent.
-    kTooLong,   // The size limit was reached before any '\n'.
-    kTimedOut,  // The client sent no complete request in time.
+    kNewline,       // `data` ends with the first '\n' the client sent.
+    kEof,           // The client closed its side; `data` is all it sent.
+    kTooLong,       // The size limit was reached before any '\n'.
+    kTimedOut,      // The client sent no complete request in time.
     kOverCapacity,  // Closed before a complete request: the server was at
                     // its connection cap and this was the oldest connection.
                     // `data` is what it had sent; no reply is sent.

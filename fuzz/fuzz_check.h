@@ -50,11 +50,11 @@ inline bool IsOneLine(std::string_view s) {
 
 }  // namespace portserver::fuzz
 
-#define FUZZ_CHECK(cond, what)                                             \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      ::portserver::fuzz::CheckFailed(__FILE__, __LINE__, #cond, (what));  \
-    }                                                                      \
+#define FUZZ_CHECK(cond, what)                                            \
+  do {                                                                    \
+    if (!(cond)) {                                                        \
+      ::portserver::fuzz::CheckFailed(__FILE__, __LINE__, #cond, (what)); \
+    }                                                                     \
   } while (0)
 
 #endif  // PORTSERVER_FUZZ_FUZZ_CHECK_H_

@@ -38,9 +38,9 @@ void Check(std::string_view text) {
 
   for (const auto& [port, owner] : r.leases) {
     std::string line = JournalLease(port, owner);
-    FUZZ_CHECK(lines.count(line) == 1,
-               "lease '" + Printable(line) + "' is not a line of the input '" +
-                   Printable(text) + "'");
+    FUZZ_CHECK(lines.count(line) == 1, "lease '" + Printable(line) +
+                                           "' is not a line of the input '" +
+                                           Printable(text) + "'");
   }
   FUZZ_CHECK(r.leases.size() <= r.lines, "more leases than lines");
   FUZZ_CHECK(r.problems.size() <= kMaxProblems,

@@ -43,9 +43,10 @@ void Check(std::string_view spec) {
   FUZZ_CHECK(p.canonical.find_first_of(" \t") == std::string::npos,
              in + ": canonical '" + Printable(p.canonical) + "' has a blank");
   PortPoolParse again = ParsePortPool(p.canonical);
-  FUZZ_CHECK(again.ok && again.ports == p.ports && again.canonical == p.canonical,
-             in + ": canonical '" + Printable(p.canonical) +
-                 "' does not parse to the same pool");
+  FUZZ_CHECK(
+      again.ok && again.ports == p.ports && again.canonical == p.canonical,
+      in + ": canonical '" + Printable(p.canonical) +
+          "' does not parse to the same pool");
 }
 
 }  // namespace

@@ -17,7 +17,8 @@ namespace {
 class InMemoryServerTest : public ::testing::Test {
  protected:
   void Start(const std::string& pool) {
-    const char* argv[] = {"portserver", "--portserver_address=@in-memory", nullptr};
+    const char* argv[] = {"portserver", "--portserver_address=@in-memory",
+                          nullptr};
     std::string pool_flag = "--portserver_static_pool=" + pool;
     argv[2] = pool_flag.c_str();
     absl::StatusOr<CommandLine> cl = ParseCommandLine(3, argv);

@@ -41,9 +41,8 @@ std::set<uint16_t> FakePortProbe::reserved() const {
 PortState FakePortProbe::Check(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   ++probe_count_;
-  PortState state = out_of_descriptors_           ? PortState::kUnknown
-                    : fail_all_ || occupied_.count(port) != 0
-                        ? PortState::kBusy
+  PortState state = out_of_descriptors_ ? PortState::kUnknown
+                    : fail_all_ || occupied_.count(port) != 0 ? PortState::kBusy
                     : time_wait_.count(port) != 0 ? PortState::kReuseAddrOnly
                                                   : PortState::kFree;
   if (IsLeasable(state)) reserved_.insert(port);

@@ -30,7 +30,8 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 
 // One write(2) of `text`: the kernel parses a sysctl write as a whole.
 absl::Status WriteFile(const std::string& path, const std::string& text) {
-  // O_TRUNC, as a shell's ">" does: /proc ignores it, a plain file (tests) needs it.
+  // O_TRUNC, as a shell's ">" does: /proc ignores it, a plain file (tests)
+  // needs it.
   int fd = open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
   if (fd < 0) {
     int error = errno;
@@ -48,9 +49,9 @@ absl::Status WriteFile(const std::string& path, const std::string& text) {
   int error = errno;
   close(fd);
   if (written != static_cast<ssize_t>(line.size())) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot write '", text, "' to ", path, ": ",
-        written < 0 ? std::strerror(error) : "short write"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot write '", text, "' to ", path, ": ",
+                     written < 0 ? std::strerror(error) : "short write"));
   }
   return absl::OkStatus();
 }
@@ -155,8 +156,8 @@ absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> LinuxReservedPorts::Reserve(
     if (!after.ok()) return after.status();
     for (uint16_t port : pool) {
       if (!(*after)[port]) {
-        return absl::InternalError(absl::StrCat(
-            path, " does not list port ", port, " after writing it"));
+        return absl::InternalError(absl::StrCat(path, " does not list port ",
+                                                port, " after writing it"));
       }
     }
   }

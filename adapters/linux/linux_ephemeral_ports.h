@@ -12,8 +12,9 @@
 // Example:
 //   absl::StatusOr<PortRange> range = ReadEphemeralRange();
 //   absl::StatusOr<PortSet> reserved = ReadReservedPorts();
-//   std::string overlap = FormatPorts(UnreservedEphemeral(pool, *range, *reserved));
-//   auto held = LinuxReservedPorts::Reserve(pool);   // needs CAP_NET_ADMIN
+//   std::string overlap = FormatPorts(UnreservedEphemeral(pool, *range,
+//   *reserved)); auto held = LinuxReservedPorts::Reserve(pool);   // needs
+//   CAP_NET_ADMIN
 //   ...                                              // serve
 //   held->reset();                                   // restores the sysctl
 //
@@ -25,10 +26,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace portserver {
 

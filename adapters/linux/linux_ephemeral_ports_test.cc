@@ -55,9 +55,9 @@ TEST(LinuxEphemeralPorts, OverlapLeavesOutReservedPorts) {
       UnreservedEphemeral(pool, PortRange{32768, 60999}, Set("32800-32899"));
   EXPECT_EQ(FormatPorts(overlap), "32768-32799,32900-33000");
   EXPECT_EQ(CountPorts(overlap), 133u);
-  EXPECT_EQ(CountPorts(UnreservedEphemeral(pool, PortRange{40000, 50000},
-                                           Set(""))),
-            0u);
+  EXPECT_EQ(
+      CountPorts(UnreservedEphemeral(pool, PortRange{40000, 50000}, Set(""))),
+      0u);
 }
 
 TEST(LinuxEphemeralPorts, ReserveMergesAndRestoreTakesOutOnlyWhatItAdded) {

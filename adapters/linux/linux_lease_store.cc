@@ -37,7 +37,8 @@ bool WriteAll(int fd, std::string_view data) {
 
 // True if `path` names the file open as `fd`.
 bool NamesFile(const std::string& path, int fd) {
-  struct stat named {}, open {};
+  struct stat named {
+  }, open{};
   if (stat(path.c_str(), &named) != 0 || fstat(fd, &open) != 0) return false;
   return named.st_dev == open.st_dev && named.st_ino == open.st_ino;
 }
@@ -113,7 +114,8 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
   contents->clear();
   char buffer[65536];
   while (true) {
-    ssize_t n = pread(fd, buffer, sizeof(buffer), static_cast<off_t>(contents->size()));
+    ssize_t n =
+        pread(fd, buffer, sizeof(buffer), static_cast<off_t>(contents->size()));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       int error = errno;
@@ -179,7 +181,8 @@ StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
   if (StoreResult locked = RelockIfLost(); !locked.ok) return locked;
   std::string tmp = path_ + ".tmp";
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return StoreResult{false, ErrnoText("cannot create " + tmp, errno)};
+  if (fd < 0)
+    return StoreResult{false, ErrnoText("cannot create " + tmp, errno)};
   if (!WriteAll(fd, contents) || fdatasync(fd) != 0) {
     int error = errno;
     close(fd);
@@ -192,7 +195,8 @@ StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
     unlink(tmp.c_str());
     return StoreResult{false, ErrnoText("cannot rename " + tmp, error)};
   }
-  int dir = open(DirectoryOf(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dir =
+      open(DirectoryOf(path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
     fsync(dir);
     close(dir);

@@ -85,7 +85,8 @@ TEST(LinuxLeaseStore, SecondOpenOfTheSameJournalFails) {
 
 TEST(LinuxLeaseStore, MissingDirectoryIsAnError) {
   std::string contents;
-  auto store = LinuxLeaseStore::Open(Unique("no-such-dir") + "/journal", &contents);
+  auto store =
+      LinuxLeaseStore::Open(Unique("no-such-dir") + "/journal", &contents);
   EXPECT_FALSE(store.ok());
 }
 
@@ -160,7 +161,8 @@ TEST(LinuxLeaseStoreFaults, DeletedDefaultDirectoryIsMadeAgain) {
   ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
   std::string path = dir + "/x.journal";
   std::string contents;
-  auto store = LinuxLeaseStore::Open(path, &contents, /*remove_directory=*/true);
+  auto store =
+      LinuxLeaseStore::Open(path, &contents, /*remove_directory=*/true);
   ASSERT_TRUE(store.ok()) << store.status();
   ASSERT_EQ(unlink(path.c_str()), 0);
   ASSERT_EQ(unlink((path + ".lock").c_str()), 0);

@@ -32,10 +32,10 @@ class LinuxPidfdWatcher final {
   ~LinuxPidfdWatcher();  // Stops the thread; no callback runs after it.
 
   enum class WatchResult {
-    kWatching,         // on_exit(pid) will run when it exits.
+    kWatching,  // on_exit(pid) will run when it exits.
     kAlreadyWatching,
-    kGone,             // No such process now: on_exit(pid) was called.
-    kUnavailable,      // No pidfd (errno in the log): rely on sweeps.
+    kGone,         // No such process now: on_exit(pid) was called.
+    kUnavailable,  // No pidfd (errno in the log): rely on sweeps.
   };
   WatchResult Watch(int64_t pid);
 

@@ -15,11 +15,11 @@
 // "free for a plain bind() on TCP and UDP, IPv4 and IPv6": a socket per
 // address family (the IPv6 wildcard with the system's default IPV6_V6ONLY,
 // then the IPv4 wildcard), TCP bound *and listening*, each tried without
-// SO_REUSEADDR and, if a TCP bind was refused, with it. For every kind of holder that
-// matters (a port held on 127.0.0.1, 127.0.0.2, ::1, ::ffff:127.0.0.1,
-// 0.0.0.0, [::] v6-only or dual-stack, TCP or UDP, listening or not, with
-// SO_REUSEADDR or not, TIME_WAIT on IPv4 and IPv6) both must give the same
-// answer, and the expected one. The kernel decides: nothing is mocked.
+// SO_REUSEADDR and, if a TCP bind was refused, with it. For every kind of
+// holder that matters (a port held on 127.0.0.1, 127.0.0.2, ::1,
+// ::ffff:127.0.0.1, 0.0.0.0, [::] v6-only or dual-stack, TCP or UDP, listening
+// or not, with SO_REUSEADDR or not, TIME_WAIT on IPv4 and IPv6) both must give
+// the same answer, and the expected one. The kernel decides: nothing is mocked.
 namespace portserver {
 namespace {
 
@@ -121,13 +121,11 @@ class HeldPort {
       setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     }
     if (h.v6only >= 0) {
-      setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &h.v6only,
-                 sizeof(h.v6only));
+      setsockopt(fd_, IPPROTO_IPV6, IPV6_V6ONLY, &h.v6only, sizeof(h.v6only));
     }
     if (bind(fd_, reinterpret_cast<sockaddr*>(&storage), length) != 0 ||
         (h.listening && listen(fd_, 1) != 0) ||
-        getsockname(fd_, reinterpret_cast<sockaddr*>(&storage), &length) !=
-            0) {
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&storage), &length) != 0) {
       close(fd_);
       fd_ = -1;
       return;
@@ -152,7 +150,9 @@ void ExpectBoth(const Holder& h, PortState expected) {
   SCOPED_TRACE(h.address + (h.type == SOCK_STREAM ? " tcp" : " udp") +
                (h.listening ? " listening" : "") +
                (h.reuse_addr ? " SO_REUSEADDR" : "") +
-               (h.v6only == 1 ? " v6only" : h.v6only == 0 ? " dual" : ""));
+               (h.v6only == 1   ? " v6only"
+                : h.v6only == 0 ? " dual"
+                                : ""));
   HeldPort held(h);
   ASSERT_NE(held.port(), 0);
   LinuxPortProbe probe;
@@ -183,10 +183,8 @@ TEST(LinuxPortProbeEquivalence, Ipv6Holders) {
       for (int type : {SOCK_STREAM, SOCK_DGRAM}) {
         ExpectBoth({address, type, false, false, v6only}, PortState::kBusy);
       }
-      ExpectBoth({address, SOCK_STREAM, true, false, v6only},
-                 PortState::kBusy);
-      ExpectBoth({address, SOCK_STREAM, true, true, v6only},
-                 PortState::kBusy);
+      ExpectBoth({address, SOCK_STREAM, true, false, v6only}, PortState::kBusy);
+      ExpectBoth({address, SOCK_STREAM, true, true, v6only}, PortState::kBusy);
     }
   }
 }
@@ -210,8 +208,7 @@ TEST(LinuxPortProbeEquivalence, UdpHeldWithReuseAddrIsBusy) {
   ExpectBoth({"0.0.0.0", SOCK_DGRAM, false, /*reuse_addr=*/true},
              PortState::kBusy);
   if (!HostHasIpv6()) return;
-  ExpectBoth({"::", SOCK_DGRAM, false, /*reuse_addr=*/true},
-             PortState::kBusy);
+  ExpectBoth({"::", SOCK_DGRAM, false, /*reuse_addr=*/true}, PortState::kBusy);
 }
 
 // Leaves a TCP socket in TIME_WAIT on `loopback` (its listener set

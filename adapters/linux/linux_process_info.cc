@@ -15,8 +15,7 @@ namespace portserver {
 namespace {
 
 // Reads up to `max_bytes` of `path`; nullopt if it cannot be opened.
-std::optional<std::string> ReadSome(const std::string& path,
-                                    size_t max_bytes) {
+std::optional<std::string> ReadSome(const std::string& path, size_t max_bytes) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::nullopt;
   std::string data(max_bytes, '\0');
@@ -129,8 +128,7 @@ bool LinuxProcessInfo::InGroup(int64_t pid, uint32_t gid) {
   return false;
 }
 
-ProcessInfo::Access LinuxProcessInfo::AccessFor(
-    const PeerCredentials& caller) {
+ProcessInfo::Access LinuxProcessInfo::AccessFor(const PeerCredentials& caller) {
   if (!caller.known) return Access::kNone;
   if (caller.uid == 0) return Access::kAll;
   // Read at each listing: /proc may be remounted with other options.

@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 
+#include "absl/strings/string_view.h"
 #include "domain/process_info.h"
 
 namespace portserver {

@@ -48,19 +48,19 @@ TEST(LinuxProcessInfo, StartTimeOfThisProcessIsInThePast) {
 
 TEST(LinuxProcessInfo, ParsesHidePidAndGid) {
   EXPECT_EQ(ParseProcMountOptions("").hidepid, 0);
-  EXPECT_EQ(ParseProcMountOptions(
-                "22 27 0:21 / /proc rw,relatime - proc proc rw\n")
-                .hidepid,
-            0);
+  EXPECT_EQ(
+      ParseProcMountOptions("22 27 0:21 / /proc rw,relatime - proc proc rw\n")
+          .hidepid,
+      0);
   ProcMountOptions o = ParseProcMountOptions(
       "22 27 0:21 / /proc rw,relatime shared:12 - proc proc "
       "rw,hidepid=invisible,gid=1001\n");
   EXPECT_EQ(o.hidepid, 2);
   EXPECT_EQ(o.gid, 1001u);
-  EXPECT_EQ(ParseProcMountOptions(
-                "22 27 0:21 / /proc rw - proc proc rw,hidepid=1\n")
-                .hidepid,
-            1);
+  EXPECT_EQ(
+      ParseProcMountOptions("22 27 0:21 / /proc rw - proc proc rw,hidepid=1\n")
+          .hidepid,
+      1);
   // Another mount point or file system type does not count.
   EXPECT_EQ(ParseProcMountOptions(
                 "30 27 0:21 / /mnt/proc rw - proc proc rw,hidepid=2\n"

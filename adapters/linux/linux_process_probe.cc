@@ -303,7 +303,7 @@ std::string LinuxProcessProbe::PidNamespaceOf(int64_t pid) const {
 }
 
 ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
-                                                    int64_t named) {
+                                                     int64_t named) {
   // The common cases, without reading status: the caller names itself as we
   // see it (if it lives in a nested namespace, that number may also be
   // another of its pids there; the caller is the safe answer), or it shares

@@ -8,9 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
-#include <condition_variable>
 #include <fstream>
 #include <mutex>
 #include <sstream>
@@ -332,7 +332,7 @@ TEST(LinuxProcessProbe, ContainerPidIsFoundInTheCallersNamespaceOnly) {
   FixtureProcRoot proc;
   proc.WriteNamespaced(200, "200\t5", "pid:[111]");
   proc.WriteNamespaced(201, "201\t6", "pid:[111]");  // 6 in the container
-  proc.WriteNamespaced(6, "6", "pid:[1]");            // our unrelated pid 6
+  proc.WriteNamespaced(6, "6", "pid:[1]");           // our unrelated pid 6
   proc.WriteNamespaced(300, "300\t6", "pid:[222]");  // 6 in another container
   LinuxProcessProbe probe(proc.root());
   ProcessProbe::Mapping m = probe.MapNamedPid(200, 6);

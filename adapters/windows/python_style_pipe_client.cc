@@ -18,8 +18,8 @@ PythonStyleReply SendLikePython(const std::string& address,
     return reply;
   }
   DWORD written = 0;
-  if (!WriteFile(pipe.get(), request.data(),
-                 static_cast<DWORD>(request.size()), &written, nullptr)) {
+  if (!WriteFile(pipe.get(), request.data(), static_cast<DWORD>(request.size()),
+                 &written, nullptr)) {
     reply.error = GetLastError();
     reply.step = "WriteFile";
     return reply;

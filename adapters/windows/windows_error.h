@@ -21,8 +21,12 @@
 #ifndef NOMINMAX
 #define NOMINMAX
 #endif
+// Winsock 2 must come before <windows.h>, which would otherwise pull in
+// the old winsock.h: keep clang-format from sorting them.
+// clang-format off
 #include <winsock2.h>
 #include <windows.h>
+// clang-format on
 
 #include <string>
 #include <utility>

@@ -16,8 +16,8 @@ constexpr DWORD kShareAll =
 // Writes all of `data`; false with GetLastError() set on failure.
 bool WriteAll(HANDLE file, std::string_view data) {
   while (!data.empty()) {
-    DWORD chunk = data.size() > 0x40000000 ? 0x40000000
-                                           : static_cast<DWORD>(data.size());
+    DWORD chunk =
+        data.size() > 0x40000000 ? 0x40000000 : static_cast<DWORD>(data.size());
     DWORD written = 0;
     if (!WriteFile(file, data.data(), chunk, &written, nullptr)) return false;
     data.remove_prefix(written);
@@ -59,17 +59,17 @@ absl::StatusOr<std::string> WindowsLeaseStore::DefaultDirectory() {
 absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
     const std::string& path, std::string* contents) {
   std::string lock_path = path + ".lock";
-  ScopedHandle lock(CreateFileW(Widen(lock_path).c_str(),
-                                GENERIC_READ | GENERIC_WRITE, kShareAll,
-                                nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL,
-                                nullptr));
+  ScopedHandle lock(CreateFileW(
+      Widen(lock_path).c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll,
+      nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr));
   if (!lock.valid()) {
     DWORD error = GetLastError();
     return WindowsError(absl::StrCat("cannot open ", lock_path), error);
   }
   OVERLAPPED at_zero{};
-  if (!LockFileEx(lock.get(), LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY,
-                  0, 1, 0, &at_zero)) {
+  if (!LockFileEx(lock.get(),
+                  LOCKFILE_EXCLUSIVE_LOCK | LOCKFILE_FAIL_IMMEDIATELY, 0, 1, 0,
+                  &at_zero)) {
     DWORD error = GetLastError();
     if (error == ERROR_LOCK_VIOLATION || error == ERROR_IO_PENDING) {
       return absl::AlreadyExistsError(absl::StrCat(
@@ -84,8 +84,8 @@ absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
     return WindowsError(absl::StrCat("cannot open state file ", path), error);
   }
   ScopedHandle reader(CreateFileW(wide.c_str(), GENERIC_READ, kShareAll,
-                                  nullptr, OPEN_EXISTING,
-                                  FILE_ATTRIBUTE_NORMAL, nullptr));
+                                  nullptr, OPEN_EXISTING, FILE_ATTRIBUTE_NORMAL,
+                                  nullptr));
   if (!reader.valid()) {
     DWORD error = GetLastError();
     return WindowsError(absl::StrCat("cannot read state file ", path), error);
@@ -123,7 +123,8 @@ StoreResult WindowsLeaseStore::Replace(std::string_view contents) {
                                  nullptr));
     if (!out.valid()) {
       DWORD error = GetLastError();
-      return StoreResult{false, WindowsErrorText("cannot create " + tmp, error)};
+      return StoreResult{false,
+                         WindowsErrorText("cannot create " + tmp, error)};
     }
     if (!WriteAll(out.get(), contents) || !FlushFileBuffers(out.get())) {
       DWORD error = GetLastError();
@@ -141,13 +142,15 @@ StoreResult WindowsLeaseStore::Replace(std::string_view contents) {
                    MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH)) {
     DWORD error = GetLastError();
     DeleteFileW(wide_tmp.c_str());
-    result = StoreResult{false, WindowsErrorText("cannot replace " + path_, error)};
+    result =
+        StoreResult{false, WindowsErrorText("cannot replace " + path_, error)};
   }
   // The new journal, or the old one if it could not be replaced.
   file_ = OpenForAppend(wide, OPEN_EXISTING);
   if (!file_.valid() && result.ok) {
     DWORD error = GetLastError();
-    result = StoreResult{false, WindowsErrorText("cannot reopen " + path_, error)};
+    result =
+        StoreResult{false, WindowsErrorText("cannot reopen " + path_, error)};
   }
   return result;
 }

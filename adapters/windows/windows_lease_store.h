@@ -56,7 +56,9 @@ class WindowsLeaseStore final : public LeaseStore {
 
  private:
   WindowsLeaseStore(std::string path, ScopedHandle file, ScopedHandle lock)
-      : path_(std::move(path)), file_(std::move(file)), lock_(std::move(lock)) {}
+      : path_(std::move(path)),
+        file_(std::move(file)),
+        lock_(std::move(lock)) {}
 
   const std::string path_;
   ScopedHandle file_;  // FILE_APPEND_DATA handle of the current file.

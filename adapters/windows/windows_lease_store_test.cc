@@ -12,16 +12,15 @@ namespace {
 using ::testing::HasSubstr;
 
 std::string ReadAll(const std::string& path) {
-  ScopedHandle file(CreateFileW(Widen(path).c_str(), GENERIC_READ,
-                                FILE_SHARE_READ | FILE_SHARE_WRITE |
-                                    FILE_SHARE_DELETE,
-                                nullptr, OPEN_EXISTING, 0, nullptr));
+  ScopedHandle file(
+      CreateFileW(Widen(path).c_str(), GENERIC_READ,
+                  FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                  nullptr, OPEN_EXISTING, 0, nullptr));
   std::string text;
   char buffer[4096];
   DWORD n = 0;
-  while (file.valid() && ReadFile(file.get(), buffer, sizeof(buffer), &n,
-                                  nullptr) &&
-         n > 0) {
+  while (file.valid() &&
+         ReadFile(file.get(), buffer, sizeof(buffer), &n, nullptr) && n > 0) {
     text.append(buffer, n);
   }
   return text;

@@ -66,12 +66,11 @@ struct Instance {
 HANDLE CreateInstance(const std::wstring& name, bool first) {
   DWORD open_mode = PIPE_ACCESS_DUPLEX | FILE_FLAG_OVERLAPPED;
   if (first) open_mode |= FILE_FLAG_FIRST_PIPE_INSTANCE;
-  return CreateNamedPipeW(
-      name.c_str(), open_mode,
-      PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT |
-          PIPE_REJECT_REMOTE_CLIENTS,
-      PIPE_UNLIMITED_INSTANCES, kPipeBufferBytes, kPipeBufferBytes, 0,
-      nullptr);
+  return CreateNamedPipeW(name.c_str(), open_mode,
+                          PIPE_TYPE_BYTE | PIPE_READMODE_BYTE | PIPE_WAIT |
+                              PIPE_REJECT_REMOTE_CLIENTS,
+                          PIPE_UNLIMITED_INSTANCES, kPipeBufferBytes,
+                          kPipeBufferBytes, 0, nullptr);
 }
 
 // The caller's user, read from the token the client lent the pipe, or
@@ -92,8 +91,7 @@ uint32_t CallerUid(HANDLE pipe, DWORD pid) {
     ScopedHandle process(
         OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, pid));
     HANDLE raw = nullptr;
-    if (process.valid() &&
-        OpenProcessToken(process.get(), TOKEN_QUERY, &raw)) {
+    if (process.valid() && OpenProcessToken(process.get(), TOKEN_QUERY, &raw)) {
       ScopedHandle token(raw);
       std::optional<uint32_t> uid = CallerUserId(token.get());
       if (uid.has_value()) return *uid;
@@ -463,9 +461,9 @@ absl::StatusOr<std::string> WindowsPipeTransport::PipeName(
         absl::StrCat("pipe address \"", address, "\" has no name"));
   }
   if (name.size() > kMaxPipeNameChars) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pipe name ", name, " is too long: ", name.size(),
-        " characters, at most ", kMaxPipeNameChars));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pipe name ", name, " is too long: ", name.size(),
+                     " characters, at most ", kMaxPipeNameChars));
   }
   if (name.find('\0') != std::string::npos) {
     return absl::InvalidArgumentError("pipe address contains a NUL");
@@ -485,8 +483,7 @@ WindowsPipeTransport::Create(const Options& options) {
     return absl::InvalidArgumentError("max_connections must be at least 1");
   }
   if (options.listening_instances < 1) {
-    return absl::InvalidArgumentError(
-        "listening_instances must be at least 1");
+    return absl::InvalidArgumentError("listening_instances must be at least 1");
   }
   absl::StatusOr<std::string> name = PipeName(options.address);
   if (!name.ok()) return name.status();
@@ -499,8 +496,8 @@ WindowsPipeTransport::Create(const Options& options) {
   // FILE_FLAG_FIRST_PIPE_INSTANCE on the first instance, which closes the
   // remaining race on Windows (wine 8 ignores that flag).
   SetLastError(ERROR_SUCCESS);
-  ScopedHandle lock(CreateMutexW(nullptr, FALSE,
-                                 Widen(PipeLockName(*name)).c_str()));
+  ScopedHandle lock(
+      CreateMutexW(nullptr, FALSE, Widen(PipeLockName(*name)).c_str()));
   if (!lock.valid() || GetLastError() == ERROR_ALREADY_EXISTS) {
     DWORD error = GetLastError();
     if (error == ERROR_ALREADY_EXISTS || error == ERROR_ACCESS_DENIED) {
@@ -508,7 +505,8 @@ WindowsPipeTransport::Create(const Options& options) {
     }
     return WindowsError("cannot create the pipe's lock", error);
   }
-  if (WaitNamedPipeW(wide.c_str(), 1) || GetLastError() != ERROR_FILE_NOT_FOUND) {
+  if (WaitNamedPipeW(wide.c_str(), 1) ||
+      GetLastError() != ERROR_FILE_NOT_FOUND) {
     return InUseError(options.address);
   }
   ScopedHandle port(
@@ -526,7 +524,8 @@ WindowsPipeTransport::Create(const Options& options) {
       DWORD error = GetLastError();
       // FILE_FLAG_FIRST_PIPE_INSTANCE fails with ERROR_ACCESS_DENIED when
       // the pipe exists; ERROR_PIPE_BUSY when it has no free instance.
-      if (i == 0 && (error == ERROR_ACCESS_DENIED || error == ERROR_PIPE_BUSY)) {
+      if (i == 0 &&
+          (error == ERROR_ACCESS_DENIED || error == ERROR_PIPE_BUSY)) {
         return InUseError(options.address);
       }
       return WindowsError(absl::StrCat("cannot create pipe ", *name), error);
@@ -545,8 +544,7 @@ WindowsPipeTransport::Create(const Options& options) {
 
 WindowsPipeTransport::WindowsPipeTransport(Options options,
                                            std::string pipe_name,
-                                           ScopedHandle lock,
-                                           ScopedHandle port,
+                                           ScopedHandle lock, ScopedHandle port,
                                            std::vector<ScopedHandle> ready)
     : options_(std::move(options)),
       pipe_name_(std::move(pipe_name)),

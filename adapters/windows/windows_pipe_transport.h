@@ -114,8 +114,8 @@ class WindowsPipeTransport final : public Transport {
 
   const Options options_;
   const std::string pipe_name_;
-  const ScopedHandle lock_;     // Named mutex PipeLockName(pipe_name_).
-  const ScopedHandle port_;     // The I/O completion port.
+  const ScopedHandle lock_;  // Named mutex PipeLockName(pipe_name_).
+  const ScopedHandle port_;  // The I/O completion port.
   // The instances made by Create(), until the first Serve() takes them.
   std::vector<ScopedHandle> ready_;
   std::atomic<bool> shutdown_{false};

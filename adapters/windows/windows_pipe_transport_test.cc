@@ -94,8 +94,10 @@ class WindowsPipeTransportTest : public ::testing::Test {
 TEST(WindowsPipeTransportName, MapsTheAddressAsTheManPageSays) {
   EXPECT_EQ(*WindowsPipeTransport::PipeName("@unittest-portserver"),
             "\\\\.\\pipe\\unittest-portserver");
-  EXPECT_EQ(*WindowsPipeTransport::PipeName("\\\\.\\pipe\\x"), "\\\\.\\pipe\\x");
-  EXPECT_EQ(*WindowsPipeTransport::PipeName("\\\\.\\PIPE\\x"), "\\\\.\\PIPE\\x");
+  EXPECT_EQ(*WindowsPipeTransport::PipeName("\\\\.\\pipe\\x"),
+            "\\\\.\\pipe\\x");
+  EXPECT_EQ(*WindowsPipeTransport::PipeName("\\\\.\\PIPE\\x"),
+            "\\\\.\\PIPE\\x");
   // Only the first '@' is special.
   EXPECT_EQ(*WindowsPipeTransport::PipeName("@a@b"), "\\\\.\\pipe\\a@b");
   EXPECT_EQ(WindowsPipeTransport::PipeName("plain").status().code(),
@@ -238,8 +240,9 @@ TEST_F(WindowsPipeTransportTest, OversizedRequestIsCutAtTheLimit) {
 // may have up to kMaxExtendedRequestBytes, anything else kMaxRequestBytes.
 TEST_F(WindowsPipeTransportTest, ExtendedRequestsMayBeLongerThanPlainOnes) {
   Start(DefaultOptions());
-  const std::string line = "portserver/1 allocate pid=1234 count=20 label=" +
-                           std::string(200, 'x') + "\n";
+  const std::string line =
+      "portserver/1 allocate pid=1234 count=20 label=" + std::string(200, 'x') +
+      "\n";
   {
     // In pieces: the limit follows the first bytes as they arrive.
     ScopedHandle pipe = Connect();

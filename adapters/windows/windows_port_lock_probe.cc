@@ -4,8 +4,7 @@ namespace portserver {
 
 constexpr char WindowsPortLockProbe::kDefaultPrefix[];
 
-WindowsPortLockProbe::WindowsPortLockProbe(PortProbe& inner,
-                                           std::string prefix)
+WindowsPortLockProbe::WindowsPortLockProbe(PortProbe& inner, std::string prefix)
     : inner_(inner), prefix_(std::move(prefix)) {}
 
 ScopedHandle WindowsPortLockProbe::TryLock(uint16_t port,

@@ -9,10 +9,10 @@
 // namespace spans sessions (a service and interactive users), as ports do.
 //
 // The lock is held exactly while the port is leased: from Check() saying
-// leasable (or Reserve() for a lease restored from the journal) until the domain calls Release() (the owner died), or until this
-// object is destroyed (the server exits). A port whose lock another server
-// holds (the name exists, or it belongs to another user and opening it is
-// denied) is "not free".
+// leasable (or Reserve() for a lease restored from the journal) until the
+// domain calls Release() (the owner died), or until this object is destroyed
+// (the server exits). A port whose lock another server holds (the name exists,
+// or it belongs to another user and opening it is denied) is "not free".
 //
 // Example:
 //   WindowsPortProbe binds;

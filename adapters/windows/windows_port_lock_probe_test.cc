@@ -10,9 +10,7 @@ namespace portserver {
 namespace {
 
 // A lock prefix of this run only: parallel runs never share locks.
-std::string UniquePrefix() {
-  return UniquePipeAddress("lock").substr(1) + "-";
-}
+std::string UniquePrefix() { return UniquePipeAddress("lock").substr(1) + "-"; }
 
 TEST(WindowsPortLockProbe, OnlyOneServerHoldsAPortUntilItLetsGo) {
   FakePortProbe ports;
@@ -96,15 +94,15 @@ TEST(WindowsPortLockProbe, LockOfAKilledProcessIsDropped) {
   // a duplicated handle to a mutex of the lock's name.
   FakePortProbe ports;
   const std::string prefix = UniquePrefix();
-  std::unique_ptr<ChildProcess> child =
-      ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
-                          /*capture=*/false, CREATE_SUSPENDED);
+  std::unique_ptr<ChildProcess> child = ChildProcess::Start(
+      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
+      /*capture=*/false, CREATE_SUSPENDED);
   ASSERT_NE(child, nullptr);
   {
     WindowsPortLockProbe parent(ports, prefix);
     ASSERT_TRUE(parent.IsFree(20000));
-    ScopedHandle mutex(OpenMutexW(SYNCHRONIZE, FALSE,
-                                  Widen(prefix + "20000").c_str()));
+    ScopedHandle mutex(
+        OpenMutexW(SYNCHRONIZE, FALSE, Widen(prefix + "20000").c_str()));
     ASSERT_TRUE(mutex.valid());
     HANDLE in_child = nullptr;
     ASSERT_TRUE(DuplicateHandle(GetCurrentProcess(), mutex.get(),

@@ -15,8 +15,9 @@ namespace {
 enum class BindOutcome { kBound, kNoSuchFamily, kFailed, kNoResources };
 
 BindOutcome TryBind(int family, int type, uint16_t port) {
-  ScopedSocket sock(WSASocketW(family, type, 0, nullptr, 0,
-                               WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
+  ScopedSocket sock(
+      WSASocketW(family, type, 0, nullptr, 0,
+                 WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT));
   if (!sock.valid()) {
     int error = WSAGetLastError();
     if (error == WSAEMFILE || error == WSAENOBUFS) {
@@ -88,8 +89,6 @@ PortState WindowsPortProbe::Check(uint16_t port) {
   return StateFor(SOCK_DGRAM, port);
 }
 
-bool WindowsPortProbe::IsFree(uint16_t port) {
-  return IsLeasable(Check(port));
-}
+bool WindowsPortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
 }  // namespace portserver

@@ -51,8 +51,8 @@ ProcessProbe::Result WindowsProcessProbe::Probe(int64_t pid) {
     return result;  // kError
   }
   result.state = State::kAlive;
-  result.incarnation = (uint64_t{created.dwHighDateTime} << 32) |
-                       created.dwLowDateTime;
+  result.incarnation =
+      (uint64_t{created.dwHighDateTime} << 32) | created.dwLowDateTime;
   HANDLE raw_token = nullptr;
   if (OpenProcessToken(process.get(), TOKEN_QUERY, &raw_token)) {
     ScopedHandle token(raw_token);

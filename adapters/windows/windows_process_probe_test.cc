@@ -18,8 +18,9 @@ uint64_t CreationTime(HANDLE process) {
 
 // A child that never runs: this executable, suspended.
 std::unique_ptr<ChildProcess> StartSuspendedChild() {
-  return ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
-                             /*capture=*/false, CREATE_SUSPENDED);
+  return ChildProcess::Start(
+      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
+      /*capture=*/false, CREATE_SUSPENDED);
 }
 
 TEST(WindowsProcessProbe, LiveProcessIsAliveWithItsCreationTimeAndUser) {

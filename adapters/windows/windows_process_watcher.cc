@@ -10,7 +10,7 @@ namespace portserver {
 struct WindowsProcessWatcher::Entry {
   WindowsProcessWatcher* watcher;
   int64_t pid;
-  ScopedHandle process;  // SYNCHRONIZE.
+  ScopedHandle process;   // SYNCHRONIZE.
   HANDLE wait = nullptr;  // From RegisterWaitForSingleObject.
 };
 

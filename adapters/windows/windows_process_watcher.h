@@ -5,8 +5,8 @@
 // waiting for a sweep.
 //
 // Example:
-//   WindowsProcessWatcher watcher([&](int64_t pid) { service.OwnerExited(pid); });
-//   watcher.Watch(pid);   // after the first lease to pid
+//   WindowsProcessWatcher watcher([&](int64_t pid) { service.OwnerExited(pid);
+//   }); watcher.Watch(pid);   // after the first lease to pid
 //
 // A handle names one process, not a pid number, so a reused pid is never
 // mistaken for the watched one. Callbacks run on thread-pool threads, maybe
@@ -36,10 +36,10 @@ class WindowsProcessWatcher final {
   ~WindowsProcessWatcher();
 
   enum class WatchResult {
-    kWatching,         // on_exit(pid) will run when it exits.
+    kWatching,  // on_exit(pid) will run when it exits.
     kAlreadyWatching,
-    kGone,             // No such process now: on_exit(pid) was called.
-    kUnavailable,      // No handle or no wait: rely on sweeps.
+    kGone,         // No such process now: on_exit(pid) was called.
+    kUnavailable,  // No handle or no wait: rely on sweeps.
   };
   WatchResult Watch(int64_t pid);
 

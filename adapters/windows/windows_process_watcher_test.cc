@@ -42,8 +42,9 @@ class Exits {
 };
 
 std::unique_ptr<ChildProcess> StartSuspendedChild() {
-  return ChildProcess::Start(Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
-                             /*capture=*/false, CREATE_SUSPENDED);
+  return ChildProcess::Start(
+      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
+      /*capture=*/false, CREATE_SUSPENDED);
 }
 
 TEST(WindowsProcessWatcher, ReportsAnExitAtOnce) {

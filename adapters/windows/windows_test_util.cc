@@ -11,8 +11,8 @@ namespace portserver {
 
 std::string UniquePipeAddress(const std::string& tag) {
   static std::atomic<int> counter{0};
-  return absl::StrCat("@portserver-test-", tag, "-", GetCurrentProcessId(),
-                      "-", counter.fetch_add(1), "-", GetTickCount64());
+  return absl::StrCat("@portserver-test-", tag, "-", GetCurrentProcessId(), "-",
+                      counter.fetch_add(1), "-", GetTickCount64());
 }
 
 std::string NewTempDirectory() {
@@ -102,8 +102,9 @@ std::unique_ptr<ChildProcess> ChildProcess::Start(
   }
   std::wstring line = Widen(command_line);
   PROCESS_INFORMATION info{};
-  if (!CreateProcessW(nullptr, &line[0], nullptr, nullptr, capture ? TRUE : FALSE,
-                      flags, nullptr, nullptr, &startup, &info)) {
+  if (!CreateProcessW(nullptr, &line[0], nullptr, nullptr,
+                      capture ? TRUE : FALSE, flags, nullptr, nullptr, &startup,
+                      &info)) {
     DWORD code = GetLastError();
     if (error != nullptr) *error = code;
     std::fprintf(stderr, "CreateProcessW(%s) failed: %lu\n",

@@ -83,7 +83,7 @@ class ChildProcess {
   ScopedHandle reader_thread_;  // The reader's own handle; guarded by mu_.
   mutable std::mutex mu_;
   mutable std::condition_variable changed_;
-  std::string text_;   // Guarded by mu_.
+  std::string text_;    // Guarded by mu_.
   bool ended_ = false;  // Guarded by mu_.
 };
 

@@ -68,8 +68,8 @@ std::string TokenUserSidString(HANDLE token) {
   std::vector<unsigned char> user = TokenInformation(token, TokenUser);
   if (user.empty()) return "";
   char* text = nullptr;
-  if (!ConvertSidToStringSidA(reinterpret_cast<TOKEN_USER*>(user.data())->User.Sid,
-                              &text)) {
+  if (!ConvertSidToStringSidA(
+          reinterpret_cast<TOKEN_USER*>(user.data())->User.Sid, &text)) {
     return "";
   }
   std::string result(text);

@@ -33,8 +33,10 @@ constexpr DWORD kStartMillis = 60000;  // Failure guard, not a sleep.
 std::string UniquePool(int size, int* first = nullptr) {
   static int next = -1;
   if (next < 0) {
-    next = 5000 + static_cast<int>((GetCurrentProcessId() * 7919u +
-                                    GetTickCount64()) % 900) * 10;
+    next =
+        5000 + static_cast<int>(
+                   (GetCurrentProcessId() * 7919u + GetTickCount64()) % 900) *
+                   10;
   }
   int base = next;
   next += size;
@@ -49,9 +51,9 @@ class Server {
   static std::unique_ptr<ChildProcess> Start(const std::string& address,
                                              const std::string& args,
                                              DWORD flags = 0) {
-    std::string line = absl::StrCat(
-        Quote(ExePath("app/portserver.exe")), " --portserver_address=",
-        address, " --verbose ", args);
+    std::string line =
+        absl::StrCat(Quote(ExePath("app/portserver.exe")),
+                     " --portserver_address=", address, " --verbose ", args);
     std::unique_ptr<ChildProcess> child =
         ChildProcess::Start(line, /*capture=*/true, flags);
     return child;
@@ -73,10 +75,10 @@ class PortserverE2eTest : public ::testing::Test {
   void StartServer(const std::string& pool, const std::string& extra = "") {
     if (address_.empty()) address_ = UniquePipeAddress("e2e");
     if (journal_.empty()) journal_ = NewTempDirectory() + "\\leases.journal";
-    server_ = Server::Start(address_,
-                            absl::StrCat("--portserver_static_pool=", pool,
-                                         " --portserver_state_file=",
-                                         Quote(journal_), " ", extra));
+    server_ = Server::Start(
+        address_,
+        absl::StrCat("--portserver_static_pool=", pool,
+                     " --portserver_state_file=", Quote(journal_), " ", extra));
     ASSERT_NE(server_, nullptr);
     ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis))
         << server_->Output();
@@ -179,15 +181,16 @@ std::optional<DWORD> RunTool(const std::string& exe, const std::string& args,
   return code;
 }
 
-TEST_F(PortserverE2eTest, PortpickerCliTakesSeveralPortsAndPortserverctlSeesThem) {
+TEST_F(PortserverE2eTest,
+       PortpickerCliTakesSeveralPortsAndPortserverctlSeesThem) {
   int first = 0;
   StartServer(UniquePool(5, &first));
   const DWORD pid = GetCurrentProcessId();
   std::string output;
-  ASSERT_EQ(RunTool("client/portpicker_cli.exe",
-                    absl::StrCat("-n 3 --no-fallback ", pid), address_,
-                    &output),
-            std::optional<DWORD>(0))
+  ASSERT_EQ(
+      RunTool("client/portpicker_cli.exe",
+              absl::StrCat("-n 3 --no-fallback ", pid), address_, &output),
+      std::optional<DWORD>(0))
       << output;
   std::vector<std::string> lines =
       absl::StrSplit(output, '\n', absl::SkipWhitespace());
@@ -224,9 +227,9 @@ TEST_F(PortserverE2eTest, PortpickerCliTakesSeveralPortsAndPortserverctlSeesThem
 
   // --no-fallback: no server on a pipe -> exit 1, no port printed.
   const std::string nobody = UniquePipeAddress("nobody");
-  EXPECT_EQ(RunTool("client/portpicker_cli.exe", "--no-fallback", nobody,
-                    &output),
-            std::optional<DWORD>(1))
+  EXPECT_EQ(
+      RunTool("client/portpicker_cli.exe", "--no-fallback", nobody, &output),
+      std::optional<DWORD>(1))
       << output;
   EXPECT_THAT(output, HasSubstr("portserver at " + nobody));
   EXPECT_EQ(RunTool("client/portserverctl.exe", "status", nobody, &output),
@@ -295,9 +298,8 @@ TEST_F(PortserverE2eTest, BadFlagExitsTwoWithOneLine) {
 }
 
 TEST_F(PortserverE2eTest, AddressThatIsNotAPipeNameExitsTwo) {
-  std::unique_ptr<ChildProcess> bad =
-      Server::Start("not-a-pipe", absl::StrCat("--portserver_static_pool=",
-                                               UniquePool(1)));
+  std::unique_ptr<ChildProcess> bad = Server::Start(
+      "not-a-pipe", absl::StrCat("--portserver_static_pool=", UniquePool(1)));
   ASSERT_NE(bad, nullptr);
   EXPECT_EQ(bad->Wait(kStartMillis), std::optional<DWORD>(2));
   EXPECT_THAT(bad->Output(), StartsWith("portserver: error: pipe address"));
@@ -329,13 +331,15 @@ TEST_F(PortserverE2eTest, JournalKeepsALiveOwnersLeasesAcrossKillAndRestart) {
   // The other port goes to another live process; then nothing is left,
   // since this process still holds its port.
   std::unique_ptr<ChildProcess> owner = ChildProcess::Start(
-      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none", false, CREATE_SUSPENDED);
+      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
+      false, CREATE_SUSPENDED);
   ASSERT_NE(owner, nullptr);
   const int other = Ask(owner->pid());
   EXPECT_NE(other, 0);
   EXPECT_NE(other, mine);
   std::unique_ptr<ChildProcess> late = ChildProcess::Start(
-      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none", false, CREATE_SUSPENDED);
+      Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
+      false, CREATE_SUSPENDED);
   ASSERT_NE(late, nullptr);
   EXPECT_EQ(AskLikePython(address_, late->pid()).error,
             static_cast<DWORD>(ERROR_BROKEN_PIPE));
@@ -345,7 +349,8 @@ TEST_F(PortserverE2eTest, StatisticsEventLogsTheStatistics) {
   StartServer(UniquePool(2));
   ASSERT_NE(Ask(GetCurrentProcessId()), 0);
   std::string name = StatsEventName(address_);
-  ScopedHandle event(OpenEventW(EVENT_MODIFY_STATE, FALSE, Widen(name).c_str()));
+  ScopedHandle event(
+      OpenEventW(EVENT_MODIFY_STATE, FALSE, Widen(name).c_str()));
   ASSERT_TRUE(event.valid()) << name << ": " << GetLastError();
   ASSERT_TRUE(SetEvent(event.get()));
   EXPECT_TRUE(server_->WaitForOutput("total-allocations 1", kStartMillis))
@@ -365,11 +370,11 @@ class ConsoleControlTest : public PortserverE2eTest {
   void TearDown() override { SetConsoleCtrlHandler(nullptr, FALSE); }
   void StartOnConsole(DWORD flags) {
     address_ = UniquePipeAddress("console");
-    server_ = Server::Start(
-        address_,
-        absl::StrCat("--portserver_static_pool=", UniquePool(1),
-                     " --portserver_state_file=none"),
-        flags);
+    server_ =
+        Server::Start(address_,
+                      absl::StrCat("--portserver_static_pool=", UniquePool(1),
+                                   " --portserver_state_file=none"),
+                      flags);
     ASSERT_NE(server_, nullptr);
     ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis));
     // This process ignores the event from now on (children started later
