@@ -163,6 +163,23 @@ IoResult Overlapped(HANDLE pipe, HANDLE event, absl::Time deadline,
   return result;
 }
 
+// Fills `storage` with the wildcard address of `family` (AF_INET6: [::],
+// else 0.0.0.0) and `port`; returns its size for bind().
+int WildcardAddress(int family, int port, sockaddr_storage* storage) {
+  if (family == AF_INET6) {
+    auto* addr = reinterpret_cast<sockaddr_in6*>(storage);
+    addr->sin6_family = AF_INET6;
+    addr->sin6_addr = in6addr_any;
+    addr->sin6_port = htons(static_cast<u_short>(port));
+    return sizeof(sockaddr_in6);
+  }
+  auto* addr = reinterpret_cast<sockaddr_in*>(storage);
+  addr->sin_family = AF_INET;
+  addr->sin_addr.s_addr = htonl(INADDR_ANY);
+  addr->sin_port = htons(static_cast<u_short>(port));
+  return sizeof(sockaddr_in);
+}
+
 // Winsock's python bind(): SO_EXCLUSIVEADDRUSE, since SO_REUSEADDR on
 // Windows would let the bind take a port that another socket holds.
 SOCKET BindExclusive(int family, int type, int port) {
@@ -170,20 +187,7 @@ SOCKET BindExclusive(int family, int type, int port) {
   if (sock.get() == INVALID_SOCKET) return INVALID_SOCKET;
   BOOL one = TRUE;
   sockaddr_storage storage{};
-  int size;
-  if (family == AF_INET6) {
-    auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
-    addr->sin6_family = AF_INET6;
-    addr->sin6_addr = in6addr_any;
-    addr->sin6_port = htons(static_cast<u_short>(port));
-    size = sizeof(sockaddr_in6);
-  } else {
-    auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
-    addr->sin_family = AF_INET;
-    addr->sin_addr.s_addr = htonl(INADDR_ANY);
-    addr->sin_port = htons(static_cast<u_short>(port));
-    size = sizeof(sockaddr_in);
-  }
+  const int size = WildcardAddress(family, port, &storage);
   if (setsockopt(sock.get(), SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
                  reinterpret_cast<const char*>(&one), sizeof(one)) != 0 ||
       bind(sock.get(), reinterpret_cast<sockaddr*>(&storage), size) != 0) {
@@ -319,20 +323,7 @@ absl::StatusOr<int> HoldPort(int port) {
     ScopedSocket sock(socket(family, SOCK_STREAM, 0));
     if (sock.get() == INVALID_SOCKET) continue;
     sockaddr_storage storage{};
-    int size;
-    if (family == AF_INET6) {
-      auto* addr = reinterpret_cast<sockaddr_in6*>(&storage);
-      addr->sin6_family = AF_INET6;
-      addr->sin6_addr = in6addr_any;
-      addr->sin6_port = htons(static_cast<u_short>(port));
-      size = sizeof(sockaddr_in6);
-    } else {
-      auto* addr = reinterpret_cast<sockaddr_in*>(&storage);
-      addr->sin_family = AF_INET;
-      addr->sin_addr.s_addr = htonl(INADDR_ANY);
-      addr->sin_port = htons(static_cast<u_short>(port));
-      size = sizeof(sockaddr_in);
-    }
+    const int size = WildcardAddress(family, port, &storage);
     if (bind(sock.get(), reinterpret_cast<sockaddr*>(&storage), size) != 0) {
       return absl::UnavailableError(absl::StrCat(
           "cannot bind port ", port, ": ", ErrorText(WSAGetLastError())));
