@@ -26,6 +26,7 @@ bool AllocationPolicy::Take(uint16_t port, PortState state, const Owner& owner,
   result.ok = true;
   result.port = port;
   result.reuse_addr_only = state == PortState::kReuseAddrOnly;
+  if (result.reuse_addr_only) ++result.reuse_addr_only_grants;
   return true;
 }
 
@@ -139,8 +140,7 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   result.ports_reclaimed += ports.size();
 }
 
-Allocation AllocationPolicy::Allocate(const Owner& owner) {
-  Allocation result;
+void AllocationPolicy::BeginRequest(const Owner& owner, Allocation& result) {
   ++clock_;
   Thaw();
   if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
@@ -150,6 +150,95 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
   }
   Requeue(ledger_.Sweep(process_probe_, sweep_per_request_),
           /*to_front=*/false, result);
+}
+
+bool AllocationPolicy::TryBatch(size_t want, const Owner& owner,
+                                Allocation& result,
+                                std::vector<uint16_t>* ports) {
+  std::vector<uint16_t> batch;
+  while (batch.size() < want && !free_.empty()) {
+    batch.push_back(free_.front());
+    free_.pop_front();
+  }
+  std::vector<PortState> states = port_probe_.CheckMany(batch);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    uint16_t port = batch[i];
+    PortState state = states[i];
+    ++result.ports_checked;
+    switch (state) {
+      case PortState::kFree:
+        if (Take(port, state, owner, result)) {
+          ports->push_back(port);
+          continue;
+        }
+        break;
+      case PortState::kReuseAddrOnly:
+        // Wait for a port any program can bind; keep this one for later.
+        port_probe_.Release(port);
+        ++result.ports_reuse_addr_only;
+        SetAside(port, /*reuse_only=*/true, result);
+        continue;
+      case PortState::kUnknown:
+        // Nothing is known of this port: it and the ones after it keep their
+        // places, without the reservations some of them got.
+        for (size_t j = batch.size(); j-- > i;) {
+          if (IsLeasable(states[j])) port_probe_.Release(batch[j]);
+          free_.push_front(batch[j]);
+        }
+        result.probe_failed = true;
+        return false;
+      case PortState::kBusy:
+        break;
+    }
+    ++result.ports_busy;
+    SetAside(port, /*reuse_only=*/false, result);
+  }
+  return true;
+}
+
+Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
+                                          std::vector<uint16_t>* ports) {
+  Allocation result;
+  BeginRequest(owner, result);
+  const size_t first = ports->size();
+  size_t room = count;
+  if (options_.max_ports_per_owner != 0) {
+    size_t held = ledger_.PortCount(owner.pid);
+    room = held >= options_.max_ports_per_owner
+               ? 0
+               : std::min(count, options_.max_ports_per_owner - held);
+  }
+  while (ports->size() - first < room && !free_.empty()) {
+    if (!TryBatch(room - (ports->size() - first), owner, result, ports)) {
+      result.ok = false;  // Take() said ok for each port leased.
+      result.port = 0;
+      return result;
+    }
+  }
+  // The queue could not give them all: the rest as plain requests would get
+  // them (a harder sweep, then ports in TIME_WAIT), or the reason why not.
+  while (ports->size() - first < count) {
+    Allocation a = Allocate(owner);
+    result.ports_checked += a.ports_checked;
+    result.ports_busy += a.ports_busy;
+    result.ports_reclaimed += a.ports_reclaimed;
+    result.ports_set_aside += a.ports_set_aside;
+    result.ports_reuse_addr_only += a.ports_reuse_addr_only;
+    result.reuse_addr_only_grants += a.reuse_addr_only_grants;
+    result.over_quota = a.over_quota;
+    result.probe_failed = a.probe_failed;
+    if (!a.ok) break;
+    ports->push_back(a.port);
+  }
+  result.ok = ports->size() - first == count;
+  result.port = result.ok && count > 0 ? (*ports)[first] : 0;
+  result.reuse_addr_only = result.reuse_addr_only_grants != 0;
+  return result;
+}
+
+Allocation AllocationPolicy::Allocate(const Owner& owner) {
+  Allocation result;
+  BeginRequest(owner, result);
   if (options_.max_ports_per_owner != 0 &&
       ledger_.PortCount(owner.pid) >= options_.max_ports_per_owner) {
     result.over_quota = true;

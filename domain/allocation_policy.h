@@ -78,6 +78,8 @@ struct Allocation {
   size_t ports_reuse_addr_only = 0;
   // Granted a kReuseAddrOnly port, for want of a kFree one (ok is true).
   bool reuse_addr_only = false;
+  // Ports granted that were kReuseAddrOnly (AllocateMany: may be several).
+  size_t reuse_addr_only_grants = 0;
   // Denied because the port probe could not tell (PortState::kUnknown).
   bool probe_failed = false;
 };
@@ -96,6 +98,19 @@ class AllocationPolicy {
   // this incarnation. If the ledger knows `owner.pid` as another incarnation,
   // that owner's ports are reclaimed first. !ok when no port can be had.
   Allocation Allocate(const Owner& owner);
+
+  // Leases `count` ports to `owner` as one request: one tick of the backoff
+  // clock and one sweep, then the candidates at the front of the queue are
+  // probed together (PortProbe::CheckMany: a probe may check them at once),
+  // batch after batch while the queue lasts; what it cannot give is asked
+  // of Allocate(), one port at a time (harder sweep, TIME_WAIT ports), as
+  // `count` plain requests would. Appends the ports leased to `ports`, in
+  // the order leased; they stay leased even when fewer than `count` could
+  // be had (all or none is the caller's rule: ReturnPorts()). The result
+  // sums the counts of the whole request; ok when `count` ports were leased,
+  // and then `port` is the first of them. O(count + busy ports met) probes.
+  Allocation AllocateMany(const Owner& owner, size_t count,
+                          std::vector<uint16_t>* ports);
 
   // The platform says `pid` may have exited: reclaims its ports if the
   // process probe agrees. Returns the number of ports returned to the queue.
@@ -129,6 +144,16 @@ class AllocationPolicy {
   size_t reuse_addr_only_ports() const { return reuse_only_.size(); }
 
  private:
+  // What every request does first: a tick of the backoff clock, the ports
+  // due back to the queue, the ports of an earlier process with the same
+  // pid and of the owners the sweep finds dead reclaimed.
+  void BeginRequest(const Owner& owner, Allocation& result);
+  // Probes up to `want` ports from the front of the queue together and
+  // leases the free ones to `owner` (appended to `ports`); busy and
+  // TIME_WAIT ones are set aside. False if the probe could not tell
+  // (kUnknown): the ports from that one on keep their places.
+  bool TryBatch(size_t want, const Owner& owner, Allocation& result,
+                std::vector<uint16_t>* ports);
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
   // Tries the ports last found kReuseAddrOnly, oldest first, until one can

@@ -336,6 +336,140 @@ TEST_F(AllocationPolicyTest, TimeWaitPoolCostsFewProbesPerRequest) {
   EXPECT_LE(ports_.probe_count() - before, 4 * kRequests);
 }
 
+// ------------------------------------------------------- several at once
+
+// A probe that records how it was asked (CheckMany batches) and can be told
+// that it cannot tell for one port.
+class RecordingProbe final : public PortProbe {
+ public:
+  explicit RecordingProbe(FakePortProbe& inner) : inner_(inner) {}
+  PortState Check(uint16_t port) override {
+    ++single_checks;
+    return port == unknown ? PortState::kUnknown : inner_.Check(port);
+  }
+  std::vector<PortState> CheckMany(
+      const std::vector<uint16_t>& ports) override {
+    batches.push_back(ports);
+    std::vector<PortState> states;
+    for (uint16_t port : ports) {
+      states.push_back(port == unknown ? PortState::kUnknown
+                                       : inner_.Check(port));
+    }
+    return states;
+  }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+  void Release(uint16_t port) override { inner_.Release(port); }
+
+  std::vector<std::vector<uint16_t>> batches;
+  int single_checks = 0;
+  uint16_t unknown = 0;  // Check() of this port says kUnknown.
+
+ private:
+  FakePortProbe& inner_;
+};
+
+class AllocateManyTest : public AllocationPolicyTest {
+ protected:
+  void MakeRecordingPolicy(std::vector<uint16_t> pool,
+                           AllocationPolicyOptions options = {}) {
+    policy_ = std::make_unique<AllocationPolicy>(pool, ledger_, processes_,
+                                                 recording_, options);
+  }
+  RecordingProbe recording_{ports_};
+};
+
+TEST_F(AllocateManyTest, ProbesTheFrontOfTheQueueTogether) {
+  MakeRecordingPolicy(Range(100, 119));
+  ports_.Occupy(101);
+  ports_.Occupy(105);
+  Owner a = Spawn(10);
+  std::vector<uint16_t> got;
+  Allocation result = policy_->AllocateMany(a, 5, &got);
+  EXPECT_TRUE(result.ok);
+  EXPECT_EQ(result.port, 100);
+  EXPECT_EQ(got, (std::vector<uint16_t>{100, 102, 103, 104, 106}));
+  // One batch of the 5 wanted, then one more for each port found busy.
+  EXPECT_EQ(recording_.batches, (std::vector<std::vector<uint16_t>>{
+                                    {100, 101, 102, 103, 104}, {105}, {106}}));
+  EXPECT_EQ(recording_.single_checks, 0);
+  EXPECT_EQ(result.ports_checked, 7u);
+  EXPECT_EQ(result.ports_busy, 2u);
+  EXPECT_EQ(policy_->cooling_ports(), 2u);
+  EXPECT_EQ(ledger_.PortsOf(10), got);
+  EXPECT_EQ(ports_.reserved(), std::set<uint16_t>(got.begin(), got.end()));
+}
+
+// The same ports, busy ones and TIME_WAIT ones as `count` plain requests
+// get, in the same order of preference.
+TEST_F(AllocateManyTest, GetsWhatPlainRequestsWouldGet) {
+  for (size_t count : {3u, 7u, 9u, 10u}) {
+    SCOPED_TRACE(count);
+    FakeProcessProbe processes;
+    processes.Spawn(10);
+    Owner a{10, processes.IncarnationOf(10)};
+    FakePortProbe one_by_one_ports, many_ports;
+    for (FakePortProbe* p : {&one_by_one_ports, &many_ports}) {
+      p->LingerInTimeWait(102);
+      p->LingerInTimeWait(103);
+      p->Occupy(105);
+    }
+    Ledger one_by_one_ledger, many_ledger;
+    AllocationPolicy one_by_one(Range(100, 109), one_by_one_ledger, processes,
+                                one_by_one_ports);
+    AllocationPolicy many(Range(100, 109), many_ledger, processes, many_ports);
+    std::vector<uint16_t> expected;
+    size_t time_wait = 0;
+    for (size_t i = 0; i < count; ++i) {
+      Allocation single = one_by_one.Allocate(a);
+      if (!single.ok) break;
+      expected.push_back(single.port);
+      if (single.reuse_addr_only) ++time_wait;
+    }
+    std::vector<uint16_t> got;
+    Allocation result = many.AllocateMany(a, count, &got);
+    EXPECT_EQ(result.ok, expected.size() == count);
+    EXPECT_EQ(got, expected);
+    EXPECT_EQ(result.reuse_addr_only_grants, time_wait);
+    EXPECT_EQ(many_ports.reserved(), one_by_one_ports.reserved());
+  }
+}
+
+TEST_F(AllocateManyTest, ProbeThatCannotTellKeepsTheQueueAndNoStrayLock) {
+  MakeRecordingPolicy(Range(100, 109));
+  recording_.unknown = 103;
+  Owner a = Spawn(10);
+  std::vector<uint16_t> got;
+  Allocation result = policy_->AllocateMany(a, 6, &got);
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(result.probe_failed);
+  // The ports before the one it could not tell are leased (the caller
+  // gives them back: all or none); those after it keep no reservation.
+  EXPECT_EQ(got, (std::vector<uint16_t>{100, 101, 102}));
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{100, 101, 102}));
+  EXPECT_EQ(policy_->cooling_ports(), 0u);
+  EXPECT_EQ(policy_->free_ports(), 7u);
+  recording_.unknown = 0;
+  EXPECT_EQ(MustAllocate(a), 103) << "103-105 lost their places";
+  EXPECT_EQ(MustAllocate(a), 104);
+}
+
+TEST_F(AllocateManyTest, QuotaCountsThePortsAlreadyHeld) {
+  AllocationPolicyOptions options;
+  options.max_ports_per_owner = 4;
+  MakeRecordingPolicy(Range(100, 119), options);
+  Owner a = Spawn(10);
+  MustAllocate(a);
+  std::vector<uint16_t> got;
+  EXPECT_TRUE(policy_->AllocateMany(a, 3, &got).ok);
+  EXPECT_EQ(got.size(), 3u);
+  got.clear();
+  Allocation over = policy_->AllocateMany(a, 2, &got);
+  EXPECT_FALSE(over.ok);
+  EXPECT_TRUE(over.over_quota);
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(ledger_.PortCount(10), 4u);
+}
+
 class DenialCostTest : public AllocationPolicyTest,
                        public ::testing::WithParamInterface<int> {};
 

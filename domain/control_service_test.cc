@@ -79,6 +79,26 @@ TEST_F(ControlServiceTest, AllocatesSeveralPortsInOneRequest) {
   EXPECT_EQ(service_.stats().total_allocations, 1u);
 }
 
+// Ports in TIME_WAIT handed out in one request are counted as plain
+// requests count them; a probe that cannot tell is counted and said.
+TEST_F(ControlServiceTest, SeveralPortsCountTimeWaitGrantsAndProbeFailures) {
+  ports_.Occupy(100);
+  ports_.Occupy(101);
+  ports_.LingerInTimeWait(102);
+  ports_.LingerInTimeWait(103);
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=3\n");
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_EQ(Ports(p), (std::set<uint16_t>{102, 103, 104}));
+  EXPECT_EQ(service_.stats().time_wait_grants, 2u);
+  ports_.RunOutOfDescriptors(true);
+  processes_.Kill(42);
+  p = Ask("portserver/1 allocate pid=43 count=2\n");
+  EXPECT_TRUE(p.is_error()) << last_.reply;
+  EXPECT_NE(last_.reply.find("could%20not%20tell"), std::string::npos)
+      << last_.reply;
+  EXPECT_EQ(service_.stats().port_probe_failures, 1u);
+}
+
 TEST_F(ControlServiceTest, AllOrNoneWhenThePoolIsShort) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43 count=1\n").is_error());
   ParsedReply p = Ask("portserver/1 allocate pid=42 count=5\n");

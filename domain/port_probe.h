@@ -15,7 +15,9 @@
 #ifndef PORTSERVER_DOMAIN_PORT_PROBE_H_
 #define PORTSERVER_DOMAIN_PORT_PROBE_H_
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace portserver {
 
@@ -56,9 +58,22 @@ class PortProbe {
   // the lease ends. For kBusy and kUnknown nothing is reserved.
   //
   // The default serves probes that only tell free from busy: IsFree() ?
-  // kFree : kBusy. The domain calls only Check().
+  // kFree : kBusy. The domain calls only Check() and CheckMany().
   virtual PortState Check(uint16_t port) {
     return IsFree(port) ? PortState::kFree : PortState::kBusy;
+  }
+
+  // Check() of each of `ports` (distinct, 1-65535), answers in the same
+  // order, with Check()'s reservation rule for every leasable answer. A
+  // request for several ports asks this way, so that an implementation may
+  // probe them at once (LinuxPortLockProbe does, on several threads); the
+  // default checks them one after another. An implementation that probes at
+  // once must give each port the same answer Check() would have given.
+  virtual std::vector<PortState> CheckMany(const std::vector<uint16_t>& ports) {
+    std::vector<PortState> states;
+    states.reserve(ports.size());
+    for (uint16_t port : ports) states.push_back(Check(port));
+    return states;
   }
 
   // True if `port` may be leased now: IsLeasable(Check(port)) for a probe

@@ -40,19 +40,10 @@ void PortService::AllocateManyLocked(Decision& d,
                                      size_t count) {
   const Owner owner{d.pid, who.incarnation};
   std::vector<uint16_t> granted;
-  Allocation total;
-  for (size_t i = 0; i < count; ++i) {
-    Allocation a = policy_.Allocate(owner);
-    total.ports_checked += a.ports_checked;
-    total.ports_busy += a.ports_busy;
-    total.ports_reclaimed += a.ports_reclaimed;
-    total.ports_set_aside += a.ports_set_aside;
-    total.over_quota = a.over_quota;
-    if (!a.ok) break;
-    granted.push_back(a.port);
-  }
+  Allocation total = policy_.AllocateMany(owner, count, &granted);
   stats_.num_ports_checked_for_last_request = total.ports_checked;
   d.allocation = total;
+  if (total.probe_failed) ++stats_.port_probe_failures;
   if (granted.size() < count) {
     // All or none: the ports taken go back first in line, never used.
     ledger_.ReleasePorts(d.pid, granted);
@@ -61,8 +52,14 @@ void PortService::AllocateManyLocked(Decision& d,
         total.over_quota ? Outcome::kQuotaExceeded : Outcome::kPoolExhausted;
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
+    if (total.probe_failed) {
+      d.detail +=
+          "; the port probe could not tell whether ports are free (out of "
+          "descriptors?)";
+    }
     return;
   }
+  stats_.time_wait_grants += total.reuse_addr_only_grants;
   d.allocation.ok = true;
   d.outcome = Outcome::kGranted;
   d.incarnation = who.incarnation;
