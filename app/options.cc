@@ -52,8 +52,9 @@ DEFINE_int32(portserver_read_timeout_ms, 5000,
              "milliseconds, before the connection is closed.");
 DEFINE_bool(portserver_lock_ports, false,
             "Accepted for compatibility; no effect. Every server now holds a "
-            "host-wide lock (the abstract socket "
-            "@portserver-port-lock-<port>) on each port while it is leased, "
+            "host-wide lock (on Linux the abstract socket "
+            "@portserver-port-lock-<port>-<two characters>, README "
+            "\"Guarantees\") on each port while it is leased, "
             "and skips ports another server holds: servers sharing one "
             "network namespace never hand out the same port, whatever their "
             "flags.");

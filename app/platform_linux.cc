@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <fstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,11 +34,19 @@
 namespace portserver {
 namespace {
 
+// Threads that probe the ports of a request for several at once: one per
+// core, up to 4 (a port costs a few socket calls that do not wait on one
+// another; BENCHMARKS.md "Several ports in one request").
+size_t ProbeThreads() {
+  return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+}
+
 class LinuxAdapters final : public PlatformAdapters {
  public:
   LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport,
                 std::unique_ptr<LinuxReservedPorts> reserved)
-      : locking_probe_(port_probe_),
+      : locking_probe_(port_probe_, LinuxPortLockProbe::kDefaultPrefix,
+                       ProbeThreads()),
         reserved_(std::move(reserved)),
         transport_(std::move(transport)) {}
   ~LinuxAdapters() override {
@@ -230,6 +240,29 @@ class LinuxSignalWatcher final : public SignalWatcher {
   std::thread thread_;
 };
 
+// Servers before 0.3.0 named their port locks "@portserver-port-lock-<port>"
+// (LinuxPortLockProbe): such a server and this one do not see each other's
+// locks, and may lease one port twice.
+void WarnOfLegacyLocks() {
+  std::ifstream file("/proc/net/unix");
+  if (!file) return;
+  std::stringstream text;
+  text << file.rdbuf();
+  std::vector<uint16_t> locked = LegacyLockedPorts(text.str());
+  if (locked.empty()) return;
+  PortSet ports(65536, false);
+  for (uint16_t port : locked) ports[port] = true;
+  PS_LOG(WARNING) << "A portserver older than 0.3.0 runs in this network "
+                     "namespace: it holds "
+                  << locked.size() << " port lock(s) under the old names "
+                  << "(@portserver-port-lock-<port>; ports "
+                  << FormatPorts(ports)
+                  << "). It does not see this server's locks nor this server "
+                     "its: if your pools overlap, one port may be leased "
+                     "twice. Upgrade it, or give the two servers pools "
+                     "that do not overlap";
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
@@ -271,6 +304,7 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =
       GuardEphemeralRange(options);
   if (!reserved.ok()) return reserved.status();
+  WarnOfLegacyLocks();
   return std::unique_ptr<PlatformAdapters>(
       new LinuxAdapters(std::move(*transport), std::move(*reserved)));
 }

@@ -304,11 +304,21 @@ class ServerInPidNamespaceTest(BindableTestCase):
                              % stderr.text())
 
 
+# The lock names as the README documents them (LinuxPortLockProbe::LockName):
+# the port in decimal, then two characters of this alphabet.
+SPREAD = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
+
+
+def lock_name(port):
+    return 'portserver-port-lock-%d-%s%s' % (port, SPREAD[port % 62],
+                                             SPREAD[port // 62 % 62])
+
+
 def lock_is_held(port):
-    """True if some process has bound @portserver-port-lock-<port>."""
+    """True if some process has bound @<lock_name(port)>."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        s.bind('\0portserver-port-lock-%d' % port)
+        s.bind('\0' + lock_name(port))
         return False
     except OSError as e:
         if e.errno != errno.EADDRINUSE:
@@ -316,6 +326,61 @@ def lock_is_held(port):
         return True
     finally:
         s.close()
+
+
+class LockNameTest(BindableTestCase):
+    """Other tools keep off leased ports by the documented lock names, and a
+    server older than 0.3.0 (which named its locks without the two
+    characters) is warned about."""
+
+    def test_a_port_whose_documented_lock_is_held_is_not_leased(self):
+        pool = '21180-21183'
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind('\0' + lock_name(21181))
+        server = self.start_server(pool)
+        granted = [compat_test.ask(server.address, os.getpid(), server.pool)
+                   for _ in range(4)]
+        self.assertNotIn(21181, granted, server.log())
+        self.assertEqual(sorted(p for p in granted if p is not None),
+                         [21180, 21182, 21183], server.log())
+        for port in (21180, 21182, 21183):
+            self.assertTrue(lock_is_held(port), server.log())
+
+    def test_several_ports_in_one_request_take_their_locks(self):
+        pool = '21184-21195'
+        held = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(held.close)
+        held.bind('\0' + lock_name(21186))
+        server = self.start_server(pool)
+        reply = compat_test.raw_exchange(
+            server.address,
+            b'portserver/1 allocate pid=%d count=8\n' % os.getpid())
+        self.assertTrue(reply.startswith(b'portserver/1 ok '), reply)
+        ports = [int(p) for p in
+                 reply.split(b'ports=')[1].split()[0].split(b',')]
+        self.assertEqual(len(ports), 8, reply)
+        self.assertNotIn(21186, ports, reply)
+        for port in ports:
+            self.assertTrue(lock_is_held(port), (port, server.log()))
+        # The ports left over (the pool has 12, one locked by us) are not.
+        for port in set(server.pool) - set(ports) - {21186}:
+            self.assertFalse(lock_is_held(port), (port, server.log()))
+
+    def test_locks_of_an_older_server_are_warned_about(self):
+        old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.addCleanup(old.close)
+        old.bind('\0portserver-port-lock-21197')
+        server = self.start_server('21196-21199')
+        self.assertTrue(
+            log_lines(server, 'A portserver older than 0.3.0 runs in this '
+                      'network namespace: it holds 1 port lock(s) under the '
+                      'old names (@portserver-port-lock-<port>; ports 21197)'),
+            server.log())
+
+    def test_no_warning_without_an_older_server(self):
+        server = self.start_server('21196-21199')
+        self.assertFalse(log_lines(server, 'older than 0.3.0'), server.log())
 
 
 class DescriptorLimitTest(BindableTestCase):

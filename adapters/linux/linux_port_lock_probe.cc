@@ -1,19 +1,158 @@
 #include "adapters/linux/linux_port_lock_probe.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
 
 namespace portserver {
+namespace {
+
+// Fewer ports than this are checked on the caller's thread alone: waking a
+// worker costs about as much as a port.
+constexpr size_t kMinPortsForWorkers = 4;
+
+}  // namespace
+
+// A fixed set of threads that, with the caller, run fn(i) for every i of a
+// range, each index once, and return when all are done.
+class LinuxPortLockProbe::Workers {
+ public:
+  explicit Workers(size_t count) {
+    // Signals are for the server's own signal thread (sigwait): a
+    // process-directed SIGTERM must never land on a worker and kill the
+    // process before its clean stop. A thread starts with its creator's
+    // mask, so the workers are created with every signal blocked (blocking
+    // them in the worker itself would leave a window before it first runs).
+    sigset_t all, before;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &before);
+    for (size_t i = 0; i < count; ++i)
+      threads_.emplace_back([this] { Loop(); });
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
+  }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+  ~Workers() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& thread : threads_) thread.join();
+  }
+
+  // Runs fn(0) ... fn(n - 1) on the caller and the workers. One call at a
+  // time (the probe is thread-compatible).
+  void ForEach(size_t n, const std::function<void(size_t)>& fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0);
+      running_ = threads_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    Run(fn, n);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return running_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void Run(const std::function<void(size_t)>& fn, size_t n) {
+    for (size_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) fn(i);
+  }
+
+  void Loop() {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      const std::function<void(size_t)>* fn = fn_;
+      const size_t n = n_;
+      lock.unlock();
+      Run(*fn, n);
+      lock.lock();
+      if (--running_ == 0) done_.notify_one();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;  // A new range, or stop.
+  std::condition_variable done_;  // running_ reached 0.
+  const std::function<void(size_t)>* fn_ = nullptr;
+  size_t n_ = 0;
+  std::atomic<size_t> next_{0};  // The next index to run.
+  size_t running_ = 0;           // Workers not yet done with this range.
+  uint64_t generation_ = 0;      // Ranges started.
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
 
 constexpr char LinuxPortLockProbe::kDefaultPrefix[];
+constexpr char LinuxPortLockProbe::kSpreadAlphabet[];
 
-LinuxPortLockProbe::LinuxPortLockProbe(PortProbe& inner, std::string prefix)
-    : inner_(inner), prefix_(std::move(prefix)) {}
+std::string LinuxPortLockProbe::LockName(std::string_view prefix,
+                                         uint16_t port) {
+  constexpr size_t kLetters = sizeof(kSpreadAlphabet) - 1;  // 62
+  std::string name(prefix);
+  name += std::to_string(port);
+  name += '-';
+  name += kSpreadAlphabet[port % kLetters];
+  name += kSpreadAlphabet[(port / kLetters) % kLetters];
+  return name;
+}
+
+std::vector<uint16_t> LegacyLockedPorts(std::string_view proc_net_unix) {
+  constexpr std::string_view kLegacy = "@portserver-port-lock-";
+  std::vector<uint16_t> ports;
+  std::vector<bool> seen(65536, false);
+  size_t start = 0;
+  while (start < proc_net_unix.size()) {
+    size_t end = proc_net_unix.find('\n', start);
+    if (end == std::string_view::npos) end = proc_net_unix.size();
+    std::string_view line = proc_net_unix.substr(start, end - start);
+    start = end + 1;
+    size_t space = line.find_last_of(' ');
+    std::string_view path =
+        space == std::string_view::npos ? line : line.substr(space + 1);
+    if (path.substr(0, kLegacy.size()) != kLegacy) continue;
+    std::string_view digits = path.substr(kLegacy.size());
+    if (digits.empty() || digits.size() > 5) continue;
+    uint32_t port = 0;
+    bool all_digits = true;
+    for (char c : digits) {
+      if (c < '0' || c > '9') all_digits = false;
+      port = port * 10 + static_cast<uint32_t>(c - '0');
+    }
+    if (!all_digits || port == 0 || port > 65535 || seen[port]) continue;
+    seen[port] = true;
+    ports.push_back(static_cast<uint16_t>(port));
+  }
+  return ports;
+}
+
+LinuxPortLockProbe::LinuxPortLockProbe(PortProbe& inner, std::string prefix,
+                                       size_t threads)
+    : inner_(inner),
+      prefix_(std::move(prefix)),
+      workers_(threads > 1 ? std::make_unique<Workers>(threads - 1) : nullptr) {
+}
 
 LinuxPortLockProbe::~LinuxPortLockProbe() {
   for (const auto& [port, fd] : held_) close(fd);
@@ -21,7 +160,7 @@ LinuxPortLockProbe::~LinuxPortLockProbe() {
 
 int LinuxPortLockProbe::TryLock(uint16_t port, PortState* state) const {
   *state = PortState::kUnknown;
-  std::string name = prefix_ + std::to_string(port);
+  std::string name = LockName(prefix_, port);
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (name.size() + 1 > sizeof(addr.sun_path)) return -1;
@@ -52,6 +191,45 @@ PortState LinuxPortLockProbe::Check(uint16_t port) {
   }
   held_[port] = fd;
   return state;
+}
+
+std::vector<PortState> LinuxPortLockProbe::CheckMany(
+    const std::vector<uint16_t>& ports) {
+  const size_t n = ports.size();
+  std::vector<PortState> states(n, PortState::kFree);
+  std::vector<int> fds(n, -1);
+  std::vector<bool> held_before(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    auto it = held_.find(ports[i]);
+    if (it == held_.end()) continue;
+    fds[i] = it->second;
+    held_before[i] = true;
+  }
+  // Each index touches only its own elements (std::vector<bool> is not
+  // one: held_before is read here, never written).
+  std::function<void(size_t)> check = [&](size_t i) {
+    if (fds[i] < 0) {
+      fds[i] = TryLock(ports[i], &states[i]);
+      if (fds[i] < 0) return;
+    }
+    states[i] = inner_.Check(ports[i]);
+  };
+  if (workers_ != nullptr && n >= kMinPortsForWorkers) {
+    workers_->ForEach(n, check);
+  } else {
+    for (size_t i = 0; i < n; ++i) check(i);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (fds[i] < 0) continue;
+    if (IsLeasable(states[i])) {
+      held_[ports[i]] = fds[i];
+    } else if (held_before[i]) {
+      Release(ports[i]);
+    } else {
+      close(fds[i]);
+    }
+  }
+  return states;
 }
 
 bool LinuxPortLockProbe::IsFree(uint16_t port) {

@@ -1,10 +1,10 @@
 // LinuxPortLockProbe: a PortProbe decorator that makes several port servers
 // in one network namespace share ports safely. Before a port can be called
 // free, the server must hold the port's host-wide lock: the abstract AF_UNIX
-// name "@portserver-port-lock-<port>". Only one process can bind a name; the
-// kernel drops it when the holder exits, even by kill -9, so no stale lock
-// outlives a server; and abstract names live in the network namespace, the
-// same scope as the ports they guard.
+// name LockName(port), "@portserver-port-lock-<port>-<c1><c2>". Only one
+// process can bind a name; the kernel drops it when the holder exits, even
+// by kill -9, so no stale lock outlives a server; and abstract names live in
+// the network namespace, the same scope as the ports they guard.
 //
 // The lock is held exactly while the port is leased: from Check() saying
 // the port is leasable until the domain calls Release() (the owner died, or
@@ -13,25 +13,50 @@
 // takes the locks (whatever its flags), so two servers never lease the same
 // port, in either direction.
 //
+// Why the two characters after the port: the kernel keeps abstract names in
+// 256 hash buckets chosen by a 16-bit one's-complement checksum of the name
+// (unix_abstract_hash() in net/unix/af_unix.c), and every bind() compares
+// the name with each name of its bucket. Decimal ports alone differ too
+// little in that checksum: the ports 15000-24999 fall into 66 buckets (474
+// names compared per bind with all of them locked), 1-65535 into 135. With
+// the two characters they fall into 224 buckets (65 compared; 428 instead
+// of 2,139 for 1-65535). Servers before 0.3.0 named the lock
+// "@portserver-port-lock-<port>" and do not see these names
+// (LegacyLockedPorts() finds theirs).
+//
 // Example:
 //   LinuxPortProbe binds;
-//   LinuxPortLockProbe probe(binds);
+//   LinuxPortLockProbe probe(binds, LinuxPortLockProbe::kDefaultPrefix,
+//                            /*threads=*/2);
 //   probe.Check(20000);    // takes @portserver-port-lock-20000 if it can
+//   probe.CheckMany({20001, 20002, 20003, 20004});  // on 2 threads
 //   probe.Release(20000);  // the lease ended: lets go of it
+//
+// Several ports at once: CheckMany() takes the locks and runs the inner
+// probe for its ports on `threads` threads (the caller and threads - 1
+// workers of its own, started with the object), since each port costs a few
+// socket(), bind() and close() calls whose time is almost all the kernel's
+// and which do not wait on one another. The answers are the ones Check()
+// would give, one port at a time.
 //
 // Cost: one descriptor and one AF_UNIX socket (its inode and name, about
 // 1.3 KB of kernel memory; README "Guarantees") per leased port. Out of
 // descriptors (EMFILE, ENFILE) or memory, Check() says kUnknown: the port is
 // not leased without its lock.
 //
-// Thread-compatible. `inner` must outlive this object.
+// Thread-compatible. `inner` must outlive this object; with threads > 1 its
+// Check() is called from several threads at once (LinuxPortProbe keeps no
+// state: it may be).
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_LOCK_PROBE_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_LOCK_PROBE_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "domain/port_probe.h"
 
@@ -41,8 +66,21 @@ class LinuxPortLockProbe final : public PortProbe {
  public:
   static constexpr char kDefaultPrefix[] = "portserver-port-lock-";
 
+  // The abstract name (without its leading NUL byte) of `port`'s lock:
+  // `prefix`, the port in decimal, '-', then kSpreadAlphabet[port % 62] and
+  // kSpreadAlphabet[(port / 62) % 62]. E.g. port 15000 ->
+  // "portserver-port-lock-15000-wt". Other tools that want to keep off
+  // leased ports can bind the same name (and hold it while they use the
+  // port). Thread-safe.
+  static std::string LockName(std::string_view prefix, uint16_t port);
+  static constexpr char kSpreadAlphabet[] =
+      "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+  // `threads`: how many threads CheckMany() uses (1: the caller alone; 0
+  // counts as 1).
   explicit LinuxPortLockProbe(PortProbe& inner,
-                              std::string prefix = kDefaultPrefix);
+                              std::string prefix = kDefaultPrefix,
+                              size_t threads = 1);
   LinuxPortLockProbe(const LinuxPortLockProbe&) = delete;
   LinuxPortLockProbe& operator=(const LinuxPortLockProbe&) = delete;
   ~LinuxPortLockProbe() override;
@@ -51,6 +89,9 @@ class LinuxPortLockProbe final : public PortProbe {
   // lock; kBusy if another process holds it, kUnknown if no lock socket
   // could be made. When the answer is not leasable no lock is held for it.
   PortState Check(uint16_t port) override;
+  // Check() of each port, the ports spread over the threads; the locks of
+  // the leasable ones are held on return, as Check() holds them.
+  std::vector<PortState> CheckMany(const std::vector<uint16_t>& ports) override;
   // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
   // Gives the port's lock back.
@@ -63,6 +104,8 @@ class LinuxPortLockProbe final : public PortProbe {
   size_t locks_held() const { return held_.size(); }
 
  private:
+  class Workers;
+
   // Binds the lock name; returns the descriptor, or -1 with `*state` set:
   // kBusy if another process holds it, kUnknown if no socket could be made.
   int TryLock(uint16_t port, PortState* state) const;
@@ -70,7 +113,16 @@ class LinuxPortLockProbe final : public PortProbe {
   PortProbe& inner_;
   const std::string prefix_;
   std::unordered_map<uint16_t, int> held_;  // port -> lock descriptor
+  std::unique_ptr<Workers> workers_;        // Null with one thread.
 };
+
+// The ports whose locks are held under the names of servers before 0.3.0
+// ("@portserver-port-lock-<port>", nothing after the port) in the text of
+// /proc/net/unix (proc(5): the last field of a line is the socket's path,
+// "@" for the leading NUL of an abstract name). Such a server does not see
+// this one's locks, nor this one its: the server warns at start-up. Ports in
+// the order listed, each once.
+std::vector<uint16_t> LegacyLockedPorts(std::string_view proc_net_unix);
 
 }  // namespace portserver
 

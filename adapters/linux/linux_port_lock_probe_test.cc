@@ -1,10 +1,20 @@
 #include "adapters/linux/linux_port_lock_probe.h"
 
+#include <stddef.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "adapters/fake/fake_port_probe.h"
 #include "gtest/gtest.h"
@@ -12,9 +22,20 @@
 namespace portserver {
 namespace {
 
-// A prefix private to this test process, so parallel tests don't meet.
+// A prefix private to this test process, so parallel tests don't meet:
+// random, since the pid alone is not unique (each Bazel sandbox may have a
+// pid namespace of its own while sharing the network namespace, where
+// abstract names live).
 std::string Prefix() {
-  return "portserver-lock-test-" + std::to_string(getpid()) + "-";
+  static const std::string prefix = [] {
+    std::random_device random;
+    uint64_t id = (static_cast<uint64_t>(random()) << 32) | random();
+    char hex[17];
+    std::snprintf(hex, sizeof(hex), "%016llx",
+                  static_cast<unsigned long long>(id));
+    return "portserver-lock-test-" + std::string(hex) + "-";
+  }();
+  return prefix;
 }
 
 TEST(LinuxPortLockProbe, TwoServersNeverBothGetAPort) {
@@ -145,6 +166,168 @@ TEST(LinuxPortLockProbe, OutOfDescriptorsIsUnknownAndHoldsNothing) {
   FakePortProbe ports;
   LinuxPortLockProbe b(ports, prefix);
   EXPECT_EQ(b.Check(20000), PortState::kFree);
+}
+
+// ---------------------------------------------------------------- CheckMany
+
+// Several ports at once, on 4 threads: each answer is the one Check() gives
+// one port at a time, the locks of the leasable ports are held, and the
+// others' are not (a held lock whose port became busy is given back).
+TEST(LinuxPortLockProbeMany, AnswersAsCheckDoesAndHoldsExactlyTheLeasable) {
+  FakePortProbe ports;
+  LinuxPortLockProbe many(ports, Prefix(), /*threads=*/4);
+  LinuxPortLockProbe other(ports, Prefix());
+  ports.Occupy(20002);
+  ports.LingerInTimeWait(20004);
+  ASSERT_TRUE(other.IsFree(20006));                // Another server holds it.
+  ASSERT_EQ(many.Check(20008), PortState::kFree);  // Held already...
+  ports.Occupy(20008);                             // ...then busy.
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 20000; port < 20010; ++port) asked.push_back(port);
+  std::vector<PortState> states = many.CheckMany(asked);
+  const std::vector<PortState> expected = {
+      PortState::kFree, PortState::kFree,          PortState::kBusy,
+      PortState::kFree, PortState::kReuseAddrOnly, PortState::kFree,
+      PortState::kBusy, PortState::kFree,          PortState::kBusy,
+      PortState::kFree};
+  EXPECT_EQ(states, expected);
+  EXPECT_EQ(many.locks_held(), 7u);
+  for (size_t i = 0; i < asked.size(); ++i) {
+    // A third server sees a lock held exactly where `many` or `other` holds
+    // one: the leasable ports and 20006.
+    LinuxPortLockProbe third(ports, Prefix());
+    bool locked_elsewhere = third.Check(asked[i]) == PortState::kBusy &&
+                            asked[i] != 20002 && asked[i] != 20008;
+    EXPECT_EQ(locked_elsewhere, IsLeasable(states[i]) || asked[i] == 20006)
+        << asked[i];
+  }
+  for (uint16_t port : asked) many.Release(port);
+  EXPECT_EQ(many.locks_held(), 0u);
+  ports.Vacate(20008);
+  EXPECT_TRUE(other.IsFree(20008)) << "the lock of a busy port was kept";
+}
+
+// Many rounds of many ports on several threads: no port answered twice, no
+// lock lost or leaked (ASan and the sanitizer run watch the rest).
+TEST(LinuxPortLockProbeMany, RepeatedRoundsKeepLocksExact) {
+  FakePortProbe ports;
+  LinuxPortLockProbe many(ports, Prefix(), /*threads=*/3);
+  LinuxPortLockProbe other(ports, Prefix());
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 21000; port < 21064; ++port) asked.push_back(port);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<PortState> states = many.CheckMany(asked);
+    ASSERT_EQ(states.size(), asked.size());
+    for (PortState state : states) ASSERT_EQ(state, PortState::kFree);
+    ASSERT_EQ(many.locks_held(), asked.size());
+    // Held ones are still checked (a second CheckMany keeps them).
+    ASSERT_EQ(many.CheckMany(asked), states);
+    ASSERT_EQ(many.locks_held(), asked.size());
+    ASSERT_FALSE(other.IsFree(asked[static_cast<size_t>(round)]));
+    for (uint16_t port : asked) many.Release(port);
+    ASSERT_EQ(many.locks_held(), 0u);
+  }
+  EXPECT_TRUE(other.IsFree(21000));
+}
+
+// ------------------------------------------------------------- lock names
+
+TEST(LinuxPortLockProbeName, IsTheDocumentedName) {
+  EXPECT_EQ(
+      LinuxPortLockProbe::LockName(LinuxPortLockProbe::kDefaultPrefix, 15000),
+      "portserver-port-lock-15000-wt");
+  EXPECT_EQ(LinuxPortLockProbe::LockName("p-", 1), "p-1-10");
+  EXPECT_EQ(LinuxPortLockProbe::LockName("p-", 65535), "p-65535-13");
+}
+
+// The kernel's bucket of an abstract name: unix_abstract_hash() in
+// net/unix/af_unix.c (Linux 5.19 and later; older kernels fold the same
+// checksum the same way): the Internet checksum (RFC 1071) of the whole
+// sockaddr_un, folded to 8 bits. Bucket numbers here are 0-255.
+int KernelBucket(const std::string& name) {
+  std::string addr;
+  addr.push_back(static_cast<char>(AF_UNIX & 0xff));  // sun_family, little
+  addr.push_back(static_cast<char>(AF_UNIX >> 8));    // endian as on x86.
+  addr.push_back('\0');                               // Abstract.
+  addr += name;
+  if (addr.size() % 2 != 0) addr.push_back('\0');
+  uint32_t sum = 0;
+  for (size_t i = 0; i < addr.size(); i += 2) {
+    sum += static_cast<uint8_t>(addr[i]) |
+           (static_cast<uint32_t>(static_cast<uint8_t>(addr[i + 1])) << 8);
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  uint32_t hash = ~sum & 0xffff;  // csum_fold()
+  hash ^= hash >> 8;
+  hash ^= SOCK_STREAM;
+  return static_cast<int>(hash & 255);
+}
+
+// Names compared per bind() with every port of the pool locked: the mean
+// over the pool's names of the size of their bucket.
+double ComparesPerBind(uint16_t first, uint16_t last, bool spread) {
+  std::vector<int> buckets(256, 0);
+  for (uint32_t port = first; port <= last; ++port) {
+    std::string name =
+        spread ? LinuxPortLockProbe::LockName("portserver-port-lock-",
+                                              static_cast<uint16_t>(port))
+               : "portserver-port-lock-" + std::to_string(port);
+    ++buckets[static_cast<size_t>(KernelBucket(name))];
+  }
+  double squares = 0;
+  for (int n : buckets) squares += static_cast<double>(n) * n;
+  return squares / (last - first + 1);
+}
+
+TEST(LinuxPortLockProbeName, SpreadsOverTheKernelsBuckets) {
+  // The default pool: 10,000 names; an even spread compares about 40.
+  EXPECT_GT(ComparesPerBind(15000, 24999, /*spread=*/false), 400);
+  EXPECT_LT(ComparesPerBind(15000, 24999, /*spread=*/true), 80);
+  // Every port: an even spread compares about 257.
+  EXPECT_GT(ComparesPerBind(1, 65535, /*spread=*/false), 2000);
+  EXPECT_LT(ComparesPerBind(1, 65535, /*spread=*/true), 450);
+}
+
+TEST(LinuxPortLockProbeName, LegacyLocksAreFoundInProcNetUnix) {
+  const std::string text =
+      "Num       RefCount Protocol Flags    Type St Inode Path\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 101 "
+      "@portserver-port-lock-15000\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 102 "
+      "@portserver-port-lock-15001-20\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 103 "
+      "@portserver-port-lock-15000\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 104 "
+      "@portserver-port-lock-99999\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 105 "
+      "@portserver-port-lock-\n"
+      "0000000000000000: 00000002 00000000 00010000 0001 01 106 "
+      "/run/portserver.sock\n"
+      "0000000000000000: 00000003 00000000 00000000 0001 03 107\n"
+      "0000000000000000: 00000002 00000000 00000000 0001 01 108 "
+      "@portserver-port-lock-80";
+  EXPECT_EQ(LegacyLockedPorts(text), (std::vector<uint16_t>{15000, 80}));
+  EXPECT_TRUE(LegacyLockedPorts("").empty());
+}
+
+// The warning is computed from the real /proc/net/unix: a lock bound under
+// the old name is found there.
+TEST(LinuxPortLockProbeName, LegacyLockBoundHereIsSeen) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const std::string name = "portserver-port-lock-3";  // Port 3: unused here.
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());
+  socklen_t length =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + name.size());
+  ASSERT_EQ(bind(fd, reinterpret_cast<const sockaddr*>(&addr), length), 0);
+  std::ifstream file("/proc/net/unix");
+  std::stringstream text;
+  text << file.rdbuf();
+  std::vector<uint16_t> found = LegacyLockedPorts(text.str());
+  close(fd);
+  EXPECT_NE(std::find(found.begin(), found.end(), 3), found.end());
 }
 
 }  // namespace
