@@ -205,8 +205,9 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     fds[i] = it->second;
     held_before[i] = true;
   }
-  // Each index touches only its own elements (std::vector<bool> is not
-  // one: held_before is read here, never written).
+  // Run on several threads: index i touches only fds[i] and states[i]
+  // (held_before, a std::vector<bool> whose elements share words, is not
+  // touched), TryLock() and inner_.Check() keep no state of this object.
   std::function<void(size_t)> check = [&](size_t i) {
     if (fds[i] < 0) {
       fds[i] = TryLock(ports[i], &states[i]);
