@@ -37,6 +37,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -372,9 +373,33 @@ ThroughputTable RunThroughput(const Config& c) {
 // and shared by every scenario.
 std::vector<pid_t> g_sleepers;
 
+// True once `pid` runs `sleep` and sleeps (state S in /proc/<pid>/stat):
+// its exec and start-up are over.
+bool Settled(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  size_t close = line.rfind(')');
+  return line.find("(sleep)") != std::string::npos &&
+         close != std::string::npos && close + 2 < line.size() &&
+         line[close + 2] == 'S';
+}
+
+// The i-th live `sleep` process (spawned on first use), once it has
+// settled: a process still starting up would compete for the cores with
+// whatever is timed next (the `multi` scenario's plain requests were 30%
+// slower when their owner had just been spawned).
 pid_t Sleeper(size_t i) {
   while (g_sleepers.size() <= i) {
-    g_sleepers.push_back(Spawn({"sleep", "1000000"}, ""));
+    pid_t pid = Spawn({"sleep", "1000000"}, "");
+    while (!Settled(pid)) {
+      if (waitpid(pid, nullptr, WNOHANG) == pid) {
+        std::fprintf(stderr, "compare: `sleep` exited at start-up\n");
+        std::exit(1);
+      }
+      sched_yield();
+    }
+    g_sleepers.push_back(pid);
   }
   return g_sleepers[i];
 }
@@ -582,6 +607,8 @@ Multi RunMulti(const Config& c, const ServerKind& kind) {
   std::vector<double> single, multi;
   int64_t single_cpu = 0, multi_cpu = 0;
   Multi m;
+  // Every owner exists and has settled before anything is timed.
+  Sleeper(2 * static_cast<size_t>(c.multi_rounds) - 1);
   for (int r = 0; r < c.multi_rounds; ++r) {
     pid_t a = Sleeper(2 * static_cast<size_t>(r));
     pid_t b = Sleeper(2 * static_cast<size_t>(r) + 1);
