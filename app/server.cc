@@ -84,7 +84,8 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
     }
   }
   std::vector<uint16_t> unreserved;
-  size_t restored = service_.Restore(replay.leases, &unreserved);
+  // With their notes: each restored lease keeps its label and lease time.
+  size_t restored = service_.Restore(replay, &unreserved);
   if (!unreserved.empty()) {
     std::string ports;
     for (size_t i = 0; i < unreserved.size() && i < 20; ++i) {

@@ -304,6 +304,35 @@ TEST_F(ControlServiceTest, ReleaseRewritesTheJournal) {
   EXPECT_EQ(replay.leases[0].first, 101);
 }
 
+TEST_F(ControlServiceTest, LeaseRestoredFromTheJournalKeepsLabelAndTime) {
+  FakeLeaseStore store;
+  ASSERT_TRUE(service_.AttachStore(&store).ok);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2 label=//leaky:test\n")
+                   .is_error());
+  const std::string since = std::to_string(info_.NowUnixMs());
+  // A restart: a new server restores the journal the first one left.
+  PortService restarted(Range(100, 104), processes_, ports_);
+  restarted.SetProcessInfo(&info_);
+  ControlService control(restarted, "9.8.7",
+                         [this] { return info_.NowUnixMs(); });
+  info_.AdvanceMs(30000);
+  ASSERT_EQ(restarted.Restore(ParseJournal(store.contents())), 2u);
+  Request r;
+  std::string line = "portserver/1 leases label=//leaky:test\n";
+  r.data = line;
+  r.end = Request::End::kNewline;
+  r.peer = Peer(9, 0);
+  ParsedReply p = ParseControlReply(control.Handle(r).reply);
+  ASSERT_TRUE(p.ok) << p.error;
+  ASSERT_EQ(p.records.size(), 2u);
+  for (const ReplyLine& lease : p.records) {
+    EXPECT_EQ(lease.Get("pid"), "42");
+    EXPECT_EQ(lease.Get("label"), "//leaky:test");
+    EXPECT_EQ(lease.Get("since_ms"), since);
+    EXPECT_EQ(lease.Get("cmdline"), "python3 leaky_test.py --shard=1");
+  }
+}
+
 TEST_F(ControlServiceTest, BiggestHoldersOncePerExhaustionEpisode) {
   ASSERT_FALSE(
       Ask("portserver/1 allocate pid=42 count=4 label=//big:one\n").is_error());

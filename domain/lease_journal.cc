@@ -1,6 +1,10 @@
 #include "domain/lease_journal.h"
 
 #include <cstdio>
+#include <optional>
+#include <utility>
+
+#include "domain/control_protocol.h"
 
 namespace portserver {
 namespace {
@@ -40,7 +44,7 @@ bool ParseUnsigned(std::string_view s, uint64_t& out) {
 }
 
 // Splits on single spaces; empty fields are kept (and rejected later).
-std::vector<std::string_view> Fields(std::string_view line) {
+std::vector<std::string_view> SplitFields(std::string_view line) {
   std::vector<std::string_view> fields;
   while (true) {
     size_t space = line.find(' ');
@@ -51,13 +55,18 @@ std::vector<std::string_view> Fields(std::string_view line) {
   return fields;
 }
 
+bool ChecksumMatches(std::string_view line,
+                     const std::vector<std::string_view>& f) {
+  size_t body = line.size() - f.back().size() - 1;
+  return f.back() == Hex8(Fnv1a(line.substr(0, body)));
+}
+
 // Why `line` is not an intact lease record, or "" if it is one.
 std::string ParseLease(std::string_view line,
+                       const std::vector<std::string_view>& f,
                        std::pair<uint16_t, Owner>& lease) {
-  std::vector<std::string_view> f = Fields(line);
   if (f.size() != 5 || f[0] != "L") return "not a lease record";
-  size_t body = line.size() - f[4].size() - 1;
-  if (f[4] != Hex8(Fnv1a(line.substr(0, body)))) return "bad checksum";
+  if (!ChecksumMatches(line, f)) return "bad checksum";
   uint64_t port = 0, pid = 0, incarnation = 0;
   if (!ParseUnsigned(f[1], port) || port < 1 || port > 65535 ||
       !ParseUnsigned(f[2], pid) || pid > static_cast<uint64_t>(INT64_MAX) ||
@@ -66,6 +75,42 @@ std::string ParseLease(std::string_view line,
   }
   lease = {static_cast<uint16_t>(port),
            Owner{static_cast<int64_t>(pid), incarnation}};
+  return "";
+}
+
+// Why `line` (its first field is "N") is not an intact note record, or "" if
+// it is one; note.owner is left alone.
+std::string ParseNote(std::string_view line,
+                      const std::vector<std::string_view>& f,
+                      JournalNote& note) {
+  if (f.size() != 5) return "not a note record";
+  if (!ChecksumMatches(line, f)) return "bad checksum";
+  uint64_t port = 0, seconds = 0;
+  if (!ParseUnsigned(f[1], port) || port < 1 || port > 65535) {
+    return "bad number";
+  }
+  note.port = static_cast<uint16_t>(port);
+  note.unix_seconds = -1;
+  if (f[2] != "-") {
+    // Kept as milliseconds in memory: must not overflow int64 there.
+    if (!ParseUnsigned(f[2], seconds) ||
+        seconds > static_cast<uint64_t>(INT64_MAX / 1000)) {
+      return "bad number";
+    }
+    note.unix_seconds = static_cast<int64_t>(seconds);
+  }
+  note.label.clear();
+  if (f[3] != "-") {
+    std::optional<std::string> label = PercentDecode(f[3]);
+    if (!label || label->empty() || label->size() > kMaxLabelBytes) {
+      return "bad label";
+    }
+    for (char ch : *label) {
+      auto c = static_cast<unsigned char>(ch);
+      if (c < 0x20 || c == 0x7f) return "bad label";  // As the protocol.
+    }
+    note.label = std::move(*label);
+  }
   return "";
 }
 
@@ -80,10 +125,39 @@ std::string JournalLease(uint16_t port, const Owner& owner) {
   return body + " " + Hex8(Fnv1a(body)) + "\n";
 }
 
+std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
+                             std::string_view label) {
+  label = label.substr(0, kMaxLabelBytes);
+  if (unix_seconds <= 0 && label.empty()) return "";
+  std::string body = "N " + std::to_string(port) + " " +
+                     (unix_seconds > 0 ? std::to_string(unix_seconds) : "-") +
+                     " ";
+  if (label.empty()) {
+    body += "-";
+  } else if (label == "-") {
+    body += "%2D";  // "-" alone means no label.
+  } else {
+    body += PercentEncode(label);
+  }
+  return body + " " + Hex8(Fnv1a(body)) + "\n";
+}
+
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases) {
+  return JournalSnapshot(leases, nullptr);
+}
+
+std::string JournalSnapshot(
+    const std::vector<std::pair<uint16_t, Owner>>& leases,
+    const std::function<JournalNote(uint16_t port)>& note_of) {
   std::string text = JournalHeader();
-  for (const auto& [port, owner] : leases) text += JournalLease(port, owner);
+  for (const auto& [port, owner] : leases) {
+    text += JournalLease(port, owner);
+    if (note_of) {
+      JournalNote note = note_of(port);
+      text += JournalLeaseNote(port, note.unix_seconds, note.label);
+    }
+  }
   return text;
 }
 
@@ -98,6 +172,7 @@ JournalReplay ParseJournal(std::string_view text) {
     }
   };
   size_t number = 0;
+  size_t lease_line = 0;  // The line of the last intact L record.
   while (!text.empty()) {
     ++number;
     size_t newline = text.find('\n');
@@ -111,13 +186,30 @@ JournalReplay ParseJournal(std::string_view text) {
       if (line != kHeader) problem(number, "not a portserver-journal 1 header");
       if (line == kHeader || line.empty()) continue;
     }
-    std::pair<uint16_t, Owner> lease;
-    std::string why = ParseLease(line, lease);
-    if (why.empty()) {
-      r.leases.push_back(lease);
+    std::vector<std::string_view> f = SplitFields(line);
+    std::string why;
+    if (f[0] == "N") {
+      JournalNote note;
+      why = ParseNote(line, f, note);
+      if (why.empty()) {
+        if (lease_line != 0 && lease_line == number - 1 &&
+            r.leases.back().first == note.port) {
+          note.owner = r.leases.back().second;
+          r.notes.push_back(std::move(note));
+        } else {
+          why = "note of port " + std::to_string(note.port) +
+                " not right after its lease record";
+        }
+      }
     } else {
-      problem(number, why + ", skipped");
+      std::pair<uint16_t, Owner> lease;
+      why = ParseLease(line, f, lease);
+      if (why.empty()) {
+        r.leases.push_back(lease);
+        lease_line = number;
+      }
     }
+    if (!why.empty()) problem(number, why + ", skipped");
   }
   r.lines = number;
   if (undescribed > 0) {

@@ -1,26 +1,54 @@
 // The lease journal's format: a text file that survives the server, so that
-// a restart never hands out a port still leased to a live owner.
+// a restart never hands out a port still leased to a live owner, and a
+// restored lease keeps its label and lease time.
 //
 //   portserver-journal 1
 //   L <port> <pid> <incarnation> <checksum>
+//   N <port> <unix-seconds> <label> <checksum>
 //
-// One line per lease granted, appended as it is granted; compaction rewrites
-// the file as the header plus one line per current lease. The checksum
-// (FNV-1a, 8 hex digits) covers the rest of the line, so a torn or damaged
-// line is recognised and skipped alone: every intact line still counts.
-// Leases are never "released" in the file: on replay, the owner of each is
-// probed and only leases of owners alive as the same incarnation are kept.
+// One L record per lease granted, appended as it is granted; compaction
+// rewrites the file as the header plus the records of each current lease.
+// The checksum (FNV-1a, 8 hex digits) covers the rest of the line, so a torn
+// or damaged line is recognised and skipped alone: every intact line still
+// counts. Leases are never "released" in the file: on replay, the owner of
+// each is probed and only leases of owners alive as the same incarnation are
+// kept.
+//
+// An N record (the lease's note) follows the L record of the same lease on
+// the very next line, in appends and snapshots alike: when the lease was
+// taken (seconds since the Unix epoch, "-" if unknown) and the label the
+// client gave with it (percent-encoded as in the extended protocol,
+// domain/control_protocol.h, so never a space; at most kMaxLabelBytes
+// decoded, no control character; "-" for none, and a label that is exactly
+// "-" is written "%2D"). It is written only when there is something to say
+// (a time or a label), and applies only to the L record right before it: a
+// note whose L line is damaged or missing is skipped (reported), and a
+// damaged note is skipped alone, its lease still restored without a label.
+// An N line is at most about 420 bytes (a 128-byte label of bytes that all
+// need escaping). A snapshot of a full pool (65,535 leases, 7-digit pids,
+// 20-digit incarnations) is 3.0 MB without notes, 5.0 MB with lease times
+// only, 7.1 MB with 33-byte labels and 30 MB at worst (lease_journal_test's
+// SizeOfAFullPoolSnapshot prints the figures); appends between compactions
+// add at most twice that (PortService::AttachStore).
+//
+// Older servers (before notes) still restore every L record of such a file:
+// they report each N line as damaged ("line 3: not a lease record, skipped",
+// the first 20, then "and N more damaged lines") and their start-up
+// compaction rewrites the journal without notes. The header is unchanged.
 //
 // Example:
-//   std::string text = JournalHeader() + JournalLease(15000, {1234, 99});
-//   JournalReplay r = ParseJournal(text);   // r.leases == {{15000, {1234,
-//   99}}}
+//   std::string text = JournalHeader() + JournalLease(15000, {1234, 99}) +
+//                      JournalLeaseNote(15000, 1764470012, "//pkg:test");
+//   JournalReplay r = ParseJournal(text);
+//   // r.leases == {{15000, {1234, 99}}}
+//   // r.notes == {{15000, {1234, 99}, 1764470012, "//pkg:test"}}
 //
 // Thread-safe (pure functions).
 #ifndef PORTSERVER_DOMAIN_LEASE_JOURNAL_H_
 #define PORTSERVER_DOMAIN_LEASE_JOURNAL_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -32,12 +60,40 @@ namespace portserver {
 
 std::string JournalHeader();
 std::string JournalLease(uint16_t port, const Owner& owner);
-// The whole file for a snapshot of the ledger.
+
+// What an N record says about the lease in the L record before it.
+struct JournalNote {
+  uint16_t port = 0;
+  Owner owner;                // From the L record it follows.
+  int64_t unix_seconds = -1;  // When the lease was taken; -1 if unknown.
+  std::string label;          // "" if none.
+  bool operator==(const JournalNote& o) const {
+    return port == o.port && owner == o.owner &&
+           unix_seconds == o.unix_seconds && label == o.label;
+  }
+};
+
+// The N record of the lease of `port` taken at `unix_seconds` (-1 or 0:
+// unknown) with `label` ("" for none; cut to kMaxLabelBytes): to be written
+// right after that lease's JournalLease line. "" when there is nothing to
+// note (time unknown and no label).
+std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
+                             std::string_view label);
+
+// The whole file for a snapshot of the ledger, without notes.
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases);
+// The same, each lease followed by its note: `note_of(port)` gives its time
+// and label (JournalNote::owner is not used).
+std::string JournalSnapshot(
+    const std::vector<std::pair<uint16_t, Owner>>& leases,
+    const std::function<JournalNote(uint16_t port)>& note_of);
 
 struct JournalReplay {
   std::vector<std::pair<uint16_t, Owner>> leases;  // Intact lines, in order.
+  // Intact N records that follow an intact L record of their port, in
+  // order; a later note of the same lease wins.
+  std::vector<JournalNote> notes;
   std::vector<std::string> problems;  // One line each: "line 7: bad checksum".
   size_t lines = 0;                   // Lines seen, damaged ones included.
 };

@@ -1,14 +1,26 @@
 #include "domain/lease_journal.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <string>
 
+#include "domain/control_protocol.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
 namespace {
 
 using Leases = std::vector<std::pair<uint16_t, Owner>>;
+using Notes = std::vector<JournalNote>;
+
+JournalNote Note(uint16_t port, Owner owner, int64_t seconds,
+                 std::string label) {
+  return JournalNote{port, owner, seconds, std::move(label)};
+}
+
+// Every byte a label may hold (no control character), and the ones that
+// need escaping: space, '%', '-' alone, bytes >= 0x80.
+const std::string kOddLabel = "//a b:c%d\xe2\x82\xac-~=";
 
 TEST(LeaseJournal, RoundTripsASnapshot) {
   Leases leases = {{15000, Owner{1234, 99}},
@@ -88,6 +100,206 @@ TEST(LeaseJournal, LimitsTheProblemsDescribed) {
   JournalReplay r = ParseJournal(text);
   EXPECT_EQ(r.problems.size(), 21u);
   EXPECT_EQ(r.problems.back(), "and 80 more damaged lines");
+}
+
+TEST(LeaseJournalNotes, RoundTripASnapshotWithNotes) {
+  Leases leases = {{15000, Owner{1234, 99}},
+                   {15001, Owner{1234, 99}},
+                   {65535, Owner{INT64_MAX, UINT64_MAX}},
+                   {1, Owner{7, 0}},
+                   {2, Owner{8, 1}}};
+  auto note_of = [](uint16_t port) {
+    switch (port) {
+      case 15000:
+        return Note(port, {}, 1764470012, "//pkg:my_test");
+      case 15001:
+        return Note(port, {}, 1764470013, kOddLabel);
+      case 65535:
+        return Note(port, {}, 1764470014, "");  // Time only.
+      case 1:
+        return Note(port, {}, -1, "-");  // Label only; "-" itself.
+      default:
+        return Note(port, {}, -1, "");  // Nothing: no N line.
+    }
+  };
+  std::string text = JournalSnapshot(leases, note_of);
+  JournalReplay r = ParseJournal(text);
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.leases, leases);
+  EXPECT_EQ(r.notes,
+            (Notes{Note(15000, {1234, 99}, 1764470012, "//pkg:my_test"),
+                   Note(15001, {1234, 99}, 1764470013, kOddLabel),
+                   Note(65535, {INT64_MAX, UINT64_MAX}, 1764470014, ""),
+                   Note(1, {7, 0}, -1, "-")}));
+  EXPECT_EQ(r.lines, 1u + 5 + 4);
+  // The note is the very next line after its lease; labels never hold a
+  // space, so fields stay fields.
+  EXPECT_NE(text.find(JournalLease(15000, {1234, 99}) +
+                      JournalLeaseNote(15000, 1764470012, "//pkg:my_test")),
+            std::string::npos);
+  EXPECT_NE(text.find(" //a%20b:c%25d%E2%82%AC-~= "), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("N 1 - %2D "), std::string::npos) << text;
+}
+
+TEST(LeaseJournalNotes, NothingToNoteWritesNothing) {
+  EXPECT_EQ(JournalLeaseNote(100, -1, ""), "");
+  EXPECT_EQ(JournalLeaseNote(100, 0, ""), "");
+  EXPECT_EQ(
+      JournalSnapshot({{100, Owner{5, 6}}},
+                      [](uint16_t port) { return Note(port, {}, -1, ""); }),
+      JournalSnapshot({{100, Owner{5, 6}}}));
+}
+
+TEST(LeaseJournalNotes, LabelIsCutToTheProtocolLimit) {
+  std::string text = JournalHeader() + JournalLease(100, Owner{5, 6}) +
+                     JournalLeaseNote(100, 1, std::string(500, 'x'));
+  JournalReplay r = ParseJournal(text);
+  ASSERT_EQ(r.notes.size(), 1u);
+  EXPECT_EQ(r.notes[0].label, std::string(kMaxLabelBytes, 'x'));
+}
+
+TEST(LeaseJournalNotes, AppendedGrantsKeepTheirNotesAndTheLastWins) {
+  std::string text = JournalSnapshot({{100, Owner{5, 6}}}, [](uint16_t p) {
+    return Note(p, {}, 1000, "old");
+  });
+  // The port came back and was leased again (a new owner), then once more
+  // by the same owner after a release.
+  text += JournalLease(100, Owner{7, 8}) + JournalLeaseNote(100, 2000, "new");
+  text += JournalLease(100, Owner{7, 8}) + JournalLeaseNote(100, 3000, "");
+  JournalReplay r = ParseJournal(text);
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.notes, (Notes{Note(100, {5, 6}, 1000, "old"),
+                            Note(100, {7, 8}, 2000, "new"),
+                            Note(100, {7, 8}, 3000, "")}));
+}
+
+TEST(LeaseJournalNotes, DamagedNoteIsSkippedAloneAndItsLeaseKept) {
+  std::string note = JournalLeaseNote(101, 1764470012, "//pkg:t");
+  note[4] = '9';  // A flipped digit of the time.
+  std::string text = JournalHeader() + JournalLease(100, Owner{5, 6}) +
+                     JournalLeaseNote(100, 1764470011, "//pkg:s") +
+                     JournalLease(101, Owner{7, 8}) + note +
+                     JournalLease(102, Owner{9, 10});
+  JournalReplay r = ParseJournal(text);
+  EXPECT_EQ(
+      r.leases,
+      (Leases{{100, Owner{5, 6}}, {101, Owner{7, 8}}, {102, Owner{9, 10}}}));
+  EXPECT_EQ(r.notes, (Notes{Note(100, {5, 6}, 1764470011, "//pkg:s")}));
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0], "line 5: bad checksum, skipped");
+}
+
+TEST(LeaseJournalNotes, NoteWithoutItsLeaseLineIsSkipped) {
+  std::string lease = JournalLease(101, Owner{7, 8});
+  lease[2] = '9';  // Its lease line is damaged: the note belongs to nothing.
+  std::string text =
+      JournalHeader() + JournalLease(100, Owner{5, 6}) +
+      JournalLeaseNote(100, 10, "a") + lease + JournalLeaseNote(101, 11, "b") +
+      // A note of another port than the lease before it.
+      JournalLease(102, Owner{9, 10}) + JournalLeaseNote(103, 12, "c") +
+      // Two notes in a row: only the first follows a lease.
+      JournalLease(104, Owner{11, 12}) + JournalLeaseNote(104, 13, "d") +
+      JournalLeaseNote(104, 14, "e");
+  // And a note on the first line, with no header.
+  JournalReplay r = ParseJournal(text);
+  EXPECT_EQ(r.leases.size(), 3u);
+  EXPECT_EQ(r.notes,
+            (Notes{Note(100, {5, 6}, 10, "a"), Note(104, {11, 12}, 13, "d")}));
+  ASSERT_EQ(r.problems.size(), 4u);
+  EXPECT_EQ(r.problems[0], "line 4: bad checksum, skipped");
+  EXPECT_EQ(r.problems[1],
+            "line 5: note of port 101 not right after its lease record, "
+            "skipped");
+  EXPECT_EQ(r.problems[2],
+            "line 7: note of port 103 not right after its lease record, "
+            "skipped");
+  EXPECT_EQ(r.problems[3],
+            "line 10: note of port 104 not right after its lease record, "
+            "skipped");
+
+  JournalReplay first = ParseJournal(JournalLeaseNote(100, 10, "a"));
+  EXPECT_TRUE(first.notes.empty());
+  EXPECT_EQ(first.problems.size(), 2u);  // No header; a note of nothing.
+}
+
+TEST(LeaseJournalNotes, RejectsBadNotes) {
+  // Each body is checksummed correctly: only its content is wrong.
+  auto line = [](const std::string& body) {
+    char sum[9];
+    uint32_t h = 2166136261u;
+    for (unsigned char c : body) {
+      h ^= c;
+      h *= 16777619u;
+    }
+    std::snprintf(sum, sizeof(sum), "%08x", h);
+    return body + " " + sum + "\n";
+  };
+  // The format itself, as a checksum written by hand sees it.
+  EXPECT_EQ(line("N 100 10 a"), JournalLeaseNote(100, 10, "a"));
+  for (std::string bad :
+       {line("N 0 10 a"), line("N 70000 10 a"), line("N 100 x a"),
+        line("N 100 -1 a"), line("N 100 010 a"),
+        line("N 100 99999999999999999 a"), line("N 100 10 %zz"),
+        line("N 100 10 %0A"), line("N 100 10 %7F"), line("N 100 10 a%"),
+        line("N 100 10 " + std::string(kMaxLabelBytes + 1, 'x')),
+        line("N 100 10 a b"), line("N 100 10"), line("N 100 10 %")}) {
+    JournalReplay r =
+        ParseJournal(JournalHeader() + JournalLease(100, Owner{5, 6}) + bad);
+    EXPECT_EQ(r.leases.size(), 1u) << bad;
+    EXPECT_TRUE(r.notes.empty()) << bad;
+    EXPECT_EQ(r.problems.size(), 1u) << bad;
+  }
+}
+
+TEST(LeaseJournalNotes, JournalOfAnOlderServerStillRestores) {
+  // As servers before notes wrote it (copied from such a file).
+  std::string old_format =
+      "portserver-journal 1\n"
+      "L 15000 1234 99 fc30f93f\n";
+  JournalReplay r = ParseJournal(old_format);
+  EXPECT_TRUE(r.problems.empty());
+  EXPECT_EQ(r.leases, (Leases{{15000, Owner{1234, 99}}}));
+  EXPECT_TRUE(r.notes.empty());
+}
+
+TEST(LeaseJournalNotes, UnknownRecordKindsAreSkippedAlone) {
+  // A later version's record kind: reported, every lease still restored.
+  std::string text = JournalHeader() + JournalLease(100, Owner{5, 6}) +
+                     "Z 100 something 12345678\n" +
+                     JournalLease(101, Owner{7, 8});
+  JournalReplay r = ParseJournal(text);
+  EXPECT_EQ(r.leases.size(), 2u);
+  ASSERT_EQ(r.problems.size(), 1u);
+  EXPECT_EQ(r.problems[0], "line 3: not a lease record, skipped");
+}
+
+TEST(LeaseJournalNotes, SizeOfAFullPoolSnapshot) {
+  // 65,535 leases of large pids and incarnations, each with a note.
+  Leases leases;
+  for (uint32_t port = 1; port <= 65535; ++port) {
+    leases.push_back(
+        {static_cast<uint16_t>(port), Owner{4194304, 18446744073709551615u}});
+  }
+  const std::string bazel_label = "//some/package/path:a_test_target";
+  const std::string worst_label(kMaxLabelBytes, '\xff');  // All escaped.
+  size_t plain = JournalSnapshot(leases).size();
+  size_t typical = JournalSnapshot(leases, [&](uint16_t port) {
+                     return Note(port, {}, 1764470012, bazel_label);
+                   }).size();
+  size_t time_only = JournalSnapshot(leases, [&](uint16_t port) {
+                       return Note(port, {}, 1764470012, "");
+                     }).size();
+  size_t worst = JournalSnapshot(leases, [&](uint16_t port) {
+                   return Note(port, {}, 1764470012, worst_label);
+                 }).size();
+  std::printf(
+      "full pool snapshot: %zu bytes without notes, %zu with times only, "
+      "%zu with %zu-byte labels, %zu with %zu-byte labels all escaped\n",
+      plain, time_only, typical, bazel_label.size(), worst, worst_label.size());
+  // Bounded per lease: an N line is at most ~420 bytes.
+  EXPECT_LE(worst, plain + 65535u * 420);
+  EXPECT_LE(typical, plain + 65535u * (30 + bazel_label.size()));
 }
 
 }  // namespace

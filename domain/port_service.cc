@@ -116,7 +116,10 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       d.outcome = Outcome::kProbeFailed;
     } else if (count != 1) {
       AllocateManyLocked(d, who, count);
-      if (d.granted()) RecordOwnerLocked(d, who, label);
+      if (d.granted()) {
+        RecordOwnerLocked(d, who, label);
+        Journal(d);  // One append for them all.
+      }
     } else {
       d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
       stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
@@ -131,8 +134,8 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
                       "in TIME_WAIT: only a bind with SO_REUSEADDR can take "
                       "it now, and nothing else was free";
         }
-        Journal(d);
         RecordOwnerLocked(d, who, label);
+        Journal(d);
       } else if (d.allocation.over_quota) {
         d.outcome = Outcome::kQuotaExceeded;
       } else {
@@ -194,13 +197,17 @@ void PortService::Journal(Decision& d) {
     stats_.journal_missed_grants += n;
     return;
   }
+  // Each lease, then its note (label and lease time) on the next line.
+  auto append = [&](std::string& out, uint16_t port) {
+    out += JournalLease(port, Owner{d.pid, d.incarnation});
+    JournalNote note = NoteLocked(port);
+    out += JournalLeaseNote(port, note.unix_seconds, note.label);
+  };
   std::string records;
   if (d.ports.empty()) {
-    records = JournalLease(d.port, Owner{d.pid, d.incarnation});
+    append(records, d.port);
   } else {
-    for (uint16_t port : d.ports) {
-      records += JournalLease(port, Owner{d.pid, d.incarnation});
-    }
+    for (uint16_t port : d.ports) append(records, port);
   }
   StoreResult r = store_->Append(records);
   if (!r.ok) {
@@ -266,8 +273,18 @@ bool PortService::journal_behind() const {
   return journal_behind_;
 }
 
+JournalNote PortService::NoteLocked(uint16_t port) const {
+  LeaseNotes::Note n = notes_.Get(port);
+  JournalNote note;
+  note.port = port;
+  note.unix_seconds = n.unix_ms >= 0 ? n.unix_ms / 1000 : -1;
+  note.label = std::string(n.label);
+  return note;
+}
+
 StoreResult PortService::CompactLocked() {
-  StoreResult r = store_->Replace(JournalSnapshot(ledger_.Leases()));
+  StoreResult r = store_->Replace(JournalSnapshot(
+      ledger_.Leases(), [this](uint16_t port) { return NoteLocked(port); }));
   if (r.ok) {
     appended_ = 0;
     ++stats_.journal_compactions;
@@ -362,7 +379,15 @@ std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
 size_t PortService::Restore(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
     std::vector<uint16_t>* unreserved) {
+  JournalReplay replay;
+  replay.leases = leases;
+  return Restore(replay, unreserved);
+}
+
+size_t PortService::Restore(const JournalReplay& replay,
+                            std::vector<uint16_t>* unreserved) {
   std::lock_guard<std::mutex> lock(mu_);
+  const std::vector<std::pair<uint16_t, Owner>>& leases = replay.leases;
   // Probe each owner once.
   std::map<int64_t, ProcessProbe::Result> seen;
   std::vector<std::pair<uint16_t, Owner>> alive;  // Or not known to be gone.
@@ -378,7 +403,7 @@ size_t PortService::Restore(
   size_t restored = policy_.Restore(alive, unreserved);
   // The journal keeps no uid nor command line: read them again, as at lease
   // time, so that the owner may still release its ports and listings still
-  // name it. Its label and lease time are not journaled: unknown.
+  // name it. Label and lease time come back from the notes below.
   for (const auto& [port, owner] : alive) {
     if (ledger_.HolderOf(port) != std::optional<Owner>(owner)) continue;
     notes_.Clear(port);
@@ -391,6 +416,17 @@ size_t PortService::Restore(
     if (info_ != nullptr) {
       info.command_line = info_->CommandLine(owner.pid, kMaxCommandLineBytes);
     }
+  }
+  // Only notes of the very lease restored (same port and owner); in journal
+  // order, so the last one wins.
+  for (const JournalNote& note : replay.notes) {
+    if (ledger_.HolderOf(note.port) != std::optional<Owner>(note.owner)) {
+      continue;
+    }
+    notes_.Set(note.port, note.unix_seconds > 0 ? note.unix_seconds * 1000 : -1,
+               note.label);
+    OwnerInfo& info = records_.Upsert(note.owner, nullptr);
+    if (info.label.empty()) info.label = note.label;  // For the log.
   }
   return restored;
 }

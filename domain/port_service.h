@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "domain/allocation_policy.h"
+#include "domain/lease_journal.h"
 #include "domain/lease_store.h"
 #include "domain/ledger.h"
 #include "domain/owner_records.h"
@@ -167,6 +168,12 @@ class PortService : public RequestHandler {
   // read again, as for a new lease; labels and lease times are unknown.
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases,
                  std::vector<uint16_t>* unreserved = nullptr);
+  // The same for a replayed journal, and each restored lease gets back the
+  // label and lease time of its note (JournalReplay::notes: the last note
+  // of the same port and owner wins). Notes of leases not restored are
+  // ignored.
+  size_t Restore(const JournalReplay& replay,
+                 std::vector<uint16_t>* unreserved = nullptr);
 
   // From now on, journals each grant to `store` and compacts it (rewrites
   // it as a snapshot of the ledger) once the appended records outnumber
@@ -244,6 +251,10 @@ class PortService : public RequestHandler {
   void Journal(Decision& d);              // REQUIRES: mu_ held; d granted.
   void MaintainStoreLocked(Decision& d);  // REQUIRES: mu_ held.
   Decision DecideLocked(const Request& request);  // REQUIRES: mu_ held.
+  // REQUIRES: mu_ held. The note (label, lease time) of `port` that Journal
+  // and CompactLocked write after its lease: Journal is called after
+  // RecordOwnerLocked has set it.
+  JournalNote NoteLocked(uint16_t port) const;
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).

@@ -65,7 +65,7 @@ void PortService::AllocateManyLocked(Decision& d,
   d.incarnation = who.incarnation;
   d.ports = granted;
   d.port = granted.front();
-  Journal(d);  // One append for them all.
+  // Journaled by the caller, once the notes are recorded.
 }
 
 void PortService::RecordOwnerLocked(Decision& d,

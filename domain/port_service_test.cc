@@ -1,11 +1,13 @@
 #include "domain/port_service.h"
 
+#include <map>
 #include <numeric>
 #include <set>
 #include <thread>
 
 #include "adapters/fake/fake_lease_store.h"
 #include "adapters/fake/fake_port_probe.h"
+#include "adapters/fake/fake_process_info.h"
 #include "adapters/fake/fake_process_probe.h"
 #include "domain/lease_journal.h"
 #include "gtest/gtest.h"
@@ -231,6 +233,97 @@ TEST(PortServiceJournal, JournalsEachGrantAndSurvivesARestart) {
     EXPECT_EQ(after.count(port), 0u) << "port " << port << " leased twice";
   }
   EXPECT_EQ(second.Allocate(20).outcome, Outcome::kPoolExhausted);
+}
+
+// Each lease as the listing shows it: port -> {label, since}.
+std::map<uint16_t, std::pair<std::string, int64_t>> Notes(
+    PortService& service) {
+  std::map<uint16_t, std::pair<std::string, int64_t>> notes;
+  LeaseQuery all;
+  all.limit = 1000;
+  for (const LeaseView& v : service.ListLeases(all, {}).leases) {
+    notes[v.port] = {v.label, v.since_unix_ms};
+  }
+  return notes;
+}
+
+TEST(PortServiceJournal, RestoredLeasesKeepTheirLabelAndLeaseTime) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeProcessInfo info;
+  FakeLeaseStore store;
+  processes.Spawn(10);
+  processes.Spawn(11);
+  processes.Spawn(12);
+  const int64_t t0 = info.NowUnixMs();
+  std::map<uint16_t, std::pair<std::string, int64_t>> before;
+  {
+    PortService first(Range(100, 109), processes, ports);
+    first.SetProcessInfo(&info);
+    ASSERT_TRUE(first.AttachStore(&store).ok);
+    ASSERT_TRUE(first.AllocateMany(10, 2, "//pkg:a test", {}).granted());
+    info.AdvanceMs(7000);
+    ASSERT_TRUE(first.Allocate(11).granted());  // No label: time only.
+    info.AdvanceMs(5000);
+    ASSERT_TRUE(first.AllocateMany(12, 1, "//pkg:gone", {}).granted());
+    processes.Kill(12);  // Its lease, and its note, must not come back.
+    before = Notes(first);
+  }  // The server "crashes": only the appended journal is left.
+  ASSERT_EQ(before.size(), 4u);
+  EXPECT_EQ(before[100], (std::pair<std::string, int64_t>{"//pkg:a test", t0}));
+  EXPECT_EQ(before[102], (std::pair<std::string, int64_t>{"", t0 + 7000}));
+  before.erase(103);
+
+  PortService second(Range(100, 109), processes, ports);
+  second.SetProcessInfo(&info);
+  info.AdvanceMs(60000);  // The restart takes a minute.
+  EXPECT_EQ(second.Restore(ParseJournal(store.contents())), 3u);
+  EXPECT_EQ(Notes(second), before);
+
+  // The start-up compaction writes a snapshot: the notes are in it too.
+  FakeLeaseStore snapshot;
+  ASSERT_TRUE(second.AttachStore(&snapshot).ok);
+  PortService third(Range(100, 109), processes, ports);
+  third.SetProcessInfo(&info);
+  EXPECT_EQ(third.Restore(ParseJournal(snapshot.contents())), 3u);
+  EXPECT_EQ(Notes(third), before);
+}
+
+TEST(PortServiceJournal, NotesComeBackOnlyWithTheirOwnLease) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeProcessInfo info;
+  processes.Spawn(20);
+  processes.Spawn(21);
+  const Owner dead{19, 3};
+  const Owner alive{20, processes.IncarnationOf(20)};
+  const Owner other{21, processes.IncarnationOf(21)};
+  std::string text =
+      JournalHeader() +
+      // Port 100: a dead owner's lease with a note, then a live owner's
+      // lease of the same port written without one.
+      JournalLease(100, dead) + JournalLeaseNote(100, 1000, "//dead:t") +
+      JournalLease(100, alive) +
+      // Port 101: leased twice to the same owner; the last note wins.
+      JournalLease(101, alive) + JournalLeaseNote(101, 2000, "//first:t") +
+      JournalLease(101, alive) + JournalLeaseNote(101, 3000, "//last:t") +
+      // Port 102: its note is damaged; the lease is restored without it.
+      JournalLease(102, other) + "N 102 4000 //x:t 00000000\n" +
+      // Port 200: outside the pool: not restored, its note ignored.
+      JournalLease(200, other) + JournalLeaseNote(200, 5000, "//out:t");
+  JournalReplay replay = ParseJournal(text);
+  ASSERT_EQ(replay.notes.size(), 4u);
+  ASSERT_EQ(replay.problems.size(), 1u);
+
+  PortService service(Range(100, 109), processes, ports);
+  service.SetProcessInfo(&info);
+  EXPECT_EQ(service.Restore(replay), 3u);
+  auto notes = Notes(service);
+  ASSERT_EQ(notes.size(), 3u);
+  EXPECT_EQ(notes[100], (std::pair<std::string, int64_t>{"", -1}));
+  EXPECT_EQ(notes[101],
+            (std::pair<std::string, int64_t>{"//last:t", 3000 * 1000}));
+  EXPECT_EQ(notes[102], (std::pair<std::string, int64_t>{"", -1}));
 }
 
 TEST(PortServiceJournal, CompactsToASnapshotOfLiveLeases) {

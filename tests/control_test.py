@@ -336,6 +336,52 @@ class RestartTest(ControlTestCase):
         left = self.ctl_json('leases', '--owner', str(owner.pid))['leases']
         self.assertEqual([l['port'] for l in left], ports[1:])
 
+    def test_labels_and_lease_times_survive_kill_9(self):
+        # issue 12: the journal keeps each lease's label and lease time, so
+        # `leases --label` still finds a leak after the server was killed
+        # and started again on the same state file.
+        owner = self.sleeper('labelled')
+        labelled, _ = self.portpicker('-n', '2', str(owner.pid),
+                                      label='//pkg:restart_test')
+        plain, _ = self.portpicker(str(owner.pid))
+        before = {l['port']: l for l in
+                  self.ctl_json('leases', '--owner', str(owner.pid))['leases']}
+        self.assertEqual(sorted(before), sorted(labelled + plain))
+        for port in labelled:
+            self.assertEqual(before[port]['label'], '//pkg:restart_test')
+        self.assertNotIn('label', before[plain[0]])
+        # Lease times are kept to the second: let the clock pass the second
+        # they were taken in, so that a time taken at the restart differs.
+        latest = max(l['since_ms'] for l in before.values()) / 1000.0
+        while time.time() < latest + 1.0:
+            time.sleep(0.05)  # Waits for the clock, not for the server.
+
+        self.server.proc.kill()  # kill -9: no clean stop, the journal stays.
+        self.server.proc.wait(timeout=RUN_TIMEOUT)
+        self.server.log.join()
+        restarted_after_ms = time.time() * 1000
+        self.server = Server(self.server.ports, self.EXTRA_ARGS)
+
+        found = self.ctl_json('leases', '--label',
+                              '//pkg:restart_test')['leases']
+        self.assertEqual(sorted(l['port'] for l in found), sorted(labelled),
+                         self.server.log.text())
+        after = {l['port']: l for l in
+                 self.ctl_json('leases', '--owner', str(owner.pid))['leases']}
+        self.assertEqual(sorted(after), sorted(before))
+        for port, lease in after.items():
+            self.assertEqual(lease['pid'], owner.pid)
+            self.assertEqual(lease.get('label'), before[port].get('label'))
+            self.assertEqual(lease['since_ms'], before[port]['since_ms'])
+            self.assertLess(lease['since_ms'], restarted_after_ms)
+            self.assertEqual(lease['cmdline'], 'labelled 600')
+        [report] = self.ctl_json('who', str(labelled[0]))['ports']
+        self.assertEqual(report['label'], '//pkg:restart_test')
+        self.assertEqual(report['since_ms'], before[labelled[0]]['since_ms'])
+        # The journal read back whole: no line reported damaged.
+        self.assertNotRegex(self.server.log.text(),
+                            r'State file .*: line \d+:')
+
 
 class BigPoolTest(ControlTestCase):
     POOL_SIZE = 300
