@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
 #include <string>
 
 #include "domain/control_protocol.h"
@@ -293,10 +294,10 @@ TEST(LeaseJournalNotes, SizeOfAFullPoolSnapshot) {
   size_t worst = JournalSnapshot(leases, [&](uint16_t port) {
                    return Note(port, {}, 1764470012, worst_label);
                  }).size();
-  std::printf(
-      "full pool snapshot: %zu bytes without notes, %zu with times only, "
-      "%zu with %zu-byte labels, %zu with %zu-byte labels all escaped\n",
-      plain, time_only, typical, bazel_label.size(), worst, worst_label.size());
+  std::cout << "full pool snapshot: " << plain << " bytes without notes, "
+            << time_only << " with times only, " << typical << " with "
+            << bazel_label.size() << "-byte labels, " << worst << " with "
+            << worst_label.size() << "-byte labels all escaped\n";
   // Bounded per lease: an N line is at most ~420 bytes.
   EXPECT_LE(worst, plain + 65535u * 420);
   EXPECT_LE(typical, plain + 65535u * (30 + bazel_label.size()));
