@@ -172,7 +172,8 @@ JournalReplay ParseJournal(std::string_view text) {
     }
   };
   size_t number = 0;
-  size_t lease_line = 0;  // The line of the last intact L record.
+  size_t lease_line = 0;    // The line of the last intact L record.
+  size_t damaged_line = 0;  // The line of the last problem.
   while (!text.empty()) {
     ++number;
     size_t newline = text.find('\n');
@@ -196,10 +197,11 @@ JournalReplay ParseJournal(std::string_view text) {
             r.leases.back().first == note.port) {
           note.owner = r.leases.back().second;
           r.notes.push_back(std::move(note));
-        } else {
+        } else if (damaged_line == 0 || damaged_line != number - 1) {
           why = "note of port " + std::to_string(note.port) +
                 " not right after its lease record";
         }
+        // Else the line before, its lease's, was damaged: reported there.
       }
     } else {
       std::pair<uint16_t, Owner> lease;
@@ -209,7 +211,10 @@ JournalReplay ParseJournal(std::string_view text) {
         lease_line = number;
       }
     }
-    if (!why.empty()) problem(number, why + ", skipped");
+    if (!why.empty()) {
+      problem(number, why + ", skipped");
+      damaged_line = number;
+    }
   }
   r.lines = number;
   if (undescribed > 0) {

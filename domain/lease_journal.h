@@ -21,9 +21,11 @@
 // domain/control_protocol.h, so never a space; at most kMaxLabelBytes
 // decoded, no control character; "-" for none, and a label that is exactly
 // "-" is written "%2D"). It is written only when there is something to say
-// (a time or a label), and applies only to the L record right before it: a
-// note whose L line is damaged or missing is skipped (reported), and a
-// damaged note is skipped alone, its lease still restored without a label.
+// (a time or a label), and applies only to the L record right before it. A
+// damaged note is skipped alone (reported), its lease still restored
+// without label and time; the note of a damaged L line is skipped with it
+// (only the damaged line is reported); any other note that does not follow
+// an L record of its port is reported and skipped.
 // An N line is at most about 420 bytes (a 128-byte label of bytes that all
 // need escaping). A snapshot of a full pool (65,535 leases, 7-digit pids,
 // 20-digit incarnations) is 3.0 MB without notes, 5.0 MB with lease times

@@ -222,8 +222,18 @@ class CorruptJournalTest(CrashTestBase):
         dead = self.held.spawn()
         self.lease(dead, 1)
         self.held.kill(dead)
-        # The last line of the file is a live owner's lease.
+        # The last lease line of the file is a live owner's (its note may
+        # follow it).
         self.lease(self.held.spawn(), 1)
+
+    def last_lease_line(self, lines):
+        """1-based number of the last lease (L) line: the last append, which
+        only the lease's note (N line: its label and time) may follow."""
+        n = max(i + 1 for i, l in enumerate(lines)
+                if self.line_port(l) is not None)
+        self.assertTrue(all(l.startswith(b'N ') for l in lines[n:-1]),
+                        lines[n:])
+        return n
 
     def lease_lines(self, lines):
         """1-based numbers of the lines that lease a port to a live owner."""
@@ -247,11 +257,12 @@ class CorruptJournalTest(CrashTestBase):
             return b'\n'.join(lines), [n], {port}
 
         def truncate_last(lines):
-            # A torn last write: its newline and checksum tail are missing.
+            # A torn last write (a lease line, then its note): the note is
+            # gone, the lease line lacks its newline and checksum tail.
             self.assertEqual(lines[-1], b'')
-            n = len(lines) - 1
+            n = self.last_lease_line(lines)
             self.assertIn(n, self.lease_lines(lines))
-            text = b'\n'.join(lines[:-1])[:-3]
+            text = b'\n'.join(lines[:n])[:-3]
             return text, [n], {self.line_port(lines[n - 1])}
 
         def append_garbage(lines):
@@ -269,9 +280,9 @@ class CorruptJournalTest(CrashTestBase):
             # Flipped bytes in the middle, garbage appended, and the last
             # lease line moved to the end, torn.
             self.assertEqual(lines[-1], b'')
-            last = lines[-2]
-            self.assertIsNotNone(self.line_port(last))
-            text, flipped, lost = flip_middle(lines[:-2] + [b''])
+            n = self.last_lease_line(lines)
+            last = lines[n - 1]
+            text, flipped, lost = flip_middle(lines[:n - 1] + [b''])
             text, garbage, _ = append_garbage(text.split(b'\n'))
             return (text + last[:-4], flipped + garbage + [garbage[-1] + 1],
                     lost | {self.line_port(last)})
