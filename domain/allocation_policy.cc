@@ -217,6 +217,8 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
   }
   // The queue could not give them all: the rest as plain requests would get
   // them (a harder sweep, then ports in TIME_WAIT), or the reason why not.
+  const size_t held_before =
+      ledger_.PortCount(owner.pid) - (ports->size() - first);
   while (ports->size() - first < count) {
     Allocation a = Allocate(owner);
     result.ports_checked += a.ports_checked;
@@ -227,8 +229,27 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
     result.reuse_addr_only_grants += a.reuse_addr_only_grants;
     result.over_quota = a.over_quota;
     result.probe_failed = a.probe_failed;
+    if (a.ok) ports->push_back(a.port);
+    if (ledger_.PortCount(owner.pid) != held_before + (ports->size() - first)) {
+      // The owner ended during the request: a sweep of Allocate() reclaimed
+      // its ports, those of this request too, and put them back in the queue
+      // (one may even be leased to it again). Keep only what it still holds,
+      // each once: the caller gives those back (all or none).
+      std::vector<bool> seen(65536, false);
+      size_t kept = first;
+      for (size_t i = first; i < ports->size(); ++i) {
+        uint16_t port = (*ports)[i];
+        if (seen[port] || ledger_.HolderOf(port) != owner) continue;
+        seen[port] = true;
+        (*ports)[kept++] = port;
+      }
+      ports->resize(kept);
+      result.owner_ended = true;
+      result.ok = false;
+      result.port = 0;
+      return result;
+    }
     if (!a.ok) break;
-    ports->push_back(a.port);
   }
   result.ok = ports->size() - first == count;
   result.port = result.ok && count > 0 ? (*ports)[first] : 0;

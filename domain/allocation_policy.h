@@ -82,6 +82,9 @@ struct Allocation {
   size_t reuse_addr_only_grants = 0;
   // Denied because the port probe could not tell (PortState::kUnknown).
   bool probe_failed = false;
+  // AllocateMany: denied because the owner ended during the request (a
+  // sweep reclaimed the ports it had been leased).
+  bool owner_ended = false;
 };
 
 class AllocationPolicy {
@@ -108,7 +111,10 @@ class AllocationPolicy {
   // the order leased; they stay leased even when fewer than `count` could
   // be had (all or none is the caller's rule: ReturnPorts()). The result
   // sums the counts of the whole request; ok when `count` ports were leased,
-  // and then `port` is the first of them. O(count + busy ports met) probes.
+  // and then `port` is the first of them. If the owner ends during the
+  // request (a sweep reclaims its ports), !ok and owner_ended: `ports` keeps
+  // only those still leased to it, each once. O(count + busy ports met)
+  // probes.
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 

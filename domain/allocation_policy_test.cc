@@ -1,5 +1,6 @@
 #include "domain/allocation_policy.h"
 
+#include <functional>
 #include <numeric>
 #include <set>
 
@@ -350,6 +351,7 @@ class RecordingProbe final : public PortProbe {
   std::vector<PortState> CheckMany(
       const std::vector<uint16_t>& ports) override {
     batches.push_back(ports);
+    if (on_check_many) on_check_many();
     std::vector<PortState> states;
     for (uint16_t port : ports) {
       states.push_back(port == unknown ? PortState::kUnknown
@@ -362,7 +364,8 @@ class RecordingProbe final : public PortProbe {
 
   std::vector<std::vector<uint16_t>> batches;
   int single_checks = 0;
-  uint16_t unknown = 0;  // Check() of this port says kUnknown.
+  uint16_t unknown = 0;                 // Check() of this port says kUnknown.
+  std::function<void()> on_check_many;  // Runs as CheckMany() is called.
 
  private:
   FakePortProbe& inner_;
@@ -468,6 +471,53 @@ TEST_F(AllocateManyTest, QuotaCountsThePortsAlreadyHeld) {
   EXPECT_TRUE(over.over_quota);
   EXPECT_TRUE(got.empty());
   EXPECT_EQ(ledger_.PortCount(10), 4u);
+}
+
+// The owner ends while its request is being probed (a test killed by its
+// timeout as its runner asks for its ports): the rest of the request, asked
+// of Allocate(), sweeps and reclaims the ports this request leased it. They
+// must not be leased to it a second time and listed twice, nor handed back
+// to the queue a second time by the caller (ReturnPorts()).
+TEST_F(AllocateManyTest, OwnerThatEndsDuringTheRequestGetsNoPortTwice) {
+  for (size_t count : {10u, 11u, 20u}) {
+    SCOPED_TRACE(count);
+    FakeProcessProbe processes;
+    Ledger ledger;
+    FakePortProbe ports;
+    RecordingProbe recording(ports);
+    processes.Spawn(10);
+    Owner a{10, processes.IncarnationOf(10)};
+    ports.Occupy(105);  // The queue cannot give them all: Allocate() sweeps.
+    AllocationPolicy policy(Range(100, 109), ledger, processes, recording);
+    recording.on_check_many = [&] { processes.Kill(10); };
+    std::vector<uint16_t> got;
+    Allocation result = policy.AllocateMany(a, count, &got);
+    EXPECT_FALSE(result.ok);
+    std::set<uint16_t> distinct(got.begin(), got.end());
+    EXPECT_EQ(distinct.size(), got.size()) << "a port listed twice";
+    // What the caller does with a short request (PortService): each port
+    // of `got` back to the queue, once.
+    ledger.ReleasePorts(10, got);
+    policy.ReturnPorts(got, /*to_front=*/true);
+    EXPECT_EQ(ledger.leased_ports(), 0u);
+    EXPECT_EQ(ports.reserved(), std::set<uint16_t>{});
+    // Every port of the pool is in the queue (or set aside) exactly once:
+    // two owners get 9 distinct ports, never one port twice.
+    processes.Spawn(20);
+    processes.Spawn(21);
+    std::set<uint16_t> leased;
+    for (int i = 0; i < 9; ++i) {
+      Owner b{20 + i % 2, processes.IncarnationOf(20 + i % 2)};
+      Allocation one = policy.Allocate(b);
+      ASSERT_TRUE(one.ok) << i;
+      EXPECT_TRUE(leased.insert(one.port).second) << one.port << " twice";
+    }
+    // Each port of the pool is in one place once: 9 leased, 105 queued or
+    // set aside.
+    EXPECT_EQ(policy.free_ports() + policy.cooling_ports() +
+                  policy.reuse_addr_only_ports() + ledger.leased_ports(),
+              10u);
+  }
 }
 
 class DenialCostTest : public AllocationPolicyTest,

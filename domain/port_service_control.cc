@@ -52,6 +52,7 @@ void PortService::AllocateManyLocked(Decision& d,
         total.over_quota ? Outcome::kQuotaExceeded : Outcome::kPoolExhausted;
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
+    if (total.owner_ended) d.detail += "; the owner ended during the request";
     if (total.probe_failed) {
       d.detail +=
           "; the port probe could not tell whether ports are free (out of "
