@@ -168,6 +168,36 @@ class TimeWaitTest(BindableTestCase):
         self.assertEqual(sorted(p for p in granted if p is not None),
                          ports[1:], server.log())
 
+    def check_many_in_one_request(self, family, pool):
+        """A request for several ports at once (portserver/1 allocate
+        count=N) gets the TIME_WAIT ports too when nothing else is free: the
+        free port first, then the others, all locked and counted."""
+        ports = sorted(pool_ports(pool))
+        lingering, free = ports[:-1], ports[-1]
+        for port in lingering:
+            make_time_wait(family, port)
+        server = self.start_server(pool)
+        reply = compat_test.raw_exchange(
+            server.address, b'portserver/1 allocate pid=%d count=%d\n' %
+            (os.getpid(), len(ports)))
+        self.assertTrue(reply.startswith(b'portserver/1 ok '),
+                        '%r\n%s' % (reply, server.log()))
+        granted = [int(p) for p in
+                   reply.split(b'ports=')[1].split()[0].split(b',')]
+        self.assertEqual(granted[0], free, reply)
+        self.assertEqual(sorted(granted[1:]), lingering, reply)
+        for port in granted:
+            self.assertTrue(lock_is_held(port), (port, server.log()))
+        self.assertEqual(dumped_stat(server, 'time-wait-grants'),
+                         len(lingering))
+        self.assert_denied(server.address, os.getpid(), server)
+
+    def test_ipv4_time_wait_ports_in_one_request(self):
+        self.check_many_in_one_request(socket.AF_INET, '21040-21047')
+
+    def test_ipv6_time_wait_ports_in_one_request(self):
+        self.check_many_in_one_request(socket.AF_INET6, '21050-21057')
+
     def test_live_ipv4_udp_socket_with_reuseaddr_is_busy(self):
         self.check_live_udp_reuseaddr_socket(socket.AF_INET, '21020-21022')
 
