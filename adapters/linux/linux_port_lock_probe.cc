@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <initializer_list>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -33,10 +34,17 @@ class LinuxPortLockProbe::Workers {
     // Signals are for the server's own signal thread (sigwait): a
     // process-directed SIGTERM must never land on a worker and kill the
     // process before its clean stop. A thread starts with its creator's
-    // mask, so the workers are created with every signal blocked (blocking
-    // them in the worker itself would leave a window before it first runs).
+    // mask, so the workers are created with every signal but the faults
+    // blocked (blocking them in the worker itself would leave a window
+    // before it first runs).
+    // Faults stay unblocked: POSIX leaves a blocked SIGSEGV, SIGBUS, SIGFPE
+    // or SIGILL undefined, and Linux then resets its handler and kills the
+    // process, so a sanitizer's or crash handler's report would be lost.
     sigset_t all, before;
     sigfillset(&all);
+    for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) {
+      sigdelset(&all, fault);
+    }
     pthread_sigmask(SIG_BLOCK, &all, &before);
     for (size_t i = 0; i < count; ++i)
       threads_.emplace_back([this] { Loop(); });
