@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
@@ -440,6 +441,52 @@ class AllOrNoneTest(ControlTestCase):
         text = self.server.log.text(start)
         self.assertEqual(text.count('the biggest holders'), 1, text)
 
+
+
+class OwnerEndsDuringRequestTest(ControlTestCase):
+    """An owner killed while its request for many ports is probed (a test
+    killed by its timeout as it asks): the request is denied, never answered
+    with one port listed twice, and the pool stays whole. 10 of the 1030
+    ports are in use outside the server, so 1024 can never be had: the
+    server must look beyond the queue, and there its sweep finds the owner
+    gone and reclaims the ports this very request had leased it."""
+    POOL_SIZE = 1030
+    BUSY = 10
+
+    def test_owner_killed_during_its_request_gets_no_port_twice(self):
+        ports = sorted(self.pool)
+        for port in ports[:self.BUSY]:
+            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.addCleanup(held.close)
+            held.bind(('127.0.0.1', port))
+            held.listen(1)
+        for i in range(30):
+            owner = subprocess.Popen(['sleep', '600'])
+            # The kill lands before, during or after the probing (about
+            # 20 ms here); only "during" matters, and most runs hit it.
+            killer = threading.Timer(0.001 * (i % 5), owner.kill)
+            killer.start()
+            reply = raw_exchange(
+                self.server.address,
+                b'portserver/1 allocate pid=%d count=1024\n' % owner.pid)
+            killer.join()
+            owner.wait()
+            self.assertFalse(
+                reply.startswith(b'portserver/1 ok '),
+                'only %d ports can be had, yet: %r...' % (
+                    len(ports) - self.BUSY, reply[:300]))
+        # Nothing stayed leased, nothing is queued twice: a live owner gets
+        # the 1020 ports, each once.
+        owner = self.sleeper()
+        reply = raw_exchange(
+            self.server.address, b'portserver/1 allocate pid=%d count=%d\n'
+            % (owner.pid, len(ports) - self.BUSY))
+        self.assertTrue(reply.startswith(b'portserver/1 ok '), reply[:300])
+        granted = [int(p) for p in
+                   reply.split(b'ports=')[1].split()[0].split(b',')]
+        self.assertEqual(sorted(granted), ports[self.BUSY:])
+        self.assertEqual(self.ctl_json('status')['leased'],
+                         len(ports) - self.BUSY)
 
 class MetricsTest(ControlTestCase):
     POOL_SIZE = 5
