@@ -233,6 +233,40 @@ class NeighbourTest(BindableTestCase):
     def test_two_default_servers(self):
         self.check_pair('21140-21159', (), ())
 
+    def check_many_beside_plain(self, pool, many_first):
+        """One server gets requests for several ports at once (probed on
+        its worker threads), the other plain ones, interleaved: never the
+        same port from both, and together the whole pool."""
+        many = self.start_server(pool)
+        plain = self.start_server(pool)
+        granted = []
+        for step in range(len(many.pool)):
+            order = ((many, plain) if many_first == (step % 2 == 0)
+                     else (plain, many))
+            for server in order:
+                if server is plain:
+                    port = compat_test.ask(plain.address, os.getpid(),
+                                           plain.pool)
+                    granted += [] if port is None else [port]
+                    continue
+                reply = compat_test.raw_exchange(
+                    many.address,
+                    b'portserver/1 allocate pid=%d count=5\n' % os.getpid())
+                if reply.startswith(b'portserver/1 ok '):
+                    granted += [int(p) for p in reply.split(b'ports=')[1]
+                                .split()[0].split(b',')]
+        twice = sorted({p for p in granted if granted.count(p) > 1})
+        self.assertEqual(twice, [], 'ports leased by both servers\n%s\n%s'
+                         % (many.log(), plain.log()))
+        self.assertEqual(sorted(granted), sorted(many.pool),
+                         'the two servers together lease the whole pool')
+
+    def test_many_ports_server_asked_first(self):
+        self.check_many_beside_plain('21800-21859', many_first=True)
+
+    def test_plain_server_asked_first(self):
+        self.check_many_beside_plain('21860-21919', many_first=False)
+
     def check_restored_leases_stay_locked(self, pool, stop):
         """A lease restored from the journal holds its port's lock again: a
         neighbour never leases the port while its owner lives."""
