@@ -48,11 +48,13 @@ void PortService::AllocateManyLocked(Decision& d,
     // All or none: the ports taken go back first in line, never used.
     ledger_.ReleasePorts(d.pid, granted);
     policy_.ReturnPorts(granted, /*to_front=*/true);
-    d.outcome =
-        total.over_quota ? Outcome::kQuotaExceeded : Outcome::kPoolExhausted;
+    // An owner that ended during the request is denied as one that had
+    // ended before it (not as a pool exhausted: it was not).
+    d.outcome = total.owner_ended  ? Outcome::kNoSuchProcess
+                : total.over_quota ? Outcome::kQuotaExceeded
+                                   : Outcome::kPoolExhausted;
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
-    if (total.owner_ended) d.detail += "; the owner ended during the request";
     if (total.probe_failed) {
       d.detail +=
           "; the port probe could not tell whether ports are free (out of "
