@@ -493,6 +493,7 @@ TEST_F(AllocateManyTest, OwnerThatEndsDuringTheRequestGetsNoPortTwice) {
     std::vector<uint16_t> got;
     Allocation result = policy.AllocateMany(a, count, &got);
     EXPECT_FALSE(result.ok);
+    EXPECT_TRUE(result.owner_ended);
     std::set<uint16_t> distinct(got.begin(), got.end());
     EXPECT_EQ(distinct.size(), got.size()) << "a port listed twice";
     // What the caller does with a short request (PortService): each port
