@@ -30,6 +30,23 @@ bool AllocationPolicy::Take(uint16_t port, PortState state, const Owner& owner,
   return true;
 }
 
+bool AllocationPolicy::TakeOrSetAside(uint16_t port, PortState state,
+                                      const Owner& owner, Allocation& result) {
+  if (state == PortState::kFree && Take(port, state, owner, result)) {
+    return true;
+  }
+  if (state == PortState::kReuseAddrOnly) {
+    // Wait for a port any program can bind; keep this one for later.
+    port_probe_.Release(port);
+    ++result.ports_reuse_addr_only;
+    SetAside(port, /*reuse_only=*/true, result);
+    return false;
+  }
+  ++result.ports_busy;
+  SetAside(port, /*reuse_only=*/false, result);
+  return false;
+}
+
 bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
                                 Allocation& result) {
   for (size_t i = 0; i < count && !free_.empty(); ++i) {
@@ -37,25 +54,12 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
     free_.pop_front();
     ++result.ports_checked;
     PortState state = port_probe_.Check(port);
-    switch (state) {
-      case PortState::kFree:
-        if (Take(port, state, owner, result)) return true;
-        break;
-      case PortState::kReuseAddrOnly:
-        // Wait for a port any program can bind; keep this one for later.
-        port_probe_.Release(port);
-        ++result.ports_reuse_addr_only;
-        SetAside(port, /*reuse_only=*/true, result);
-        continue;
-      case PortState::kUnknown:
-        free_.push_front(port);  // Keeps its place: nothing is known of it.
-        result.probe_failed = true;
-        return false;
-      case PortState::kBusy:
-        break;
+    if (state == PortState::kUnknown) {
+      free_.push_front(port);  // Keeps its place: nothing is known of it.
+      result.probe_failed = true;
+      return false;
     }
-    ++result.ports_busy;
-    SetAside(port, /*reuse_only=*/false, result);
+    if (TakeOrSetAside(port, state, owner, result)) return true;
   }
   return false;
 }
@@ -162,36 +166,20 @@ bool AllocationPolicy::TryBatch(size_t want, const Owner& owner,
   }
   std::vector<PortState> states = port_probe_.CheckMany(batch);
   for (size_t i = 0; i < batch.size(); ++i) {
-    uint16_t port = batch[i];
-    PortState state = states[i];
     ++result.ports_checked;
-    switch (state) {
-      case PortState::kFree:
-        if (Take(port, state, owner, result)) {
-          ports->push_back(port);
-          continue;
-        }
-        break;
-      case PortState::kReuseAddrOnly:
-        // Wait for a port any program can bind; keep this one for later.
-        port_probe_.Release(port);
-        ++result.ports_reuse_addr_only;
-        SetAside(port, /*reuse_only=*/true, result);
-        continue;
-      case PortState::kUnknown:
-        // Nothing is known of this port: it and the ones after it keep their
-        // places, without the reservations some of them got.
-        for (size_t j = batch.size(); j-- > i;) {
-          if (IsLeasable(states[j])) port_probe_.Release(batch[j]);
-          free_.push_front(batch[j]);
-        }
-        result.probe_failed = true;
-        return false;
-      case PortState::kBusy:
-        break;
+    if (states[i] == PortState::kUnknown) {
+      // Nothing is known of this port: it and the ones after it keep their
+      // places, without the reservations some of them got.
+      for (size_t j = batch.size(); j-- > i;) {
+        if (IsLeasable(states[j])) port_probe_.Release(batch[j]);
+        free_.push_front(batch[j]);
+      }
+      result.probe_failed = true;
+      return false;
     }
-    ++result.ports_busy;
-    SetAside(port, /*reuse_only=*/false, result);
+    if (TakeOrSetAside(batch[i], states[i], owner, result)) {
+      ports->push_back(batch[i]);
+    }
   }
   return true;
 }

@@ -160,6 +160,11 @@ class AllocationPolicy {
   // (kUnknown): the ports from that one on keep their places.
   bool TryBatch(size_t want, const Owner& owner, Allocation& result,
                 std::vector<uint16_t>* ports);
+  // The port, which the probe found in `state` (not kUnknown), is leased to
+  // `owner` (true), or set aside: busy, or (kReuseAddrOnly) kept for when
+  // nothing a plain bind() takes is left.
+  bool TakeOrSetAside(uint16_t port, PortState state, const Owner& owner,
+                      Allocation& result);
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
   // Tries the ports last found kReuseAddrOnly, oldest first, until one can
