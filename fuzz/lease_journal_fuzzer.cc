@@ -7,8 +7,13 @@
 //   - Problems are one line each, at most 20 described plus one summary.
 //   - Round trip: ParseJournal(JournalSnapshot(r.leases)) gives r.leases
 //     back, with no problems.
+//   - Every note belongs to a lease it returns (same port and owner), and a
+//     snapshot written with each port's last note reads back the same
+//     leases, no problems, and only notes that say what that note said.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -48,6 +53,40 @@ void Check(std::string_view text) {
   for (const std::string& problem : r.problems) {
     FUZZ_CHECK(IsOneLine(problem),
                "problem is not one line: '" + Printable(problem) + "'");
+  }
+
+  std::map<uint16_t, JournalNote> last_note;
+  for (const JournalNote& note : r.notes) {
+    FUZZ_CHECK(
+        std::find(r.leases.begin(), r.leases.end(),
+                  std::make_pair(note.port, note.owner)) != r.leases.end(),
+        "note of port " + std::to_string(note.port) +
+            " has no lease of its owner in '" + Printable(text) + "'");
+    last_note[note.port] = note;
+  }
+  std::string noted = JournalSnapshot(r.leases, [&](uint16_t port) {
+    auto it = last_note.find(port);
+    return it == last_note.end() ? JournalNote{} : it->second;
+  });
+  JournalReplay back = ParseJournal(noted);
+  FUZZ_CHECK(back.problems.empty(),
+             "noted snapshot '" + Printable(noted) + "' has problems, first: " +
+                 (back.problems.empty() ? "" : back.problems.front()));
+  FUZZ_CHECK(back.leases == r.leases,
+             "noted snapshot '" + Printable(noted) + "' loses leases");
+  for (const JournalNote& note : back.notes) {
+    auto it = last_note.find(note.port);
+    FUZZ_CHECK(it != last_note.end(),
+               "noted snapshot '" + Printable(noted) + "' makes up a note");
+    if (it == last_note.end()) continue;
+    // 0 and -1 both mean "unknown" (JournalLeaseNote).
+    int64_t seconds =
+        it->second.unix_seconds > 0 ? it->second.unix_seconds : -1;
+    FUZZ_CHECK(note.unix_seconds == seconds && note.label == it->second.label,
+               "noted snapshot '" + Printable(noted) +
+                   "' changes the note of "
+                   "port " +
+                   std::to_string(note.port));
   }
 
   std::string snapshot = JournalSnapshot(r.leases);
