@@ -550,47 +550,18 @@ Memory RunMemory(const Config& c, const ServerKind& kind) {
 int64_t AskForManyPorts(const std::string& address, int64_t pid, int count,
                         int* granted) {
   *granted = 0;
-  int64_t start = NowNanos();
-  sockaddr_un addr;
-  std::memset(&addr, 0, sizeof(addr));
-  addr.sun_family = AF_UNIX;
-  size_t n = std::min(address.size(), sizeof(addr.sun_path) - 1);
-  std::memcpy(addr.sun_path, address.data(), n);
-  addr.sun_path[0] = '\0';  // The bench's addresses are abstract.
-  socklen_t length =
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
-    close(fd);
-    return 0;
-  }
-  std::string request = "portserver/1 allocate pid=" + std::to_string(pid) +
-                        " count=" + std::to_string(count) + "\n";
-  ssize_t sent;
-  do {
-    sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  std::string reply;
-  char buffer[4096];
-  while (true) {
-    ssize_t r = read(fd, buffer, sizeof(buffer));
-    if (r > 0) {
-      reply.append(buffer, static_cast<size_t>(r));
-      continue;
-    }
-    if (r < 0 && errno == EINTR) continue;
-    break;
-  }
-  close(fd);
-  int64_t nanos = NowNanos() - start;
+  Exchanged x = Exchange(address,
+                         "portserver/1 allocate pid=" + std::to_string(pid) +
+                             " count=" + std::to_string(count) + "\n",
+                         SIZE_MAX);
+  const std::string& reply = x.reply;
   size_t at = reply.find(" ports=");
   if (reply.rfind("portserver/1 ok", 0) == 0 && at != std::string::npos) {
     size_t end = reply.find_first_of(" \n", at + 1);
     std::string list = reply.substr(at + 7, end - at - 7);
     *granted = static_cast<int>(std::count(list.begin(), list.end(), ',')) + 1;
   }
-  return nanos;
+  return x.connected ? x.nanos : 0;
 }
 
 struct Multi {

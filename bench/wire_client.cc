@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace portserver_bench {
 
@@ -20,8 +21,9 @@ int64_t NowNanos() {
   return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
 }
 
-Reply AskForPort(const std::string& address, int64_t pid) {
-  Reply reply;
+Exchanged Exchange(const std::string& address, std::string_view request,
+                   size_t max_reply) {
+  Exchanged out;
   int64_t start = NowNanos();
   sockaddr_un addr;
   std::memset(&addr, 0, sizeof(addr));
@@ -37,50 +39,59 @@ Reply AskForPort(const std::string& address, int64_t pid) {
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    reply.kind = Reply::Kind::kNoServer;
-    reply.error = errno;
-    return reply;
+    out.error = errno;
+    return out;
   }
   if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), length) != 0) {
-    reply.kind = Reply::Kind::kNoServer;
-    reply.error = errno;
+    out.error = errno;
     close(fd);
-    reply.nanos = NowNanos() - start;
-    return reply;
+    out.nanos = NowNanos() - start;
+    return out;
   }
-  char request[32];
-  int len = std::snprintf(request, sizeof(request), "%lld\n",
-                          static_cast<long long>(pid));
+  out.connected = true;
   ssize_t sent;
   do {
-    sent = send(fd, request, static_cast<size_t>(len), MSG_NOSIGNAL);
+    sent = send(fd, request.data(), request.size(), MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
-  char buffer[64];
-  size_t got = 0;
-  while (got < sizeof(buffer)) {
-    ssize_t r = read(fd, buffer + got, sizeof(buffer) - got);
+  char buffer[4096];
+  while (out.reply.size() < max_reply) {
+    size_t room = std::min(sizeof(buffer), max_reply - out.reply.size());
+    ssize_t r = read(fd, buffer, room);
     if (r > 0) {
-      got += static_cast<size_t>(r);
+      out.reply.append(buffer, static_cast<size_t>(r));
       continue;
     }
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) reply.error = errno;
+    if (r < 0) out.error = errno;
     break;
   }
   close(fd);
-  reply.nanos = NowNanos() - start;
+  out.nanos = NowNanos() - start;
+  return out;
+}
+
+Reply AskForPort(const std::string& address, int64_t pid) {
+  Reply reply;
+  Exchanged x = Exchange(address, std::to_string(pid) + "\n", 64);
+  reply.nanos = x.nanos;
+  reply.error = x.error;
+  if (!x.connected) {
+    reply.kind = Reply::Kind::kNoServer;
+    return reply;
+  }
   if (reply.error != 0) return reply;  // kBadReply
-  if (got == 0) {
+  const std::string& got = x.reply;
+  if (got.empty()) {
     reply.kind = Reply::Kind::kDenied;
     return reply;
   }
   int port = 0;
   size_t i = 0;
-  for (; i < got && buffer[i] >= '0' && buffer[i] <= '9' && port <= 65535;
+  for (; i < got.size() && got[i] >= '0' && got[i] <= '9' && port <= 65535;
        ++i) {
-    port = port * 10 + (buffer[i] - '0');
+    port = port * 10 + (got[i] - '0');
   }
-  if (i > 0 && i + 1 == got && buffer[i] == '\n' && port >= 1 &&
+  if (i > 0 && i + 1 == got.size() && got[i] == '\n' && port >= 1 &&
       port <= 65535) {
     reply.kind = Reply::Kind::kPort;
     reply.port = port;

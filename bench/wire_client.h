@@ -32,9 +32,20 @@ struct Reply {
   int error = 0;      // errno for kNoServer and read errors.
 };
 
-// Connects to `address` ("@name": abstract, else a path), sends "<pid>\n",
-// reads to end of stream. Blocks (no timeout: the servers under test answer
-// or close).
+// One exchange on a new connection to `address` ("@name": abstract, else a
+// path): sends `request`, then reads to end of stream, keeping at most
+// `max_reply` bytes (reading stops there). Blocks (no timeout: the servers
+// under test answer or close).
+struct Exchanged {
+  bool connected = false;  // False: socket() or connect() failed (`error`).
+  std::string reply;       // The bytes read.
+  int64_t nanos = 0;       // socket() to end of stream (or to the failure).
+  int error = 0;           // errno of the failed call, or of a read error.
+};
+Exchanged Exchange(const std::string& address, std::string_view request,
+                   size_t max_reply);
+
+// Exchange(address, "<pid>\n", 64), the reply parsed as the plain protocol.
 Reply AskForPort(const std::string& address, int64_t pid);
 
 // Latency summary of a sample in nanoseconds (sorted in place).
