@@ -187,18 +187,7 @@ int LinuxPortLockProbe::TryLock(uint16_t port, PortState* state) const {
 }
 
 PortState LinuxPortLockProbe::Check(uint16_t port) {
-  auto it = held_.find(port);
-  PortState state = PortState::kFree;
-  int fd = it != held_.end() ? it->second : TryLock(port, &state);
-  if (fd < 0) return state;
-  state = inner_.Check(port);
-  if (!IsLeasable(state)) {
-    Release(port);
-    if (it == held_.end()) close(fd);
-    return state;
-  }
-  held_[port] = fd;
-  return state;
+  return CheckMany({port}).front();  // One port: on this thread.
 }
 
 std::vector<PortState> LinuxPortLockProbe::CheckMany(
