@@ -16,6 +16,9 @@
 # with malloc_context_size=2 +88). The DWARF unwinder also gives the true
 # stacks in reports, at a cost in speed.
 #
+# Arguments: extra `bazel test` flags for both invocations (.ci/run passes
+# --nocache_test_results).
+#
 # Environment:
 #   SANITIZER_CONFIG  the .bazelrc config, default asan_ubsan
 #   BAZEL             the bazel command, default ./bazelw (may carry startup
@@ -45,12 +48,12 @@ excluded=("${memory_bound_tests[@]/#/-}")
 # --symlink_prefix=/: leave bazel-bin and bazel-testlogs pointing at the
 # default build (.ci/run counts test results through them).
 echo "=== sanitizers ($config): ${patterns[*]} ${excluded[*]}"
-"${bazel[@]}" test --config="$config" --symlink_prefix=/ -- \
+"${bazel[@]}" test --config="$config" --symlink_prefix=/ "$@" -- \
   "${patterns[@]}" "${excluded[@]}"
 main_status=$?
 
 echo "=== sanitizers ($config, ASan quarantine off): ${memory_bound_tests[*]}"
-"${bazel[@]}" test --config="$config" --symlink_prefix=/ \
+"${bazel[@]}" test --config="$config" --symlink_prefix=/ "$@" \
   --test_env=ASAN_OPTIONS="$no_quarantine" -- "${memory_bound_tests[@]}"
 bound_status=$?
 

@@ -5,7 +5,7 @@
 // "Global\portserver-port-lock-<port>". Holding means having created it:
 // a named kernel object exists while any process has a handle to it, and
 // Windows closes every handle of a process that exits, even through
-// TerminateProcess, so no stale lock outlives a server. The Global\
+// TerminateProcess, so no stale lock outlives a server. The "Global\"
 // namespace spans sessions (a service and interactive users), as ports do.
 //
 // The lock is held exactly while the port is leased: from Check() saying
