@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -155,7 +156,9 @@ Result ParseStat(std::string_view stat, int64_t pid) {
 LinuxProcessProbe::LinuxProcessProbe(std::string proc_root)
     : max_known_(KnownLimit()),
       proc_root_(std::move(proc_root)),
-      use_pidfds_(proc_root_ == "/proc") {
+      use_pidfds_(proc_root_ == "/proc"),
+      known_epoll_(use_pidfds_ && max_known_ > 0 ? epoll_create1(EPOLL_CLOEXEC)
+                                                 : -1) {
   char target[256];
   std::string link = proc_root_ + "/self/ns/pid";
   ssize_t n = readlink(link.c_str(), target, sizeof(target));
@@ -164,6 +167,7 @@ LinuxProcessProbe::LinuxProcessProbe(std::string proc_root)
 
 LinuxProcessProbe::~LinuxProcessProbe() {
   for (const auto& [pid, known] : known_) close(known.pidfd);
+  if (known_epoll_ >= 0) close(known_epoll_);
 }
 
 ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
@@ -176,8 +180,7 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
       ++cache_hits_;
       return it->second.result;
     }
-    close(it->second.pidfd);
-    known_.erase(it);
+    Forget(it);
   }
   // The pidfd first, then /proc, then the pidfd again: if the process it
   // names is still running, the stat read was that process's, so a pid
@@ -191,27 +194,56 @@ ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
     if (result.state == State::kAlive) result = ReadProc(pid);
     return result;
   }
-  if (max_known_ == 0) {
+  if (max_known_ == 0 || known_epoll_ < 0) {
     close(pidfd);
     return result;
   }
-  // A miss is also when the processes remembered so far are checked: those
-  // that exited are forgotten, so no descriptor outlives its process for
-  // longer than until the next new pid is probed.
-  for (auto k = known_.begin(); k != known_.end();) {
-    if (PidfdSaysExited(k->second.pidfd)) {
-      close(k->second.pidfd);
-      k = known_.erase(k);
-    } else {
-      ++k;
-    }
-  }
+  ForgetExited();
   if (known_.size() >= max_known_) {
-    close(known_.begin()->second.pidfd);
-    known_.erase(known_.begin());
+    Forget(known_.begin());
+  }
+  epoll_event event{};
+  event.events = EPOLLIN;
+  event.data.u64 = static_cast<uint64_t>(pid);
+  if (epoll_ctl(known_epoll_, EPOLL_CTL_ADD, pidfd, &event) != 0) {
+    close(pidfd);  // Not watched: not remembered.
+    return result;
   }
   known_.emplace(pid, Known{pidfd, result});
   return result;
+}
+
+void LinuxProcessProbe::Forget(
+    std::unordered_map<int64_t, Known>::iterator it) {
+  // Out of the epoll set first: close() alone would leave it there while a
+  // copy of the descriptor lives on (a forked child's), and epoll_wait()
+  // would then keep reporting a process no longer remembered.
+  epoll_ctl(known_epoll_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
+  close(it->second.pidfd);
+  known_.erase(it);
+}
+
+void LinuxProcessProbe::ForgetExited() {
+  if (known_.empty()) return;
+  // Only the pidfds that became readable (their process exited) come back:
+  // one syscall per miss, not one poll per remembered process (64 polls
+  // cost a new owner's request ~90 us).
+  std::vector<epoll_event> events(known_.size());
+  int n;
+  do {
+    n = epoll_wait(known_epoll_, events.data(), static_cast<int>(events.size()),
+                   0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    // What is remembered must not be trusted then (PidfdSaysExited() fails
+    // safe the same way): forget it all.
+    while (!known_.empty()) Forget(known_.begin());
+    return;
+  }
+  for (int i = 0; i < n; ++i) {
+    auto it = known_.find(static_cast<int64_t>(events[i].data.u64));
+    if (it != known_.end()) Forget(it);
+  }
 }
 
 int64_t LinuxProcessProbe::ThreadGroupOf(int64_t pid) const {

@@ -6,7 +6,8 @@
 //   LinuxProcessProbe probe;  // or LinuxProcessProbe probe("/fixture/proc");
 //   ProcessProbe::Result r = probe.Probe(getpid());  // kAlive
 //
-// Thread-safe: Probe() keeps no state between calls.
+// Thread-compatible: Probe() remembers live processes (see below), so calls
+// on one object need outside synchronization.
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PROCESS_PROBE_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_PROCESS_PROBE_H_
 
@@ -70,12 +71,22 @@ class LinuxProcessProbe final : public ProcessProbe {
     int pidfd;
     Result result;
   };
+  // Forgets one remembered process: out of the epoll set, pidfd closed.
+  void Forget(std::unordered_map<int64_t, Known>::iterator it);
+  // Forgets (and closes the pidfds of) remembered processes that exited, or
+  // all of them if epoll_wait() fails: a miss in Probe() calls it, so no
+  // pidfd outlives its process for longer than until the next new pid is
+  // probed. One epoll_wait() when none exited.
+  void ForgetExited();
   // At most 64 pidfds (the processes asking now), and a quarter of the
   // descriptor limit.
   const size_t max_known_;
 
   const std::string proc_root_;
   const bool use_pidfds_;
+  // The remembered pidfds, each with its pid as data: readable ones are
+  // processes that exited. -1 if pidfds are not used (then none is kept).
+  const int known_epoll_;
   std::unordered_map<int64_t, Known> known_;  // Live processes seen.
   size_t cache_hits_ = 0;
   // Our own pid namespace ("pid:[...]"), read once; empty if unknown (e.g.

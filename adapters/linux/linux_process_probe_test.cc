@@ -448,5 +448,45 @@ TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
   EXPECT_EQ(OpenDescriptors(), baseline + 1);
 }
 
+// More exits at once than one epoll_wait() returns (16), among processes that
+// live on: exactly the dead are forgotten, the living still answer from
+// their pidfds.
+TEST(LinuxProcessProbe, ForgetsOnlyTheDeadAmongMany) {
+  LinuxProcessProbe probe;
+  int baseline = OpenDescriptors();
+  std::vector<pid_t> children;
+  for (int i = 0; i < 40; ++i) {
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      pause();
+      _exit(0);
+    }
+    children.push_back(child);
+    ASSERT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
+  }
+  ASSERT_EQ(OpenDescriptors(), baseline + 40);
+  std::vector<pid_t> living;
+  for (size_t i = 0; i < children.size(); ++i) {
+    if (i % 4 == 3) {
+      living.push_back(children[i]);
+      continue;
+    }
+    kill(children[i], SIGKILL);
+    waitpid(children[i], nullptr, 0);
+  }
+  ASSERT_EQ(probe.Probe(getpid()).state, ProcessProbe::State::kAlive);
+  EXPECT_EQ(OpenDescriptors(), baseline + 10 + 1);
+  size_t hits = probe.cache_hits_for_test();
+  for (pid_t child : living) {
+    EXPECT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
+  }
+  EXPECT_EQ(probe.cache_hits_for_test(), hits + living.size());
+  for (pid_t child : living) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
+  }
+}
+
 }  // namespace
 }  // namespace portserver
