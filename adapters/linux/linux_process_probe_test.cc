@@ -448,9 +448,11 @@ TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
   EXPECT_EQ(OpenDescriptors(), baseline + 1);
 }
 
-// More exits at once than one epoll_wait() returns (16), among processes that
-// live on: exactly the dead are forgotten, the living still answer from
-// their pidfds.
+// Many exits at once among processes that live on: exactly the dead are
+// forgotten, the living still answer from their pidfds. The living were
+// forked after some of the dead were remembered, so they hold copies of
+// those pidfds: a pidfd closed without leaving the epoll set stays in it
+// (still readable) and crowds later exits out of epoll_wait().
 TEST(LinuxProcessProbe, ForgetsOnlyTheDeadAmongMany) {
   LinuxProcessProbe probe;
   int baseline = OpenDescriptors();
@@ -482,9 +484,17 @@ TEST(LinuxProcessProbe, ForgetsOnlyTheDeadAmongMany) {
     EXPECT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
   }
   EXPECT_EQ(probe.cache_hits_for_test(), hits + living.size());
-  for (pid_t child : living) {
-    kill(child, SIGKILL);
-    waitpid(child, nullptr, 0);
+  // The five living forked first exit; the other five (holding copies of
+  // the dead's pidfds) live on. The next new pid forgets exactly those five.
+  for (size_t i = 0; i < 5; ++i) {
+    kill(living[i], SIGKILL);
+    waitpid(living[i], nullptr, 0);
+  }
+  ASSERT_EQ(probe.Probe(getppid()).state, ProcessProbe::State::kAlive);
+  EXPECT_EQ(OpenDescriptors(), baseline + 5 + 2);
+  for (size_t i = 5; i < living.size(); ++i) {
+    kill(living[i], SIGKILL);
+    waitpid(living[i], nullptr, 0);
   }
 }
 
