@@ -9,6 +9,7 @@ namespace portserver {
 
 std::string Server::HandleControl(const Request& request) {
   ControlResult r = control_.Handle(request);
+  LogJournalEvent(r.journal);
   if (r.allocated) {
     const Decision& d = r.decision;
     if (d.granted()) Watch(d.pid);

@@ -136,6 +136,9 @@ ControlResult ControlService::Handle(const Request& request) {
   }
   result.verb = r.verb;
   result.summary = r.verb;
+  // Every request looks after the journal first, as plain ones do: a
+  // deleted journal is rewritten, one behind is caught up (README).
+  result.journal = service_.MaintainStore();
   if ((std::string(",") + kVerbs + ",").find("," + r.verb + ",") !=
       std::string::npos) {
     CountVerb(r.verb);

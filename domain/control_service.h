@@ -35,6 +35,9 @@ struct ControlResult {
   // For allocate: the decision (granted pid to watch, holders to log).
   bool allocated = false;
   Decision decision;
+  // The journal's news from before the request was served, for the log
+  // (PortService::MaintainStore: rewritten, fell behind, caught up).
+  Decision journal;
 };
 
 class ControlService {

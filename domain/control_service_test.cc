@@ -304,6 +304,50 @@ TEST_F(ControlServiceTest, ReleaseRewritesTheJournal) {
   EXPECT_EQ(replay.leases[0].first, 101);
 }
 
+// Every extended request looks after the journal first, as plain requests
+// do (they used to be the only ones: after a deletion, allocate requests
+// appended to the unlinked file and a kill -9 then lost every lease).
+TEST_F(ControlServiceTest, EveryRequestRewritesADeletedJournal) {
+  FakeLeaseStore store;
+  ASSERT_TRUE(service_.AttachStore(&store).ok);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  for (const char* line :
+       {"portserver/1 allocate pid=43 count=1\n", "portserver/1 status\n",
+        "portserver/1 leases\n", "portserver/1 who ports=100\n",
+        "portserver/1 version\n", "portserver/1 metrics\n",
+        "portserver/1 release ports=104\n"}) {
+    SCOPED_TRACE(line);
+    store.Delete();
+    ASSERT_TRUE(ParseJournal(store.contents()).leases.empty());
+    Ask(line);
+    EXPECT_EQ(last_.journal.journal_event, JournalEvent::kRewritten);
+    std::set<uint16_t> journaled, leased;
+    for (const auto& lease : ParseJournal(store.contents()).leases) {
+      journaled.insert(lease.first);
+    }
+    for (const auto& lease : service_.Leases()) leased.insert(lease.first);
+    EXPECT_EQ(journaled, leased);
+  }
+  EXPECT_EQ(service_.stats().journal_rewrites, 7u);
+}
+
+TEST_F(ControlServiceTest, AllocateCatchesUpAJournalLeftBehind) {
+  FakeLeaseStore store;
+  ASSERT_TRUE(service_.AttachStore(&store).ok);
+  store.FailWrites(true);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  EXPECT_EQ(last_.decision.journal_event, JournalEvent::kFellBehind);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=1\n").is_error());
+  EXPECT_EQ(last_.journal.journal_event, JournalEvent::kNone)
+      << "logged once, when it fell behind";
+  store.FailWrites(false);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43 count=1\n").is_error());
+  EXPECT_EQ(last_.journal.journal_event, JournalEvent::kCaughtUp);
+  EXPECT_EQ(last_.journal.journal_missed, 3u);  // Ports granted meanwhile.
+  EXPECT_EQ(ParseJournal(store.contents()).leases.size(), 4u);
+  EXPECT_EQ(service_.Leases().size(), 4u);
+}
+
 TEST_F(ControlServiceTest, LeaseRestoredFromTheJournalKeepsLabelAndTime) {
   FakeLeaseStore store;
   ASSERT_TRUE(service_.AttachStore(&store).ok);

@@ -255,6 +255,13 @@ void PortService::MaintainStoreLocked(Decision& d) {
   missed_ = 0;
 }
 
+Decision PortService::MaintainStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Decision news;
+  MaintainStoreLocked(news);
+  return news;
+}
+
 bool PortService::DetachStore() {
   std::lock_guard<std::mutex> lock(mu_);
   if (store_ == nullptr) return false;

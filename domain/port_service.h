@@ -146,6 +146,13 @@ class PortService : public RequestHandler {
   // RequestHandler: Decide(request).reply.
   std::string HandleRequest(const Request& request) override;
 
+  // What Decide() does for the journal first, for the other requests (the
+  // extended protocol's: ControlService calls it before each): a store that
+  // is no longer intact is rewritten, one left behind by a failed write is
+  // caught up. The Decision carries only the news (journal_event,
+  // store_error, journal_missed) for the log.
+  Decision MaintainStore();
+
   // Notification that `pid` may have exited; see AllocationPolicy. Returns
   // the number of ports that came back.
   size_t OwnerExited(int64_t pid);
@@ -183,8 +190,8 @@ class PortService : public RequestHandler {
   // When a write fails the journal is behind: grants are no longer appended
   // (a record after a gap would not help), and every later request tries to
   // write a snapshot of every live lease until one succeeds. Every request
-  // also checks that the store is still there (LeaseStore::Intact) and
-  // rewrites it if not.
+  // (Decide(), MaintainStore()) also checks that the store is still there
+  // (LeaseStore::Intact) and rewrites it if not.
   StoreResult AttachStore(LeaseStore* store, size_t compact_after = 4096);
 
   // At a clean stop: if no lease is live, removes the store

@@ -7,7 +7,8 @@ hygiene of its state.
                       the outage is logged once and counted; a clean
                       stop while it lasts says what the journal lacks.
   DeletedJournalTest  the journal and its lock are deleted while the server
-                      runs: it writes a fresh journal and re-takes the lock.
+                      runs: it writes a fresh journal and re-takes the lock,
+                      whether plain or extended requests come next.
   CleanStopTest       a clean stop with no live lease leaves no file; with
                       live leases the journal stays.
   NetnsJournalTest    default servers on one abstract address in two
@@ -178,6 +179,38 @@ class DeletedJournalTest(FaultTestBase):
         held += self.lease(server, owner, 2)
         server = self.crash_and_restart(server, journal)
         self.assert_stats(server, {'leased-ports': len(held)})
+
+
+    def test_extended_requests_also_rewrite_it(self):
+        # What portpicker -n, PickUnusedPorts and portserverctl send: these
+        # once skipped the check, kept appending to the deleted file, and a
+        # kill -9 then lost every lease.
+        journal = os.path.join(self.workdir, 'extended.journal')
+        server = self.start(journal)
+        owner = self.owner()
+
+        def allocate(count):
+            got = harness.raw_exchange(
+                server.address,
+                b'portserver/1 allocate pid=%d count=%d\n' % (owner.pid, count))
+            self.assertTrue(got.startswith(b'portserver/1 ok'), got)
+
+        allocate(20)
+        os.unlink(journal)
+        start = server.stderr.count()
+        for _ in range(3):
+            allocate(2)
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'deleted or replaced' in l, start=start), server.log())
+        self.assertTrue(os.path.exists(journal))
+        os.unlink(journal)
+        start = server.stderr.count()
+        got = harness.raw_exchange(server.address, b'portserver/1 status\n')
+        self.assertTrue(got.startswith(b'portserver/1 ok'), got)
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'deleted or replaced' in l, start=start), server.log())
+        server = self.crash_and_restart(server, journal)
+        self.assert_stats(server, {'leased-ports': 26})
 
 
 class CleanStopTest(FaultTestBase):
