@@ -399,6 +399,32 @@ TEST_F(ControlServiceTest, BiggestHoldersOncePerExhaustionEpisode) {
   EXPECT_FALSE(service_.Decide(plain).biggest_holders.empty());
 }
 
+// The holders are logged when the pool has run out, not when a request
+// asks for more ports than are left or the probe cannot tell (a reviewer saw
+// "Pool exhausted (29 of 100 ports leased)").
+TEST_F(ControlServiceTest, NoHoldersWhileThePoolHasPortsLeft) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  ParsedReply p = Ask("portserver/1 allocate pid=43 count=4\n");
+  ASSERT_EQ(p.header.Get("code").value_or(""), "pool-exhausted");
+  EXPECT_FALSE(last_.decision.pool_ran_out);
+  EXPECT_TRUE(last_.decision.biggest_holders.empty());
+  ports_.RunOutOfDescriptors(true);
+  p = Ask("portserver/1 allocate pid=43 count=2\n");
+  ASSERT_EQ(p.header.Get("code").value_or(""), "pool-exhausted");
+  EXPECT_TRUE(last_.decision.biggest_holders.empty());
+  Request plain;
+  plain.data = "43\n";
+  Decision d = service_.Decide(plain);
+  ASSERT_EQ(d.outcome, Outcome::kPoolExhausted);
+  EXPECT_TRUE(d.biggest_holders.empty());
+  ports_.RunOutOfDescriptors(false);
+  // Out for real: the 3 ports left go, then the next request is told.
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43 count=3\n").is_error());
+  Ask("portserver/1 allocate pid=43 count=2\n");
+  EXPECT_TRUE(last_.decision.pool_ran_out);
+  EXPECT_EQ(last_.decision.biggest_holders.size(), 2u);
+}
+
 TEST_F(ControlServiceTest, StatusVersionAndMetrics) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
   info_.AdvanceMs(192000);

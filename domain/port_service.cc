@@ -140,6 +140,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
         d.outcome = Outcome::kQuotaExceeded;
       } else {
         d.outcome = Outcome::kPoolExhausted;
+        d.pool_ran_out = !d.allocation.probe_failed;
         if (d.allocation.probe_failed) {
           ++stats_.port_probe_failures;
           d.detail += std::string(d.detail.empty() ? "" : "; ") +

@@ -75,7 +75,11 @@ struct Decision {
   uint64_t journal_missed = 0;  // For kCaughtUp: grants written late.
   std::string reply;  // Bytes for the client; empty: close without reply.
   std::vector<uint16_t> ports;  // Every port granted (count > 1 requests).
-  // Set on the first pool-exhausted denial of an episode (until the next
+  // A kPoolExhausted denial because no port at all could be had: not a
+  // request for more ports than were left, nor a port probe that could not
+  // tell (out of descriptors).
+  bool pool_ran_out = false;
+  // Set on the first denial of an episode of pool_ran_out (until the next
   // grant): the biggest holders, for the log.
   std::vector<HolderSummary> biggest_holders;
   bool granted() const { return outcome == Outcome::kGranted; }

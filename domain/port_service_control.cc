@@ -53,6 +53,8 @@ void PortService::AllocateManyLocked(Decision& d,
     d.outcome = total.owner_ended  ? Outcome::kNoSuchProcess
                 : total.over_quota ? Outcome::kQuotaExceeded
                                    : Outcome::kPoolExhausted;
+    d.pool_ran_out = d.outcome == Outcome::kPoolExhausted && granted.empty() &&
+                     !total.probe_failed;
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
     if (total.probe_failed) {
@@ -101,7 +103,7 @@ void PortService::NoteOutcomeLocked(Decision& d) {
     exhausted_ = false;
     return;
   }
-  if (d.outcome != Outcome::kPoolExhausted || exhausted_) return;
+  if (!d.pool_ran_out || exhausted_) return;
   exhausted_ = true;
   // Once per episode: O(leases), like a journal compaction.
   std::map<int64_t, size_t> held;
