@@ -92,17 +92,26 @@ uint64_t DescriptorsWanted(const Options& options) {
          options.max_connections;
 }
 
+// Descriptors the server holds of its own whatever the pool: standard
+// streams, listening sockets, epoll sets, the journal and its lock, the
+// asking owner's pidfds, a request's connection and its bind-test sockets
+// (one owner leases 65 ports under a limit of 79 without a journal, 238
+// under 256 with one).
+constexpr uint64_t kOwnDescriptors = 16;
+
 // Raises the soft RLIMIT_NOFILE to the hard one, then says what the limit
 // allows. A fully leased pool needs a lock per port and, at worst, a pidfd
-// per port (one owner each): DescriptorsWanted(). Below that:
-// - if even a lock per port does not fit, a WARNING: some ports of the pool
-//   can never be leased at once (requests are denied past that, counted as
-//   port-probe-failures, never served without a lock);
-// - if the locks fit but not a pidfd per port too, an INFO line: every port
-//   can be leased, and only more distinct live owners at once than it names
-//   (thousands of processes each holding a port) could run out. That is
-//   the default pool (10,000 ports, wanting 21,152) under a common hard
-//   limit of 20,000, which is no real risk, so it is not a warning.
+// per port (one owner each) and every connection open at once:
+// DescriptorsWanted(). Below that:
+// - if not even a lock per port fits beside the server's own descriptors,
+//   a WARNING: some ports of the pool can never be leased at once (requests
+//   are denied past that, counted as port-probe-failures, never served
+//   without a lock); it names about how many can, with few owners and
+//   connections, and with every connection open;
+// - otherwise an INFO line: every port can be leased, and only many
+//   distinct live owners or connections at once could run out. That is the
+//   default pool (10,000 ports, wanting 21,152) under a common hard limit
+//   of 20,000, which is no real risk, so it is not a warning.
 void RaiseDescriptorLimit(const Options& options) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
@@ -115,15 +124,22 @@ void RaiseDescriptorLimit(const Options& options) {
   uint64_t pool = options.pool.size();
   uint64_t fixed = 128 + options.max_connections;
   uint64_t spare = limit.rlim_cur > fixed ? limit.rlim_cur - fixed : 0;
-  if (spare < pool + 1) {  // Not even a lock per port and one owner's pidfd.
+  uint64_t locks =
+      limit.rlim_cur > kOwnDescriptors ? limit.rlim_cur - kOwnDescriptors : 0;
+  if (locks < pool) {  // Not a lock per port, even with few connections.
     PS_LOG(WARNING)
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
-        << ": at most about " << (spare > 0 ? spare - 1 : 0) << " of the "
-        << pool << " pool ports can be leased at once (each leased port "
-        << "holds a lock descriptor; " << fixed
-        << " are kept for connections and the server). Past that, requests "
-           "are denied (port-probe-failures), never served without a lock. "
-           "Raise the hard limit to "
+        << ": at most about " << locks << " of the " << pool
+        << " pool ports can be leased at once (each leased port holds a "
+           "lock descriptor; the server needs about "
+        << kOwnDescriptors
+        << " of its own, and each open connection and each owner one more: "
+           "about "
+        << (spare > 0 ? spare - 1 : 0) << " with all "
+        << options.max_connections
+        << " connections open). Past that, requests are denied "
+           "(port-probe-failures), never served without a lock. Raise the "
+           "hard limit to "
         << wanted
         << " (ulimit -Hn as root, systemd LimitNOFILE=) or shrink the pool";
   } else {
@@ -131,9 +147,10 @@ void RaiseDescriptorLimit(const Options& options) {
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
         << ": enough to lease all " << pool << " pool ports, to up to about "
         << std::min<uint64_t>(pool, spare / 2)
-        << " distinct live owners at once (each leased port holds a lock "
-           "descriptor, each owner a pidfd). More owners at once than that "
-           "could run out; a hard limit of "
+        << " distinct live owners at once with all " << options.max_connections
+        << " connections open (each leased port holds a lock descriptor, "
+           "each owner a pidfd, each connection one). More owners or "
+           "connections at once than that could run out; a hard limit of "
         << wanted << " covers every case (ulimit -Hn, systemd LimitNOFILE=)";
   }
 }

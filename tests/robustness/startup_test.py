@@ -1,7 +1,8 @@
 """Black-box tests of //app:portserver: what the start-up lines say.
 
   DescriptorLimitTest  the descriptor-limit line: a warning only when some
-                       pool ports could never be leased at once; otherwise
+                       pool ports could never be leased at once, naming
+                       about as many as one owner really leases; otherwise
                        one INFO line with the figures (the default pool
                        under a hard limit of 20,000).
   PoolSpellingTest     a pool written with blanks (' 10-20') is served and
@@ -14,6 +15,7 @@ import harness
 
 MAX_CONNECTIONS = 16
 FIXED = 128 + MAX_CONNECTIONS   # Descriptors kept for connections and us.
+OWN = 16                        # The server's own (kOwnDescriptors).
 
 
 def messages(server):
@@ -51,8 +53,15 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertIn('up to about 75 distinct live owners', lines[0])
         self.assertIn(str(2 * 100 + FIXED), lines[0])
 
+    def lease_until_denied(self, server):
+        owner = self.owner()
+        leased = 0
+        while harness.ask(server.address, owner.pid) is not None:
+            leased += 1
+        return leased
+
     def test_pool_larger_than_the_limit_is_a_warning(self):
-        limit = FIXED + 60          # At most 59 ports, for one owner.
+        limit = OWN + 59            # About 59 ports, for one owner.
         server = self.start_limited(limit)
         lines = self.limit_lines(server)
         self.assertEqual(len(lines), 1, server.log())
@@ -60,6 +69,21 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertIn('at most about 59 of the 100 pool ports', lines[0])
         self.assertIn('Raise the hard limit to %d' % (2 * 100 + FIXED),
                       lines[0])
+        # The figure is what one owner can really lease (it once said 0 of
+        # 400 under a limit of 256, and 238 were leased).
+        leased = self.lease_until_denied(server)
+        self.assertLessEqual(abs(leased - 59), 5, (leased, server.log()))
+
+    def test_locks_fit_with_few_connections_is_information(self):
+        # Not a descriptor per connection too: still every port can be
+        # leased while few connections are open, so no warning.
+        limit = FIXED + 60
+        server = self.start_limited(limit)
+        lines = self.limit_lines(server)
+        self.assertEqual(len(lines), 1, server.log())
+        self.assertTrue(lines[0].startswith('I'), lines[0])
+        self.assertIn('enough to lease all 100 pool ports', lines[0])
+        self.assertEqual(self.lease_until_denied(server), 100, server.log())
 
     def test_enough_descriptors_says_nothing(self):
         server = self.start_limited(2 * 100 + FIXED)
