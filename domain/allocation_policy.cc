@@ -189,15 +189,15 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
   Allocation result;
   BeginRequest(owner, result);
   const size_t first = ports->size();
-  size_t room = count;
-  if (options_.max_ports_per_owner != 0) {
-    size_t held = ledger_.PortCount(owner.pid);
-    room = held >= options_.max_ports_per_owner
-               ? 0
-               : std::min(count, options_.max_ports_per_owner - held);
+  if (options_.max_ports_per_owner != 0 &&
+      ledger_.PortCount(owner.pid) + count > options_.max_ports_per_owner) {
+    // All or none: more than the quota leaves room for is denied before
+    // any port is probed.
+    result.over_quota = true;
+    return result;
   }
-  while (ports->size() - first < room && !free_.empty()) {
-    if (!TryBatch(room - (ports->size() - first), owner, result, ports)) {
+  while (ports->size() - first < count && !free_.empty()) {
+    if (!TryBatch(count - (ports->size() - first), owner, result, ports)) {
       result.ok = false;  // Take() said ok for each port leased.
       result.port = 0;
       return result;

@@ -113,8 +113,9 @@ class AllocationPolicy {
   // sums the counts of the whole request; ok when `count` ports were leased,
   // and then `port` is the first of them. If the owner ends during the
   // request (a sweep reclaims its ports), !ok and owner_ended: `ports` keeps
-  // only those still leased to it, each once. O(count + busy ports met)
-  // probes.
+  // only those still leased to it, each once. If the owner would then hold
+  // more than max_ports_per_owner: !ok and over_quota at once, nothing
+  // probed or leased. O(count + busy ports met) probes.
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 
@@ -140,6 +141,8 @@ class AllocationPolicy {
 
   // Changes options.sweep_per_request, e.g. once exit notifications work.
   void set_sweep_per_request(size_t n) { sweep_per_request_ = n; }
+  // Most ports one owner may hold (options.max_ports_per_owner; 0: no limit).
+  size_t max_ports_per_owner() const { return options_.max_ports_per_owner; }
 
   size_t pool_size() const { return pool_size_; }
   size_t free_ports() const { return free_.size(); }

@@ -50,8 +50,9 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
                                     : std::string()) +
                   (count > 1 ? "; " + d.detail : std::string()) + ")"};
     case Outcome::kQuotaExceeded:
-      return {code, "pid " + pid + " holds its quota of ports" +
-                        (count > 1 ? " (" + d.detail + ")" : std::string())};
+      return {code, d.detail.empty()
+                        ? "pid " + pid + " holds its quota of ports"
+                        : d.detail};
     case Outcome::kPermissionDenied:
       return {code, "denied: " + d.detail};
     default:

@@ -128,7 +128,22 @@ TEST_F(ControlServiceTest, AllOrNoneUnderTheQuota) {
   ParsedReply p = ParseControlReply(control.Handle(r).reply);
   ASSERT_TRUE(p.ok);
   EXPECT_EQ(p.header.Get("code"), "quota-exceeded");
+  // It says what was held and asked (it once said "holds its quota" of an
+  // owner that held nothing).
+  EXPECT_EQ(p.header.Get("message"),
+            "pid 42 holds 0 ports and asked for 3 more; at most 2 may be held "
+            "at once (--portserver_max_ports_per_pid)");
   EXPECT_TRUE(service.PortsOf(42).empty());
+  EXPECT_EQ(ports.probe_count(), 0) << "denied before any probe";
+  line = "portserver/1 allocate pid=42 count=2\n";
+  r.data = line;
+  ASSERT_FALSE(ParseControlReply(control.Handle(r).reply).is_error());
+  line = "portserver/1 allocate pid=42\n";
+  r.data = line;
+  p = ParseControlReply(control.Handle(r).reply);
+  EXPECT_EQ(p.header.Get("message"),
+            "pid 42 holds its quota of 2 ports "
+            "(--portserver_max_ports_per_pid)");
 }
 
 TEST_F(ControlServiceTest, DenialsSayWhy) {

@@ -57,6 +57,14 @@ void PortService::AllocateManyLocked(Decision& d,
                      !total.probe_failed;
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
+    if (d.outcome == Outcome::kQuotaExceeded) {
+      d.detail = "pid " + std::to_string(d.pid) + " holds " +
+                 std::to_string(ledger_.PortCount(d.pid)) +
+                 " ports and asked for " + std::to_string(count) +
+                 " more; at most " +
+                 std::to_string(policy_.max_ports_per_owner()) +
+                 " may be held at once (--portserver_max_ports_per_pid)";
+    }
     if (total.probe_failed) {
       d.detail +=
           "; the port probe could not tell whether ports are free (out of "
