@@ -283,12 +283,14 @@ class ControlBytesTest(ControlTestCase):
         self.assertEqual(lease['cmdline'],
                          'evil?I1130 00:00:00.000 1 server.cc:1] forged?[31m'
                          ' 600')
-        # The pool is exhausted: the biggest holders are logged.
-        self.portpicker('-n', '2', str(owner.pid), expect=1)
+        # The pool runs out (its last port taken, then one more asked for):
+        # the biggest holders are logged.
+        self.portpicker(str(owner.pid))
+        self.portpicker('-n', '1', str(owner.pid), expect=1)
         self.assertIsNotNone(self.server.log.wait_for(
             lambda l: 'biggest holders' in l, timeout=LOG_TIMEOUT))
         self.assertIsNotNone(self.server.log.wait_for(
-            lambda l: 'holds 1 port' in l, timeout=LOG_TIMEOUT))
+            lambda l: 'holds 2 port(s)' in l, timeout=LOG_TIMEOUT))
         log = self.server.log.text()
         self.assertNotIn('forged\n', log)
         self.assertNotIn('\nI1130 00:00:00.000 1 server.cc:1]', log)
