@@ -37,6 +37,15 @@ std::string DefaultLabel() {
   return target == nullptr ? "" : target;
 }
 
+std::string SendableLabel(std::string_view label) {
+  std::string out(label.substr(0, portserver::kMaxLabelBytes));
+  for (char& ch : out) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) ch = '?';
+  }
+  return out;
+}
+
 absl::Status RefusalStatus(const ParsedReply& reply) {
   std::string code = reply.header.Get("code").value_or("");
   std::string message = reply.header.Get("message").value_or(code);
@@ -59,9 +68,7 @@ absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
     const std::string& label, absl::Duration timeout) {
   portserver::Fields args = {{"pid", std::to_string(pid)},
                              {"count", std::to_string(count)}};
-  if (!label.empty()) {
-    args.emplace_back("label", label.substr(0, portserver::kMaxLabelBytes));
-  }
+  if (!label.empty()) args.emplace_back("label", SendableLabel(label));
   absl::StatusOr<ParsedReply> reply = ControlExchange(
       address, portserver::FormatControlRequest("allocate", args), timeout);
   if (!reply.ok()) return reply.status();

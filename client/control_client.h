@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -41,6 +42,13 @@ absl::StatusOr<portserver::ParsedReply> ControlExchange(
 // The label a client sends with its leases: Bazel's TEST_TARGET when set
 // (e.g. "//pkg:my_test"), else "".
 std::string DefaultLabel();
+
+// `label` as the server takes it (docs/protocol.md): cut to kMaxLabelBytes
+// (128) bytes, each control character (bytes 0-31 and 127, which the server
+// refuses) replaced by '?'. A label only describes a lease: a stray tab in
+// TEST_TARGET must not cost the reservation. GetPortsFromPortServer sends
+// this.
+std::string SendableLabel(std::string_view label);
 
 // Asks the server at `address` for `count` ports (1 to 1024) for `pid`, all
 // or none, in one round trip (`allocate`). Returns the ports, or the errors

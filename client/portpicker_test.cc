@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "client/control_client.h"
 #include "client/socket_address.h"
 #include "client/test_util.h"
 #include "gmock/gmock.h"
@@ -274,6 +275,25 @@ TEST_F(PortPickerTest, PickUnusedPortsTakesAllInOneRequestWhenTheServerCan) {
   // They are this picker's: returned ones are handed out again first.
   EXPECT_TRUE(picker_.ReturnPort(kFakePort + 7).ok());
   EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort + 7));
+}
+
+// The server refuses a label with a control character; the client sends
+// one it takes (a reviewer's TEST_TARGET with a tab lost its reservation to
+// the fallback).
+TEST_F(PortPickerTest, LabelIsMadeSendable) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) return "";
+    return absl::StrCat("portserver/1 ok ports=", kFakePort, ",", kFakePort + 1,
+                        "\nend\n");
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//x:y\tz\x1b[31m\x7f");
+  ASSERT_TRUE(picker_.PickUnusedPorts(2).ok());
+  EXPECT_THAT(fake.requests(),
+              ElementsAre(absl::StrCat("portserver/1 allocate pid=", getpid(),
+                                       " count=2 label=//x:y?z?[31m?\n")));
+  EXPECT_EQ(SendableLabel(std::string(200, 'a')), std::string(128, 'a'));
+  EXPECT_EQ(SendableLabel("//ok:label"), "//ok:label");
 }
 
 TEST_F(PortPickerTest, PickUnusedPortsAreDistinctEvenIfTheServerRepeats) {

@@ -283,6 +283,12 @@ class ControlBytesTest(ControlTestCase):
         self.assertEqual(lease['cmdline'],
                          'evil?I1130 00:00:00.000 1 server.cc:1] forged?[31m'
                          ' 600')
+        # A control character in TEST_TARGET costs no reservation: the
+        # client sends '?' for it (portpicker runs with --no-fallback here).
+        self.ctl('release', str(port))
+        [port], _ = self.portpicker(str(owner.pid), label='//x:y\tz')
+        lease = self.ctl_json('who', str(port))['ports'][0]
+        self.assertEqual(lease['label'], '//x:y?z')
         # The pool runs out (its last port taken, then one more asked for):
         # the biggest holders are logged.
         self.portpicker(str(owner.pid))
