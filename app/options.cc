@@ -25,21 +25,22 @@ DEFINE_string(portserver_extra_addresses, "",
               "through a bind mount). One pool and one journal serve them "
               "all. Not bound, like --portserver_address, when the service "
               "manager passes the sockets (LISTEN_FDS).");
-DEFINE_string(portserver_state_file, "",
-              "File that journals leases, so that a restart (even after kill "
-              "-9) never hands out a port still leased to a live process. "
-              "Empty: <runtime dir>/<address>.journal, where the runtime dir "
-              "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
-              "XDG_RUNTIME_DIR is unset; for an @abstract address "
-              "<address>.netns-<inode>.journal, since each network namespace "
-              "(a container, a sandboxed test) has its own @address. Leases on "
-              "ports outside the pool are dropped with a warning. 'none': keep "
-              "leases in memory only, "
-              "as the reference server does. A clean stop (SIGTERM, SIGINT) "
-              "with no live lease removes the journal and its .lock (and the "
-              "default directory if it is then empty). A full disk or a "
-              "deleted journal is logged, and every live lease is written "
-              "again as soon as the file can be.");
+DEFINE_string(
+    portserver_state_file, "",
+    "File that journals leases, so that a restart (even after kill "
+    "-9) never hands out a port still leased to a live process. "
+    "Empty: <runtime dir>/<address>.journal, where the runtime dir "
+    "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
+    "XDG_RUNTIME_DIR is unset; for an @abstract address "
+    "<address>.netns-<inode>.journal, since each network namespace "
+    "(a container, a sandboxed test) has its own @address. Leases on "
+    "ports outside the pool are dropped with a warning. 'none': keep "
+    "leases in memory only, "
+    "as the reference server does. A clean stop (SIGTERM, SIGINT, SIGHUP) "
+    "with no live lease removes the journal and its .lock (and the "
+    "default directory if it is then empty). A full disk or a "
+    "deleted journal is logged, and every live lease is written "
+    "again as soon as the file can be.");
 DEFINE_int32(portserver_max_ports_per_pid, 0,
              "Most ports one live process may hold at once; further requests "
              "on its behalf are denied (quota). 0: no limit, as in the "

@@ -29,12 +29,15 @@ from testlib import LineCollector, new_address, sockaddr  # noqa: E402
 
 PORTSERVER_BIN = ''
 VERSION_BZL = ''
+README = ''
 ARGV = [sys.argv[0]]
 for _arg in sys.argv[1:]:
     if _arg.startswith('--portserver_bin='):
         PORTSERVER_BIN = _arg.split('=', 1)[1]
     elif _arg.startswith('--version_bzl='):
         VERSION_BZL = _arg.split('=', 1)[1]
+    elif _arg.startswith('--readme='):
+        README = _arg.split('=', 1)[1]
     else:
         ARGV.append(_arg)
 
@@ -138,6 +141,34 @@ class VersionTest(unittest.TestCase):
         self.assertIsNotNone(header, server.log())
         self.assertIn(needle, header, server.log())
         self.assertEqual(server.stop(signal.SIGTERM), 0, server.log())
+
+
+class StatisticsDocTest(unittest.TestCase):
+    def test_every_statistic_of_the_dump_is_in_the_readme(self):
+        # README's "Signals" paragraph lists what SIGUSR1 logs (it once
+        # lacked ports-released, the last line).
+        server = Server(new_address('cli'), '41004-41007')
+        self.addCleanup(server.kill)
+        start = len(server.stderr.lines)
+        os.kill(server.proc.pid, signal.SIGUSR1)
+        self.assertIsNotNone(server.wait_for('Dumping statistics',
+                                             start=start), server.log())
+        # The signal thread takes SIGUSR1, then SIGTERM: the dump is whole
+        # once the server has exited.
+        self.assertEqual(server.stop(signal.SIGTERM), 0, server.log())
+        names = []
+        for line in server.stderr.lines[start:]:
+            m = re.match(r'^[IWEF]\d{4} [\d:.]+ +\d+ \S+:\d+\] '
+                         r'([a-z]+(?:-[a-z]+)+) \d+$', line)
+            if m:
+                names.append(m.group(1))
+        self.assertGreaterEqual(len(names), 20, server.log())
+        with open(README) as f:
+            readme = ' '.join(f.read().split())
+        at = readme.index('SIGUSR1 logs the statistics')
+        signals = readme[at:readme.index('SIGTERM, SIGINT and SIGHUP', at)]
+        missing = [n for n in names if '`%s`' % n not in signals]
+        self.assertEqual(missing, [], 'README "Signals" lacks %s' % missing)
 
 
 class SighupTest(unittest.TestCase):
