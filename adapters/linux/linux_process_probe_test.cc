@@ -424,20 +424,29 @@ int OpenDescriptors() {
   return n;
 }
 
-TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
-  LinuxProcessProbe probe;
-  int baseline = OpenDescriptors();
+// Forks `n` children that wait in pause(), each probed alive by `probe`
+// (which then remembers it).
+std::vector<pid_t> ProbedChildren(LinuxProcessProbe& probe, int n) {
   std::vector<pid_t> children;
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < n; ++i) {
     pid_t child = fork();
-    ASSERT_GE(child, 0);
     if (child == 0) {
       pause();
       _exit(0);
     }
+    EXPECT_GE(child, 0);
+    if (child < 0) break;
     children.push_back(child);
-    ASSERT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
+    EXPECT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
   }
+  return children;
+}
+
+TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
+  LinuxProcessProbe probe;
+  int baseline = OpenDescriptors();
+  std::vector<pid_t> children = ProbedChildren(probe, 5);
+  ASSERT_EQ(children.size(), 5u);
   EXPECT_EQ(OpenDescriptors(), baseline + 5);
   for (pid_t child : children) {
     kill(child, SIGKILL);
@@ -456,17 +465,8 @@ TEST(LinuxProcessProbe, ForgetsProcessesThatExitedAtTheNextNewPid) {
 TEST(LinuxProcessProbe, ForgetsOnlyTheDeadAmongMany) {
   LinuxProcessProbe probe;
   int baseline = OpenDescriptors();
-  std::vector<pid_t> children;
-  for (int i = 0; i < 40; ++i) {
-    pid_t child = fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-      pause();
-      _exit(0);
-    }
-    children.push_back(child);
-    ASSERT_EQ(probe.Probe(child).state, ProcessProbe::State::kAlive);
-  }
+  std::vector<pid_t> children = ProbedChildren(probe, 40);
+  ASSERT_EQ(children.size(), 40u);
   ASSERT_EQ(OpenDescriptors(), baseline + 40);
   std::vector<pid_t> living;
   for (size_t i = 0; i < children.size(); ++i) {
