@@ -138,9 +138,10 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
         Journal(d);
       } else if (d.allocation.over_quota) {
         d.outcome = Outcome::kQuotaExceeded;
-        d.detail = "pid " + std::to_string(d.pid) + " holds its quota of " +
-                   std::to_string(policy_.max_ports_per_owner()) +
-                   " ports (--portserver_max_ports_per_pid)";
+        d.detail += std::string(d.detail.empty() ? "" : "; ") + "pid " +
+                    std::to_string(d.pid) + " holds its quota of " +
+                    std::to_string(policy_.max_ports_per_owner()) +
+                    " ports (--portserver_max_ports_per_pid)";
       } else {
         d.outcome = Outcome::kPoolExhausted;
         d.pool_ran_out = !d.allocation.probe_failed;
