@@ -273,8 +273,13 @@ bool PortService::DetachStore() {
   bool removed = ledger_.leased_ports() == 0;
   if (removed) {
     store_->Remove();
-  } else if (journal_behind_ && CompactLocked().ok) {
-    journal_behind_ = false;
+  } else {
+    // A last attempt, as every request makes: a journal behind, or deleted
+    // or replaced since the last request, is written with every live lease
+    // (a deletion just before a clean stop lost them all, found by a
+    // reviewer).
+    Decision ignored;
+    MaintainStoreLocked(ignored);
   }
   store_ = nullptr;
   return removed;

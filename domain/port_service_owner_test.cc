@@ -165,6 +165,15 @@ TEST_F(JournalFaultTest, DeletedJournalIsRewrittenWithEveryLiveLease) {
   EXPECT_EQ(JournaledPorts(store_), LeasedPorts(service_));
 }
 
+TEST_F(JournalFaultTest, CleanStopRewritesADeletedJournal) {
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Ask(10).granted());
+  store_.Delete();
+  EXPECT_FALSE(service_.DetachStore());
+  EXPECT_FALSE(service_.journal_behind());
+  EXPECT_EQ(JournaledPorts(store_), LeasedPorts(service_));
+  EXPECT_EQ(JournaledPorts(store_).size(), 3u);
+}
+
 TEST_F(JournalFaultTest, CleanStopWithoutLeasesRemovesTheStore) {
   ASSERT_TRUE(Ask(10).granted());
   processes_.Kill(10);

@@ -253,6 +253,21 @@ class CleanStopTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': len(held)})
 
 
+    def test_clean_stop_just_after_a_deletion_keeps_the_leases(self):
+        # Deleted, then stopped before any request noticed: the stop writes
+        # the journal again (it once logged "kept" of a file that was gone).
+        journal = os.path.join(self.workdir, 'deleted-at-stop.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 3)
+        os.unlink(journal)
+        os.unlink(journal + '.lock')
+        self.assertEqual(server.stop(), 0)
+        self.assertTrue(os.path.exists(journal), server.log())
+        server = self.start(journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
+
 class NetnsJournalTest(FaultTestBase):
     """Default servers on one abstract address in two network namespaces.
 
