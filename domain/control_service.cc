@@ -48,7 +48,9 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
                   (pool.cooling > 0 ? ", " + std::to_string(pool.cooling) +
                                           " in use outside the server"
                                     : std::string()) +
-                  (count > 1 ? "; " + d.detail : std::string()) + ")"};
+                  (count > 1 || d.allocation.probe_failed ? "; " + d.detail
+                                                          : std::string()) +
+                  ")"};
     case Outcome::kQuotaExceeded:
       return {code, d.detail.empty()
                         ? "pid " + pid + " holds its quota of ports"
@@ -110,6 +112,10 @@ std::string ControlService::MetricsText() {
 
 ControlResult ControlService::Handle(const Request& request) {
   ControlResult result;
+  // Every request, even one that cannot be read, looks after the journal
+  // first, as plain ones do: a deleted journal is rewritten, one behind is
+  // caught up (README).
+  result.journal = service_.MaintainStore();
   ControlReplyBuilder reply;
   auto fail = [&](const std::string& code, const std::string& message) {
     reply.Error(code, message);
@@ -137,9 +143,6 @@ ControlResult ControlService::Handle(const Request& request) {
   }
   result.verb = r.verb;
   result.summary = r.verb;
-  // Every request looks after the journal first, as plain ones do: a
-  // deleted journal is rewritten, one behind is caught up (README).
-  result.journal = service_.MaintainStore();
   if ((std::string(",") + kVerbs + ",").find("," + r.verb + ",") !=
       std::string::npos) {
     CountVerb(r.verb);
