@@ -1,5 +1,6 @@
 #include "client/control_client.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -38,7 +39,13 @@ std::string DefaultLabel() {
 }
 
 std::string SendableLabel(std::string_view label) {
-  std::string out(label.substr(0, portserver::kMaxLabelBytes));
+  size_t cut = std::min(label.size(), portserver::kMaxLabelBytes);
+  // Not inside a UTF-8 character: back to the start of the one cut.
+  while (cut > 0 && cut < label.size() &&
+         (static_cast<unsigned char>(label[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  std::string out(label.substr(0, cut));
   for (char& ch : out) {
     auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f) ch = '?';

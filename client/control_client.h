@@ -44,10 +44,10 @@ absl::StatusOr<portserver::ParsedReply> ControlExchange(
 std::string DefaultLabel();
 
 // `label` as the server takes it (docs/protocol.md): cut to kMaxLabelBytes
-// (128) bytes, each control character (bytes 0-31 and 127, which the server
-// refuses) replaced by '?'. A label only describes a lease: a stray tab in
-// TEST_TARGET must not cost the reservation. GetPortsFromPortServer sends
-// this.
+// (128) bytes, never inside a UTF-8 character, each control character
+// (bytes 0-31 and 127, which the server refuses) replaced by '?'. A label only
+// describes a lease: a stray tab in TEST_TARGET must not cost the reservation.
+// GetPortsFromPortServer sends this.
 std::string SendableLabel(std::string_view label);
 
 // Asks the server at `address` for `count` ports (1 to 1024) for `pid`, all

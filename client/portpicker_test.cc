@@ -293,6 +293,11 @@ TEST_F(PortPickerTest, LabelIsMadeSendable) {
               ElementsAre(absl::StrCat("portserver/1 allocate pid=", getpid(),
                                        " count=2 label=//x:y?z?[31m?\n")));
   EXPECT_EQ(SendableLabel(std::string(200, 'a')), std::string(128, 'a'));
+  // Cut before a character that would not fit whole ("\xc3\xa9": e acute).
+  EXPECT_EQ(SendableLabel(std::string(127, 'x') + "\xc3\xa9"),
+            std::string(127, 'x'));
+  EXPECT_EQ(SendableLabel(std::string(126, 'x') + "\xc3\xa9"),
+            std::string(126, 'x') + "\xc3\xa9");
   EXPECT_EQ(SendableLabel("//ok:label"), "//ok:label");
 }
 
