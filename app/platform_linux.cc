@@ -98,6 +98,8 @@ uint64_t DescriptorsWanted(const Options& options) {
 // (one owner leases 65 ports under a limit of 79 without a journal, 238
 // under 256 with one).
 constexpr uint64_t kOwnDescriptors = 16;
+// The process probe's remembered pidfds, at most (LinuxProcessProbe).
+constexpr uint64_t kCachedPidfds = 64;
 
 // Raises the soft RLIMIT_NOFILE to the hard one, then says what the limit
 // allows. A fully leased pool needs a lock per port and, at worst, a pidfd
@@ -122,10 +124,15 @@ void RaiseDescriptorLimit(const Options& options) {
   uint64_t wanted = DescriptorsWanted(options);
   if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
   uint64_t pool = options.pool.size();
-  uint64_t fixed = 128 + options.max_connections;
-  uint64_t spare = limit.rlim_cur > fixed ? limit.rlim_cur - fixed : 0;
+  const uint64_t connections = options.max_connections;
+  // Ports one owner can lease with few connections open, and with all.
   uint64_t locks =
       limit.rlim_cur > kOwnDescriptors ? limit.rlim_cur - kOwnDescriptors : 0;
+  uint64_t locks_busy = locks > connections ? locks - connections : 0;
+  // Owners of a port each (a lock and a pidfd), all connections open, the
+  // probe's remembered pidfds full.
+  uint64_t room = locks_busy > kCachedPidfds ? locks_busy - kCachedPidfds : 0;
+  uint64_t owners = std::min<uint64_t>(pool, room / 2);
   if (locks < pool) {  // Not a lock per port, even with few connections.
     PS_LOG(WARNING)
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
@@ -135,8 +142,7 @@ void RaiseDescriptorLimit(const Options& options) {
         << kOwnDescriptors
         << " of its own, and each open connection and each owner one more: "
            "about "
-        << (spare > 0 ? spare - 1 : 0) << " with all "
-        << options.max_connections
+        << locks_busy << " with all " << connections
         << " connections open). Past that, requests are denied "
            "(port-probe-failures), never served without a lock. Raise the "
            "hard limit to "
@@ -146,8 +152,7 @@ void RaiseDescriptorLimit(const Options& options) {
     PS_LOG(INFO)
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
         << ": enough to lease all " << pool << " pool ports, to up to about "
-        << std::min<uint64_t>(pool, spare / 2)
-        << " distinct live owners at once with all " << options.max_connections
+        << owners << " distinct live owners at once with all " << connections
         << " connections open (each leased port holds a lock descriptor, "
            "each owner a pidfd, each connection one). More owners or "
            "connections at once than that could run out; a hard limit of "

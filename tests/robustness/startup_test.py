@@ -44,13 +44,17 @@ class DescriptorLimitTest(harness.ServerTestCase):
         return [l for l in messages(server) if 'RLIMIT_NOFILE' in l]
 
     def test_locks_fit_but_not_a_pidfd_per_port_is_information(self):
-        limit = FIXED + 100 + 50    # Every port, up to 75 owners at once.
+        limit = FIXED + 100 + 50    # Every port, and many owners at once.
         server = self.start_limited(limit)
         lines = self.limit_lines(server)
         self.assertEqual(len(lines), 1, server.log())
         self.assertTrue(lines[0].startswith('I'), lines[0])
         self.assertIn('enough to lease all 100 pool ports', lines[0])
-        self.assertIn('up to about 75 distinct live owners', lines[0])
+        # Each owner of a port holds a lock and a pidfd; all connections
+        # open, the probe's 64 remembered pidfds.
+        owners = (limit - OWN - MAX_CONNECTIONS - 64) // 2
+        self.assertIn('up to about %d distinct live owners' % owners,
+                      lines[0])
         self.assertIn(str(2 * 100 + FIXED), lines[0])
 
     def lease_until_denied(self, server):
@@ -67,6 +71,8 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertEqual(len(lines), 1, server.log())
         self.assertTrue(lines[0].startswith('W'), lines[0])
         self.assertIn('at most about 59 of the 100 pool ports', lines[0])
+        self.assertIn('about %d with all %d connections open' %
+                      (59 - MAX_CONNECTIONS, MAX_CONNECTIONS), lines[0])
         self.assertIn('Raise the hard limit to %d' % (2 * 100 + FIXED),
                       lines[0])
         # The figure is what one owner can really lease (it once said 0 of
