@@ -9,7 +9,6 @@
 
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <functional>
@@ -24,10 +23,6 @@ namespace {
 // Fewer ports than this are checked on the caller's thread alone: waking a
 // worker costs about as much as a port.
 constexpr size_t kMinPortsForWorkers = 4;
-
-// How long the caller waits awake for the workers' last ports (a port is
-// 20 to 60 us of socket calls here) before it sleeps.
-constexpr std::chrono::microseconds kSpin{200};
 
 }  // namespace
 
@@ -79,16 +74,8 @@ class LinuxPortLockProbe::Workers {
     }
     wake_.notify_all();
     Run(fn, n);
-    // The workers still busy are at most a port from done: wait for them
-    // awake for a while (kSpin) before sleeping on done_, whose wake-up
-    // costs tens of microseconds on a virtual machine, more than the wait.
-    const auto give_up = std::chrono::steady_clock::now() + kSpin;
-    while (running_.load(std::memory_order_acquire) != 0 &&
-           std::chrono::steady_clock::now() < give_up) {
-    }
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(
-        lock, [this] { return running_.load(std::memory_order_acquire) == 0; });
+    done_.wait(lock, [this] { return running_ == 0; });
     fn_ = nullptr;
   }
 
@@ -114,12 +101,12 @@ class LinuxPortLockProbe::Workers {
       bool last;
       {
         // Under mu_, so that the caller cannot miss it between testing
-        // running_ and sleeping on done_; release: the caller, which may
-        // read running_ without mu_, then sees what fn wrote.
+        // running_ and sleeping on done_.
         std::lock_guard<std::mutex> lock(mu_);
-        last = running_.fetch_sub(1, std::memory_order_acq_rel) == 1;
+        last = --running_ == 0;
       }
-      // Outside mu_: the caller wakes to a free mutex.
+      // Outside mu_: the caller wakes to a free mutex, not to wait for this
+      // thread to let it go (a second wake-up).
       if (last) done_.notify_one();
     }
   }
@@ -130,10 +117,8 @@ class LinuxPortLockProbe::Workers {
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t n_ = 0;
   std::atomic<size_t> next_{0};  // The next index to run.
-  // Workers not yet done with this range: changed under mu_, read without
-  // it by the caller's wait.
-  std::atomic<size_t> running_{0};
-  uint64_t generation_ = 0;  // Ranges started.
+  size_t running_ = 0;           // Workers not yet done with this range.
+  uint64_t generation_ = 0;      // Ranges started.
   bool stop_ = false;
   std::vector<std::thread> threads_;
 };

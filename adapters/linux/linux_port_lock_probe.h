@@ -91,10 +91,7 @@ class LinuxPortLockProbe final : public PortProbe {
   PortState Check(uint16_t port) override;
   // Check() of each port, the ports spread over the threads; the locks of
   // the leasable ones are held on return, as Check() holds them. Fewer
-  // than 4 ports run on the caller alone. Once the caller has no port left
-  // to take it waits for the workers' last ones, awake for up to 200 us
-  // (about a port's time; waking a sleeping thread costs tens of us on a
-  // virtual machine), then asleep.
+  // than 4 ports run on the caller alone.
   std::vector<PortState> CheckMany(const std::vector<uint16_t>& ports) override;
   // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
