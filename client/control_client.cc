@@ -47,8 +47,7 @@ std::string SendableLabel(std::string_view label) {
   }
   std::string out(label.substr(0, cut));
   for (char& ch : out) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) ch = '?';
+    if (portserver::IsLabelControlByte(ch)) ch = '?';
   }
   return out;
 }

@@ -49,6 +49,15 @@ inline constexpr size_t kMaxCommandLineBytes = 256;  // kept per owner
 inline constexpr size_t kMaxReplyBytes = 32 * 1024;  // one reply, all lines
 inline constexpr size_t kMaxLeasesPerPage = 1000;    // leases limit=
 
+// True for a byte no label may hold (docs/protocol.md): a C0 control
+// character or DEL, which could forge a line of the log or of
+// portserverctl's output. The server refuses such a label, the journal's
+// reader drops it, and the C++ client sends '?' in its place.
+inline constexpr bool IsLabelControlByte(char ch) {
+  auto c = static_cast<unsigned char>(ch);
+  return c < 0x20 || c == 0x7f;
+}
+
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // "a b%" -> "a%20b%25".

@@ -209,10 +209,9 @@ void ControlService::Allocate(const ControlRequest& r,
   // Shown in the log and by portserverctl: no newline or escape sequence
   // that would forge a line there.
   for (char ch : label) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) {
-      return bad("label has a control character (byte " + std::to_string(c) +
-                 ")");
+    if (IsLabelControlByte(ch)) {
+      return bad("label has a control character (byte " +
+                 std::to_string(static_cast<unsigned char>(ch)) + ")");
     }
   }
   Decision d =

@@ -106,8 +106,7 @@ std::string ParseNote(std::string_view line,
       return "bad label";
     }
     for (char ch : *label) {
-      auto c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c == 0x7f) return "bad label";  // As the protocol.
+      if (IsLabelControlByte(ch)) return "bad label";  // As the protocol.
     }
     note.label = std::move(*label);
   }
