@@ -17,6 +17,8 @@
 #include <string>
 #include <string_view>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "domain/lease_journal.h"
 #include "fuzz/fuzz_check.h"
@@ -28,6 +30,19 @@ using fuzz::IsOneLine;
 using fuzz::Printable;
 
 constexpr size_t kMaxProblems = 20 + 1;  // Described, plus "and N more".
+
+// ParseJournal of `snapshot` (a `kind` snapshot of `leases`): no problems,
+// and `leases` back.
+JournalReplay ReadBack(const std::string& snapshot, const std::string& kind,
+                       const std::vector<std::pair<uint16_t, Owner>>& leases) {
+  JournalReplay back = ParseJournal(snapshot);
+  FUZZ_CHECK(back.problems.empty(),
+             kind + " '" + Printable(snapshot) + "' has problems, first: " +
+                 (back.problems.empty() ? "" : back.problems.front()));
+  FUZZ_CHECK(back.leases == leases,
+             kind + " '" + Printable(snapshot) + "' does not round-trip");
+  return back;
+}
 
 void Check(std::string_view text) {
   JournalReplay r = ParseJournal(text);
@@ -68,12 +83,7 @@ void Check(std::string_view text) {
     auto it = last_note.find(port);
     return it == last_note.end() ? JournalNote{} : it->second;
   });
-  JournalReplay back = ParseJournal(noted);
-  FUZZ_CHECK(back.problems.empty(),
-             "noted snapshot '" + Printable(noted) + "' has problems, first: " +
-                 (back.problems.empty() ? "" : back.problems.front()));
-  FUZZ_CHECK(back.leases == r.leases,
-             "noted snapshot '" + Printable(noted) + "' loses leases");
+  JournalReplay back = ReadBack(noted, "noted snapshot", r.leases);
   for (const JournalNote& note : back.notes) {
     auto it = last_note.find(note.port);
     FUZZ_CHECK(it != last_note.end(),
@@ -90,12 +100,7 @@ void Check(std::string_view text) {
   }
 
   std::string snapshot = JournalSnapshot(r.leases);
-  JournalReplay again = ParseJournal(snapshot);
-  FUZZ_CHECK(again.problems.empty(),
-             "snapshot '" + Printable(snapshot) + "' has problems, first: " +
-                 (again.problems.empty() ? "" : again.problems.front()));
-  FUZZ_CHECK(again.leases == r.leases,
-             "snapshot '" + Printable(snapshot) + "' does not round-trip");
+  JournalReplay again = ReadBack(snapshot, "snapshot", r.leases);
   FUZZ_CHECK(again.lines == r.leases.size() + 1,
              "snapshot '" + Printable(snapshot) + "' has " +
                  std::to_string(again.lines) + " lines");
