@@ -171,8 +171,10 @@ JournalReplay ParseJournal(std::string_view text) {
     }
   };
   size_t number = 0;
-  size_t lease_line = 0;    // The line of the last intact L record.
-  size_t damaged_line = 0;  // The line of the last problem.
+  size_t lease_line = 0;  // The line of the last intact L record.
+  // The line of the last damaged record that was not a note: the note right
+  // after it is its lease's (reported there, with the damage).
+  size_t damaged_lease_line = 0;
   while (!text.empty()) {
     ++number;
     size_t newline = text.find('\n');
@@ -196,11 +198,14 @@ JournalReplay ParseJournal(std::string_view text) {
             r.leases.back().first == note.port) {
           note.owner = r.leases.back().second;
           r.notes.push_back(std::move(note));
-        } else if (damaged_line == 0 || damaged_line != number - 1) {
+        } else if (damaged_lease_line == 0 ||
+                   damaged_lease_line != number - 1) {
           why = "note of port " + std::to_string(note.port) +
                 " not right after its lease record";
         }
         // Else the line before, its lease's, was damaged: reported there.
+        // A note after a damaged or misplaced note is reported: it follows
+        // no lease.
       }
     } else {
       std::pair<uint16_t, Owner> lease;
@@ -212,7 +217,7 @@ JournalReplay ParseJournal(std::string_view text) {
     }
     if (!why.empty()) {
       problem(number, why + ", skipped");
-      damaged_line = number;
+      if (f[0] != "N") damaged_lease_line = number;
     }
   }
   r.lines = number;

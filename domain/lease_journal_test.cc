@@ -222,6 +222,32 @@ TEST(LeaseJournalNotes, NoteWithoutItsLeaseLineIsSkipped) {
   EXPECT_EQ(first.problems.size(), 2u);  // No header; a note of nothing.
 }
 
+// Only the note right after a damaged lease line goes unreported (the
+// damage is); a note after a damaged or misplaced note follows no lease.
+TEST(LeaseJournalNotes, NoteAfterABadNoteIsReported) {
+  std::string bad_note = JournalLeaseNote(100, 10, "a");
+  bad_note[4] = '9';  // A flipped digit of the time.
+  std::string text =
+      JournalHeader() + JournalLease(100, Owner{5, 6}) + bad_note +
+      JournalLeaseNote(100, 11, "b") + JournalLease(101, Owner{7, 8}) +
+      JournalLeaseNote(101, 12, "c") + JournalLeaseNote(101, 13, "d") +
+      JournalLeaseNote(101, 14, "e");
+  JournalReplay r = ParseJournal(text);
+  EXPECT_EQ(r.leases.size(), 2u);
+  EXPECT_EQ(r.notes, (Notes{Note(101, {7, 8}, 12, "c")}));
+  ASSERT_EQ(r.problems.size(), 4u);
+  EXPECT_EQ(r.problems[0], "line 3: bad checksum, skipped");
+  EXPECT_EQ(r.problems[1],
+            "line 4: note of port 100 not right after its lease record, "
+            "skipped");
+  EXPECT_EQ(r.problems[2],
+            "line 7: note of port 101 not right after its lease record, "
+            "skipped");
+  EXPECT_EQ(r.problems[3],
+            "line 8: note of port 101 not right after its lease record, "
+            "skipped");
+}
+
 TEST(LeaseJournalNotes, RejectsBadNotes) {
   // Each body is checksummed correctly: only its content is wrong.
   auto line = [](const std::string& body) {
