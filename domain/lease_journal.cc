@@ -141,6 +141,12 @@ std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
   return body + " " + Hex8(Fnv1a(body)) + "\n";
 }
 
+std::string JournalLeaseWithNote(uint16_t port, const Owner& owner,
+                                 int64_t unix_seconds, std::string_view label) {
+  return JournalLease(port, owner) +
+         JournalLeaseNote(port, unix_seconds, label);
+}
+
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases) {
   return JournalSnapshot(leases, nullptr);
@@ -151,10 +157,11 @@ std::string JournalSnapshot(
     const std::function<JournalNote(uint16_t port)>& note_of) {
   std::string text = JournalHeader();
   for (const auto& [port, owner] : leases) {
-    text += JournalLease(port, owner);
     if (note_of) {
       JournalNote note = note_of(port);
-      text += JournalLeaseNote(port, note.unix_seconds, note.label);
+      text += JournalLeaseWithNote(port, owner, note.unix_seconds, note.label);
+    } else {
+      text += JournalLease(port, owner);
     }
   }
   return text;

@@ -82,6 +82,12 @@ struct JournalNote {
 std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
                              std::string_view label);
 
+// The L record of the lease, then its N record (JournalLeaseNote: none when
+// there is nothing to note): what a grant appends and a snapshot holds for
+// each lease.
+std::string JournalLeaseWithNote(uint16_t port, const Owner& owner,
+                                 int64_t unix_seconds, std::string_view label);
+
 // The whole file for a snapshot of the ledger, without notes.
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases);

@@ -204,9 +204,9 @@ void PortService::Journal(Decision& d) {
   }
   // Each lease, then its note (label and lease time) on the next line.
   auto append = [&](std::string& out, uint16_t port) {
-    out += JournalLease(port, Owner{d.pid, d.incarnation});
     JournalNote note = NoteLocked(port);
-    out += JournalLeaseNote(port, note.unix_seconds, note.label);
+    out += JournalLeaseWithNote(port, Owner{d.pid, d.incarnation},
+                                note.unix_seconds, note.label);
   };
   std::string records;
   if (d.ports.empty()) {
