@@ -89,4 +89,13 @@ std::string JsonString(const std::string& text) {
   return out + "\"";
 }
 
+std::string LabelCell(const std::optional<std::string>& label) {
+  if (!label) return "-";
+  if (*label == "-" || label->empty() ||
+      label->find(' ') != std::string::npos || label->front() == '"') {
+    return JsonString(*label);
+  }
+  return *label;
+}
+
 }  // namespace portpicker

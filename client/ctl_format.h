@@ -7,12 +7,15 @@
 //   t.Add({"15000", "1234"});
 //   std::string text = t.Render();      // "PORT   PID\n15000  1234\n"
 //   JsonString("a\"b");                 // "\"a\\\"b\""
+//   LabelCell(std::nullopt);            // "-"
+//   LabelCell("-");                     // "\"-\""
 //
 // Thread-compatible.
 #ifndef PORTSERVER_CLIENT_CTL_FORMAT_H_
 #define PORTSERVER_CLIENT_CTL_FORMAT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -37,6 +40,13 @@ class Table {
 // `text` as a JSON string literal (RFC 8259 section 7): quotes, backslash
 // and control characters escaped; other bytes are copied (UTF-8 passes).
 std::string JsonString(const std::string& text);
+
+// A lease's label in a table for people: "-" when it has none; a label that
+// could be misread there (one that is "-", is empty, holds a space or
+// starts with a quote) as JsonString() writes it, so that "-" and "a b" do
+// not pass for no label or for two columns. --json output gives the label
+// itself.
+std::string LabelCell(const std::optional<std::string>& label);
 
 }  // namespace portpicker
 

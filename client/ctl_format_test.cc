@@ -29,5 +29,14 @@ TEST(JsonString, EscapesWhatJsonRequires) {
   EXPECT_EQ(JsonString("//pkg:test"), "\"//pkg:test\"");
 }
 
+TEST(LabelCell, NoLabelAndTheLabelDashDiffer) {
+  EXPECT_EQ(LabelCell(std::nullopt), "-");
+  EXPECT_EQ(LabelCell(std::string("-")), "\"-\"");
+  EXPECT_EQ(LabelCell(std::string("//pkg:my_test")), "//pkg:my_test");
+  EXPECT_EQ(LabelCell(std::string("two words")), "\"two words\"");
+  EXPECT_EQ(LabelCell(std::string("\"quoted")), "\"\\\"quoted\"");
+  EXPECT_EQ(LabelCell(std::string("")), "\"\"");
+}
+
 }  // namespace
 }  // namespace portpicker

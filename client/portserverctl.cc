@@ -36,6 +36,7 @@ namespace {
 
 using portpicker::FormatAge;
 using portpicker::JsonString;
+using portpicker::LabelCell;
 using portpicker::Table;
 using portserver::Fields;
 using portserver::ParsedReply;
@@ -221,9 +222,9 @@ class Ctl {
                               ? "(hidden: another user's, hidepid)"
                               : l.Get("cmdline").value_or("");
     return {
-        l.Get("port").value_or(""),   l.Get("pid").value_or(""),
-        l.Get("uid").value_or("?"),   since >= 0 ? FormatAge(now - since) : "?",
-        l.Get("label").value_or("-"), command};
+        l.Get("port").value_or(""), l.Get("pid").value_or(""),
+        l.Get("uid").value_or("?"), since >= 0 ? FormatAge(now - since) : "?",
+        LabelCell(l.Get("label")),  command};
   }
 
   int Leases() {

@@ -231,6 +231,27 @@ class LeasesTest(ControlTestCase):
         [report] = self.ctl_json('who', str(second[0]))['ports']
         self.assertEqual(report['label'], '//pkg:second_test')
 
+    def test_a_dash_label_is_not_shown_as_no_label(self):
+        # For people, "-" in the LABEL column means no label: a lease
+        # labelled "-" (or with a space) is shown quoted.
+        owner = self.sleeper('dash')
+        dash, _ = self.portpicker(str(owner.pid), label='-')
+        spaced, _ = self.portpicker(str(owner.pid), label='two words')
+        plain, _ = self.portpicker(str(owner.pid))
+        code, out, _ = self.ctl('leases', '--owner', str(owner.pid))
+        self.assertEqual(code, 0)
+        lines = out.splitlines()
+        start = lines[0].index('LABEL')
+        end = lines[0].index('COMMAND')
+        shown = {int(line.split()[0]): line[start:end].strip()
+                 for line in lines[1:]}
+        self.assertEqual(shown, {dash[0]: '"-"', spaced[0]: '"two words"',
+                                 plain[0]: '-'})
+        by_port = {l['port']: l for l in
+                   self.ctl_json('leases', '--owner', str(owner.pid))['leases']}
+        self.assertEqual(by_port[dash[0]]['label'], '-')
+        self.assertNotIn('label', by_port[plain[0]])
+
     def test_who_names_the_owner_or_says_free_or_outside(self):
         owner = self.sleeper('who-test')
         [port], _ = self.portpicker(str(owner.pid), label='//pkg:who_test')
