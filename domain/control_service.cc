@@ -125,6 +125,10 @@ ControlResult ControlService::Handle(const Request& request) {
   };
   ControlRequest r;
   switch (request.end) {
+    case Request::End::kNewline:
+    case Request::End::kEof:
+      r = ParseControlRequest(request.data);
+      break;
     case Request::End::kTooLong:
       r.error = "request longer than " +
                 std::to_string(kMaxExtendedRequestBytes) + " bytes";
@@ -132,8 +136,21 @@ ControlResult ControlService::Handle(const Request& request) {
     case Request::End::kTimedOut:
       r.error = "no complete request before the read timeout";
       break;
-    default:
-      r = ParseControlRequest(request.data);
+    case Request::End::kOverCapacity:
+      // The transport closed it at its connection cap before it was
+      // complete, and sends no reply: whatever it had sent so far ("release
+      // ports=15008" of "15008,15009") is not carried out. Counted as a
+      // refused connection, as a plain request (README).
+      service_.Decide(request);
+      result.summary =
+          "closed at the connection cap before the request "
+          "was complete: not carried out";
+      result.error_code = "malformed";
+      reply.Error("malformed",
+                  "closed at the connection cap before the "
+                  "request was complete");
+      result.reply = reply.Finish();
+      return result;
   }
   if (!r.ok) {
     CountVerb("malformed");

@@ -175,6 +175,26 @@ TEST_F(ControlServiceTest, EveryBadRequestGetsAnErrorReply) {
   EXPECT_EQ(control_.counters().at("malformed"), 4u);
 }
 
+// A connection the transport closed at its cap is handed over with what it
+// had sent: a request that would be whole with its newline, or a prefix of
+// a longer one, is still not carried out, and counts as refused.
+TEST_F(ControlServiceTest, RequestClosedAtTheConnectionCapIsNotCarriedOut) {
+  const Request::End cap = Request::End::kOverCapacity;
+  Ask("portserver/1 allocate pid=42 count=3", Peer(42, 1000), cap);
+  EXPECT_TRUE(service_.PortsOf(42).empty());
+  EXPECT_EQ(service_.stats().total_allocations, 0u);
+
+  std::set<uint16_t> held =
+      Ports(Ask("portserver/1 allocate pid=42 count=2\n", Peer(42, 1000)));
+  ASSERT_EQ(held.size(), 2u);
+  Ask("portserver/1 release ports=" + std::to_string(*held.begin()),
+      Peer(42, 1000), cap);
+  EXPECT_EQ(service_.PortsOf(42).size(), 2u);
+  EXPECT_EQ(service_.stats().ports_released, 0u);
+  EXPECT_EQ(service_.stats().refused_connections, 2u);
+  EXPECT_EQ(control_.counters().at("allocate"), 1u);
+}
+
 TEST_F(ControlServiceTest, LeasesRecordOwnerCommandLineAndLabel) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2 label=//leaky:test\n")
                    .is_error());

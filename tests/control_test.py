@@ -13,6 +13,7 @@ by control_test.sh). The release test switches to other users for real, so it
 needs root; //tests:control_permission_test runs it unsandboxed.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -20,8 +21,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import sys
 import tempfile
+import termios
 import threading
 import time
 import unittest
@@ -429,6 +432,52 @@ class BigPoolTest(ControlTestCase):
         self.assertIn(' next=', header)
         leases = self.ctl_json('leases')['leases']
         self.assertEqual(sorted(l['port'] for l in leases), sorted(ports))
+
+
+class ConnectionCapTest(ControlTestCase):
+    # At its connection cap the server closes its oldest connection, unread
+    # to the end and without a reply (README): what that client had sent so
+    # far must not be carried out.
+    POOL_SIZE = 4
+    EXTRA_ARGS = ('--portserver_max_connections=1',)
+
+    def evicted(self, partial):
+        """Sends `partial` (no newline) on a connection the server has read,
+        then opens another: the reply the first gets (b'' = closed)."""
+        first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with first:
+            first.settimeout(RUN_TIMEOUT)
+            first.connect(sockaddr(self.server.address))
+            first.sendall(partial)
+            # Until the server has read it all (SIOCOUTQ: bytes the peer
+            # has not read yet).
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while struct.unpack('i', fcntl.ioctl(
+                    first.fileno(), termios.TIOCOUTQ, b'\0' * 4))[0] > 0:
+                self.assertLess(time.monotonic(), deadline,
+                                'the server never read the request')
+                time.sleep(0.01)
+            second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with second:
+                second.connect(sockaddr(self.server.address))
+                reply = first.recv(65536)
+        return reply
+
+    def test_request_cut_at_the_cap_is_not_carried_out(self):
+        owner = self.sleeper()
+        self.assertEqual(self.evicted(
+            b'portserver/1 allocate pid=%d count=3' % owner.pid), b'')
+        self.assertEqual(self.ctl_json('leases')['leases'], [])
+
+        held, _ = self.portpicker('--no-fallback', '-n', '2', str(owner.pid))
+        self.assertEqual(self.evicted(
+            b'portserver/1 release ports=%d' % held[0]), b'')
+        leased = [l['port'] for l in self.ctl_json('leases')['leases']]
+        self.assertEqual(sorted(leased), sorted(held))
+        status = self.ctl_json('status')
+        self.assertEqual(status['leased'], 2)
+        self.assertEqual(status['stats']['ports-released'], 0)
+        self.assertEqual(status['stats']['refused-connections'], 2)
 
 
 class AllOrNoneTest(ControlTestCase):
