@@ -25,6 +25,7 @@ import struct
 import sys
 import tempfile
 import termios
+import textwrap
 import threading
 import time
 import unittest
@@ -819,6 +820,49 @@ class ReleaseTest(OtherUsersTestCase):
         taker = self.sleeper()
         got, _ = self.portpicker('-n', '4', str(taker.pid))
         self.assertEqual(set(got), self.pool)
+
+    def test_a_process_that_is_not_dumpable_is_its_users(self):
+        # The files in /proc/<pid> of a process that is not dumpable
+        # (prctl(PR_SET_DUMPABLE, 0); a uid change without exec) belong to
+        # root; the process still runs as its user, who may lease ports to
+        # it, plain or extended, and release them.
+        script = textwrap.dedent('''
+            import ctypes, json, os, socket, sys
+            ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+            def ask(line):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.connect('\\0' + sys.argv[1][1:])
+                    s.sendall(line.encode())
+                    data = b''
+                    while True:
+                        chunk = s.recv(65536)
+                        if not chunk:
+                            return data.decode()
+                        data += chunk
+            me = os.getpid()
+            plain = ask('%d\\n' % me)
+            many = ask('portserver/1 allocate pid=%d count=2\\n' % me)
+            port = many.split(' ports=')[1].split(',')[0] if ' ports=' in many else '0'
+            released = ask('portserver/1 release ports=%s\\n' % port)
+            print(json.dumps([me, open('/proc/self/status').read(),
+                              os.stat('/proc/self/stat').st_uid, plain, many,
+                              released]))
+            ''')
+        try:
+            out = subprocess.run(['/usr/bin/python3', '-c', script,
+                                  self.server.address],
+                                 preexec_fn=become(NOBODY), check=True,
+                                 capture_output=True, text=True,
+                                 timeout=RUN_TIMEOUT).stdout
+        except (PermissionError, subprocess.SubprocessError) as e:
+            self.skipTest('cannot run as uid %d here: %s' % (NOBODY, e))
+        pid, status, stat_owner, plain, many, released = json.loads(out)
+        self.assertIn('Uid:\t%d' % NOBODY, status)
+        self.assertEqual(stat_owner, 0)  # What made the old probe say root.
+        self.assertRegex(plain, r'^\d+\n$', self.server.log.text())
+        self.assertTrue(many.startswith('portserver/1 ok'), many)
+        self.assertTrue(released.startswith('portserver/1 ok'), released)
+        self.assertNotIn('permission', self.server.log.text())
 
 
 if __name__ == '__main__':

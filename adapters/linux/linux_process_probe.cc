@@ -12,7 +12,6 @@
 #include <charconv>
 #include <cstddef>
 #include <limits>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -35,10 +34,8 @@ constexpr int kStartTimeIndexAfterComm = 19;
 
 enum class ReadOutcome { kOk, kGone, kError };
 
-// Reads the whole file at `path` into `out`; `*owner` (if given) receives
-// the file's owner, which for /proc/<pid>/* is the process's user.
-ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
-                          std::optional<uint32_t>* owner = nullptr) {
+// Reads the whole file at `path` into `out`.
+ReadOutcome ReadSmallFile(const std::string& path, std::string* out) {
   int fd;
   do {
     fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -46,10 +43,6 @@ ReadOutcome ReadSmallFile(const std::string& path, std::string* out,
   if (fd < 0) {
     return (errno == ENOENT || errno == ESRCH) ? ReadOutcome::kGone
                                                : ReadOutcome::kError;
-  }
-  if (owner != nullptr) {
-    struct stat st {};
-    if (fstat(fd, &st) == 0) *owner = static_cast<uint32_t>(st.st_uid);
   }
   ReadOutcome outcome = ReadOutcome::kOk;
   char buffer[4096];
@@ -272,10 +265,9 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
     result.state = State::kGone;
     return result;
   }
-  std::string path = proc_root_ + "/" + std::to_string(pid) + "/stat";
+  const std::string dir = proc_root_ + "/" + std::to_string(pid);
   std::string stat;
-  std::optional<uint32_t> owner;
-  switch (ReadSmallFile(path, &stat, &owner)) {
+  switch (ReadSmallFile(dir + "/stat", &stat)) {
     case ReadOutcome::kGone:
       result.state = State::kGone;
       return result;
@@ -294,9 +286,15 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
       return thread;
     }
   }
-  if (result.state == State::kAlive && owner) {
+  // The process's effective uid, as SO_PEERCRED reports a caller's, is the
+  // owner of its /proc/<pid> directory. Not of the files in it: those of a
+  // process that is not dumpable (prctl(PR_SET_DUMPABLE, 0), a uid change
+  // without exec, and their children) belong to root (proc(5), "Ptrace
+  // access mode"; the kernel's task_dump_owner() exempts the directory).
+  struct stat owner {};
+  if (result.state == State::kAlive && ::stat(dir.c_str(), &owner) == 0) {
     result.uid_known = true;
-    result.uid = *owner;
+    result.uid = static_cast<uint32_t>(owner.st_uid);
   }
   return result;
 }
