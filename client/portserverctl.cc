@@ -12,6 +12,7 @@
 // Output is for people (aligned columns, ages such as "3m12s") unless --json.
 // Exit status: 0 done; 1 refused, or (who) a port not leased; 2 usage;
 // 3 no server (none listening, or one without the extended protocol).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -284,25 +285,34 @@ class Ctl {
   }
 
   int Who() {
-    std::optional<std::string> ports =
-        PortOperands("who", portserver::kMaxWhoPorts);
-    if (!ports) return kUsage;
-    int code = kDone;
-    std::optional<ParsedReply> r = Ask("who", {{"ports", *ports}}, &code);
-    if (!r) return code;
+    if (!PortOperands("who", portserver::kMaxPortsPerRequest)) return kUsage;
+    // The server answers at most kMaxWhoPorts ports a request (so that the
+    // reply fits in kMaxReplyBytes): ask in batches, in order.
+    std::vector<ReplyLine> records;
+    const std::vector<std::string>& operands = args_.operands;
+    for (size_t at = 0; at < operands.size(); at += portserver::kMaxWhoPorts) {
+      size_t end = std::min(operands.size(), at + portserver::kMaxWhoPorts);
+      std::vector<std::string> batch(operands.begin() + at,
+                                     operands.begin() + end);
+      int code = kDone;
+      std::optional<ParsedReply> r =
+          Ask("who", {{"ports", absl::StrJoin(batch, ",")}}, &code);
+      if (!r) return code;
+      for (ReplyLine& l : r->records) records.push_back(std::move(l));
+    }
     bool all_leased = true;
-    for (const ReplyLine& p : r->records) {
+    for (const ReplyLine& p : records) {
       all_leased = all_leased && p.Get("state") == "leased";
     }
     if (args_.json) {
       std::vector<std::string> items;
-      for (const ReplyLine& p : r->records) items.push_back(JsonObject(p));
+      for (const ReplyLine& p : records) items.push_back(JsonObject(p));
       std::printf("{\"ports\":[%s]}\n", absl::StrJoin(items, ",").c_str());
       return all_leased ? kDone : kRefused;
     }
     const int64_t now = NowMs();
     Table t({"PORT", "STATE", "PID", "UID", "SINCE", "LABEL", "COMMAND"});
-    for (const ReplyLine& p : r->records) {
+    for (const ReplyLine& p : records) {
       std::string state = p.Get("state").value_or("?");
       if (state != "leased") {
         static const std::map<std::string, std::string> kSaid = {

@@ -43,11 +43,21 @@ inline constexpr char kControlMagic[] = "portserver/";
 
 // Limits (docs/protocol.md).
 inline constexpr size_t kMaxPortsPerRequest = 1024;  // allocate count, release
-inline constexpr size_t kMaxWhoPorts = 64;           // who ports=
+inline constexpr size_t kMaxWhoPorts = 20;           // who ports=
 inline constexpr size_t kMaxLabelBytes = 128;        // decoded
 inline constexpr size_t kMaxCommandLineBytes = 256;  // kept per owner
 inline constexpr size_t kMaxReplyBytes = 32 * 1024;  // one reply, all lines
 inline constexpr size_t kMaxLeasesPerPage = 1000;    // leases limit=
+// The longest record a reply can hold: a leased port with the longest
+// label and command line, every byte of them percent-encoded (3 bytes
+// each), and the widest numbers; about 1,300 bytes (control_service_test
+// builds one). A reply holds a header and at most kMaxWhoPorts of them, or
+// leases records until one more might not fit.
+inline constexpr size_t kMaxRecordBytes = 1536;
+inline constexpr size_t kMaxReplyHeaderBytes = 1024;
+static_assert(kMaxReplyHeaderBytes + kMaxWhoPorts * kMaxRecordBytes <=
+                  kMaxReplyBytes,
+              "a who reply must fit in one reply");
 
 // True for a byte no label may hold (docs/protocol.md): a C0 control
 // character or DEL, which could forge a line of the log or of

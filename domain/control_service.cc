@@ -313,13 +313,13 @@ void ControlService::Leases(const ControlRequest& r,
     q.limit = kMaxLeasesPerPage;
   }
   LeasePage page = service_.ListLeases(q, peer);
-  // A record is at most ~600 bytes (command line and label are capped):
-  // stop early enough to keep the reply under kMaxReplyBytes.
-  constexpr size_t kRecordReserve = 1024;
+  // Stop while one more record of the longest kind (kMaxRecordBytes) and
+  // the header's last fields still fit under kMaxReplyBytes.
   size_t shown = 0;
   uint16_t next = page.next_after;
   for (const LeaseView& v : page.leases) {
-    if (reply.size() + kRecordReserve > kMaxReplyBytes) {
+    if (reply.size() + kMaxRecordBytes + kMaxReplyHeaderBytes >
+        kMaxReplyBytes) {
       next = page.leases[shown - 1].port;
       break;
     }

@@ -1,5 +1,6 @@
 #include "domain/control_service.h"
 
+#include <algorithm>
 #include <numeric>
 #include <set>
 
@@ -246,6 +247,68 @@ TEST_F(ControlServiceTest, PagesCoverEveryLeaseOnce) {
   }
   EXPECT_EQ(seen.size(), 5u);
   EXPECT_EQ(pages, 3);
+}
+
+// The longest records there can be (the longest label and command line,
+// every byte percent-encoded; the widest pid and uid) stay within
+// kMaxRecordBytes, and a who of kMaxWhoPorts such ports or a page of leases
+// within kMaxReplyBytes (a who of 64 such ports made 75,860 bytes).
+TEST(ControlServiceLimits, LongestRecordsFitInOneReply) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeProcessInfo info;
+  const uint16_t first = 60000;
+  const size_t count = 3 * kMaxWhoPorts;
+  PortService service(Range(first, static_cast<uint16_t>(first + count - 1)),
+                      processes, ports);
+  ControlService control(service, "9.8.7", [&] { return info.NowUnixMs(); });
+  service.SetProcessInfo(&info);
+  const int64_t pid = 2147483646;
+  processes.Spawn(pid, 4294967294u);
+  std::string label, command_line;
+  while (label.size() < kMaxLabelBytes) label += "\xC3\xA9";  // e acute
+  while (command_line.size() < kMaxCommandLineBytes) command_line += "\xC3\xA9";
+  info.SetCommandLine(pid, command_line);
+  auto ask = [&](const std::string& line) {
+    Request r;
+    r.data = line;
+    r.peer = Peer(9, 0);
+    std::string reply = control.Handle(r).reply;
+    EXPECT_LE(reply.size(), kMaxReplyBytes) << line;
+    size_t longest = 0;
+    for (std::string_view rest = reply; !rest.empty();) {
+      size_t end = rest.find('\n');
+      longest = std::max(longest, end + 1);
+      rest.remove_prefix(end + 1);
+    }
+    EXPECT_LE(longest, kMaxRecordBytes) << line;
+    ParsedReply p = ParseControlReply(reply);
+    EXPECT_TRUE(p.ok && !p.is_error()) << reply.substr(0, 200);
+    return p;
+  };
+  ask("portserver/1 allocate pid=" + std::to_string(pid) + " count=" +
+      std::to_string(count) + " label=" + PercentEncode(label) + "\n");
+  ASSERT_EQ(service.PortsOf(pid).size(), count);
+
+  std::string who;
+  for (size_t i = 0; i < kMaxWhoPorts; ++i) {
+    who += (i == 0 ? "" : ",") + std::to_string(first + i);
+  }
+  ParsedReply w = ask("portserver/1 who ports=" + who + "\n");
+  ASSERT_EQ(w.records.size(), kMaxWhoPorts);
+  EXPECT_EQ(w.records[0].Get("label"), label);
+  EXPECT_EQ(w.records[0].Get("cmdline"), command_line);
+
+  std::set<std::string> seen;
+  std::string after = "0";
+  while (true) {
+    ParsedReply p = ask("portserver/1 leases after=" + after + "\n");
+    ASSERT_FALSE(p.records.empty());
+    for (const ReplyLine& lease : p.records) seen.insert(*lease.Get("port"));
+    if (!p.header.Get("next")) break;
+    after = *p.header.Get("next");
+  }
+  EXPECT_EQ(seen.size(), count);
 }
 
 TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {

@@ -434,6 +434,30 @@ class BigPoolTest(ControlTestCase):
         leases = self.ctl_json('leases')['leases']
         self.assertEqual(sorted(l['port'] for l in leases), sorted(ports))
 
+    def test_who_of_many_long_leases_fits_its_replies(self):
+        # The longest records: label and command line of bytes that are
+        # percent-encoded (3 bytes each). A who of 64 such ports was a
+        # 75,860-byte reply, and portserverctl called that "no server".
+        owner = self.sleeper('\u00e9' * 100)
+        ports, _ = self.portpicker('-n', '70', str(owner.pid),
+                                   label='\u00e9' * 64)
+        most = 20  # kMaxWhoPorts
+        reply = raw_exchange(self.server.address, b'portserver/1 who ports=' +
+                             ','.join(map(str, ports[:most])).encode() + b'\n')
+        self.assertLessEqual(len(reply), 32 * 1024)
+        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply[:200])
+        reply = raw_exchange(self.server.address, b'portserver/1 who ports=' +
+                             ','.join(map(str, ports[:most + 1])).encode() +
+                             b'\n')
+        self.assertIn(b'code=bad-argument', reply.split(b'\n', 1)[0])
+        # portserverctl asks in batches: every port, in the order asked.
+        asked = list(reversed(ports)) + [max(self.pool) + 1]
+        report = self.ctl_json('who', *map(str, asked), expect=1)['ports']
+        self.assertEqual([r['port'] for r in report], asked)
+        self.assertEqual([r['state'] for r in report],
+                         ['leased'] * len(ports) + ['not-in-pool'])
+        self.assertEqual({r['label'] for r in report[:-1]}, {'\u00e9' * 64})
+
 
 class ConnectionCapTest(ControlTestCase):
     # At its connection cap the server closes its oldest connection, unread
