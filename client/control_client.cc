@@ -39,13 +39,8 @@ std::string DefaultLabel() {
 }
 
 std::string SendableLabel(std::string_view label) {
-  size_t cut = std::min(label.size(), portserver::kMaxLabelBytes);
-  // Not inside a UTF-8 character: back to the start of the one cut.
-  while (cut > 0 && cut < label.size() &&
-         (static_cast<unsigned char>(label[cut]) & 0xC0) == 0x80) {
-    --cut;
-  }
-  std::string out(label.substr(0, cut));
+  std::string out(label.substr(
+      0, portserver::Utf8CutLength(label, portserver::kMaxLabelBytes)));
   for (char& ch : out) {
     if (portserver::IsLabelControlByte(ch)) ch = '?';
   }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 namespace portpicker {
 
@@ -56,10 +57,52 @@ std::string Table::Render() const {
   return out;
 }
 
+namespace {
+
+// The length of the well-formed UTF-8 character at the start of `s` (RFC
+// 3629, section 4: no overlong forms, no surrogates, nothing above
+// U+10FFFF), or 0 if it does not start with one.
+size_t Utf8CharLength(std::string_view s) {
+  auto at = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto in = [&](size_t i, unsigned lo, unsigned hi) {
+    return i < s.size() && at(i) >= lo && at(i) <= hi;
+  };
+  const unsigned c = at(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return in(1, 0x80, 0xBF) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
+    const unsigned hi = c == 0xED ? 0x9F : 0xBF;
+    return in(1, lo, hi) && in(2, 0x80, 0xBF) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
+    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
+    return in(1, lo, hi) && in(2, 0x80, 0xBF) && in(3, 0x80, 0xBF) ? 4 : 0;
+  }
+  return 0;
+}
+
+}  // namespace
+
 std::string JsonString(const std::string& text) {
   std::string out = "\"";
-  for (char ch : text) {
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char ch = text[i];
     auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x80) {
+      // JSON text is UTF-8 (RFC 8259, section 8.1): a byte that does not
+      // start a well-formed character (a command line cut by an older
+      // server, a label sent by hand) becomes U+FFFD, as decoders do.
+      size_t n = Utf8CharLength(std::string_view(text).substr(i));
+      if (n == 0) {
+        out += "\\ufffd";
+      } else {
+        out.append(text, i, n);
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";

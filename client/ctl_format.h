@@ -38,7 +38,9 @@ class Table {
 };
 
 // `text` as a JSON string literal (RFC 8259 section 7): quotes, backslash
-// and control characters escaped; other bytes are copied (UTF-8 passes).
+// and control characters escaped; well-formed UTF-8 is copied, and each
+// byte that does not start a well-formed UTF-8 character is written as
+// \ufffd, so that the output is always UTF-8 (section 8.1).
 std::string JsonString(const std::string& text);
 
 // A lease's label in a table for people: "-" when it has none; a label that

@@ -29,6 +29,20 @@ TEST(JsonString, EscapesWhatJsonRequires) {
   EXPECT_EQ(JsonString("//pkg:test"), "\"//pkg:test\"");
 }
 
+TEST(JsonString, WritesOnlyUtf8) {
+  // Well-formed characters of 2, 3 and 4 bytes pass.
+  EXPECT_EQ(JsonString("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"),
+            "\"\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80\"");
+  // A character cut short (a command line cut inside one), a stray
+  // continuation byte, an overlong form, a surrogate, and beyond U+10FFFF.
+  EXPECT_EQ(JsonString("ab\xC3"), "\"ab\\ufffd\"");
+  EXPECT_EQ(JsonString("\xA9x"), "\"\\ufffdx\"");
+  EXPECT_EQ(JsonString("\xC0\xAF"), "\"\\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonString("\xED\xA0\x80"), "\"\\ufffd\\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonString("\xF4\x90\x80\x80"), "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+  EXPECT_EQ(JsonString("\xE2\x82"), "\"\\ufffd\\ufffd\"");
+}
+
 TEST(LabelCell, NoLabelAndTheLabelDashDiffer) {
   EXPECT_EQ(LabelCell(std::nullopt), "-");
   EXPECT_EQ(LabelCell(std::string("-")), "\"-\"");

@@ -25,6 +25,7 @@
 #ifndef PORTSERVER_DOMAIN_CONTROL_PROTOCOL_H_
 #define PORTSERVER_DOMAIN_CONTROL_PROTOCOL_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -66,6 +67,19 @@ static_assert(kMaxReplyHeaderBytes + kMaxWhoPorts * kMaxRecordBytes <=
 inline constexpr bool IsLabelControlByte(char ch) {
   auto c = static_cast<unsigned char>(ch);
   return c < 0x20 || c == 0x7f;
+}
+
+// The length of the longest prefix of `text` of at most `max_bytes` bytes
+// that does not end inside a UTF-8 character: where a label or command line
+// is cut (RFC 3629: a character's later bytes are 10xxxxxx). Thread-safe.
+//   Utf8CutLength("h\xC3\xA9", 2) == 1
+inline size_t Utf8CutLength(std::string_view text, size_t max_bytes) {
+  size_t cut = std::min(text.size(), max_bytes);
+  while (cut > 0 && cut < text.size() &&
+         (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) {
+    --cut;
+  }
+  return cut;
 }
 
 using Fields = std::vector<std::pair<std::string, std::string>>;

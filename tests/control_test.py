@@ -438,7 +438,10 @@ class BigPoolTest(ControlTestCase):
         # The longest records: label and command line of bytes that are
         # percent-encoded (3 bytes each). A who of 64 such ports was a
         # 75,860-byte reply, and portserverctl called that "no server".
-        owner = self.sleeper('\u00e9' * 100)
+        # A command line longer than the 256 bytes kept: cut between two
+        # characters (--json output must stay UTF-8; a cut inside one made
+        # it undecodable).
+        owner = self.sleeper('\u00e9' * 130)
         ports, _ = self.portpicker('-n', '70', str(owner.pid),
                                    label='\u00e9' * 64)
         most = 20  # kMaxWhoPorts
@@ -457,6 +460,8 @@ class BigPoolTest(ControlTestCase):
         self.assertEqual([r['state'] for r in report],
                          ['leased'] * len(ports) + ['not-in-pool'])
         self.assertEqual({r['label'] for r in report[:-1]}, {'\u00e9' * 64})
+        self.assertEqual({r['cmdline'] for r in report[:-1]},
+                         {'\u00e9' * 126 + '...'})
 
 
 class ConnectionCapTest(ControlTestCase):

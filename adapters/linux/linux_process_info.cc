@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "domain/control_protocol.h"
 
 namespace portserver {
 namespace {
@@ -85,7 +86,8 @@ std::string LinuxProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
     }
   }
   if (text.size() > max_bytes) {
-    text.resize(max_bytes >= 3 ? max_bytes - 3 : 0);
+    // Cut between UTF-8 characters, so that a listing stays UTF-8.
+    text.resize(Utf8CutLength(text, max_bytes >= 3 ? max_bytes - 3 : 0));
     text += "...";
     text.resize(std::min(text.size(), max_bytes));
   }

@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -35,6 +39,26 @@ TEST(LinuxProcessInfo, ReadsTheCommandLineOfALiveProcess) {
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   EXPECT_EQ(info.CommandLine(child, 256), "");
+}
+
+TEST(LinuxProcessInfo, CutsACommandLineBetweenUtf8Characters) {
+  char dir[] = "/tmp/process_info_test-XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  const std::string root = dir;
+  ASSERT_EQ(mkdir((root + "/42").c_str(), 0755), 0);
+  std::string word;
+  for (int i = 0; i < 10; ++i) word += "\xC3\xA9";  // e acute, 2 bytes
+  { std::ofstream(root + "/42/cmdline") << word << '\0' << "x" << '\0'; }
+  LinuxProcessInfo info(root);
+  EXPECT_EQ(info.CommandLine(42, 256), word + " x");
+  // 8 bytes: 5 before the "...", which would end inside the 3rd character:
+  // two characters (4 bytes) are kept.
+  EXPECT_EQ(info.CommandLine(42, 8), word.substr(0, 4) + "...");
+  EXPECT_EQ(info.CommandLine(42, 9), word.substr(0, 6) + "...");
+  EXPECT_EQ(info.CommandLine(42, 10), word.substr(0, 6) + "...");
+  std::remove((root + "/42/cmdline").c_str());
+  rmdir((root + "/42").c_str());
+  rmdir(root.c_str());
 }
 
 TEST(LinuxProcessInfo, StartTimeOfThisProcessIsInThePast) {
