@@ -375,9 +375,15 @@ class Ctl {
     std::string server = r->header.Get("server").value_or("?");
     std::string protocol = r->header.Get("protocol").value_or("?");
     if (args_.json) {
+      // A number as the protocol says; anything else (a server's bug) as a
+      // string, so that the output stays JSON.
+      int64_t number = 0;
       std::printf("{\"client\":%s,\"server\":%s,\"protocol\":%s}\n",
                   JsonString(portserver::kPortserverVersion).c_str(),
-                  JsonString(server).c_str(), protocol.c_str());
+                  JsonString(server).c_str(),
+                  absl::SimpleAtoi(protocol, &number)
+                      ? std::to_string(number).c_str()
+                      : JsonString(protocol).c_str());
     } else {
       std::printf("portserverctl %s\nserver %s (protocol %s) at %s\n",
                   portserver::kPortserverVersion, server.c_str(),
