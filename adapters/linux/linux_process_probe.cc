@@ -12,6 +12,7 @@
 #include <charconv>
 #include <cstddef>
 #include <limits>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -98,8 +99,13 @@ std::string_view NextToken(std::string_view* rest) {
 // Parses "<pid> (<comm>) <state> <ppid> ... <starttime> <vsize> ...".
 // comm may hold anything, spaces and ')' included, so the fields after it
 // start after the last ')'.
-Result ParseStat(std::string_view stat, int64_t pid) {
-  Result error;  // state == kError
+struct StatLine {
+  char state = '?';         // Field 3.
+  uint64_t start_time = 0;  // Field 22, clock ticks after boot.
+};
+
+std::optional<StatLine> ParseStatLine(std::string_view stat, int64_t pid) {
+  std::optional<StatLine> error;
   // The kernel writes text; a NUL means the file is not a stat file.
   if (stat.find('\0') != std::string_view::npos) return error;
   size_t open_paren = stat.find(" (");
@@ -134,12 +140,35 @@ Result ParseStat(std::string_view stat, int64_t pid) {
     return error;
   }
 
-  Result result;
-  if (s == 'Z' || s == 'X' || s == 'x') {
+  return StatLine{s, start_time};
+}
+
+bool IsDead(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
+
+// The value of the "<key>:" line of a /proc/<pid>/status text, without the
+// blanks around it; nullopt if there is no such line.
+std::optional<std::string_view> StatusValue(std::string_view status,
+                                            std::string_view key) {
+  std::string wanted = "\n" + std::string(key) + ":";
+  size_t at = status.find(wanted);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::string_view line = status.substr(at + wanted.size());
+  line = line.substr(0, line.find('\n'));
+  size_t begin = line.find_first_not_of(" \t");
+  if (begin == std::string_view::npos) return std::string_view();
+  size_t end = line.find_last_not_of(" \t");
+  return line.substr(begin, end - begin + 1);
+}
+
+Result ParseStat(std::string_view stat, int64_t pid) {
+  Result result;  // kError
+  std::optional<StatLine> line = ParseStatLine(stat, pid);
+  if (!line) return result;
+  if (IsDead(line->state)) {
     result.state = State::kGone;
   } else {
     result.state = State::kAlive;
-    result.incarnation = start_time;
+    result.incarnation = line->start_time;
   }
   return result;
 }
@@ -245,15 +274,9 @@ int64_t LinuxProcessProbe::ThreadGroupOf(int64_t pid) const {
                     &status) != ReadOutcome::kOk) {
     return 0;
   }
-  size_t at = status.find("\nTgid:");
-  if (at == std::string::npos) return 0;
-  std::string_view line(status);
-  line.remove_prefix(at + 6);
-  line = line.substr(0, line.find('\n'));
-  size_t begin = line.find_first_not_of(" \t");
-  if (begin == std::string_view::npos) return 0;
+  std::optional<std::string_view> value = StatusValue(status, "Tgid");
   uint64_t tgid = 0;
-  if (!ParseUnsigned(line.substr(begin), &tgid)) return 0;
+  if (!value || !ParseUnsigned(*value, &tgid)) return 0;
   return static_cast<int64_t>(tgid);
 }
 
@@ -277,6 +300,13 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
       break;
   }
   result = ParseStat(stat, pid);
+  if (result.state == State::kGone && LeaderExitedThreadsRun(pid)) {
+    // The main thread ended (pthread_exit() in main) and others run on:
+    // the process lives until its last thread ends, as kill(pid, 0), the
+    // reference's psutil.pid_exists() and its pidfd say.
+    result.state = State::kAlive;
+    result.incarnation = ParseStatLine(stat, pid)->start_time;
+  }
   if (result.state == State::kAlive && check_thread) {
     int64_t tgid = ThreadGroupOf(pid);
     if (tgid > 0 && tgid != pid) {
@@ -299,17 +329,31 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
   return result;
 }
 
+bool LinuxProcessProbe::LeaderExitedThreadsRun(int64_t pid) const {
+  // A zombie thread-group leader counts itself in Threads: more than one
+  // means another thread still runs. A zombie process (all threads ended,
+  // not yet reaped) has 1.
+  std::string status;
+  if (ReadSmallFile(proc_root_ + "/" + std::to_string(pid) + "/status",
+                    &status) != ReadOutcome::kOk) {
+    return false;
+  }
+  std::optional<std::string_view> state = StatusValue(status, "State");
+  std::optional<std::string_view> threads = StatusValue(status, "Threads");
+  uint64_t count = 0;
+  return state && !state->empty() && state->front() == 'Z' && threads &&
+         ParseUnsigned(*threads, &count) && count > 1;
+}
+
 std::vector<int64_t> LinuxProcessProbe::NamespacePids(int64_t pid) const {
   std::string status;
   if (ReadSmallFile(proc_root_ + "/" + std::to_string(pid) + "/status",
                     &status) != ReadOutcome::kOk) {
     return {};
   }
-  size_t at = status.find("\nNSpid:");
-  if (at == std::string::npos) return {};
-  std::string_view line(status);
-  line.remove_prefix(at + 7);
-  line = line.substr(0, line.find('\n'));
+  std::optional<std::string_view> value = StatusValue(status, "NSpid");
+  if (!value) return {};
+  std::string_view line = *value;
   std::vector<int64_t> pids;
   while (true) {
     size_t begin = line.find_first_not_of(" \t");

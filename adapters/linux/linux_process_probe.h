@@ -66,6 +66,9 @@ class LinuxProcessProbe final : public ProcessProbe {
   Result ReadProc(int64_t pid, bool check_thread = true) const;
   // Tgid from <proc_root>/<pid>/status; 0 if unknown.
   int64_t ThreadGroupOf(int64_t pid) const;
+  // True if `pid` is a thread-group leader that exited while other threads
+  // of its process still run (/proc/<pid>/status: State Z, Threads > 1).
+  bool LeaderExitedThreadsRun(int64_t pid) const;
 
   struct Known {
     int pidfd;

@@ -1,6 +1,7 @@
 #include "adapters/linux/linux_process_probe.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -198,6 +199,51 @@ TEST(LinuxProcessProbe, LiveChildIsAliveWithItsStartTime) {
   close(pipe_fds[1]);
   int status = 0;
   ASSERT_EQ(waitpid(child, &status, 0), child);
+}
+
+// main() called pthread_exit() and another thread runs on: the kernel shows
+// the leader a zombie, but the process lives until its last thread ends
+// (kill(pid, 0) and the reference's psutil.pid_exists() say so too).
+TEST(LinuxProcessProbe, ProcessWhoseMainThreadExitedLivesOn) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fds[1]);
+    static int read_fd;
+    read_fd = pipe_fds[0];
+    pthread_t thread;
+    pthread_create(
+        &thread, nullptr,
+        [](void*) -> void* {
+          char byte;
+          (void)!read(read_fd, &byte, 1);  // Until the parent closes it.
+          return nullptr;
+        },
+        nullptr);
+    // The main thread alone ends, as pthread_exit() ends it (which would
+    // unwind into gtest's handlers here).
+    syscall(SYS_exit, 0);
+  }
+  close(pipe_fds[0]);
+  // Until the kernel shows the main thread's exit (a condition, polled).
+  for (int i = 0; i < 5000 && StateOf(child) != 'Z'; ++i) usleep(1000);
+  ASSERT_EQ(StateOf(child), 'Z');
+  const uint64_t start = StartTimeOf(child);
+  LinuxProcessProbe probe;                      // pidfds
+  LinuxProcessProbe without_pidfds("/proc/.");  // /proc only
+  for (LinuxProcessProbe* p : {&probe, &without_pidfds}) {
+    ProcessProbe::Result result = p->Probe(child);
+    EXPECT_EQ(result.state, State::kAlive) << p->proc_root();
+    EXPECT_EQ(result.incarnation, start) << p->proc_root();
+  }
+  close(pipe_fds[1]);  // The last thread ends: a zombie process, unreaped.
+  siginfo_t info{};
+  ASSERT_EQ(waitid(P_PID, child, &info, WEXITED | WNOWAIT), 0);
+  EXPECT_EQ(probe.Probe(child).state, State::kGone);
+  EXPECT_EQ(without_pidfds.Probe(child).state, State::kGone);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);
 }
 
 TEST(LinuxProcessProbe, MissingPidIsGone) {
