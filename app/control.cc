@@ -20,8 +20,9 @@ std::string Server::HandleControl(const Request& request) {
   // rate-limited; the rest only when verbose.
   uint64_t held_back = 0;
   const bool refused_allocation = r.allocated && !r.decision.granted();
-  if (Verbose() ||
-      (refused_allocation && refusals_.Allow(absl::Now(), &held_back))) {
+  const bool replaced = r.allocated && r.decision.pid_replaced;
+  if (Verbose() || ((refused_allocation || replaced) &&
+                    refusals_.Allow(absl::Now(), &held_back))) {
     std::string line = absl::StrCat("Extended request: ", r.summary);
     if (options_.debug && request.peer.known) {
       absl::StrAppend(&line, " [peer_pid=", request.peer.pid,

@@ -290,8 +290,11 @@ std::string Server::HandleRequest(const Request& request) {
   // Refusals are logged at default verbosity, rate-limited; malformed
   // requests (which can be a flood of garbage) and grants only when verbose.
   uint64_t held_back = 0;
-  if (!Verbose() && (d.granted() || d.outcome == Outcome::kMalformed ||
-                     !refusals_.Allow(absl::Now(), &held_back))) {
+  // A grant to the caller instead of the pid it named (not translatable
+  // from its pid namespace) is logged as refusals are: it may be a mistake.
+  if (!Verbose() &&
+      ((d.granted() && !d.pid_replaced) || d.outcome == Outcome::kMalformed ||
+       !refusals_.Allow(absl::Now(), &held_back))) {
     return std::move(d.reply);
   }
   std::string line;

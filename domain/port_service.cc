@@ -79,6 +79,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
   } else {
     // Map first: pid 1 of a caller's own pid namespace (a container's
     // entrypoint asking for itself) is a process like any other here.
+    bool not_found = false;
     if (peer.known && peer.pid > 0) {
       ProcessProbe::Mapping m = process_probe_.MapNamedPid(peer.pid, pid);
       d.pid = m.pid;
@@ -87,8 +88,13 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
         d.detail = "pid " + std::to_string(pid) +
                    " in the caller's pid namespace is " +
                    std::to_string(m.pid) + " here";
+      } else if (m.kind == ProcessProbe::Mapping::Kind::kNotFound) {
+        not_found = true;
+        d.detail = "no process of the caller's pid namespace has pid " +
+                   std::to_string(pid);
       } else if (m.kind == ProcessProbe::Mapping::Kind::kCaller) {
         ++stats_.pids_replaced_by_caller;
+        d.pid_replaced = true;
         d.detail = "pid " + std::to_string(pid) +
                    " named in another pid namespace cannot be translated: "
                    "leased to the caller, pid " +
@@ -96,8 +102,10 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       }
     }
     ProcessProbe::Result who;
-    if (d.pid != 1) who = process_probe_.Probe(d.pid);
-    if (d.pid == 1) {
+    if (d.pid != 1 && !not_found) who = process_probe_.Probe(d.pid);
+    if (not_found) {
+      d.outcome = Outcome::kNoSuchProcess;
+    } else if (d.pid == 1) {
       d.outcome = Outcome::kInit;
     } else if (who.state == ProcessProbe::State::kAlive && peer.known &&
                peer.uid != 0 && who.uid_known && who.uid != peer.uid) {

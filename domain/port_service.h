@@ -79,6 +79,9 @@ struct Decision {
   // request for more ports than were left, nor a port probe that could not
   // tell (out of descriptors).
   bool pool_ran_out = false;
+  // The named pid could not be translated from the caller's pid namespace:
+  // d.pid is the caller's (logged at default verbosity when granted).
+  bool pid_replaced = false;
   // Set on the first denial of an episode of pool_ran_out (until the next
   // grant): the biggest holders, for the log.
   std::vector<HolderSummary> biggest_holders;

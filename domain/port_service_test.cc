@@ -407,6 +407,22 @@ TEST_F(PortServiceTest, UntranslatablePidIsLeasedToTheCaller) {
   EXPECT_NE(d.detail.find("leased to the caller"), std::string::npos);
   EXPECT_TRUE(service_.PortsOf(9).empty());
   EXPECT_EQ(service_.stats().pids_replaced_by_caller, 1u);
+  EXPECT_TRUE(d.pid_replaced);
+}
+
+TEST_F(PortServiceTest, PidNoProcessOfTheCallersNamespaceHasIsDenied) {
+  processes_.Spawn(5000);
+  processes_.Spawn(99);  // An unrelated process of ours with that number.
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 99, {Kind::kNotFound, 99});
+  Decision d = service_.Decide(FromPeer("99\n", 5000, 0));
+  EXPECT_EQ(d.outcome, Outcome::kNoSuchProcess);
+  EXPECT_NE(d.detail.find("no process of the caller's pid namespace"),
+            std::string::npos);
+  EXPECT_TRUE(service_.PortsOf(99).empty());
+  EXPECT_TRUE(service_.PortsOf(5000).empty());
+  EXPECT_EQ(service_.stats().denied_no_such_process, 1u);
+  EXPECT_EQ(service_.stats().pids_replaced_by_caller, 0u);
 }
 
 TEST(PortServiceRestore, ProbeErrorKeepsTheLease) {

@@ -41,6 +41,7 @@ class ProcessProbe {
       kSame,        // The caller shares our namespace: `pid` is as named.
       kTranslated,  // Named in the caller's namespace; `pid` is ours for it.
       kCaller,      // Could not be translated: `pid` is the caller itself.
+      kNotFound,    // No process of the caller's namespace has that pid.
     };
     Kind kind = Kind::kSame;
     int64_t pid = 0;

@@ -112,6 +112,33 @@ TEST_F(InMemoryServerTest, GarbageLeavesTheServerServing) {
   EXPECT_EQ(s.num_ports_managed, 10u);
 }
 
+// A grant to the caller instead of the pid it named (which could not be
+// translated from its pid namespace) is logged at default verbosity, as the
+// README says: it may be a mistake. A plain grant is not.
+TEST_F(InMemoryServerTest, GrantToTheCallerInsteadOfTheNamedPidIsLogged) {
+  Start("20000-20009");
+  processes_.Spawn(5000);
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 77, {Kind::kCaller, 5000});
+  PeerCredentials caller;
+  caller.known = true;
+  caller.pid = 5000;
+  testing::internal::CaptureStderr();
+  std::optional<std::string> plain = transport_.Call(
+      "5000\n", Request::End::kNewline, caller);  // Itself: kSame.
+  std::optional<std::string> replaced =
+      transport_.Call("77\n", Request::End::kNewline, caller);
+  std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(plain && !plain->empty());
+  ASSERT_TRUE(replaced && !replaced->empty());
+  EXPECT_NE(log.find("leased to the caller, pid 5000"), std::string::npos)
+      << log;
+  EXPECT_EQ(log.find("Request on behalf of pid 5000: port " +
+                     plain->substr(0, plain->size() - 1)),
+            std::string::npos)
+      << log;
+}
+
 TEST(InMemoryServer, TransportFailureIsReported) {
   FakeProcessProbe processes;
   FakePortProbe ports;

@@ -395,20 +395,31 @@ ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
   }
   std::string caller_namespace = PidNamespaceOf(caller);
   DIR* dir = opendir(proc_root_.c_str());
-  if (dir != nullptr && !caller_namespace.empty()) {
-    while (dirent* entry = readdir(dir)) {
-      uint64_t pid = 0;
-      if (!ParseUnsigned(entry->d_name, &pid)) continue;
-      std::vector<int64_t> pids = NamespacePids(static_cast<int64_t>(pid));
-      if (pids.size() == caller_pids.size() && pids.back() == named &&
-          PidNamespaceOf(static_cast<int64_t>(pid)) == caller_namespace) {
-        closedir(dir);
-        return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(pid)};
-      }
+  if (dir == nullptr) return Mapping{Mapping::Kind::kCaller, caller};
+  // A process deeper down (in a namespace nested in the caller's, maybe)
+  // with that pid at the caller's level: it cannot be told from one of
+  // another branch, so the caller is the safe answer then.
+  bool maybe_nested = false;
+  const size_t level = caller_pids.size() - 1;
+  while (dirent* entry = caller_namespace.empty() ? nullptr : readdir(dir)) {
+    uint64_t pid = 0;
+    if (!ParseUnsigned(entry->d_name, &pid)) continue;
+    std::vector<int64_t> pids = NamespacePids(static_cast<int64_t>(pid));
+    if (pids.size() <= level || pids[level] != named) continue;
+    if (pids.size() == caller_pids.size() &&
+        PidNamespaceOf(static_cast<int64_t>(pid)) == caller_namespace) {
+      closedir(dir);
+      return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(pid)};
     }
+    if (pids.size() > caller_pids.size()) maybe_nested = true;
   }
-  if (dir != nullptr) closedir(dir);
-  return Mapping{Mapping::Kind::kCaller, caller};
+  closedir(dir);
+  if (caller_namespace.empty() || maybe_nested) {
+    return Mapping{Mapping::Kind::kCaller, caller};
+  }
+  // Every process was looked at: none has that pid in the caller's
+  // namespace, as a caller in ours naming a pid that does not exist.
+  return Mapping{Mapping::Kind::kNotFound, named};
 }
 
 }  // namespace portserver

@@ -386,10 +386,23 @@ TEST(LinuxProcessProbe, ContainerPidIsFoundInTheCallersNamespaceOnly) {
   EXPECT_EQ(m.pid, 201);
 }
 
-TEST(LinuxProcessProbe, UntranslatablePidFallsBackToTheCaller) {
+TEST(LinuxProcessProbe, PidNoProcessOfTheCallersNamespaceHasIsNotFound) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  proc.WriteNamespaced(7, "7", "pid:[1]");           // Ours, never the answer.
+  proc.WriteNamespaced(300, "300\t7", "pid:[222]");  // 7 in another one.
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 7);
+  EXPECT_EQ(m.kind, Kind::kNotFound);
+}
+
+TEST(LinuxProcessProbe, PidThatMayBeInANestedNamespaceFallsBackToTheCaller) {
   FixtureProcRoot proc;
   proc.WriteNamespaced(200, "200\t5", "pid:[111]");
   proc.WriteNamespaced(7, "7", "pid:[1]");  // Ours, never the answer.
+  // 7 at the caller's level, in a namespace below it or below another
+  // container's: which cannot be told here.
+  proc.WriteNamespaced(400, "400\t7\t1", "pid:[333]");
   LinuxProcessProbe probe(proc.root());
   ProcessProbe::Mapping m = probe.MapNamedPid(200, 7);
   EXPECT_EQ(m.kind, Kind::kCaller);

@@ -64,6 +64,28 @@ class InitOfItsOwnNamespaceTest(harness.ServerTestCase):
         stats = server.stats()
         self.assertEqual(stats['total-allocations'], 1)
 
+    def test_pid_not_in_the_callers_namespace_is_denied(self):
+        # A client in its own pid namespace naming a pid that no process of
+        # that namespace has (a typo, a stale pid): denied as it would be
+        # outside a namespace, never leased to the short-lived client.
+        server = self.start_server(self.POOL)
+        script = ('import os, portpicker\n'
+                  'print(os.getpid())\n'
+                  'print(portpicker.get_port_from_port_server(%r, '
+                  'pid=9999))\n' % server.address)
+        status, out, err = testlib.run_to_completion(
+            ['unshare', '--pid', '--fork', '--mount-proc', PYTHON, '-c',
+             script], timeout=30)
+        self.assertEqual(status, 0, 'unshare failed: %s %s' % (out, err))
+        pid, port = out.split()
+        self.assertEqual(pid, '1', 'the client is not pid 1 of its namespace')
+        self.assertEqual(port, 'None', 'a pid of nothing was served\n%s' %
+                         server.log())
+        self.assert_stats(server, {'denied-no-such-process': 1,
+                                   'total-allocations': 0})
+        self.assertIn("no process of the caller's pid namespace has pid 9999",
+                      server.log())
+
     def test_pid_1_of_our_own_namespace_is_still_denied(self):
         server = self.start_server(self.POOL)
         self.assertIsNone(harness.ask(server.address, 1))
