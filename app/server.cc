@@ -1,5 +1,10 @@
 #include "app/server.h"
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "app/log.h"
@@ -9,6 +14,10 @@
 
 namespace portserver {
 namespace {
+
+// How often a server retries the locks of restored leases a neighbour held
+// at start-up, between requests (Serve).
+constexpr std::chrono::milliseconds kRetakeInterval(20);
 
 const char* EndName(Request::End end) {
   switch (end) {
@@ -133,7 +142,35 @@ absl::Status Server::Serve() {
   PS_LOG(INFO) << "Serving on " << on << " (pool " << options_.pool_spec << ", "
                << options_.pool.size() << " ports; portserver "
                << kPortserverVersion << ")";
+  // Restored leases whose lock a neighbouring server held at start-up: the
+  // lock is taken as soon as that server lets go of it, so that it cannot
+  // lease the port again once its own owner ends. Every request tries, and
+  // between requests this thread, every kRetakeInterval.
+  std::mutex retake_mu;
+  std::condition_variable retake_cv;
+  bool retake_stop = false;
+  std::thread retake;
+  if (service_.RetakeReservations() > 0) {
+    retake = std::thread([&] {
+      std::unique_lock<std::mutex> lock(retake_mu);
+      while (!retake_cv.wait_for(lock, kRetakeInterval,
+                                 [&] { return retake_stop; })) {
+        if (service_.RetakeReservations() == 0) {
+          PS_LOG(INFO) << "Every restored lease holds its port lock again";
+          return;
+        }
+      }
+    });
+  }
   ServeResult result = transport_.Serve(*this);
+  if (retake.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(retake_mu);
+      retake_stop = true;
+    }
+    retake_cv.notify_all();
+    retake.join();
+  }
   DumpStats();
   if (journal_attached_) {
     journal_attached_ = false;

@@ -125,8 +125,9 @@ size_t AllocationPolicy::Restore(
       ++restored;
       // Its owner may be using it: reserve it without a bind test, so that
       // neighbouring servers keep off it as they do off a fresh grant.
-      if (!port_probe_.Reserve(port) && unreserved != nullptr) {
-        unreserved->push_back(port);
+      if (!port_probe_.Reserve(port)) {
+        unreserved_.push_back(port);
+        if (unreserved != nullptr) unreserved->push_back(port);
       }
     }
   }
@@ -144,8 +145,21 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   result.ports_reclaimed += ports.size();
 }
 
+size_t AllocationPolicy::RetakeReservations() {
+  unreserved_.erase(std::remove_if(unreserved_.begin(), unreserved_.end(),
+                                   [&](uint16_t port) {
+                                     return !ledger_.HolderOf(port) ||
+                                            port_probe_.Reserve(port);
+                                   }),
+                    unreserved_.end());
+  return unreserved_.size();
+}
+
 void AllocationPolicy::BeginRequest(const Owner& owner, Allocation& result) {
   ++clock_;
+  // First: a neighbour that let go of such a port may lease it again on
+  // its next request.
+  if (!unreserved_.empty()) RetakeReservations();
   Thaw();
   if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
       known && known->incarnation != owner.incarnation) {

@@ -139,6 +139,15 @@ class AllocationPolicy {
   size_t Restore(const std::vector<std::pair<uint16_t, Owner>>& leases,
                  std::vector<uint16_t>* unreserved = nullptr);
 
+  // Tries again to reserve the restored leases Restore() could not (a
+  // neighbouring server held their locks): each one still leased whose
+  // reservation succeeds now is done with, as is one no longer leased.
+  // Every request does it first; the server also calls it between
+  // requests. Returns how many remain. O(remaining).
+  size_t RetakeReservations();
+  // Leased ports still without their reservation.
+  size_t unreserved_leases() const { return unreserved_.size(); }
+
   // Changes options.sweep_per_request, e.g. once exit notifications work.
   void set_sweep_per_request(size_t n) { sweep_per_request_ = n; }
   // Most ports one owner may hold (options.max_ports_per_owner; 0: no limit).
@@ -195,6 +204,8 @@ class AllocationPolicy {
   const size_t pool_size_;
   std::deque<uint16_t> free_;  // Not leased; front is next.
   uint64_t clock_ = 0;         // Requests seen: the backoff's clock.
+  // Restored leases whose port the probe could not reserve (yet).
+  std::vector<uint16_t> unreserved_;
   // Busy ports by the request after which they are probed again.
   std::multimap<uint64_t, uint16_t> cooling_;
   // Ports last found kReuseAddrOnly, by the request after which they rejoin

@@ -235,6 +235,47 @@ TEST_F(AllocationPolicyTest, RestoreLeasesJournaledPortsOnly) {
   EXPECT_FALSE(policy_->Allocate(b).ok);
 }
 
+// A neighbouring server held the lock of a restored lease at start-up: the
+// reservation is taken as soon as it lets go (on the next request, or when
+// the server calls RetakeReservations between requests), so that the
+// neighbour cannot lease the port again while its owner here lives.
+TEST_F(AllocationPolicyTest, RestoredLeaseTakesItsReservationOnceFree) {
+  MakePolicy(Range(100, 104));
+  Owner a = Spawn(10);
+  ports_.Occupy(101);  // The neighbour's lock.
+  std::vector<uint16_t> unreserved;
+  EXPECT_EQ(policy_->Restore({{101, a}, {102, a}}, &unreserved), 2u);
+  EXPECT_EQ(unreserved, (std::vector<uint16_t>{101}));
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{102}));
+  EXPECT_EQ(policy_->RetakeReservations(), 1u);  // Still held.
+  ports_.Vacate(101);                            // The neighbour's owner ended.
+  EXPECT_EQ(policy_->RetakeReservations(), 0u);
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{101, 102}));
+}
+
+TEST_F(AllocationPolicyTest, NextRequestRetakesAReservationFirst) {
+  MakePolicy(Range(100, 104));
+  Owner c = Spawn(12);
+  ports_.Occupy(103);  // The neighbour's lock.
+  EXPECT_EQ(policy_->Restore({{103, c}}), 1u);
+  EXPECT_EQ(policy_->unreserved_leases(), 1u);
+  ports_.Vacate(103);
+  ASSERT_TRUE(policy_->Allocate(c).ok);
+  EXPECT_EQ(policy_->unreserved_leases(), 0u);
+  EXPECT_EQ(ports_.reserved().count(103), 1u);
+}
+
+TEST_F(AllocationPolicyTest, LeaseEndedBeforeItsReservationIsDoneWith) {
+  MakePolicy(Range(100, 104));
+  Owner c = Spawn(12);
+  ports_.Occupy(104);
+  EXPECT_EQ(policy_->Restore({{104, c}}), 1u);
+  ledger_.Release(c.pid);
+  ports_.Vacate(104);
+  EXPECT_EQ(policy_->RetakeReservations(), 0u);
+  EXPECT_EQ(ports_.reserved().count(104), 0u);
+}
+
 // The denial cost must not depend on the pool size: with every port leased
 // to live owners, a denial makes no port probe and a bounded number of
 // process probes.

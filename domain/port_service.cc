@@ -401,6 +401,11 @@ std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
   return ledger_.Leases();
 }
 
+size_t PortService::RetakeReservations() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return policy_.RetakeReservations();
+}
+
 size_t PortService::Restore(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
     std::vector<uint16_t>* unreserved) {

@@ -188,6 +188,11 @@ class PortService : public RequestHandler {
   // ignored.
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
+  // Tries again to reserve the restored ports Restore() could not, so that
+  // a neighbouring server that lets go of one cannot lease it again
+  // (AllocationPolicy::RetakeReservations; every request does it too).
+  // Returns how many remain unreserved. Thread-safe.
+  size_t RetakeReservations();
 
   // From now on, journals each grant to `store` and compacts it (rewrites
   // it as a snapshot of the ledger) once the appended records outnumber

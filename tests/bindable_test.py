@@ -325,6 +325,51 @@ class NeighbourTest(BindableTestCase):
                             leased, a.log())
 
 
+    def test_restored_lease_takes_its_lock_once_the_neighbour_lets_go(self):
+        # The neighbour leased the port while this server was down; once its
+        # owner ends it lets the lock go, and the restarted server, whose
+        # owner still lives, takes it: the neighbour never leases the port
+        # again (a new-user trial found it did, to a third process).
+        pool = '21170-21171'
+        scratch = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
+        self.addCleanup(shutil.rmtree, scratch)
+        flags = ('--portserver_state_file=' + os.path.join(scratch, 'j'),)
+        owner = compat_test.spawn_sleeper(self)
+        a = self.start_server(pool, extra_args=flags)
+        leased = compat_test.ask(a.address, owner.pid, a.pool)
+        self.assertIsNotNone(leased, a.log())
+        a.kill()
+        b = self.start_server(pool, extra_args=('--portserver_state_file=none',))
+        b_owner = compat_test.spawn_sleeper(self)
+        taken = [compat_test.ask(b.address, b_owner.pid, b.pool)
+                 for _ in b.pool]
+        self.assertIn(leased, taken, b.log())
+        a = self.start_server(pool, address=a.address, extra_args=flags)
+        self.assertTrue(
+            log_lines(a, '1 restored lease(s) without their port lock (%d)'
+                      % leased), a.log())
+        b_owner.kill()
+        b_owner.wait()
+        # Until the restarted server holds the lock (a condition, polled).
+        deadline = time.monotonic() + 10
+        while lock_holder(leased) != a.proc.pid:
+            self.assertLess(time.monotonic(), deadline,
+                            'the lock of port %d never came back to the '
+                            'server of its live owner\n%s\n%s'
+                            % (leased, a.log(), b.log()))
+            time.sleep(0.01)
+        self.assertIsNotNone(a.stderr.wait_for(
+            lambda line: 'Every restored lease holds its port lock again'
+            in line, timeout=10), a.log())
+        third = compat_test.spawn_sleeper(self)
+        again = [compat_test.ask(b.address, third.pid, b.pool)
+                 for _ in b.pool]
+        self.assertNotIn(leased, again,
+                         'port %d, restored for live pid %d, leased again by '
+                         'the neighbour\n%s\n%s'
+                         % (leased, owner.pid, a.log(), b.log()))
+
+
 class ServerInPidNamespaceTest(BindableTestCase):
     """The server in a pid namespace of its own (a container sharing the
     host's network) cannot see a caller outside it: the kernel reports the
@@ -390,6 +435,33 @@ def lock_is_held(port):
         return True
     finally:
         s.close()
+
+
+def lock_holder(port):
+    """The pid of the process that holds the lock of `port`, or None."""
+    inode = None
+    with open('/proc/net/unix') as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) >= 8 and fields[7] == '@' + lock_name(port):
+                inode = fields[6]
+    if inode is None:
+        return None
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir('/proc/%s/fd' % pid)
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink('/proc/%s/fd/%s' % (pid, fd)) == \
+                        'socket:[%s]' % inode:
+                    return int(pid)
+            except OSError:
+                continue
+    return None
 
 
 class LockNameTest(BindableTestCase):

@@ -51,6 +51,13 @@ PortState FakePortProbe::Check(uint16_t port) {
 
 bool FakePortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
+bool FakePortProbe::Reserve(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (occupied_.count(port) != 0) return false;  // Someone else holds it.
+  reserved_.insert(port);
+  return true;
+}
+
 void FakePortProbe::Release(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   reserved_.erase(port);

@@ -36,6 +36,8 @@ class FakePortProbe final : public PortProbe {
 
   PortState Check(uint16_t port) override;
   bool IsFree(uint16_t port) override;
+  // Fails for an Occupy()'d port, as a lock another server holds.
+  bool Reserve(uint16_t port) override;
   void Release(uint16_t port) override;
 
  private:
