@@ -44,10 +44,21 @@ void Server::LogBiggestHolders(const Decision& d) {
                   << s.num_ports_managed
                   << " ports leased); the biggest holders:";
   for (const HolderSummary& h : d.biggest_holders) {
+    // ", label //pkg:a" for one label; with several, each with its ports:
+    // ", labels //pkg:a (4), //pkg:b (1), none (2)".
+    std::string labels;
+    if (h.labels.size() == 1 && !h.labels[0].first.empty()) {
+      labels = absl::StrCat(", label ", h.labels[0].first);
+    } else if (h.labels.size() > 1) {
+      labels = ", labels ";
+      for (size_t i = 0; i < h.labels.size(); ++i) {
+        absl::StrAppend(&labels, i == 0 ? "" : ", ",
+                        h.labels[i].first.empty() ? "none" : h.labels[i].first,
+                        " (", h.labels[i].second, ")");
+      }
+    }
     PS_LOG(WARNING) << "  pid " << h.pid << " holds " << h.ports << " port(s)"
-                    << (h.label.empty() ? ""
-                                        : absl::StrCat(", label ", h.label))
-                    << ", command line: "
+                    << labels << ", command line: "
                     << (h.command_line.empty() ? "(unknown)" : h.command_line);
   }
 }

@@ -476,6 +476,26 @@ TEST_F(ControlServiceTest, LeaseRestoredFromTheJournalKeepsLabelAndTime) {
   }
 }
 
+// A long-lived runner asks for several targets: each label of its leases
+// is named with its ports, not only the first it asked with.
+TEST_F(ControlServiceTest, BiggestHoldersNameEveryLabelOfTheirLeases) {
+  ASSERT_FALSE(
+      Ask("portserver/1 allocate pid=42 label=//pkg:first\n").is_error());
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=3 label=//pkg:leaky\n")
+                   .is_error());
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42\n").is_error());
+  Request plain;
+  std::string line = "43\n";
+  plain.data = line;
+  Decision d = service_.Decide(plain);
+  ASSERT_EQ(d.outcome, Outcome::kPoolExhausted);
+  ASSERT_EQ(d.biggest_holders.size(), 1u);
+  EXPECT_EQ(d.biggest_holders[0].ports, 5u);
+  EXPECT_EQ(d.biggest_holders[0].labels,
+            (std::vector<std::pair<std::string, size_t>>{
+                {"//pkg:leaky", 3}, {"", 1}, {"//pkg:first", 1}}));
+}
+
 TEST_F(ControlServiceTest, BiggestHoldersOncePerExhaustionEpisode) {
   ASSERT_FALSE(
       Ask("portserver/1 allocate pid=42 count=4 label=//big:one\n").is_error());
@@ -488,7 +508,8 @@ TEST_F(ControlServiceTest, BiggestHoldersOncePerExhaustionEpisode) {
   ASSERT_EQ(d.biggest_holders.size(), 2u);
   EXPECT_EQ(d.biggest_holders[0].pid, 42);
   EXPECT_EQ(d.biggest_holders[0].ports, 4u);
-  EXPECT_EQ(d.biggest_holders[0].label, "//big:one");
+  EXPECT_EQ(d.biggest_holders[0].labels,
+            (std::vector<std::pair<std::string, size_t>>{{"//big:one", 4}}));
   EXPECT_EQ(d.biggest_holders[0].command_line,
             "python3 leaky_test.py --shard=1");
   EXPECT_TRUE(service_.Decide(plain).biggest_holders.empty());

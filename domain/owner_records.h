@@ -22,6 +22,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "domain/ledger.h"
@@ -165,7 +166,9 @@ struct PoolView {
 struct HolderSummary {
   int64_t pid = 0;
   size_t ports = 0;
-  std::string label;
+  // The labels its leases were asked with ("" for none) and how many ports
+  // each: most first, then by label. A long-lived runner asks for several.
+  std::vector<std::pair<std::string, size_t>> labels;
   std::string command_line;
 };
 

@@ -129,9 +129,16 @@ void PortService::NoteOutcomeLocked(Decision& d) {
     HolderSummary h;
     h.pid = order[i].second;
     h.ports = order[i].first;
+    std::map<std::string, size_t> labels;
+    for (uint16_t port : ledger_.PortsOf(h.pid)) {
+      ++labels[std::string(notes_.Get(port).label)];
+    }
+    h.labels.assign(labels.begin(), labels.end());
+    std::stable_sort(
+        h.labels.begin(), h.labels.end(),
+        [](const auto& a, const auto& b) { return a.second > b.second; });
     if (std::optional<Owner> owner = ledger_.FindOwner(h.pid)) {
       if (const OwnerInfo* info = records_.Find(*owner)) {
-        h.label = info->label;
         h.command_line = info->command_line;
       } else if (info_ != nullptr) {
         h.command_line = info_->CommandLine(h.pid, kMaxCommandLineBytes);
