@@ -35,8 +35,6 @@ struct OwnerInfo {
   uint32_t uid = 0;
   int64_t since_unix_ms = -1;  // Its first lease (ms since the Unix epoch).
   int64_t last_unix_ms = -1;   // Its latest lease.
-  std::string label;           // The first non-empty label it was given
-                               // (for the biggest holders' log line).
   std::string command_line;    // At its first lease; "" if unknown.
 };
 

@@ -455,8 +455,6 @@ size_t PortService::Restore(const JournalReplay& replay,
     }
     notes_.Set(note.port, note.unix_seconds > 0 ? note.unix_seconds * 1000 : -1,
                note.label);
-    OwnerInfo& info = records_.Upsert(note.owner, nullptr);
-    if (info.label.empty()) info.label = note.label;  // For the log.
   }
   return restored;
 }

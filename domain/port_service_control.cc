@@ -99,7 +99,6 @@ void PortService::RecordOwnerLocked(Decision& d,
   }
   info.last_unix_ms = now;
   std::string cut = Cut(label, kMaxLabelBytes);
-  if (info.label.empty() && !cut.empty()) info.label = cut;
   // Each lease keeps its own label and time: the owner may be a long-lived
   // runner asking for several tests.
   for (uint16_t port : d.ports) notes_.Set(port, now, cut);
