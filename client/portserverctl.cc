@@ -59,6 +59,8 @@ constexpr char kUsageText[] =
     "  status              version, uptime, pool, leases, statistics\n"
     "  leases [--owner PID] [--label L]\n"
     "                      every lease: port, owner, age, label, command line\n"
+    "                      (L as portpicker sends a label: cut to 128 bytes,\n"
+    "                      control characters as '?')\n"
     "  who PORT...         who holds each port, or whether it is free, in\n"
     "                      TIME_WAIT, busy outside the server or not in the\n"
     "                      pool\n"
@@ -234,7 +236,12 @@ class Ctl {
     }
     Fields base;
     if (!args_.owner.empty()) base.emplace_back("owner", args_.owner);
-    if (args_.label) base.emplace_back("label", *args_.label);
+    // The label as the C++ client and `portpicker` sent it (cut to 128 bytes
+    // at a character boundary, control characters as '?'), so that
+    // `--label "$TEST_TARGET"` finds the leases of a long or odd target.
+    if (args_.label) {
+      base.emplace_back("label", portpicker::SendableLabel(*args_.label));
+    }
     std::vector<ReplyLine> leases;
     std::string after = "0";
     while (true) {
