@@ -38,6 +38,7 @@ namespace {
 using portpicker::FormatAge;
 using portpicker::JsonString;
 using portpicker::LabelCell;
+using portpicker::PrintableCell;
 using portpicker::Table;
 using portserver::Fields;
 using portserver::ParsedReply;
@@ -218,16 +219,19 @@ class Ctl {
     return kDone;
   }
 
-  // Rows of leases for people: PORT PID UID AGE LABEL COMMAND.
+  // Rows of leases for people: PORT PID UID AGE LABEL COMMAND. The label and
+  // command line are others' text: printable only (PrintableCell).
   static std::vector<std::string> LeaseRow(const ReplyLine& l, int64_t now) {
     int64_t since = IntField(l, "since_ms", -1);
     std::string command = l.Get("cmdline_hidden")
                               ? "(hidden: another user's, hidepid)"
-                              : l.Get("cmdline").value_or("");
-    return {
-        l.Get("port").value_or(""), l.Get("pid").value_or(""),
-        l.Get("uid").value_or("?"), since >= 0 ? FormatAge(now - since) : "?",
-        LabelCell(l.Get("label")),  command};
+                              : PrintableCell(l.Get("cmdline").value_or(""));
+    return {l.Get("port").value_or(""),
+            l.Get("pid").value_or(""),
+            l.Get("uid").value_or("?"),
+            since >= 0 ? FormatAge(now - since) : "?",
+            PrintableCell(LabelCell(l.Get("label"))),
+            command};
   }
 
   int Leases() {
@@ -329,7 +333,8 @@ class Ctl {
             {"unknown", "unknown (the probe could not tell)"},
             {"not-in-pool", "not in the pool"}};
         auto said = kSaid.find(state);
-        std::string what = said == kSaid.end() ? state : said->second;
+        std::string what =
+            said == kSaid.end() ? PrintableCell(state) : said->second;
         t.Add({p.Get("port").value_or(""), what});
         continue;
       }

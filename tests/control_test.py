@@ -285,6 +285,35 @@ class LeasesTest(ControlTestCase):
         self.assertEqual(int(out.splitlines()[1].split()[0]),
                          leased[long_label])
 
+    def test_tables_for_people_show_only_printable_aligned_cells(self):
+        # Labels sent by hand may hold C1 controls (CSI is U+009B, bytes C2
+        # 9B) and bytes that are not UTF-8; a command line too. For people,
+        # each is one '?', and columns are aligned by characters ('é' is one
+        # wide).
+        owner = self.sleeper('c1\u009b2J')
+        ports = []
+        for label in (b'caf%C3%A9', b'x%C2%9B31m', b'bad%FF'):
+            reply = raw_exchange(
+                self.server.address,
+                b'portserver/1 allocate pid=%d label=%s\n' % (owner.pid, label))
+            self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+            ports.append(int(re.search(rb' ports=(\d+)', reply).group(1)))
+        env = dict(os.environ, PORTSERVER_ADDRESS=self.server.address)
+        for args in (['leases'], ['who'] + [str(p) for p in ports]):
+            out = subprocess.run([PORTSERVERCTL_BIN] + args, env=env,
+                                 stdin=subprocess.DEVNULL, capture_output=True,
+                                 timeout=RUN_TIMEOUT, check=True).stdout
+            self.assertNotIn(b'\xc2\x9b', out)
+            self.assertNotIn(b'\xff', out)
+            lines = out.decode('utf-8').splitlines()
+            column = lines[0].index('COMMAND')
+            self.assertEqual([line[column:] for line in lines[1:]],
+                             ['c1?2J 600'] * 3, out)
+            label = lines[0].index('LABEL')
+            self.assertEqual(sorted(line[label:column].strip()
+                                    for line in lines[1:]),
+                             ['bad?', 'caf\u00e9', 'x?31m'])
+
     def test_who_names_the_owner_or_says_free_or_outside(self):
         owner = self.sleeper('who-test')
         [port], _ = self.portpicker(str(owner.pid), label='//pkg:who_test')
