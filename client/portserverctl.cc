@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -281,10 +282,16 @@ class Ctl {
       Usage(std::string(verb) + " needs at least one PORT");
       return std::nullopt;
     }
+    std::set<int> seen;
     for (const std::string& p : args_.operands) {
       int port = 0;
       if (!absl::SimpleAtoi(p, &port) || port < 1 || port > 65535) {
         Usage("bad port \"" + p + "\": want 1-65535");
+        return std::nullopt;
+      }
+      // The server takes distinct ports only (docs/protocol.md).
+      if (!seen.insert(port).second) {
+        Usage(absl::StrCat("port ", port, " is named twice"));
         return std::nullopt;
       }
     }

@@ -333,6 +333,20 @@ TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
   EXPECT_EQ(p.header.Get("ports"), "101");
 }
 
+TEST_F(ControlServiceTest, RepeatedPortIsRefusedByName) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  for (const char* verb : {"who", "release"}) {
+    ParsedReply p =
+        Ask(std::string("portserver/1 ") + verb + " ports=101,100,101\n");
+    EXPECT_EQ(p.header.Get("code"), "bad-argument") << verb;
+    EXPECT_NE(
+        p.header.Get("message").value_or("").find("port 101 is named twice"),
+        std::string::npos)
+        << last_.reply;
+  }
+  EXPECT_EQ(service_.PortsOf(43).size(), 1u);
+}
+
 TEST_F(ControlServiceTest, HidePidHidesOtherUsersCommandLines) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42\n").is_error());

@@ -797,6 +797,25 @@ class WireTest(ControlTestCase):
                          % re.escape(self.server.address))
 
 
+    def test_a_port_named_twice_is_a_usage_error(self):
+        # The server takes distinct ports only: portserverctl says which
+        # port is repeated before asking (exit 2, usage), and the server's
+        # own refusal names it too.
+        owner = self.sleeper()
+        [port], _ = self.portpicker(str(owner.pid))
+        other = min(self.pool - {port})
+        for verb in ('who', 'release'):
+            code, out, err = self.ctl(verb, str(port), str(other), str(port))
+            self.assertEqual(code, 2, out + err)
+            self.assertIn('port %d is named twice' % port, err)
+            reply = raw_exchange(self.server.address, b'portserver/1 %s '
+                                 b'ports=%d,%d\n' % (verb.encode(), port, port))
+            self.assertIn(b'code=bad-argument', reply)
+            self.assertIn(b'port%%20%d%%20is%%20named%%20twice' % port, reply)
+        self.assertEqual([l['port'] for l in self.ctl_json('leases')['leases']],
+                         [port])
+
+
 class BigReleaseTest(ControlTestCase):
     POOL_SIZE = 1024
 
