@@ -391,6 +391,17 @@ TEST_F(ControlServiceTest, ReleaseOnlyByTheOwnersUserOrRoot) {
   EXPECT_EQ(service_.stats().ports_released, 2u);
 }
 
+TEST_F(ControlServiceTest, ReleaseSaysWhenAPortIsNotInThePool) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ParsedReply p = Ask("portserver/1 release ports=100,9999\n");
+  EXPECT_EQ(p.header.Get("code"), "not-leased");
+  EXPECT_EQ(p.header.Get("message"), "port 9999 is not in the pool");
+  p = Ask("portserver/1 release ports=100,104\n");
+  EXPECT_EQ(p.header.Get("code"), "not-leased");
+  EXPECT_EQ(p.header.Get("message"), "port 104 is not leased");
+  EXPECT_EQ(service_.PortsOf(43).size(), 1u);
+}
+
 TEST_F(ControlServiceTest, ReleasedPortIsProbedAgainBeforeReuse) {
   ParsedReply p = Ask("portserver/1 allocate pid=42 count=5\n");
   ASSERT_FALSE(p.is_error());

@@ -797,6 +797,18 @@ class WireTest(ControlTestCase):
                          % re.escape(self.server.address))
 
 
+    def test_release_says_a_port_outside_the_pool_is_not_in_it(self):
+        outside = max(self.pool) + 1
+        while outside in self.pool:
+            outside += 1
+        free = min(self.pool)
+        code, out, err = self.ctl('release', str(outside))
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('port %d is not in the pool' % outside, err)
+        code, out, err = self.ctl('release', str(free))
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('port %d is not leased' % free, err)
+
     def test_a_port_named_twice_is_a_usage_error(self):
         # The server takes distinct ports only: portserverctl says which
         # port is repeated before asking (exit 2, usage), and the server's
