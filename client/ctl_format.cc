@@ -6,6 +6,45 @@
 
 namespace portpicker {
 
+namespace {
+
+// The length of the well-formed UTF-8 character at the start of `s` (RFC
+// 3629, section 4: no overlong forms, no surrogates, nothing above
+// U+10FFFF), or 0 if it does not start with one.
+size_t Utf8CharLength(std::string_view s) {
+  auto at = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
+  auto in = [&](size_t i, unsigned lo, unsigned hi) {
+    return i < s.size() && at(i) >= lo && at(i) <= hi;
+  };
+  const unsigned c = at(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xC2 && c <= 0xDF) return in(1, 0x80, 0xBF) ? 2 : 0;
+  if (c >= 0xE0 && c <= 0xEF) {
+    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
+    const unsigned hi = c == 0xED ? 0x9F : 0xBF;
+    return in(1, lo, hi) && in(2, 0x80, 0xBF) ? 3 : 0;
+  }
+  if (c >= 0xF0 && c <= 0xF4) {
+    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
+    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
+    return in(1, lo, hi) && in(2, 0x80, 0xBF) && in(3, 0x80, 0xBF) ? 4 : 0;
+  }
+  return 0;
+}
+
+// The width of `cell` in characters: one a well-formed UTF-8 character, one
+// a byte that does not start one.
+size_t CellWidth(std::string_view cell) {
+  size_t width = 0;
+  for (size_t i = 0; i < cell.size(); ++width) {
+    size_t n = Utf8CharLength(cell.substr(i));
+    i += n == 0 ? 1 : n;
+  }
+  return width;
+}
+
+}  // namespace
+
 std::string FormatAge(int64_t ms) {
   int64_t s = ms < 0 ? 0 : ms / 1000;
   char buffer[64];
@@ -40,7 +79,7 @@ std::string Table::Render() const {
   for (const auto& row : rows_) {
     if (width.size() < row.size()) width.resize(row.size(), 0);
     for (size_t i = 0; i < row.size(); ++i) {
-      width[i] = std::max(width[i], row[i].size());
+      width[i] = std::max(width[i], CellWidth(row[i]));
     }
   }
   std::string out;
@@ -49,41 +88,13 @@ std::string Table::Render() const {
     for (size_t i = 0; i < row.size(); ++i) {
       line += row[i];
       if (i + 1 < row.size())
-        line += std::string(width[i] - row[i].size() + 2, ' ');
+        line += std::string(width[i] - CellWidth(row[i]) + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
     out += line + "\n";
   }
   return out;
 }
-
-namespace {
-
-// The length of the well-formed UTF-8 character at the start of `s` (RFC
-// 3629, section 4: no overlong forms, no surrogates, nothing above
-// U+10FFFF), or 0 if it does not start with one.
-size_t Utf8CharLength(std::string_view s) {
-  auto at = [&](size_t i) { return static_cast<unsigned char>(s[i]); };
-  auto in = [&](size_t i, unsigned lo, unsigned hi) {
-    return i < s.size() && at(i) >= lo && at(i) <= hi;
-  };
-  const unsigned c = at(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return in(1, 0x80, 0xBF) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    const unsigned lo = c == 0xE0 ? 0xA0 : 0x80;
-    const unsigned hi = c == 0xED ? 0x9F : 0xBF;
-    return in(1, lo, hi) && in(2, 0x80, 0xBF) ? 3 : 0;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    const unsigned lo = c == 0xF0 ? 0x90 : 0x80;
-    const unsigned hi = c == 0xF4 ? 0x8F : 0xBF;
-    return in(1, lo, hi) && in(2, 0x80, 0xBF) && in(3, 0x80, 0xBF) ? 4 : 0;
-  }
-  return 0;
-}
-
-}  // namespace
 
 std::string JsonString(const std::string& text) {
   std::string out = "\"";
@@ -130,6 +141,26 @@ std::string JsonString(const std::string& text) {
     }
   }
   return out + "\"";
+}
+
+std::string PrintableCell(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    size_t n = Utf8CharLength(std::string_view(text).substr(i));
+    const auto c = static_cast<unsigned char>(text[i]);
+    // C1 controls are U+0080-U+009F: 0xC2 0x80 to 0xC2 0x9F.
+    const bool control =
+        n == 1 ? c < 0x20 || c == 0x7f
+               : n == 2 && c == 0xC2 &&
+                     static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+    if (n == 0 || control) {
+      out += '?';
+    } else {
+      out.append(text, i, n);
+    }
+    i += n == 0 ? 1 : n;
+  }
+  return out;
 }
 
 std::string LabelCell(const std::optional<std::string>& label) {

@@ -9,6 +9,7 @@
 //   JsonString("a\"b");                 // "\"a\\\"b\""
 //   LabelCell(std::nullopt);            // "-"
 //   LabelCell("-");                     // "\"-\""
+//   PrintableCell("a\x1b[31m\xC2\x9B");   // "a?[31m?"
 //
 // Thread-compatible.
 #ifndef PORTSERVER_CLIENT_CTL_FORMAT_H_
@@ -25,8 +26,11 @@ namespace portpicker {
 // or for negative input.
 std::string FormatAge(int64_t ms);
 
-// Columns separated by two spaces, each as wide as its widest cell; the last
-// column is not padded. Cells must not hold newlines.
+// Columns separated by two spaces, each as wide as its widest cell in
+// characters (code points: "é" is one wide, not two; a byte that does not
+// start a well-formed UTF-8 character counts as one); the last column is not
+// padded. Cells must not hold newlines: pass text from elsewhere through
+// PrintableCell().
 class Table {
  public:
   explicit Table(std::vector<std::string> header);
@@ -42,6 +46,13 @@ class Table {
 // byte that does not start a well-formed UTF-8 character is written as
 // \ufffd, so that the output is always UTF-8 (section 8.1).
 std::string JsonString(const std::string& text);
+
+// `text` for a terminal: each control character (C0 0x00-0x1F, DEL 0x7F, C1
+// U+0080-U+009F such as CSI U+009B) and each byte that does not start a
+// well-formed UTF-8 character becomes one '?'; other well-formed UTF-8 is
+// copied. For cells that come from others (labels, command lines), so that
+// they cannot move the cursor, recolour or retitle the terminal.
+std::string PrintableCell(const std::string& text);
 
 // A lease's label in a table for people: "-" when it has none; a label that
 // could be misread there (one that is "-", is empty, holds a space or

@@ -24,6 +24,42 @@ TEST(Table, AlignsColumns) {
             "15001  123456\n");
 }
 
+TEST(Table, AlignsColumnsByCharactersNotBytes) {
+  // "é" is 2 bytes, "€" 3, "😀" 4, a stray byte 1: each one character wide.
+  Table t({"LABEL", "COMMAND"});
+  t.Add({"caf\xC3\xA9", "a"});
+  t.Add({"\xE2\x82\xAC\xF0\x9F\x98\x80", "b"});
+  t.Add({"x\xA9", "c"});
+  EXPECT_EQ(t.Render(),
+            "LABEL  COMMAND\n"
+            "caf\xC3\xA9   a\n"
+            "\xE2\x82\xAC\xF0\x9F\x98\x80     b\n"
+            "x\xA9     c\n");
+}
+
+TEST(PrintableCell, ShowsControlsAndBadBytesAsQuestionMarks) {
+  EXPECT_EQ(PrintableCell("//pkg:my_test"), "//pkg:my_test");
+  EXPECT_EQ(PrintableCell(""), "");
+  // C0, DEL: one '?' each.
+  EXPECT_EQ(PrintableCell("a\x1b[31mb\tc\n\x7f"), "a?[31mb?c??");
+  // C1 (U+0080-U+009F): one '?' per character, e.g. CSI U+009B.
+  EXPECT_EQ(PrintableCell("\xC2\x9B"
+                          "31m\xC2\x80\xC2\x9F"),
+            "?31m??");
+  // The first characters after C1 pass: U+00A0, U+00A9, and others.
+  EXPECT_EQ(PrintableCell("\xC2\xA0\xC2\xA9 caf\xC3\xA9 \xE2\x82\xAC "
+                          "\xF0\x9F\x98\x80"),
+            "\xC2\xA0\xC2\xA9 caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+  // A byte that does not start a well-formed character: one '?' each (a
+  // cut character, a stray continuation, overlong, surrogate, > U+10FFFF).
+  EXPECT_EQ(PrintableCell("ab\xC3"), "ab?");
+  EXPECT_EQ(PrintableCell("\xA9x"), "?x");
+  EXPECT_EQ(PrintableCell("\xC0\xAF"), "??");
+  EXPECT_EQ(PrintableCell("\xED\xA0\x80"), "???");
+  EXPECT_EQ(PrintableCell("\xF4\x90\x80\x80"), "????");
+  EXPECT_EQ(PrintableCell("\xC2"), "?");
+}
+
 TEST(JsonString, EscapesWhatJsonRequires) {
   EXPECT_EQ(JsonString("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
   EXPECT_EQ(JsonString("//pkg:test"), "\"//pkg:test\"");

@@ -132,7 +132,10 @@ class PortPicker {
   // else (python's server, a refusal, no server) each picked as
   // PickUnusedPort() does, one request per port. InvalidArgument if n <= 0.
   // If one pick fails, the ports picked so far are returned with ReturnPort
-  // and the error is returned.
+  // and the error is returned. All or none holds against a server with the
+  // extended protocol only: against python's server, which has no release,
+  // the ports it leased before a refusal stay leased to this process until
+  // it exits (ReturnPort keeps them in the free set, for later picks).
   absl::StatusOr<std::vector<int>> PickUnusedPorts(int n);
 
   // Gives back a port this picker handed out. A port from the free set or the

@@ -9,11 +9,13 @@
 // labelled with $TEST_TARGET when set. Against a server of the extended
 // protocol (ours) that is one request, all or none, and a refusal says why
 // ("pool exhausted (10000 of 10000 leased)"); against python's server, N
-// plain requests. Without a server, or if it refuses or fails (a warning
-// goes to stderr), picks ports without a server, unless --no-fallback is
-// given: then it exits 1, for CI jobs where a silent fallback would hide a
-// broken setup. Prints the ports, one per line, and exits 0; exits 1 if no
-// port was found, 2 on a bad argument.
+// plain requests, not all or none: the ports taken before a refusal stay
+// leased to `pid` until it exits (python's server has no release), though
+// portpicker then prints none of them. Without a server, or if it refuses or
+// fails (a warning goes to stderr), picks ports without a server, unless
+// --no-fallback is given: then it exits 1, for CI jobs where a silent fallback
+// would hide a broken setup. Prints the ports, one per line, and exits 0; exits
+// 1 if no port was found, 2 on a bad argument.
 //
 // With `bind_timeout` (seconds, may be fractional) the ports stay bound for
 // that long after portpicker has exited, by a child that holds TCP sockets
@@ -54,7 +56,10 @@ constexpr char kUsage[] =
     "at $PORTSERVER_ADDRESS to pid (default: the parent process) with the\n"
     "label $TEST_TARGET. With bind_timeout (seconds), keeps the ports bound\n"
     "that long after exiting (SO_REUSEADDR, not listening).\n"
-    "  -n N           N ports, all or none (1 to 1024)\n"
+    "  -n N           N ports (1 to 1024): all or none from a server with\n"
+    "                 the extended protocol; python's server gets N plain\n"
+    "                 requests, and ports taken before a refusal stay\n"
+    "                 leased to pid until it exits\n"
     "  --no-fallback  exit 1 if the server cannot lease them, instead of\n"
     "                 picking ports without it\n"
     "Exit status: 0 ports printed, 1 no ports found, 2 bad arguments.\n";

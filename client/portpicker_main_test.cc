@@ -80,6 +80,13 @@ TEST(PortpickerCli, HelpExitsZero) {
   EXPECT_THAT(result.out,
               HasSubstr("usage: portpicker [-h] [-n N] [--no-fallback] "
                         "[pid] [bind_timeout]"));
+  // -n is all or none only with the extended protocol: python's server
+  // keeps the ports it leased before a refusal.
+  EXPECT_THAT(result.out, HasSubstr("all or none from a server with\n"
+                                    "                 the extended protocol"));
+  EXPECT_THAT(result.out, HasSubstr("ports taken before a refusal stay\n"
+                                    "                 leased to pid until it "
+                                    "exits"));
 }
 
 TEST(PortpickerCli, ManyPortsInOneRequestWithTheTestTargetAsLabel) {

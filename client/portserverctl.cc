@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@ namespace {
 using portpicker::FormatAge;
 using portpicker::JsonString;
 using portpicker::LabelCell;
+using portpicker::PrintableCell;
 using portpicker::Table;
 using portserver::Fields;
 using portserver::ParsedReply;
@@ -59,6 +61,8 @@ constexpr char kUsageText[] =
     "  status              version, uptime, pool, leases, statistics\n"
     "  leases [--owner PID] [--label L]\n"
     "                      every lease: port, owner, age, label, command line\n"
+    "                      (L as portpicker sends a label: cut to 128 bytes,\n"
+    "                      control characters as '?')\n"
     "  who PORT...         who holds each port, or whether it is free, in\n"
     "                      TIME_WAIT, busy outside the server or not in the\n"
     "                      pool\n"
@@ -216,16 +220,19 @@ class Ctl {
     return kDone;
   }
 
-  // Rows of leases for people: PORT PID UID AGE LABEL COMMAND.
+  // Rows of leases for people: PORT PID UID AGE LABEL COMMAND. The label and
+  // command line are others' text: printable only (PrintableCell).
   static std::vector<std::string> LeaseRow(const ReplyLine& l, int64_t now) {
     int64_t since = IntField(l, "since_ms", -1);
     std::string command = l.Get("cmdline_hidden")
                               ? "(hidden: another user's, hidepid)"
-                              : l.Get("cmdline").value_or("");
-    return {
-        l.Get("port").value_or(""), l.Get("pid").value_or(""),
-        l.Get("uid").value_or("?"), since >= 0 ? FormatAge(now - since) : "?",
-        LabelCell(l.Get("label")),  command};
+                              : PrintableCell(l.Get("cmdline").value_or(""));
+    return {l.Get("port").value_or(""),
+            l.Get("pid").value_or(""),
+            l.Get("uid").value_or("?"),
+            since >= 0 ? FormatAge(now - since) : "?",
+            PrintableCell(LabelCell(l.Get("label"))),
+            command};
   }
 
   int Leases() {
@@ -234,7 +241,12 @@ class Ctl {
     }
     Fields base;
     if (!args_.owner.empty()) base.emplace_back("owner", args_.owner);
-    if (args_.label) base.emplace_back("label", *args_.label);
+    // The label as the C++ client and `portpicker` sent it (cut to 128 bytes
+    // at a character boundary, control characters as '?'), so that
+    // `--label "$TEST_TARGET"` finds the leases of a long or odd target.
+    if (args_.label) {
+      base.emplace_back("label", portpicker::SendableLabel(*args_.label));
+    }
     std::vector<ReplyLine> leases;
     std::string after = "0";
     while (true) {
@@ -270,10 +282,16 @@ class Ctl {
       Usage(std::string(verb) + " needs at least one PORT");
       return std::nullopt;
     }
+    std::set<int> seen;
     for (const std::string& p : args_.operands) {
       int port = 0;
       if (!absl::SimpleAtoi(p, &port) || port < 1 || port > 65535) {
         Usage("bad port \"" + p + "\": want 1-65535");
+        return std::nullopt;
+      }
+      // The server takes distinct ports only (docs/protocol.md).
+      if (!seen.insert(port).second) {
+        Usage(absl::StrCat("port ", port, " is named twice"));
         return std::nullopt;
       }
     }
@@ -322,7 +340,8 @@ class Ctl {
             {"unknown", "unknown (the probe could not tell)"},
             {"not-in-pool", "not in the pool"}};
         auto said = kSaid.find(state);
-        std::string what = said == kSaid.end() ? state : said->second;
+        std::string what =
+            said == kSaid.end() ? PrintableCell(state) : said->second;
         t.Add({p.Get("port").value_or(""), what});
         continue;
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 #include <set>
+#include <utility>
 
 namespace portserver {
 namespace {
@@ -336,7 +337,13 @@ std::optional<int64_t> ParseInt(std::string_view text) {
 }
 
 std::optional<std::vector<uint16_t>> ParsePortList(std::string_view text,
-                                                   size_t max_count) {
+                                                   size_t max_count,
+                                                   std::string* why) {
+  auto fail =
+      [why](std::string message) -> std::optional<std::vector<uint16_t>> {
+    if (why != nullptr) *why = std::move(message);
+    return std::nullopt;
+  };
   std::vector<uint16_t> ports;
   std::set<uint16_t> seen;
   size_t start = 0;
@@ -346,10 +353,17 @@ std::optional<std::vector<uint16_t>> ParsePortList(std::string_view text,
                                                    ? std::string_view::npos
                                                    : comma - start);
     std::optional<int64_t> port = ParseInt(item);
-    if (!port || *port < 1 || *port > 65535) return std::nullopt;
-    if (!seen.insert(static_cast<uint16_t>(*port)).second) return std::nullopt;
+    if (!port || *port < 1 || *port > 65535) {
+      return fail(item.empty() ? "an empty port"
+                               : "a port that is not 1-65535");
+    }
+    if (!seen.insert(static_cast<uint16_t>(*port)).second) {
+      return fail("port " + std::to_string(*port) + " is named twice");
+    }
     ports.push_back(static_cast<uint16_t>(*port));
-    if (ports.size() > max_count) return std::nullopt;
+    if (ports.size() > max_count) {
+      return fail("more than " + std::to_string(max_count) + " ports");
+    }
     if (comma == std::string_view::npos) return ports;
     start = comma + 1;
   }

@@ -155,10 +155,12 @@ struct ParsedReply {
 ParsedReply ParseControlReply(std::string_view bytes);
 
 // "15000,15001" <-> ports. Parse rejects 0, > 65535, empty items, more than
-// `max_count` ports and duplicates.
+// `max_count` ports and duplicates; then, if `why` is not null, sets it to
+// what was wrong, e.g. "port 15000 is named twice".
 std::string FormatPortList(const std::vector<uint16_t>& ports);
 std::optional<std::vector<uint16_t>> ParsePortList(std::string_view text,
-                                                   size_t max_count);
+                                                   size_t max_count,
+                                                   std::string* why = nullptr);
 
 // A decimal int64 without sign junk: digits only, optional leading '-'.
 std::optional<int64_t> ParseInt(std::string_view text);

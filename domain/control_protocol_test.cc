@@ -97,5 +97,20 @@ TEST(ControlProtocol, PortLists) {
   EXPECT_EQ(FormatPortList({7, 8}), "7,8");
 }
 
+TEST(ControlProtocol, PortListsSayWhatIsWrong) {
+  std::string why;
+  EXPECT_EQ(ParsePortList("7,63700,8,63700", 20, &why), std::nullopt);
+  EXPECT_EQ(why, "port 63700 is named twice");
+  EXPECT_EQ(ParsePortList("1,2,3", 2, &why), std::nullopt);
+  EXPECT_EQ(why, "more than 2 ports");
+  EXPECT_EQ(ParsePortList("5,0", 2, &why), std::nullopt);
+  EXPECT_EQ(why, "a port that is not 1-65535");
+  EXPECT_EQ(ParsePortList("5,", 2, &why), std::nullopt);
+  EXPECT_EQ(why, "an empty port");
+  why = "untouched";
+  EXPECT_EQ(ParsePortList("5,6", 2, &why), (std::vector<uint16_t>{5, 6}));
+  EXPECT_EQ(why, "untouched");
+}
+
 }  // namespace
 }  // namespace portserver

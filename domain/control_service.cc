@@ -257,12 +257,13 @@ void ControlService::Release(const ControlRequest& r,
                              ControlReplyBuilder& reply,
                              ControlResult& result) {
   std::optional<std::string> text = r.Get("ports");
+  std::string why = "no ports=";
   std::optional<std::vector<uint16_t>> ports =
-      text ? ParsePortList(*text, kMaxPortsPerRequest) : std::nullopt;
+      text ? ParsePortList(*text, kMaxPortsPerRequest, &why) : std::nullopt;
   if (!ports) {
     std::string message = "release needs ports=<port>[,<port>...], 1 to " +
                           std::to_string(kMaxPortsPerRequest) +
-                          " distinct ports";
+                          " distinct ports (" + why + ")";
     reply.Error("bad-argument", message);
     result.error_code = "bad-argument";
     result.summary += ": bad-argument";
@@ -334,11 +335,13 @@ void ControlService::Leases(const ControlRequest& r,
 void ControlService::Who(const ControlRequest& r, const PeerCredentials& peer,
                          ControlReplyBuilder& reply, ControlResult& result) {
   std::optional<std::string> text = r.Get("ports");
+  std::string why = "no ports=";
   std::optional<std::vector<uint16_t>> ports =
-      text ? ParsePortList(*text, kMaxWhoPorts) : std::nullopt;
+      text ? ParsePortList(*text, kMaxWhoPorts, &why) : std::nullopt;
   if (!ports) {
     std::string message = "who needs ports=<port>[,<port>...], 1 to " +
-                          std::to_string(kMaxWhoPorts) + " distinct ports";
+                          std::to_string(kMaxWhoPorts) + " distinct ports (" +
+                          why + ")";
     reply.Error("bad-argument", message);
     result.error_code = "bad-argument";
     result.summary += ": bad-argument";

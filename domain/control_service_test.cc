@@ -333,6 +333,20 @@ TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
   EXPECT_EQ(p.header.Get("ports"), "101");
 }
 
+TEST_F(ControlServiceTest, RepeatedPortIsRefusedByName) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  for (const char* verb : {"who", "release"}) {
+    ParsedReply p =
+        Ask(std::string("portserver/1 ") + verb + " ports=101,100,101\n");
+    EXPECT_EQ(p.header.Get("code"), "bad-argument") << verb;
+    EXPECT_NE(
+        p.header.Get("message").value_or("").find("port 101 is named twice"),
+        std::string::npos)
+        << last_.reply;
+  }
+  EXPECT_EQ(service_.PortsOf(43).size(), 1u);
+}
+
 TEST_F(ControlServiceTest, HidePidHidesOtherUsersCommandLines) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42\n").is_error());
@@ -375,6 +389,17 @@ TEST_F(ControlServiceTest, ReleaseOnlyByTheOwnersUserOrRoot) {
   ASSERT_FALSE(p.is_error()) << last_.reply;
   EXPECT_TRUE(service_.PortsOf(42).empty());
   EXPECT_EQ(service_.stats().ports_released, 2u);
+}
+
+TEST_F(ControlServiceTest, ReleaseSaysWhenAPortIsNotInThePool) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ParsedReply p = Ask("portserver/1 release ports=100,9999\n");
+  EXPECT_EQ(p.header.Get("code"), "not-leased");
+  EXPECT_EQ(p.header.Get("message"), "port 9999 is not in the pool");
+  p = Ask("portserver/1 release ports=100,104\n");
+  EXPECT_EQ(p.header.Get("code"), "not-leased");
+  EXPECT_EQ(p.header.Get("message"), "port 104 is not leased");
+  EXPECT_EQ(service_.PortsOf(43).size(), 1u);
 }
 
 TEST_F(ControlServiceTest, ReleasedPortIsProbedAgainBeforeReuse) {

@@ -165,7 +165,8 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
     std::optional<Owner> owner = ledger_.HolderOf(port);
     if (!owner) {
       out.code = "not-leased";
-      out.message = "port " + std::to_string(port) + " is not leased";
+      out.message = "port " + std::to_string(port) +
+                    (in_pool_[port] ? " is not leased" : " is not in the pool");
       return out;
     }
     if (peer.uid != 0) {

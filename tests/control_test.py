@@ -256,6 +256,64 @@ class LeasesTest(ControlTestCase):
         self.assertEqual(by_port[dash[0]]['label'], '-')
         self.assertNotIn('label', by_port[plain[0]])
 
+    def test_label_filter_is_cut_as_the_client_cuts_labels(self):
+        # The C++ client sends at most 128 bytes of $TEST_TARGET (cut at a
+        # character boundary) with control characters as '?':
+        # `leases --label "$TEST_TARGET"` finds what it sent.
+        owner = self.sleeper('long-label')
+        long_label = 'x' * 129
+        cut_inside = 'y' * 127 + '\u00e9z'  # 'é' spans bytes 128 and 129.
+        control = '//x:y\tz'
+        leased = {}
+        for label in (long_label, cut_inside, control):
+            [leased[label]], _ = self.portpicker(str(owner.pid), label=label)
+        for label, sent in ((long_label, 'x' * 128), (cut_inside, 'y' * 127),
+                            (control, '//x:y?z')):
+            found = self.ctl_json('leases', '--label', label)['leases']
+            self.assertEqual([(l['port'], l['label']) for l in found],
+                             [(leased[label], sent)], label)
+            code, out, err = self.ctl('leases', '--label', label)
+            self.assertEqual(code, 0, err)
+            self.assertNotIn('no leases', out)
+            self.assertEqual(int(out.splitlines()[1].split()[0]),
+                             leased[label])
+        # What was sent finds it too; a longer filter is cut, not refused.
+        self.assertEqual(len(self.ctl_json('leases', '--label', 'x' * 128)
+                             ['leases']), 1)
+        code, out, err = self.ctl('leases', '--label', 'x' * 20000)
+        self.assertEqual(code, 0, out + err)
+        self.assertEqual(int(out.splitlines()[1].split()[0]),
+                         leased[long_label])
+
+    def test_tables_for_people_show_only_printable_aligned_cells(self):
+        # Labels sent by hand may hold C1 controls (CSI is U+009B, bytes C2
+        # 9B) and bytes that are not UTF-8; a command line too. For people,
+        # each is one '?', and columns are aligned by characters ('é' is one
+        # wide).
+        owner = self.sleeper('c1\u009b2J')
+        ports = []
+        for label in (b'caf%C3%A9', b'x%C2%9B31m', b'bad%FF'):
+            reply = raw_exchange(
+                self.server.address,
+                b'portserver/1 allocate pid=%d label=%s\n' % (owner.pid, label))
+            self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+            ports.append(int(re.search(rb' ports=(\d+)', reply).group(1)))
+        env = dict(os.environ, PORTSERVER_ADDRESS=self.server.address)
+        for args in (['leases'], ['who'] + [str(p) for p in ports]):
+            out = subprocess.run([PORTSERVERCTL_BIN] + args, env=env,
+                                 stdin=subprocess.DEVNULL, capture_output=True,
+                                 timeout=RUN_TIMEOUT, check=True).stdout
+            self.assertNotIn(b'\xc2\x9b', out)
+            self.assertNotIn(b'\xff', out)
+            lines = out.decode('utf-8').splitlines()
+            column = lines[0].index('COMMAND')
+            self.assertEqual([line[column:] for line in lines[1:]],
+                             ['c1?2J 600'] * 3, out)
+            label = lines[0].index('LABEL')
+            self.assertEqual(sorted(line[label:column].strip()
+                                    for line in lines[1:]),
+                             ['bad?', 'caf\u00e9', 'x?31m'])
+
     def test_who_names_the_owner_or_says_free_or_outside(self):
         owner = self.sleeper('who-test')
         [port], _ = self.portpicker(str(owner.pid), label='//pkg:who_test')
@@ -717,13 +775,6 @@ class WireTest(ControlTestCase):
         self.assertIn('pool exhausted (0 of 2 leased, 1 in use outside the '
                       'server; 1 of 2 ports could be had)', err)
 
-    def test_error_reply_to_an_overlong_request_reaches_portserverctl(self):
-        # The server answers, then closes with the rest of the request
-        # unread: the kernel resets the connection after the reply.
-        code, out, err = self.ctl('leases', '--label', 'x' * 20000)
-        self.assertEqual(code, 1, out + err)
-        self.assertIn('longer than', err)
-
     def test_plain_requests_keep_their_meaning(self):
         # 20 bytes at most, silent close on a denial or a malformed request
         # (anything not starting with "portserver/" is a plain request).
@@ -744,6 +795,37 @@ class WireTest(ControlTestCase):
         self.assertEqual(code, 0, err)
         self.assertRegex(out, r'^portserver \S+ \(protocol 1\) at %s, up \d+s'
                          % re.escape(self.server.address))
+
+
+    def test_release_says_a_port_outside_the_pool_is_not_in_it(self):
+        outside = max(self.pool) + 1
+        while outside in self.pool:
+            outside += 1
+        free = min(self.pool)
+        code, out, err = self.ctl('release', str(outside))
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('port %d is not in the pool' % outside, err)
+        code, out, err = self.ctl('release', str(free))
+        self.assertEqual(code, 1, out + err)
+        self.assertIn('port %d is not leased' % free, err)
+
+    def test_a_port_named_twice_is_a_usage_error(self):
+        # The server takes distinct ports only: portserverctl says which
+        # port is repeated before asking (exit 2, usage), and the server's
+        # own refusal names it too.
+        owner = self.sleeper()
+        [port], _ = self.portpicker(str(owner.pid))
+        other = min(self.pool - {port})
+        for verb in ('who', 'release'):
+            code, out, err = self.ctl(verb, str(port), str(other), str(port))
+            self.assertEqual(code, 2, out + err)
+            self.assertIn('port %d is named twice' % port, err)
+            reply = raw_exchange(self.server.address, b'portserver/1 %s '
+                                 b'ports=%d,%d\n' % (verb.encode(), port, port))
+            self.assertIn(b'code=bad-argument', reply)
+            self.assertIn(b'port%%20%d%%20is%%20named%%20twice' % port, reply)
+        self.assertEqual([l['port'] for l in self.ctl_json('leases')['leases']],
+                         [port])
 
 
 class BigReleaseTest(ControlTestCase):
