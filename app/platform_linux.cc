@@ -30,6 +30,7 @@
 #include "adapters/linux/linux_unix_transport.h"
 #include "app/log.h"
 #include "app/platform.h"
+#include "domain/lease_journal.h"
 
 namespace portserver {
 namespace {
@@ -375,7 +376,10 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
   }
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,
-                            /*remove_directory=*/default_directory);
+                            /*remove_directory=*/default_directory,
+                            // Someone else's file named by mistake is
+                            // refused, not overwritten.
+                            StartsAsJournal);
   if (!store.ok()) return store.status();
   return std::unique_ptr<LeaseStore>(std::move(*store));
 }

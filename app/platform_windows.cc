@@ -21,6 +21,7 @@
 #include "adapters/windows/windows_process_watcher.h"
 #include "app/log.h"
 #include "app/platform.h"
+#include "domain/lease_journal.h"
 
 namespace portserver {
 namespace {
@@ -188,6 +189,14 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
   absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
       WindowsLeaseStore::Open(*path, contents);
   if (!store.ok()) return store.status();
+  if (!StartsAsJournal(*contents)) {
+    // Someone else's file named by mistake: compaction would replace it.
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state file ", *path,
+        " is not a portserver journal (not empty, and its first line is not "
+        "the journal header), and the server would overwrite it: remove it "
+        "or choose another --portserver_state_file"));
+  }
   return std::unique_ptr<LeaseStore>(std::move(*store));
 }
 

@@ -167,6 +167,10 @@ std::string JournalSnapshot(
   return text;
 }
 
+bool StartsAsJournal(std::string_view text) {
+  return text.empty() || text.substr(0, text.find('\n')) == kHeader;
+}
+
 JournalReplay ParseJournal(std::string_view text) {
   JournalReplay r;
   size_t undescribed = 0;

@@ -97,6 +97,13 @@ std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
     const std::function<JournalNote(uint16_t port)>& note_of);
 
+// True if `text` may be the server's journal: empty (a new journal), or
+// its first line is the header (a journal; later damaged lines are
+// ParseJournal's business). Anything else is someone else's file, which the
+// server must refuse to take as its journal: compaction would overwrite it
+// and a clean stop delete it. `text` may be just the start of a file.
+bool StartsAsJournal(std::string_view text);
+
 struct JournalReplay {
   std::vector<std::pair<uint16_t, Owner>> leases;  // Intact lines, in order.
   // Intact N records that follow an intact L record of their port, in

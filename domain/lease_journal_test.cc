@@ -82,6 +82,25 @@ TEST(LeaseJournal, MissingHeaderIsReportedButLinesStillCount) {
   EXPECT_NE(r.problems[0].find("header"), std::string::npos);
 }
 
+TEST(LeaseJournal, OnlyAJournalOrNothingStartsAsJournal) {
+  EXPECT_TRUE(StartsAsJournal(""));  // A new journal.
+  EXPECT_TRUE(StartsAsJournal(JournalHeader()));
+  EXPECT_TRUE(StartsAsJournal("portserver-journal 1"));  // A start of one.
+  EXPECT_TRUE(StartsAsJournal(JournalSnapshot({{100, Owner{5, 6}}})));
+  // Damaged after the header: still a journal, restored as far as it goes.
+  EXPECT_TRUE(StartsAsJournal(JournalHeader() + "garbage\n\x01\xff"));
+  // Someone else's file: `--portserver_state_file=/etc/default/portserver`.
+  for (std::string other :
+       {std::string("precious data\nline 2\n"), std::string("\n"),
+        std::string("\n") + JournalHeader(), std::string("portserver"),
+        std::string("portserver-journal 2\n"),
+        std::string("portserver-journal 1 \n"),
+        std::string("portserver-journal 10\n"),
+        std::string("\x00\x00\x00\x00", 4), JournalLease(100, Owner{5, 6})}) {
+    EXPECT_FALSE(StartsAsJournal(other)) << other;
+  }
+}
+
 TEST(LeaseJournal, RejectsOutOfRangeAndGarbage) {
   for (std::string bad :
        {std::string("L 0 5 6 00000000\n"),

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +37,79 @@ bool WriteAll(int fd, std::string_view data) {
   return true;
 }
 
+constexpr char kRemedy[] =
+    "remove it or choose another --portserver_state_file";
+
+const char* KindOf(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// Appends what `fd` holds from `out->size()` on, up to `limit` bytes in all,
+// to `*out`; false with errno set on failure.
+bool ReadUpTo(int fd, size_t limit, std::string* out) {
+  char buffer[65536];
+  while (out->size() < limit) {
+    size_t want = std::min(sizeof(buffer), limit - out->size());
+    ssize_t n = pread(fd, buffer, want, static_cast<off_t>(out->size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    if (n == 0) break;
+    out->append(buffer, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::string NotAJournalText(const std::string& what) {
+  return absl::StrCat(what,
+                      " is not a portserver journal (not empty, and its first "
+                      "line is not the journal header), and the server would "
+                      "overwrite it");
+}
+
+// Why the store must not take the file `path` names as its journal (or
+// leftover .tmp), nor write over it, or "" if it may: missing, or a regular
+// file whose start passes `is_journal` (if given). `what` names it.
+std::string NotAJournal(const std::string& path, const std::string& what,
+                        const LinuxLeaseStore::JournalTest& is_journal) {
+  struct stat st {};
+  if (lstat(path.c_str(), &st) != 0) return "";  // Missing: a new file.
+  if (!S_ISREG(st.st_mode)) {
+    return absl::StrCat(what, " is ", KindOf(st.st_mode),
+                        ", not a portserver journal");
+  }
+  if (!is_journal) return "";
+  int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return "";  // Gone, or unreadable: opening it to write says.
+  std::string start;
+  bool read =
+      fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ReadUpTo(fd, 4096, &start);
+  close(fd);
+  if (read && is_journal(start)) return "";
+  return NotAJournalText(what);
+}
+
+// Why the server must not take `lock_path` (`st` from lstat or fstat) as its
+// lock file, and so delete it at a clean stop, or "" if it may: its lock
+// files are always empty regular files.
+std::string NotALockFile(const std::string& lock_path, const struct stat& st) {
+  if (!S_ISREG(st.st_mode)) {
+    return absl::StrCat(lock_path, " is ", KindOf(st.st_mode),
+                        ", not a port server's lock file");
+  }
+  if (st.st_size != 0) {
+    return absl::StrCat(lock_path,
+                        " is not empty, so not a port server's lock file "
+                        "(those always are), and the server would delete it");
+  }
+  return "";
+}
+
 // True if `path` names the file open as `fd`.
 bool NamesFile(const std::string& path, int fd) {
   struct stat named {
@@ -46,12 +121,25 @@ bool NamesFile(const std::string& path, int fd) {
 // Opens (creating) and flocks `lock_path`, making sure that the locked file
 // is still the one the path names (a server that stops cleanly removes its
 // lock file: a lock taken on the removed file would lock nothing). -1 with
-// `*error` (EWOULDBLOCK: held by another server).
-int TakeLock(const std::string& lock_path, int* error) {
+// `*error` (EWOULDBLOCK: held by another server), or with `*foreign` saying
+// why the file there is not a lock file (NotALockFile).
+int TakeLock(const std::string& lock_path, int* error, std::string* foreign) {
   for (int attempt = 0; attempt < 8; ++attempt) {
-    int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = open(lock_path.c_str(),
+                  O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
     if (fd < 0) {
       *error = errno;
+      return -1;
+    }
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+      *error = errno;
+      close(fd);
+      return -1;
+    }
+    if (std::string why = NotALockFile(lock_path, st); !why.empty()) {
+      *foreign = std::move(why);
+      close(fd);
       return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -94,40 +182,78 @@ absl::Status LinuxLeaseStore::MakePrivateDirectory(const std::string& dir) {
 }
 
 absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
-    const std::string& path, std::string* contents, bool remove_directory) {
+    const std::string& path, std::string* contents, bool remove_directory,
+    JournalTest is_journal) {
+  auto refuse = [](const std::string& why) {
+    return absl::FailedPreconditionError(absl::StrCat(why, ": ", kRemedy));
+  };
+  // Checked before anything is created: a refusal leaves no trace.
+  std::string state_file = absl::StrCat("state file ", path);
+  if (std::string why = NotAJournal(path, state_file, is_journal);
+      !why.empty()) {
+    return refuse(why);
+  }
+  std::string tmp_path = path + ".tmp";  // Left by a crash in Replace().
+  if (std::string why = NotAJournal(tmp_path, tmp_path, is_journal);
+      !why.empty()) {
+    return refuse(why);
+  }
   std::string lock_path = path + ".lock";
+  struct stat lock_st {};
+  bool lock_existed = lstat(lock_path.c_str(), &lock_st) == 0;
+  if (lock_existed) {
+    if (std::string why = NotALockFile(lock_path, lock_st); !why.empty()) {
+      return refuse(why);
+    }
+  }
   int error = 0;
-  int lock_fd = TakeLock(lock_path, &error);
+  std::string foreign;
+  int lock_fd = TakeLock(lock_path, &error, &foreign);
   if (lock_fd < 0) {
+    if (!foreign.empty()) return refuse(foreign);
     if (error == EWOULDBLOCK) {
       return absl::AlreadyExistsError(absl::StrCat(
           "state file ", path, " is in use by another port server"));
     }
     return ErrnoStatus(absl::StrCat("cannot lock ", lock_path), error);
   }
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  auto unlock = [&] {
+    // A lock file made just now goes again (we hold its lock).
+    if (!lock_existed && NamesFile(lock_path, lock_fd)) {
+      unlink(lock_path.c_str());
+    }
+    close(lock_fd);
+  };
+  int fd = open(path.c_str(),
+                O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     int error = errno;
-    close(lock_fd);
+    unlock();
+    if (error == ELOOP) {  // A symlink planted since the check above.
+      return refuse(absl::StrCat(state_file, " is a symbolic link"));
+    }
     return ErrnoStatus(absl::StrCat("cannot open state file ", path), error);
   }
-  contents->clear();
-  char buffer[65536];
-  while (true) {
-    ssize_t n =
-        pread(fd, buffer, sizeof(buffer), static_cast<off_t>(contents->size()));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      close(fd);
-      close(lock_fd);
-      return ErrnoStatus(absl::StrCat("cannot read state file ", path), error);
-    }
-    if (n == 0) break;
-    contents->append(buffer, static_cast<size_t>(n));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    unlock();
+    return refuse(absl::StrCat(state_file, " is not a regular file"));
   }
-  return std::unique_ptr<LinuxLeaseStore>(
-      new LinuxLeaseStore(path, fd, lock_fd, remove_directory));
+  contents->clear();
+  if (!ReadUpTo(fd, std::string::npos, contents)) {
+    int error = errno;
+    close(fd);
+    unlock();
+    return ErrnoStatus(absl::StrCat("cannot read state file ", path), error);
+  }
+  if (is_journal && !is_journal(*contents)) {  // Written since the check.
+    close(fd);
+    unlock();
+    return refuse(NotAJournalText(state_file));
+  }
+  return std::unique_ptr<LinuxLeaseStore>(new LinuxLeaseStore(
+      path, fd, lock_fd, remove_directory, std::move(is_journal)));
 }
 
 bool LinuxLeaseStore::Intact() {
@@ -143,8 +269,13 @@ StoreResult LinuxLeaseStore::RelockIfLost() {
     if (!made.ok()) return StoreResult{false, std::string(made.message())};
   }
   int error = 0;
-  int fresh = TakeLock(lock_path_, &error);
+  std::string foreign;
+  int fresh = TakeLock(lock_path_, &error, &foreign);
   if (fresh < 0) {
+    if (!foreign.empty()) {
+      return StoreResult{false, absl::StrCat("the lock was deleted and ",
+                                             foreign, ": ", kRemedy)};
+    }
     if (error == EWOULDBLOCK) {
       return StoreResult{false, absl::StrCat("the lock ", lock_path_,
                                              " was deleted and another port "
@@ -158,9 +289,12 @@ StoreResult LinuxLeaseStore::RelockIfLost() {
 }
 
 void LinuxLeaseStore::Remove() {
-  // The lock last: until then no other server may take the journal.
-  unlink(path_.c_str());
-  unlink((path_ + ".tmp").c_str());
+  // The lock last: until then no other server may take the journal. Only
+  // our own files: whatever took the place of a deleted journal stays.
+  if (NamesFile(path_, fd_)) unlink(path_.c_str());
+  if (NotAJournal(tmp_path_, tmp_path_, is_journal_).empty()) {
+    unlink(tmp_path_.c_str());
+  }
   if (NamesFile(lock_path_, lock_fd_)) unlink(lock_path_.c_str());
   if (remove_directory_) rmdir(DirectoryOf(path_).c_str());  // If empty.
 }
@@ -179,8 +313,21 @@ StoreResult LinuxLeaseStore::Append(std::string_view record) {
 
 StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
   if (StoreResult locked = RelockIfLost(); !locked.ok) return locked;
-  std::string tmp = path_ + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const std::string& tmp = tmp_path_;
+  // Nothing that is not ours is written over: not a file that appeared as
+  // the .tmp, nor one that took the place of a deleted journal.
+  if (std::string why = NotAJournal(tmp, tmp, is_journal_); !why.empty()) {
+    return StoreResult{false, absl::StrCat(why, ": ", kRemedy)};
+  }
+  if (!NamesFile(path_, fd_)) {
+    std::string why =
+        NotAJournal(path_, "the file now at " + path_, is_journal_);
+    if (!why.empty()) {
+      return StoreResult{false, absl::StrCat(why, ": ", kRemedy)};
+    }
+  }
+  int fd = open(tmp.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return StoreResult{false, ErrnoText("cannot create " + tmp, errno)};
   if (!WriteAll(fd, contents) || fdatasync(fd) != 0) {
@@ -201,7 +348,7 @@ StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
     fsync(dir);
     close(dir);
   }
-  int fresh = open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  int fresh = open(path_.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
   if (fresh < 0) {
     return StoreResult{false, ErrnoText("cannot reopen " + path_, errno)};
   }

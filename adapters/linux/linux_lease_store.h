@@ -11,6 +11,14 @@
 // The file is flock()ed for the lifetime of the object: a second server
 // given the same journal fails to open it instead of corrupting it.
 //
+// It never overwrites or deletes a file it would not have written: Open()
+// refuses a journal or a leftover "<path>.tmp" that is not a regular file
+// (a directory, a symlink, a FIFO, a device) or, given `is_journal`, whose
+// contents fail it (someone else's file named by mistake), and a
+// "<path>.lock" that is not an empty regular file (the only kind it
+// makes). Replace() and Remove() check again before they overwrite or
+// delete a file that has appeared since.
+//
 // Intact() compares the inode the path names now (st_dev, st_ino) with the
 // one we write, for the journal and for its lock: a /tmp cleaner or an
 // operator that deletes either is noticed, and Replace() then writes a fresh
@@ -20,7 +28,7 @@
 // Example:
 //   std::string contents;
 //   auto store = LinuxLeaseStore::Open("/run/user/1000/portserver/x.journal",
-//                                      &contents);
+//                                      &contents, false, StartsAsJournal);
 //   service.Restore(ParseJournal(contents).leases);
 //   service.AttachStore(store->get());
 //
@@ -28,6 +36,7 @@
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_LEASE_STORE_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_LEASE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,13 +48,21 @@ namespace portserver {
 
 class LinuxLeaseStore final : public LeaseStore {
  public:
+  // What the contents of an existing file (or their start) must pass for
+  // the store to take it as its journal or leftover .tmp, e.g.
+  // StartsAsJournal (domain/lease_journal.h).
+  using JournalTest = std::function<bool(std::string_view contents)>;
+
   // Opens (creating, mode 0600) the journal at `path` and locks it. Its
   // directory must exist. `*contents` receives what the file holds.
   // `remove_directory`: Remove() also removes the journal's directory if it
-  // is then empty (a default directory made for us).
+  // is then empty (a default directory made for us). Fails
+  // (FailedPrecondition, the message saying what to do) on a file that is
+  // not its to overwrite or delete (see above); null `is_journal`: any
+  // regular file may be the journal.
   static absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> Open(
       const std::string& path, std::string* contents,
-      bool remove_directory = false);
+      bool remove_directory = false, JournalTest is_journal = nullptr);
 
   // Creates `dir` (mode 0700) if missing. Fails unless it is then a real
   // directory (not a symlink) owned by this user and closed to others: a
@@ -61,26 +78,32 @@ class LinuxLeaseStore final : public LeaseStore {
   StoreResult Replace(std::string_view contents) override;
   // Two stat(2)s.
   bool Intact() override;
+  // Deletes only the files that are still the store's.
   void Remove() override;
 
   const std::string& path() const { return path_; }
 
  private:
-  LinuxLeaseStore(std::string path, int fd, int lock_fd, bool remove_directory)
+  LinuxLeaseStore(std::string path, int fd, int lock_fd, bool remove_directory,
+                  JournalTest is_journal)
       : path_(std::move(path)),
         lock_path_(path_ + ".lock"),
+        tmp_path_(path_ + ".tmp"),
         fd_(fd),
         lock_fd_(lock_fd),
-        remove_directory_(remove_directory) {}
+        remove_directory_(remove_directory),
+        is_journal_(std::move(is_journal)) {}
 
   // Takes a fresh lock if lock_path_ no longer names the file we hold.
   StoreResult RelockIfLost();
 
   const std::string path_;
   const std::string lock_path_;
+  const std::string tmp_path_;
   int fd_;       // O_APPEND descriptor of the current file.
   int lock_fd_;  // Holds the flock on lock_path_ (replaced if it is deleted).
   const bool remove_directory_;
+  const JournalTest is_journal_;  // May be null.
 };
 
 }  // namespace portserver

@@ -5,9 +5,11 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 
+#include "domain/lease_journal.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -203,6 +205,194 @@ TEST(LinuxLeaseStoreFaults, RemoveKeepsADirectoryThatIsNotEmpty) {
   (*store)->Remove();
   EXPECT_FALSE(Exists(dir + "/x.journal"));
   EXPECT_TRUE(Exists(dir + "/other.journal"));
+}
+
+}  // namespace
+}  // namespace portserver
+
+namespace portserver {
+namespace {
+
+// Someone else's files, named by mistake as the journal or found beside it,
+// are refused and kept as they were: never overwritten nor deleted.
+
+const std::string kPrecious = "precious data\nline 2\n";
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> OpenJournal(
+    const std::string& path, std::string* contents) {
+  return LinuxLeaseStore::Open(path, contents, false, StartsAsJournal);
+}
+
+void ExpectRefused(
+    const absl::StatusOr<std::unique_ptr<LinuxLeaseStore>>& store,
+    const std::string& names, const std::string& says) {
+  ASSERT_FALSE(store.ok()) << names;
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition)
+      << store.status();
+  std::string message(store.status().message());
+  EXPECT_NE(message.find(names), std::string::npos) << message;
+  EXPECT_NE(message.find(says), std::string::npos) << message;
+  EXPECT_NE(message.find("remove it or choose another "
+                         "--portserver_state_file"),
+            std::string::npos)
+      << message;
+}
+
+TEST(LinuxLeaseStoreOthersFiles, FileThatIsNotAJournalIsRefusedAndKept) {
+  std::string path = Unique("precious");
+  WriteFile(path, kPrecious);
+  std::string contents;
+  ExpectRefused(OpenJournal(path, &contents), path, "not a portserver journal");
+  EXPECT_EQ(ReadFile(path), kPrecious);
+  EXPECT_FALSE(Exists(path + ".lock")) << "a refusal leaves no trace";
+  EXPECT_FALSE(Exists(path + ".tmp"));
+}
+
+TEST(LinuxLeaseStoreOthersFiles, EmptyMissingAndDamagedJournalsAreTaken) {
+  std::string contents;
+  std::string missing = Unique("journal");
+  EXPECT_TRUE(OpenJournal(missing, &contents).ok());
+  std::string empty = Unique("journal");
+  WriteFile(empty, "");
+  EXPECT_TRUE(OpenJournal(empty, &contents).ok());
+  // Damaged after its header: restored as far as it goes (ParseJournal).
+  std::string damaged = Unique("journal");
+  std::string text = JournalHeader() + "garbage\nL 1 2\n";
+  WriteFile(damaged, text);
+  auto store = OpenJournal(damaged, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(contents, text);
+}
+
+TEST(LinuxLeaseStoreOthersFiles, StateFileThatIsNotARegularFileIsRefused) {
+  std::string contents;
+  std::string dir = Unique("dir");
+  ASSERT_EQ(mkdir(dir.c_str(), 0700), 0);
+  ExpectRefused(OpenJournal(dir, &contents), dir, "is a directory");
+  EXPECT_FALSE(Exists(dir + ".lock"));
+
+  std::string fifo = Unique("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  ExpectRefused(OpenJournal(fifo, &contents), fifo, "is a FIFO");
+  EXPECT_FALSE(Exists(fifo + ".lock"));
+
+  // Renamed over, the link would go; a link to a journal is refused too.
+  std::string journal = Unique("journal");
+  WriteFile(journal, JournalHeader());
+  std::string link = Unique("link");
+  ASSERT_EQ(symlink(journal.c_str(), link.c_str()), 0);
+  ExpectRefused(OpenJournal(link, &contents), link, "is a symbolic link");
+  std::string dangling = Unique("dangling");
+  ASSERT_EQ(symlink(Unique("nowhere").c_str(), dangling.c_str()), 0);
+  ExpectRefused(OpenJournal(dangling, &contents), dangling,
+                "is a symbolic link");
+
+  // Refused before anything is created: /dev/null.lock is never made.
+  ExpectRefused(OpenJournal("/dev/null", &contents), "/dev/null",
+                "is a character device");
+  // Whatever the contents test.
+  ExpectRefused(LinuxLeaseStore::Open(fifo, &contents), fifo, "is a FIFO");
+}
+
+TEST(LinuxLeaseStoreOthersFiles, LockThatIsNotALockFileIsRefusedAndKept) {
+  std::string contents;
+  std::string path = Unique("journal");
+  WriteFile(path + ".lock", kPrecious);
+  ExpectRefused(LinuxLeaseStore::Open(path, &contents), path + ".lock",
+                "is not empty");
+  EXPECT_EQ(ReadFile(path + ".lock"), kPrecious);
+  EXPECT_FALSE(Exists(path)) << "a refusal leaves no trace";
+
+  std::string fifo = Unique("journal");
+  ASSERT_EQ(mkfifo((fifo + ".lock").c_str(), 0600), 0);
+  ExpectRefused(LinuxLeaseStore::Open(fifo, &contents), fifo + ".lock",
+                "is a FIFO");
+
+  std::string linked = Unique("journal");
+  std::string target = Unique("target");
+  WriteFile(target, "");
+  ASSERT_EQ(symlink(target.c_str(), (linked + ".lock").c_str()), 0);
+  ExpectRefused(LinuxLeaseStore::Open(linked, &contents), linked + ".lock",
+                "is a symbolic link");
+
+  // An empty lock file is one a server left (kill -9): taken.
+  std::string left = Unique("journal");
+  WriteFile(left + ".lock", "");
+  EXPECT_TRUE(LinuxLeaseStore::Open(left, &contents).ok());
+}
+
+TEST(LinuxLeaseStoreOthersFiles, TmpThatIsNotAJournalIsRefusedAndKept) {
+  std::string contents;
+  std::string path = Unique("journal");
+  WriteFile(path + ".tmp", kPrecious);
+  ExpectRefused(OpenJournal(path, &contents), path + ".tmp",
+                "not a portserver journal");
+  EXPECT_EQ(ReadFile(path + ".tmp"), kPrecious);
+
+  // One a crash left during a compaction (a journal, or still empty) is
+  // written over.
+  for (std::string left : {JournalHeader(), std::string()}) {
+    std::string crashed = Unique("journal");
+    WriteFile(crashed + ".tmp", left);
+    auto store = OpenJournal(crashed, &contents);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->Replace(JournalHeader()).ok);
+    EXPECT_FALSE(Exists(crashed + ".tmp"));
+  }
+}
+
+TEST(LinuxLeaseStoreOthersFiles,
+     FilesThatAppearLaterAreNeitherWrittenNorDeleted) {
+  std::string contents;
+  std::string path = Unique("journal");
+  auto store = OpenJournal(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Replace(JournalHeader()).ok);
+
+  // A file put as the .tmp is not truncated by a compaction.
+  WriteFile(path + ".tmp", kPrecious);
+  StoreResult replaced = (*store)->Replace(JournalHeader());
+  EXPECT_FALSE(replaced.ok);
+  EXPECT_NE(replaced.error.find(path + ".tmp"), std::string::npos)
+      << replaced.error;
+  EXPECT_EQ(ReadFile(path + ".tmp"), kPrecious);
+  ASSERT_EQ(unlink((path + ".tmp").c_str()), 0);
+
+  // One that took the place of the deleted journal is not renamed over.
+  ASSERT_EQ(unlink(path.c_str()), 0);
+  WriteFile(path, kPrecious);
+  EXPECT_FALSE((*store)->Intact());
+  replaced = (*store)->Replace(JournalHeader());
+  EXPECT_FALSE(replaced.ok);
+  EXPECT_NE(replaced.error.find("not a portserver journal"), std::string::npos)
+      << replaced.error;
+  EXPECT_EQ(ReadFile(path), kPrecious);
+
+  // Nor deleted at a clean stop, with a .tmp that is not ours.
+  WriteFile(path + ".tmp", kPrecious);
+  (*store)->Remove();
+  EXPECT_EQ(ReadFile(path), kPrecious);
+  EXPECT_EQ(ReadFile(path + ".tmp"), kPrecious);
+  EXPECT_FALSE(Exists(path + ".lock"));
+}
+
+TEST(LinuxLeaseStoreOthersFiles, LockReplacedByAnotherFileIsNotTaken) {
+  std::string contents;
+  std::string path = Unique("journal");
+  auto store = OpenJournal(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_EQ(unlink((path + ".lock").c_str()), 0);
+  WriteFile(path + ".lock", kPrecious);
+  StoreResult replaced = (*store)->Replace(JournalHeader());
+  EXPECT_FALSE(replaced.ok);
+  EXPECT_NE(replaced.error.find("is not empty"), std::string::npos)
+      << replaced.error;
+  (*store)->Remove();
+  EXPECT_EQ(ReadFile(path + ".lock"), kPrecious);
 }
 
 }  // namespace

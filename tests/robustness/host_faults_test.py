@@ -15,6 +15,11 @@ hygiene of its state.
                       network namespaces keep apart journals; leases
                       outside the pool are dropped loudly.
   StartupLineTest     the start-up line says what was restored.
+  OthersFilesTest     a state file that is not a journal (a typo naming
+                      someone else's file, a directory, a FIFO, a device,
+                      a symlink), a .lock or .tmp beside it that is not the
+                      server's: refused with exit 2, kept as it was; a
+                      journal damaged after its header is still restored.
 """
 
 import errno
@@ -345,6 +350,104 @@ class StartupLineTest(FaultTestBase):
         server = self.crash_and_restart(server, journal)
         self.assertTrue(any('restored 3 of 3' in l and 'live' in l
                             for l in messages(server)), server.log())
+
+
+class OthersFilesTest(FaultTestBase):
+    POOL = '35400-35409'
+    PRECIOUS = b'precious data\nline 2\n'
+    REMEDY = 'remove it or choose another --portserver_state_file'
+
+    def path(self, name):
+        return os.path.join(self.workdir, name)
+
+    def write(self, path, data):
+        with open(path, 'wb') as f:
+            f.write(data)
+
+    def read(self, path):
+        with open(path, 'rb') as f:
+            return f.read()
+
+    def assert_refused(self, state_file, names, says):
+        """The server refuses `state_file`: exit 2, before serving, with one
+        error line naming `names`, saying `says` and what to do."""
+        status, out, err = harness.run_binary(
+            ['--portserver_address=' + self.address,
+             '--portserver_static_pool=' + self.POOL,
+             '--portserver_state_file=' + state_file], timeout=10)
+        self.assertEqual(status, 2, 'expected exit 2 (refused)\n' + err)
+        self.assertNotIn('Serving on', err)
+        errors = [l for l in err.splitlines()
+                  if l.startswith('portserver: error: ')]
+        self.assertEqual(len(errors), 1, err)
+        for text in (names, says, self.REMEDY):
+            self.assertIn(text, errors[0])
+
+    def test_a_file_that_is_not_a_journal_is_refused_and_kept(self):
+        # A typo: --portserver_state_file=/etc/default/portserver. The server
+        # once logged "line 1: not a portserver-journal 1 header", rewrote
+        # the file as an empty journal and deleted it at a clean stop.
+        precious = self.path('precious.txt')
+        self.write(precious, self.PRECIOUS)
+        self.assert_refused(precious, precious, 'not a portserver journal')
+        self.assertEqual(self.read(precious), self.PRECIOUS)
+        self.assertEqual(sorted(os.listdir(self.workdir)), ['precious.txt'],
+                         'a refusal leaves nothing beside the file')
+
+    def test_what_is_not_a_regular_file_is_refused_and_kept(self):
+        directory = self.path('a-directory')
+        os.mkdir(directory)
+        self.assert_refused(directory, directory, 'is a directory')
+        fifo = self.path('a-fifo')
+        os.mkfifo(fifo)
+        self.assert_refused(fifo, fifo, 'is a FIFO')
+        self.assert_refused('/dev/null', '/dev/null', 'is a character device')
+        self.assertFalse(os.path.exists('/dev/null.lock'))
+        journal = self.path('real.journal')
+        self.write(journal, b'portserver-journal 1\n')
+        link = self.path('link.journal')
+        os.symlink(journal, link)  # Compaction would rename over the link.
+        self.assert_refused(link, link, 'is a symbolic link')
+        self.assertTrue(os.path.islink(link))
+        self.assertTrue(os.path.isdir(directory))
+        self.assertTrue(os.path.exists(fifo))
+        self.assertEqual(sorted(os.listdir(self.workdir)),
+                         ['a-directory', 'a-fifo', 'link.journal',
+                          'real.journal'])
+
+    def test_a_lock_or_tmp_that_is_not_the_servers_is_refused_and_kept(self):
+        journal = self.path('x.journal')
+        self.write(journal + '.lock', self.PRECIOUS)  # Deleted at a stop.
+        self.assert_refused(journal, journal + '.lock', 'is not empty')
+        self.assertEqual(self.read(journal + '.lock'), self.PRECIOUS)
+        os.unlink(journal + '.lock')
+        self.write(journal + '.tmp', self.PRECIOUS)  # Truncated, renamed.
+        self.assert_refused(journal, journal + '.tmp',
+                            'not a portserver journal')
+        self.assertEqual(self.read(journal + '.tmp'), self.PRECIOUS)
+        self.assertEqual(sorted(os.listdir(self.workdir)), ['x.journal.tmp'])
+
+    def test_empty_file_and_left_lock_are_taken(self):
+        journal = self.path('empty.journal')
+        self.write(journal, b'')
+        self.write(journal + '.lock', b'')  # Left by a kill -9.
+        server = self.start(journal)
+        self.assertEqual(self.read(journal), b'portserver-journal 1\n')
+        self.assertEqual(server.stop(), 0)
+        self.assertEqual(os.listdir(self.workdir), [])
+
+    def test_journal_damaged_after_its_header_is_still_restored(self):
+        journal = self.path('damaged.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.kill(), -signal.SIGKILL)
+        with open(journal, 'ab') as f:
+            f.write(b'precious data\n')
+        server = self.start(journal)
+        self.assertTrue(any('skipped' in l and l.startswith('W')
+                            for l in messages(server)), server.log())
+        self.assert_stats(server, {'leased-ports': len(held)})
 
 
 if __name__ == '__main__':
