@@ -551,15 +551,15 @@ class NamespaceTest(ServerTestCase):
                           % (ours, port, named, ours))
 
     def test_unrelated_pid_is_never_matched(self):
-        # The caller names our own pid, which means nothing in its namespace:
-        # the port must go to the caller, never to us.
+        # The caller names our own pid, which no process of its namespace
+        # has: denied, as a pid that does not exist outside a namespace, and
+        # never leased to us (nor to the short-lived caller).
         ours, named, port = self.run_in_pid_namespace(os.getpid())
         self.assertEqual(named, os.getpid())
-        self.assertIn(port, self.pool)
-        self.wait_for_log('Request on behalf of pid %d: port %d (pid %d named '
-                          'in another pid namespace cannot be translated: '
-                          'leased to the caller, pid %d)'
-                          % (ours, port, named, ours))
+        self.assertIsNone(port)
+        self.wait_for_log('Request on behalf of pid %d: denied '
+                          "(no-such-process) (no process of the caller's pid "
+                          'namespace has pid %d)' % (named, named))
 
 
 class PermissionTest(ServerTestCase):
