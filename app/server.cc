@@ -140,8 +140,9 @@ absl::Status Server::Serve() {
   std::string on = listening_on_.empty() ? options_.address
                                          : absl::StrJoin(listening_on_, ", ");
   PS_LOG(INFO) << "Serving on " << on << " (pool " << options_.pool_spec << ", "
-               << options_.pool.size() << " ports; portserver "
-               << kPortserverVersion << ")";
+               << options_.pool.size()
+               << (options_.pool.size() == 1 ? " port" : " ports")
+               << "; portserver " << kPortserverVersion << ")";
   // Restored leases whose lock a neighbouring server held at start-up: the
   // lock is taken as soon as that server lets go of it, so that it cannot
   // lease the port again once its own owner ends. Every request tries, and
