@@ -394,28 +394,78 @@ ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
     return Mapping{Mapping::Kind::kTranslated, caller};
   }
   std::string caller_namespace = PidNamespaceOf(caller);
+  if (caller_namespace.empty()) return Mapping{Mapping::Kind::kCaller, caller};
   DIR* dir = opendir(proc_root_.c_str());
   if (dir == nullptr) return Mapping{Mapping::Kind::kCaller, caller};
-  // A process deeper down (in a namespace nested in the caller's, maybe)
-  // with that pid at the caller's level: it cannot be told from one of
-  // another branch, so the caller is the safe answer then.
-  bool maybe_nested = false;
+  // Where the pid cannot be told from a process of another namespace, the
+  // caller is the safe answer: a process deeper down (in a namespace nested
+  // in the caller's, maybe) with that pid at the caller's level, or one
+  // whose namespace cannot be read (not dumpable, to a server that is not
+  // root) or whose pids cannot.
+  bool cannot_tell = false;
   const size_t level = caller_pids.size() - 1;
-  while (dirent* entry = caller_namespace.empty() ? nullptr : readdir(dir)) {
+  std::vector<int64_t> neighbours;  // Processes of the caller's namespace.
+  while (dirent* entry = readdir(dir)) {
     uint64_t pid = 0;
     if (!ParseUnsigned(entry->d_name, &pid)) continue;
     std::vector<int64_t> pids = NamespacePids(static_cast<int64_t>(pid));
-    if (pids.size() <= level || pids[level] != named) continue;
-    if (pids.size() == caller_pids.size() &&
-        PidNamespaceOf(static_cast<int64_t>(pid)) == caller_namespace) {
+    if (pids.empty()) {
+      // Unreadable, unless it ended since readdir() (then it is no answer).
+      struct stat st {};
+      if (::stat((proc_root_ + "/" + entry->d_name).c_str(), &st) == 0) {
+        cannot_tell = true;
+      }
+      continue;
+    }
+    if (pids.size() < caller_pids.size()) continue;
+    if (pids.size() > caller_pids.size()) {
+      if (pids[level] == named) cannot_tell = true;
+      continue;
+    }
+    std::string ns = PidNamespaceOf(static_cast<int64_t>(pid));
+    if (ns.empty()) {
+      if (pids[level] == named) cannot_tell = true;
+      continue;
+    }
+    if (ns != caller_namespace) continue;
+    if (pids[level] == named) {
       closedir(dir);
       return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(pid)};
     }
-    if (pids.size() > caller_pids.size()) maybe_nested = true;
+    neighbours.push_back(static_cast<int64_t>(pid));
   }
   closedir(dir);
-  if (caller_namespace.empty() || maybe_nested) {
-    return Mapping{Mapping::Kind::kCaller, caller};
+  if (cannot_tell) return Mapping{Mapping::Kind::kCaller, caller};
+  // A thread of a process of the caller's namespace (/proc lists only
+  // processes): its id here, so that it is denied as a thread.
+  for (int64_t pid : neighbours) {
+    std::string tasks = proc_root_ + "/" + std::to_string(pid) + "/task";
+    DIR* task_dir = opendir(tasks.c_str());
+    if (task_dir == nullptr) continue;
+    while (dirent* entry = readdir(task_dir)) {
+      uint64_t tid = 0;
+      if (!ParseUnsigned(entry->d_name, &tid) ||
+          static_cast<int64_t>(tid) == pid) {
+        continue;
+      }
+      std::string status;
+      if (ReadSmallFile(tasks + "/" + entry->d_name + "/status", &status) !=
+          ReadOutcome::kOk) {
+        continue;
+      }
+      std::optional<std::string_view> nspid = StatusValue(status, "NSpid");
+      size_t last = nspid ? nspid->find_last_of(" \t") : 0;
+      uint64_t inner = 0;
+      if (nspid &&
+          ParseUnsigned(
+              last == std::string_view::npos ? *nspid : nspid->substr(last + 1),
+              &inner) &&
+          static_cast<int64_t>(inner) == named) {
+        closedir(task_dir);
+        return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(tid)};
+      }
+    }
+    closedir(task_dir);
   }
   // Every process was looked at: none has that pid in the caller's
   // namespace, as a caller in ours naming a pid that does not exist.

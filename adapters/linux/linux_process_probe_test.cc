@@ -78,6 +78,17 @@ class FixtureProcRoot {
     symlink(ns.c_str(), (dir + "/ns/pid").c_str());
   }
 
+  // A thread `tid` of process `pid` with NSpid `nspid`.
+  void WriteTask(int64_t pid, int64_t tid, const std::string& nspid) {
+    std::string dir = root_ + "/" + std::to_string(pid) + "/task";
+    mkdir(dir.c_str(), 0755);
+    dir += "/" + std::to_string(tid);
+    mkdir(dir.c_str(), 0755);
+    std::ofstream out(dir + "/status", std::ios::trunc | std::ios::binary);
+    out << "Name:\tx\nTgid:\t" << pid << "\nNSpid:\t" << nspid
+        << "\nNSpgid:\t1\n";
+  }
+
   void WriteStat(int64_t pid, const std::string& contents) {
     std::string dir = root_ + "/" + std::to_string(pid);
     mkdir(dir.c_str(), 0755);
@@ -394,6 +405,33 @@ TEST(LinuxProcessProbe, PidNoProcessOfTheCallersNamespaceHasIsNotFound) {
   LinuxProcessProbe probe(proc.root());
   ProcessProbe::Mapping m = probe.MapNamedPid(200, 7);
   EXPECT_EQ(m.kind, Kind::kNotFound);
+}
+
+// A process of the caller's depth whose namespace cannot be read (not
+// dumpable, to a server that is not root) may be the one named.
+TEST(LinuxProcessProbe,
+     PidOfAProcessWhoseNamespaceIsUnreadableGoesToTheCaller) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  proc.WriteNamespaced(400, "400\t7", "");  // No ns/pid link to read.
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 7);
+  EXPECT_EQ(m.kind, Kind::kCaller);
+  EXPECT_EQ(m.pid, 200);
+}
+
+// A thread of a process of the caller's namespace: /proc lists only
+// processes, its tasks say which it is.
+TEST(LinuxProcessProbe, ThreadOfTheCallersNamespaceIsTranslated) {
+  FixtureProcRoot proc;
+  proc.WriteNamespaced(200, "200\t5", "pid:[111]");
+  proc.WriteNamespaced(201, "201\t6", "pid:[111]");
+  proc.WriteTask(201, 202, "202\t8");  // Thread 8 of process 6 there.
+  LinuxProcessProbe probe(proc.root());
+  ProcessProbe::Mapping m = probe.MapNamedPid(200, 8);
+  EXPECT_EQ(m.kind, Kind::kTranslated);
+  EXPECT_EQ(m.pid, 202);
+  EXPECT_EQ(probe.MapNamedPid(200, 9).kind, Kind::kNotFound);
 }
 
 TEST(LinuxProcessProbe, PidThatMayBeInANestedNamespaceFallsBackToTheCaller) {
