@@ -304,8 +304,9 @@ void Server::LogJournalEvent(const Decision& d) {
       return;
     case JournalEvent::kRewritten:
       PS_LOG(WARNING) << "State file " << journal_path_
-                      << " (or its lock) was deleted or replaced: wrote a "
-                         "fresh one holding every live lease";
+                      << " (or its lock) was deleted or replaced, or "
+                         "truncated: wrote a fresh one holding every live "
+                         "lease";
       return;
   }
 }

@@ -97,11 +97,14 @@ std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
     const std::function<JournalNote(uint16_t port)>& note_of);
 
-// True if `text` may be the server's journal: empty (a new journal), or
-// its first line is the header (a journal; later damaged lines are
-// ParseJournal's business). Anything else is someone else's file, which the
-// server must refuse to take as its journal: compaction would overwrite it
-// and a clean stop delete it. `text` may be just the start of a file.
+// True if `text` may be the server's journal: empty (a new journal), NULs
+// only (never written before a power loss), its first line the header (a
+// journal; later damaged lines are ParseJournal's business), or holding an
+// intact lease record (a journal whose header was damaged, or which was
+// truncated while the server ran). Anything else is someone else's file,
+// which the server must refuse to take as its journal: compaction would
+// overwrite it and a clean stop delete it. `text` may be just the start of
+// a file (a record cut at its end is not looked at).
 bool StartsAsJournal(std::string_view text);
 
 struct JournalReplay {

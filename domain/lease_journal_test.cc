@@ -96,9 +96,19 @@ TEST(LeaseJournal, OnlyAJournalOrNothingStartsAsJournal) {
         std::string("portserver-journal 2\n"),
         std::string("portserver-journal 1 \n"),
         std::string("portserver-journal 10\n"),
-        std::string("\x00\x00\x00\x00", 4), JournalLease(100, Owner{5, 6})}) {
+        std::string("L 100 5 6 00000000\n"),  // A record's look, not its sum.
+        std::string("\x00\x00\x00\x00x\n", 6)}) {
     EXPECT_FALSE(StartsAsJournal(other)) << other;
   }
+  // Ours, after damage: a header with a flipped bit, a journal truncated
+  // while the server ran and appended to since, blocks a power loss left
+  // unwritten.
+  std::string flipped = JournalSnapshot({{100, Owner{5, 6}}});
+  flipped[3] ^= 0x20;
+  EXPECT_TRUE(StartsAsJournal(flipped));
+  EXPECT_TRUE(StartsAsJournal(JournalLease(100, Owner{5, 6}) +
+                              JournalLeaseNote(100, 10, "a")));
+  EXPECT_TRUE(StartsAsJournal(std::string(4096, '\0')));
 }
 
 TEST(LeaseJournal, RejectsOutOfRangeAndGarbage) {

@@ -256,8 +256,16 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
       path, fd, lock_fd, remove_directory, std::move(is_journal)));
 }
 
+int64_t LinuxLeaseStore::SizeOf(int fd) {
+  struct stat st {};
+  return fstat(fd, &st) == 0 ? static_cast<int64_t>(st.st_size) : 0;
+}
+
 bool LinuxLeaseStore::Intact() {
-  return NamesFile(path_, fd_) && NamesFile(lock_path_, lock_fd_);
+  // Deleted or replaced, or truncated (`: > journal`): what was written is
+  // gone, and a journal of appended records alone would lack its header.
+  return NamesFile(path_, fd_) && NamesFile(lock_path_, lock_fd_) &&
+         SizeOf(fd_) >= written_;
 }
 
 StoreResult LinuxLeaseStore::RelockIfLost() {
@@ -308,6 +316,7 @@ StoreResult LinuxLeaseStore::Append(std::string_view record) {
   if (!WriteAll(fd_, record)) {
     return StoreResult{false, ErrnoText("cannot append to " + path_, errno)};
   }
+  written_ += static_cast<int64_t>(record.size());
   return {};
 }
 
@@ -354,6 +363,7 @@ StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
   }
   close(fd_);
   fd_ = fresh;
+  written_ = static_cast<int64_t>(contents.size());
   return {};
 }
 

@@ -36,6 +36,7 @@
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_LEASE_STORE_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_LEASE_STORE_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -92,7 +93,10 @@ class LinuxLeaseStore final : public LeaseStore {
         fd_(fd),
         lock_fd_(lock_fd),
         remove_directory_(remove_directory),
-        is_journal_(std::move(is_journal)) {}
+        is_journal_(std::move(is_journal)),
+        written_(SizeOf(fd)) {}
+
+  static int64_t SizeOf(int fd);
 
   // Takes a fresh lock if lock_path_ no longer names the file we hold.
   StoreResult RelockIfLost();
@@ -104,6 +108,9 @@ class LinuxLeaseStore final : public LeaseStore {
   int lock_fd_;  // Holds the flock on lock_path_ (replaced if it is deleted).
   const bool remove_directory_;
   const JournalTest is_journal_;  // May be null.
+  // Bytes the current file holds as far as this store knows: its size when
+  // opened or replaced, plus what was appended since. Fewer: truncated.
+  int64_t written_;
 };
 
 }  // namespace portserver

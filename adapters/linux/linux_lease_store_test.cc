@@ -145,6 +145,28 @@ TEST(LinuxLeaseStoreFaults, DeletedJournalIsNoticedAndReplacedWithItsLock) {
       << second.status();
 }
 
+// `: > journal` while the server runs: what was written is gone, and the
+// records appended after it would make a journal without its header.
+TEST(LinuxLeaseStoreFaults, TruncatedJournalIsNoticed) {
+  std::string path = Unique("journal");
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Replace("header\n").ok);
+  ASSERT_TRUE((*store)->Append("a\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  ASSERT_EQ(truncate(path.c_str(), 0), 0);
+  EXPECT_FALSE((*store)->Intact());
+  ASSERT_TRUE((*store)->Replace("header\nsnapshot\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  ASSERT_TRUE((*store)->Append("b\n").ok);
+  EXPECT_TRUE((*store)->Intact());
+  EXPECT_EQ(ReadFile(path), "header\nsnapshot\nb\n");
+  // Cut shorter than what was written, not emptied: noticed too.
+  ASSERT_EQ(truncate(path.c_str(), 5), 0);
+  EXPECT_FALSE((*store)->Intact());
+}
+
 TEST(LinuxLeaseStoreFaults, DeletedLockAloneIsNoticed) {
   std::string path = Unique("journal");
   std::string contents;

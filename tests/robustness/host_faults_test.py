@@ -186,6 +186,26 @@ class DeletedJournalTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': len(held)})
 
 
+    def test_truncated_journal_is_written_afresh(self):
+        # `: > journal` while the server runs: the records appended after it
+        # made a journal without its header, which a restart refused.
+        journal = os.path.join(self.workdir, 'truncated.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 5)
+        with open(journal, 'w'):
+            pass
+        start = server.stderr.count()
+        self.assertIsNone(harness.ask(server.address,
+                                      harness.find_nonexistent_pid()))
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'or truncated' in l, start=start), server.log())
+        with open(journal) as f:
+            self.assertTrue(f.readline().startswith('portserver-journal 1'))
+        held += self.lease(server, owner, 2)
+        server = self.crash_and_restart(server, journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
     def test_extended_requests_also_rewrite_it(self):
         # What portpicker -n, PickUnusedPorts and portserverctl send: these
         # once skipped the check, kept appending to the deleted file, and a
