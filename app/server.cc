@@ -18,6 +18,9 @@ namespace {
 // How often a server retries the locks of restored leases a neighbour held
 // at start-up, between requests (Serve).
 constexpr std::chrono::milliseconds kRetakeInterval(20);
+// Locks tried per interval, in turn: bounds the time PortService's lock is
+// held (a socket and a bind each, some 10-30 us) whatever their number.
+constexpr size_t kRetakesPerInterval = 64;
 
 const char* EndName(Request::End end) {
   switch (end) {
@@ -151,12 +154,12 @@ absl::Status Server::Serve() {
   std::condition_variable retake_cv;
   bool retake_stop = false;
   std::thread retake;
-  if (service_.RetakeReservations() > 0) {
+  if (service_.RetakeReservations(0) > 0) {
     retake = std::thread([&] {
       std::unique_lock<std::mutex> lock(retake_mu);
       while (!retake_cv.wait_for(lock, kRetakeInterval,
                                  [&] { return retake_stop; })) {
-        if (service_.RetakeReservations() == 0) {
+        if (service_.RetakeReservations(kRetakesPerInterval) == 0) {
           PS_LOG(INFO) << "Every restored lease holds its port lock again";
           return;
         }

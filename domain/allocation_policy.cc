@@ -145,13 +145,14 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   result.ports_reclaimed += ports.size();
 }
 
-size_t AllocationPolicy::RetakeReservations() {
-  unreserved_.erase(std::remove_if(unreserved_.begin(), unreserved_.end(),
-                                   [&](uint16_t port) {
-                                     return !ledger_.HolderOf(port) ||
-                                            port_probe_.Reserve(port);
-                                   }),
-                    unreserved_.end());
+size_t AllocationPolicy::RetakeReservations(size_t max_tries) {
+  for (size_t n = std::min(max_tries, unreserved_.size()); n > 0; --n) {
+    uint16_t port = unreserved_.front();
+    unreserved_.pop_front();
+    if (ledger_.HolderOf(port) && !port_probe_.Reserve(port)) {
+      unreserved_.push_back(port);  // Still held by the neighbour.
+    }
+  }
   return unreserved_.size();
 }
 
@@ -159,7 +160,7 @@ void AllocationPolicy::BeginRequest(const Owner& owner, Allocation& result) {
   ++clock_;
   // First: a neighbour that let go of such a port may lease it again on
   // its next request.
-  if (!unreserved_.empty()) RetakeReservations();
+  if (!unreserved_.empty()) RetakeReservations(kRetakesPerRequest);
   Thaw();
   if (std::optional<Owner> known = ledger_.FindOwner(owner.pid);
       known && known->incarnation != owner.incarnation) {

@@ -140,11 +140,13 @@ class AllocationPolicy {
                  std::vector<uint16_t>* unreserved = nullptr);
 
   // Tries again to reserve the restored leases Restore() could not (a
-  // neighbouring server held their locks): each one still leased whose
-  // reservation succeeds now is done with, as is one no longer leased.
-  // Every request does it first; the server also calls it between
-  // requests. Returns how many remain. O(remaining).
-  size_t RetakeReservations();
+  // neighbouring server held their locks), at most `max_tries` of them, in
+  // turn: each one still leased whose reservation succeeds now is done
+  // with, as is one no longer leased. Every request tries a few first
+  // (kRetakesPerRequest); the server also calls it between requests.
+  // Returns how many remain. O(max_tries) port probes.
+  size_t RetakeReservations(size_t max_tries = SIZE_MAX);
+  static constexpr size_t kRetakesPerRequest = 4;
   // Leased ports still without their reservation.
   size_t unreserved_leases() const { return unreserved_.size(); }
 
@@ -204,8 +206,9 @@ class AllocationPolicy {
   const size_t pool_size_;
   std::deque<uint16_t> free_;  // Not leased; front is next.
   uint64_t clock_ = 0;         // Requests seen: the backoff's clock.
-  // Restored leases whose port the probe could not reserve (yet).
-  std::vector<uint16_t> unreserved_;
+  // Restored leases whose port the probe could not reserve (yet), in the
+  // order they are tried again.
+  std::deque<uint16_t> unreserved_;
   // Busy ports by the request after which they are probed again.
   std::multimap<uint64_t, uint16_t> cooling_;
   // Ports last found kReuseAddrOnly, by the request after which they rejoin

@@ -265,6 +265,26 @@ TEST_F(AllocationPolicyTest, NextRequestRetakesAReservationFirst) {
   EXPECT_EQ(ports_.reserved().count(103), 1u);
 }
 
+// Each call tries at most max_tries of them, in turn: the time it takes
+// stays bounded whatever a neighbour holds, and every one is tried.
+TEST_F(AllocationPolicyTest, RetakesAreBoundedAndTakeTurns) {
+  MakePolicy(Range(100, 109));
+  Owner a = Spawn(10);
+  std::vector<std::pair<uint16_t, Owner>> leases;
+  for (uint16_t port = 100; port < 110; ++port) {
+    ports_.Occupy(port);
+    leases.emplace_back(port, a);
+  }
+  EXPECT_EQ(policy_->Restore(leases), 10u);
+  for (uint16_t port = 100; port < 110; ++port) ports_.Vacate(port);
+  const int probes = ports_.probe_count();
+  EXPECT_EQ(policy_->RetakeReservations(4), 6u);
+  EXPECT_EQ(policy_->RetakeReservations(4), 2u);
+  EXPECT_EQ(policy_->RetakeReservations(4), 0u);
+  EXPECT_EQ(ports_.reserved().size(), 10u);
+  EXPECT_EQ(ports_.probe_count(), probes);  // Reservations, no bind test.
+}
+
 TEST_F(AllocationPolicyTest, LeaseEndedBeforeItsReservationIsDoneWith) {
   MakePolicy(Range(100, 104));
   Owner c = Spawn(12);

@@ -401,9 +401,9 @@ std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
   return ledger_.Leases();
 }
 
-size_t PortService::RetakeReservations() {
+size_t PortService::RetakeReservations(size_t max_tries) {
   std::lock_guard<std::mutex> lock(mu_);
-  return policy_.RetakeReservations();
+  return policy_.RetakeReservations(max_tries);
 }
 
 size_t PortService::Restore(

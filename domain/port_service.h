@@ -188,11 +188,12 @@ class PortService : public RequestHandler {
   // ignored.
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
-  // Tries again to reserve the restored ports Restore() could not, so that
-  // a neighbouring server that lets go of one cannot lease it again
-  // (AllocationPolicy::RetakeReservations; every request does it too).
-  // Returns how many remain unreserved. Thread-safe.
-  size_t RetakeReservations();
+  // Tries again to reserve at most `max_tries` of the restored ports
+  // Restore() could not, so that a neighbouring server that lets go of one
+  // cannot lease it again (AllocationPolicy::RetakeReservations; every
+  // request tries a few too). Returns how many remain unreserved.
+  // Thread-safe.
+  size_t RetakeReservations(size_t max_tries = SIZE_MAX);
 
   // From now on, journals each grant to `store` and compacts it (rewrites
   // it as a snapshot of the ledger) once the appended records outnumber
