@@ -304,12 +304,14 @@ class Ctl {
 
   int Who() {
     if (!PortOperands("who", portserver::kMaxPortsPerRequest)) return kUsage;
-    // The server answers at most kMaxWhoPorts ports a request (so that the
-    // reply fits in kMaxReplyBytes): ask in batches, in order.
+    // A reply holds the records of kWhoPortsThatAlwaysFit ports whatever
+    // their labels and command lines: ask in batches of that many, in
+    // order.
     std::vector<ReplyLine> records;
     const std::vector<std::string>& operands = args_.operands;
-    for (size_t at = 0; at < operands.size(); at += portserver::kMaxWhoPorts) {
-      size_t end = std::min(operands.size(), at + portserver::kMaxWhoPorts);
+    constexpr size_t kBatch = portserver::kWhoPortsThatAlwaysFit;
+    for (size_t at = 0; at < operands.size(); at += kBatch) {
+      size_t end = std::min(operands.size(), at + kBatch);
       std::vector<std::string> batch(operands.begin() + at,
                                      operands.begin() + end);
       int code = kDone;

@@ -44,7 +44,11 @@ inline constexpr char kControlMagic[] = "portserver/";
 
 // Limits (docs/protocol.md).
 inline constexpr size_t kMaxPortsPerRequest = 1024;  // allocate count, release
-inline constexpr size_t kMaxWhoPorts = 20;           // who ports=
+inline constexpr size_t kMaxWhoPorts = 64;           // who ports=
+// Ports whose records fit in one reply whatever they hold: a who of more
+// (up to kMaxWhoPorts) is answered when its records fit, refused
+// (bad-argument) when they do not. portserverctl asks this many at a time.
+inline constexpr size_t kWhoPortsThatAlwaysFit = 20;
 inline constexpr size_t kMaxLabelBytes = 128;        // decoded
 inline constexpr size_t kMaxCommandLineBytes = 256;  // kept per owner
 inline constexpr size_t kMaxReplyBytes = 32 * 1024;  // one reply, all lines
@@ -52,11 +56,12 @@ inline constexpr size_t kMaxLeasesPerPage = 1000;    // leases limit=
 // The longest record a reply can hold: a leased port with the longest
 // label and command line, every byte of them percent-encoded (3 bytes
 // each), and the widest numbers; about 1,300 bytes (control_service_test
-// builds one). A reply holds a header and at most kMaxWhoPorts of them, or
+// builds one). A reply holds a header and at most kWhoPortsThatAlwaysFit
+// of them, or
 // leases records until one more might not fit.
 inline constexpr size_t kMaxRecordBytes = 1536;
 inline constexpr size_t kMaxReplyHeaderBytes = 1024;
-static_assert(kMaxReplyHeaderBytes + kMaxWhoPorts * kMaxRecordBytes <=
+static_assert(kMaxReplyHeaderBytes + kWhoPortsThatAlwaysFit * kMaxRecordBytes <=
                   kMaxReplyBytes,
               "a who reply must fit in one reply");
 

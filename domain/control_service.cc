@@ -348,16 +348,30 @@ void ControlService::Who(const ControlRequest& r, const PeerCredentials& peer,
     return;
   }
   result.summary += " ports=" + *text;
+  ControlReplyBuilder answer;
   for (uint16_t port : *ports) {
     PortReport report = service_.Describe(port, peer);
-    reply.Record("port");
-    reply.RecordField("state", PortReportStateName(report.state));
+    answer.Record("port");
+    answer.RecordField("state", PortReportStateName(report.state));
     if (report.state == PortReport::State::kLeased) {
-      LeaseFields(report.lease, reply);
+      LeaseFields(report.lease, answer);
     } else {
-      reply.RecordField("port", port);
+      answer.RecordField("port", port);
     }
   }
+  if (answer.size() + kMaxReplyHeaderBytes > kMaxReplyBytes) {
+    // Long labels and command lines: more than a reply holds.
+    std::string message = "the records of these " +
+                          std::to_string(ports->size()) + " ports exceed the " +
+                          std::to_string(kMaxReplyBytes / 1024) +
+                          " KiB a reply holds: ask for at most " +
+                          std::to_string(kWhoPortsThatAlwaysFit) + " at a time";
+    reply.Error("bad-argument", message);
+    result.error_code = "bad-argument";
+    result.summary += ": bad-argument (reply too long)";
+    return;
+  }
+  reply = std::move(answer);
 }
 
 void ControlService::Status(ControlReplyBuilder& reply) {

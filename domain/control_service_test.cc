@@ -251,14 +251,15 @@ TEST_F(ControlServiceTest, PagesCoverEveryLeaseOnce) {
 
 // The longest records there can be (the longest label and command line,
 // every byte percent-encoded; the widest pid and uid) stay within
-// kMaxRecordBytes, and a who of kMaxWhoPorts such ports or a page of leases
-// within kMaxReplyBytes (a who of 64 such ports made 75,860 bytes).
+// kMaxRecordBytes, and a who of kWhoPortsThatAlwaysFit such ports or a page
+// of leases within kMaxReplyBytes; a who of 64 such ports (75,860 bytes) is
+// refused with a bad-argument that says how many to ask for.
 TEST(ControlServiceLimits, LongestRecordsFitInOneReply) {
   FakeProcessProbe processes;
   FakePortProbe ports;
   FakeProcessInfo info;
   const uint16_t first = 60000;
-  const size_t count = 3 * kMaxWhoPorts;
+  const size_t count = kMaxWhoPorts + 10;
   PortService service(Range(first, static_cast<uint16_t>(first + count - 1)),
                       processes, ports);
   ControlService control(service, "9.8.7", [&] { return info.NowUnixMs(); });
@@ -290,12 +291,26 @@ TEST(ControlServiceLimits, LongestRecordsFitInOneReply) {
       std::to_string(count) + " label=" + PercentEncode(label) + "\n");
   ASSERT_EQ(service.PortsOf(pid).size(), count);
 
-  std::string who;
-  for (size_t i = 0; i < kMaxWhoPorts; ++i) {
-    who += (i == 0 ? "" : ",") + std::to_string(first + i);
+  auto who_of = [&](size_t n) {
+    std::string list;
+    for (size_t i = 0; i < n; ++i) {
+      list += (i == 0 ? "" : ",") + std::to_string(first + i);
+    }
+    return "portserver/1 who ports=" + list + "\n";
+  };
+  {
+    Request r;
+    std::string line = who_of(kMaxWhoPorts);
+    r.data = line;
+    r.peer = Peer(9, 0);
+    ParsedReply refused = ParseControlReply(control.Handle(r).reply);
+    ASSERT_TRUE(refused.is_error());
+    EXPECT_EQ(refused.header.Get("code"), "bad-argument");
+    EXPECT_NE(refused.header.Get("message")->find("at most 20 at a time"),
+              std::string::npos);
   }
-  ParsedReply w = ask("portserver/1 who ports=" + who + "\n");
-  ASSERT_EQ(w.records.size(), kMaxWhoPorts);
+  ParsedReply w = ask(who_of(kWhoPortsThatAlwaysFit));
+  ASSERT_EQ(w.records.size(), kWhoPortsThatAlwaysFit);
   EXPECT_EQ(w.records[0].Get("label"), label);
   EXPECT_EQ(w.records[0].Get("cmdline"), command_line);
 

@@ -502,15 +502,24 @@ class BigPoolTest(ControlTestCase):
         owner = self.sleeper('\u00e9' * 130)
         ports, _ = self.portpicker('-n', '70', str(owner.pid),
                                    label='\u00e9' * 64)
-        most = 20  # kMaxWhoPorts
+        fit = 20  # kWhoPortsThatAlwaysFit
         reply = raw_exchange(self.server.address, b'portserver/1 who ports=' +
-                             ','.join(map(str, ports[:most])).encode() + b'\n')
+                             ','.join(map(str, ports[:fit])).encode() + b'\n')
         self.assertLessEqual(len(reply), 32 * 1024)
         self.assertTrue(reply.startswith(b'portserver/1 ok'), reply[:200])
+        # 64 of them (the limit) would not fit: refused, saying how many do.
         reply = raw_exchange(self.server.address, b'portserver/1 who ports=' +
-                             ','.join(map(str, ports[:most + 1])).encode() +
+                             ','.join(map(str, ports[:64])).encode() + b'\n')
+        self.assertLessEqual(len(reply), 32 * 1024)
+        header = reply.split(b'\n', 1)[0]
+        self.assertIn(b'code=bad-argument', header)
+        self.assertIn(b'at%20most%2020%20at%20a%20time', header)
+        # 64 short records do fit (a client of 0.2.0 asks for up to 64).
+        short = raw_exchange(self.server.address, b'portserver/1 who ports=' +
+                             ','.join(str(p) for p in range(1, 65)).encode() +
                              b'\n')
-        self.assertIn(b'code=bad-argument', reply.split(b'\n', 1)[0])
+        self.assertTrue(short.startswith(b'portserver/1 ok'), short[:200])
+        self.assertEqual(short.count(b'\nport '), 64)
         # portserverctl asks in batches: every port, in the order asked.
         asked = list(reversed(ports)) + [max(self.pool) + 1]
         report = self.ctl_json('who', *map(str, asked), expect=1)['ports']
