@@ -42,6 +42,11 @@ int main(int argc, char** argv) {
       MakePlatformAdapters(options);
   if (!platform.ok()) return Fail(2, platform.status());
 
+  if (!options.metrics_file.empty()) {
+    absl::Status metrics_file = CheckMetricsFile(options.metrics_file);
+    if (!metrics_file.ok()) return Fail(2, metrics_file);
+  }
+
   std::string journal_path, journal;
   absl::StatusOr<std::unique_ptr<LeaseStore>> store =
       OpenLeaseStore(options, &journal_path, &journal);

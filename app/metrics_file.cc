@@ -1,9 +1,15 @@
 #include "app/metrics_file.h"
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <unistd.h>
+#endif
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -11,10 +17,66 @@
 
 namespace portserver {
 
+namespace {
+
+constexpr char kMetricsStart[] = "# HELP portserver_";
+
+// `path` opened for writing, truncated; not through a symbolic link where
+// the platform has them.
+std::FILE* OpenForWriting(const std::string& path) {
+#ifdef _WIN32
+  return std::fopen(path.c_str(), "wb");
+#else
+  int fd = open(path.c_str(),
+                O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return nullptr;
+  std::FILE* f = fdopen(fd, "wb");
+  if (f == nullptr) close(fd);
+  return f;
+#endif
+}
+
+absl::Status CheckOne(const std::string& path) {
+  std::error_code error;
+  std::filesystem::file_status st =
+      std::filesystem::symlink_status(path, error);
+  if (error || st.type() == std::filesystem::file_type::not_found) {
+    return absl::OkStatus();  // Missing: a new file.
+  }
+  const char* remedy =
+      ": remove it or choose another --portserver_metrics_file";
+  if (st.type() != std::filesystem::file_type::regular) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path,
+                     " is not a regular file (a directory, a symbolic link, a "
+                     "device...), and the metrics writes would replace it",
+                     remedy));
+  }
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::OkStatus();  // Writing it will say.
+  char start[sizeof(kMetricsStart) - 1];
+  size_t n = std::fread(start, 1, sizeof(start), f);
+  std::fclose(f);
+  if (n == 0 || std::string_view(start, n) ==
+                    std::string_view(kMetricsStart, sizeof(start))) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, " is not a metrics file of a portserver (it does not start with \"",
+      kMetricsStart, "\"), and the metrics writes would replace it", remedy));
+}
+
+}  // namespace
+
+absl::Status CheckMetricsFile(const std::string& path) {
+  absl::Status s = CheckOne(path);
+  return s.ok() ? CheckOne(path + ".tmp") : s;
+}
+
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::string& text) {
   const std::string temp = path + ".tmp";
-  std::FILE* f = std::fopen(temp.c_str(), "wb");
+  std::FILE* f = OpenForWriting(temp);
   if (f == nullptr) {
     return absl::UnavailableError(
         absl::StrCat("cannot write ", temp, ": ", std::strerror(errno)));

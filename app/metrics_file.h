@@ -26,9 +26,16 @@
 namespace portserver {
 
 // Writes `text` to `path` atomically (temporary file, then rename). Errors
-// name the file.
+// name the file. The temporary file is not opened through a symbolic link.
 absl::Status WriteFileAtomically(const std::string& path,
                                  const std::string& text);
+
+// OK if `path` may be the metrics file: missing, or a regular file that is
+// empty or starts as the server writes it ("# HELP portserver_"), and the
+// same for "<path>.tmp" beside it. Otherwise (someone else's file, which the
+// writes would replace; a directory, a symbolic link, a device) an
+// InvalidArgument error that says so. Checked at start-up.
+absl::Status CheckMetricsFile(const std::string& path);
 
 class MetricsFileWriter {
  public:

@@ -728,6 +728,55 @@ class MetricsFileTest(ControlTestCase):
         self.assertEqual(self.leased(), 1)
         self.assertEqual(sorted(os.listdir(self.dir)), ['portserver.prom'])
 
+    def start_with(self, path):
+        """Runs a second server writing metrics to `path`: (status, stderr)
+        once it exits, or None if it serves (it is stopped then)."""
+        argv = [PORTSERVER_BIN, '--portserver_static_pool=' +
+                ','.join(map(str, free_ports(1))),
+                '--portserver_address=' + new_address('metrics'),
+                '--portserver_state_file=none',
+                '--portserver_metrics_file=' + path]
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=5)
+            return proc.returncode, err
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return None
+
+    def test_someone_elses_file_is_refused_and_kept(self):
+        # The metrics file is replaced every N seconds: a path naming
+        # another file (a typo), or a link planted as its .tmp, must not
+        # cost that file.
+        precious = os.path.join(self.dir, 'precious.txt')
+        with open(precious, 'w') as f:
+            f.write('precious data\n')
+        status, err = self.start_with(precious)
+        self.assertEqual(status, 2, err)
+        self.assertIn('is not a metrics file of a portserver', err)
+        link = os.path.join(self.dir, 'm.prom')
+        os.symlink(precious, link + '.tmp')
+        status, err = self.start_with(link)
+        self.assertEqual(status, 2, err)
+        self.assertIn('not a regular file', err)
+        with open(precious) as f:
+            self.assertEqual(f.read(), 'precious data\n')
+
+    def test_a_link_planted_later_is_not_written_through(self):
+        os.unlink(self.path)  # Written again at the next period.
+        victim = os.path.join(self.dir, 'victim.txt')
+        with open(victim, 'w') as f:
+            f.write('victim\n')
+        os.symlink(victim, self.path + '.tmp')
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'Metrics file: cannot write' in l, timeout=10),
+            self.server.log.text())
+        with open(victim) as f:
+            self.assertEqual(f.read(), 'victim\n')
+
 
 class WireTest(ControlTestCase):
     POOL_SIZE = 2
