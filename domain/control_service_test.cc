@@ -231,6 +231,24 @@ TEST_F(ControlServiceTest, CommandLineIsReadOncePerOwner) {
   EXPECT_EQ(p.records[0].Get("cmdline"), "python3 leaky_test.py --shard=1");
 }
 
+// A process leased to just after its exec() may have no command line yet
+// (its argument area is set a moment later): a listing reads it once more.
+TEST_F(ControlServiceTest, CommandLineEmptyAtLeaseTimeIsReadAgainOnce) {
+  processes_.Spawn(44, 1000);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=44\n").is_error());
+  EXPECT_EQ(info_.command_line_reads(), 1);
+  info_.SetCommandLine(44, "fresh_test --flag");
+  ParsedReply p = Ask("portserver/1 leases owner=44\n");
+  ASSERT_EQ(p.records.size(), 1u);
+  EXPECT_EQ(p.records[0].Get("cmdline"), "fresh_test --flag");
+  EXPECT_EQ(info_.command_line_reads(), 2);
+  // One with none for good (a process without arguments) costs no more.
+  processes_.Spawn(45, 1000);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=45\n").is_error());
+  for (int i = 0; i < 3; ++i) Ask("portserver/1 leases owner=45\n");
+  EXPECT_EQ(info_.command_line_reads(), 4);
+}
+
 TEST_F(ControlServiceTest, PagesCoverEveryLeaseOnce) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=5\n").is_error());
   std::set<std::string> seen;

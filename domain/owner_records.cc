@@ -1,5 +1,7 @@
 #include "domain/owner_records.h"
 
+#include <utility>
+
 namespace portserver {
 
 const char* PortReportStateName(PortReport::State state) {
@@ -26,6 +28,10 @@ const OwnerInfo* OwnerRecords::Find(const Owner& owner) const {
     return nullptr;
   }
   return &it->second;
+}
+
+OwnerInfo* OwnerRecords::Find(const Owner& owner) {
+  return const_cast<OwnerInfo*>(std::as_const(*this).Find(owner));
 }
 
 OwnerInfo& OwnerRecords::Upsert(const Owner& owner, bool* created) {

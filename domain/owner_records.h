@@ -36,12 +36,15 @@ struct OwnerInfo {
   int64_t since_unix_ms = -1;  // Its first lease (ms since the Unix epoch).
   int64_t last_unix_ms = -1;   // Its latest lease.
   std::string command_line;    // At its first lease; "" if unknown.
+  // Read again once by a listing, having been empty at lease time.
+  bool command_line_reread = false;
 };
 
 class OwnerRecords {
  public:
   // The record of `owner` (pid and incarnation), or null.
   const OwnerInfo* Find(const Owner& owner) const;
+  OwnerInfo* Find(const Owner& owner);
   // The record of `owner`, created empty (and *created set) if missing or
   // if the pid's record is of another incarnation.
   OwnerInfo& Upsert(const Owner& owner, bool* created);

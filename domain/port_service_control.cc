@@ -229,7 +229,18 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   v.incarnation = owner.incarnation;
   if (info_ != nullptr)
     v.start_unix_ms = info_->StartTimeUnixMs(owner.incarnation);
-  if (const OwnerInfo* info = records_.Find(owner)) {
+  if (OwnerInfo* info = records_.Find(owner)) {
+    // None at lease time: a process asked for just after its exec() (its
+    // argument area is set a moment after the exec() looks done to its
+    // parent). Read once more, while it is the same process.
+    if (info->command_line.empty() && !info->command_line_reread &&
+        info_ != nullptr) {
+      info->command_line_reread = true;
+      if (process_probe_.Probe(owner.pid).incarnation == owner.incarnation) {
+        info->command_line =
+            info_->CommandLine(owner.pid, kMaxCommandLineBytes);
+      }
+    }
     v.uid_known = info->uid_known;
     v.uid = info->uid;
     v.command_line = info->command_line;
