@@ -139,7 +139,9 @@ void PortService::NoteOutcomeLocked(Decision& d) {
     if (std::optional<Owner> owner = ledger_.FindOwner(h.pid)) {
       if (const OwnerInfo* info = records_.Find(*owner)) {
         h.command_line = info->command_line;
-      } else if (info_ != nullptr) {
+      }
+      // None recorded, or none yet at lease time (just after its exec()).
+      if (h.command_line.empty() && info_ != nullptr) {
         h.command_line = info_->CommandLine(h.pid, kMaxCommandLineBytes);
       }
     }
