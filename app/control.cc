@@ -21,7 +21,9 @@ std::string Server::HandleControl(const Request& request) {
   uint64_t held_back = 0;
   const bool refused_allocation = r.allocated && !r.decision.granted();
   const bool replaced = r.allocated && r.decision.pid_replaced;
-  if (Verbose() || ((refused_allocation || replaced) &&
+  // Closed at the connection cap, not carried out: logged as a plain one.
+  const bool over_capacity = request.end == Request::End::kOverCapacity;
+  if (Verbose() || ((refused_allocation || replaced || over_capacity) &&
                     refusals_.Allow(absl::Now(), &held_back))) {
     std::string line = absl::StrCat("Extended request: ", r.summary);
     if (options_.debug && request.peer.known) {

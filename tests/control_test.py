@@ -87,14 +87,14 @@ def become(uid):
 
 
 class Server(object):
-    def __init__(self, ports, extra_args=(), wrapper=()):
+    def __init__(self, ports, extra_args=(), wrapper=(), verbose=True):
         self.ports = ports
         self.address = new_address('control')
         self.argv = list(wrapper) + [PORTSERVER_BIN,
                      '--portserver_static_pool=' + ','.join(map(str, ports)),
                      '--portserver_address=' + self.address,
-                     '--portserver_state_file=none', '--verbose'] + list(
-                         extra_args)
+                     '--portserver_state_file=none'] + (
+                         ['--verbose'] if verbose else []) + list(extra_args)
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
@@ -116,6 +116,7 @@ class ControlTestCase(unittest.TestCase):
     POOL_SIZE = 6
     EXTRA_ARGS = ()
     WRAPPER = ()  # A command the server runs under.
+    VERBOSE = True
 
     def setUp(self):
         for name, path in (('PORTSERVER_BIN', PORTSERVER_BIN),
@@ -125,7 +126,7 @@ class ControlTestCase(unittest.TestCase):
                 self.fail('%s not found: %r' % (name, path))
         self.children = []
         self.server = Server(free_ports(self.POOL_SIZE), self.EXTRA_ARGS,
-                             self.WRAPPER)
+                             self.WRAPPER, self.VERBOSE)
         self.pool = set(self.server.ports)
 
     def tearDown(self):
@@ -537,6 +538,7 @@ class ConnectionCapTest(ControlTestCase):
     # far must not be carried out.
     POOL_SIZE = 4
     EXTRA_ARGS = ('--portserver_max_connections=1',)
+    VERBOSE = False  # What is logged at default verbosity is checked.
 
     def evicted(self, partial):
         """Sends `partial` (no newline) on a connection the server has read,
@@ -575,6 +577,10 @@ class ConnectionCapTest(ControlTestCase):
         self.assertEqual(status['leased'], 2)
         self.assertEqual(status['stats']['ports-released'], 0)
         self.assertEqual(status['stats']['refused-connections'], 2)
+        # Logged at default verbosity, as a plain one closed at the cap.
+        self.assertIsNotNone(self.server.log.wait_for(
+            lambda l: 'closed at the connection cap' in l, timeout=10),
+            self.server.log.text())
 
 
 class AllOrNoneTest(ControlTestCase):
