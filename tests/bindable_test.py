@@ -300,10 +300,10 @@ class NeighbourTest(BindableTestCase):
         self.check_restored_leases_stay_locked('21164-21167',
                                                lambda s: s.kill())
 
-    def test_restored_lease_whose_lock_a_neighbour_took_is_reported(self):
-        # While a server is down its locks are gone: a neighbour may lease
-        # the port. The restarted server keeps the lease and says so.
-        pool = '21168-21169'
+    def restart_after_a_neighbour_took_the_lease(self, pool, b_owner_pid):
+        """Server a leases a port to a live owner and is killed; neighbour b
+        leases the whole pool to `b_owner_pid`; a restarts and warns.
+        Returns (a, b, the port, a's owner)."""
         scratch = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
         self.addCleanup(shutil.rmtree, scratch)
         flags = ('--portserver_state_file=' + os.path.join(scratch, 'j'),)
@@ -313,41 +313,32 @@ class NeighbourTest(BindableTestCase):
         self.assertIsNotNone(leased, a.log())
         a.kill()
         b = self.start_server(pool, extra_args=('--portserver_state_file=none',))
-        taken = [compat_test.ask(b.address, os.getpid(), b.pool)
+        taken = [compat_test.ask(b.address, b_owner_pid, b.pool)
                  for _ in b.pool]
         self.assertIn(leased, taken, b.log())
         a = self.start_server(pool, address=a.address, extra_args=flags)
         self.assertTrue(
             log_lines(a, '1 restored lease(s) without their port lock (%d)'
                       % leased), a.log())
+        return a, b, leased, owner
+
+    def test_restored_lease_whose_lock_a_neighbour_took_is_reported(self):
+        # While a server is down its locks are gone: a neighbour may lease
+        # the port. The restarted server keeps the lease and says so.
+        a, _, leased, _ = self.restart_after_a_neighbour_took_the_lease(
+            '21168-21169', os.getpid())
         other = compat_test.spawn_sleeper(self)
         self.assertNotEqual(compat_test.ask(a.address, other.pid, a.pool),
                             leased, a.log())
-
 
     def test_restored_lease_takes_its_lock_once_the_neighbour_lets_go(self):
         # The neighbour leased the port while this server was down; once its
         # owner ends it lets the lock go, and the restarted server, whose
         # owner still lives, takes it: the neighbour never leases the port
         # again (a new-user trial found it did, to a third process).
-        pool = '21170-21171'
-        scratch = tempfile.mkdtemp(dir=os.environ.get('TEST_TMPDIR'))
-        self.addCleanup(shutil.rmtree, scratch)
-        flags = ('--portserver_state_file=' + os.path.join(scratch, 'j'),)
-        owner = compat_test.spawn_sleeper(self)
-        a = self.start_server(pool, extra_args=flags)
-        leased = compat_test.ask(a.address, owner.pid, a.pool)
-        self.assertIsNotNone(leased, a.log())
-        a.kill()
-        b = self.start_server(pool, extra_args=('--portserver_state_file=none',))
         b_owner = compat_test.spawn_sleeper(self)
-        taken = [compat_test.ask(b.address, b_owner.pid, b.pool)
-                 for _ in b.pool]
-        self.assertIn(leased, taken, b.log())
-        a = self.start_server(pool, address=a.address, extra_args=flags)
-        self.assertTrue(
-            log_lines(a, '1 restored lease(s) without their port lock (%d)'
-                      % leased), a.log())
+        a, b, leased, owner = self.restart_after_a_neighbour_took_the_lease(
+            '21170-21171', b_owner.pid)
         b_owner.kill()
         b_owner.wait()
         # Until the restarted server holds the lock (a condition, polled).

@@ -44,20 +44,26 @@ def log_messages(server, start=0):
 class InitOfItsOwnNamespaceTest(harness.ServerTestCase):
     POOL = '34000-34009'
 
-    def test_pid_1_of_its_own_pid_namespace_is_served(self):
-        server = self.start_server(self.POOL)
-        # The python client, as a container's entrypoint would run it: it is
-        # pid 1 there, and asks for itself.
+    def ask_as_pid_1(self, server, named):
+        """The python client as pid 1 of a pid namespace of its own (as a
+        container's entrypoint runs it) asks for `named` (a python
+        expression): the port it got, as printed ('None' if denied)."""
         script = ('import os, portpicker\n'
                   'print(os.getpid())\n'
                   'print(portpicker.get_port_from_port_server(%r, '
-                  'pid=os.getpid()))\n' % server.address)
+                  'pid=%s))\n' % (server.address, named))
         status, out, err = testlib.run_to_completion(
             ['unshare', '--pid', '--fork', '--mount-proc', PYTHON, '-c',
              script], timeout=30)
         self.assertEqual(status, 0, 'unshare failed: %s %s' % (out, err))
         pid, port = out.split()
         self.assertEqual(pid, '1', 'the client is not pid 1 of its namespace')
+        return port
+
+    def test_pid_1_of_its_own_pid_namespace_is_served(self):
+        server = self.start_server(self.POOL)
+        # It asks for itself.
+        port = self.ask_as_pid_1(server, 'os.getpid()')
         self.assertNotEqual(port, 'None', 'pid 1 of its own namespace was '
                             'denied\n%s' % server.log())
         self.assertIn(int(port), server.pool)
@@ -69,16 +75,7 @@ class InitOfItsOwnNamespaceTest(harness.ServerTestCase):
         # that namespace has (a typo, a stale pid): denied as it would be
         # outside a namespace, never leased to the short-lived client.
         server = self.start_server(self.POOL)
-        script = ('import os, portpicker\n'
-                  'print(os.getpid())\n'
-                  'print(portpicker.get_port_from_port_server(%r, '
-                  'pid=9999))\n' % server.address)
-        status, out, err = testlib.run_to_completion(
-            ['unshare', '--pid', '--fork', '--mount-proc', PYTHON, '-c',
-             script], timeout=30)
-        self.assertEqual(status, 0, 'unshare failed: %s %s' % (out, err))
-        pid, port = out.split()
-        self.assertEqual(pid, '1', 'the client is not pid 1 of its namespace')
+        port = self.ask_as_pid_1(server, '9999')
         self.assertEqual(port, 'None', 'a pid of nothing was served\n%s' %
                          server.log())
         self.assert_stats(server, {'denied-no-such-process': 1,
