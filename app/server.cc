@@ -148,8 +148,9 @@ absl::Status Server::Serve() {
                << "; portserver " << kPortserverVersion << ")";
   // Restored leases whose lock a neighbouring server held at start-up: the
   // lock is taken as soon as that server lets go of it, so that it cannot
-  // lease the port again once its own owner ends. Every request tries, and
-  // between requests this thread, every kRetakeInterval.
+  // lease the port again once its own owner ends. Each allocation tries a
+  // few (AllocationPolicy::kRetakesPerRequest), and between requests this
+  // thread tries kRetakesPerInterval every kRetakeInterval.
   std::mutex retake_mu;
   std::condition_variable retake_cv;
   bool retake_stop = false;
