@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<OwnerWatcher> owners =
       WatchOwners([&server](int64_t pid) { server.OwnerExited(pid); });
   server.SetOwnerWatcher(owners.get());
+  server.SetBootId(BootId());
   if (*store) server.UseJournal(**store, journal, journal_path);
   std::unique_ptr<MetricsFileWriter> metrics;
   if (!options.metrics_file.empty()) {

@@ -48,6 +48,11 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents);
 
+// The id of this boot, for the journal (PortService::SetBootId): on Linux
+// /proc/sys/kernel/random/boot_id (a UUID, random(4)); "" where there is
+// none (Windows).
+std::string BootId();
+
 // The platform's OwnerWatcher (app/server.h): pidfds on Linux.
 std::unique_ptr<OwnerWatcher> WatchOwners(std::function<void(int64_t)> on_exit);
 

@@ -288,6 +288,18 @@ void WarnOfLegacyLocks() {
 
 }  // namespace
 
+std::string BootId() {
+  std::ifstream file("/proc/sys/kernel/random/boot_id");
+  std::string id;
+  if (!std::getline(file, id)) return "";
+  // A UUID: anything else (a test's fake /proc) is not used.
+  if (id.empty() || id.size() > 64 ||
+      id.find_first_not_of("0123456789abcdefABCDEF-") != std::string::npos) {
+    return "";
+  }
+  return id;
+}
+
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
   RaiseDescriptorLimit(options);

@@ -147,6 +147,8 @@ std::string StatsEventName(const std::string& address) {
   return absl::StrCat("Global\\portserver-stats-", name);
 }
 
+std::string BootId() { return ""; }  // Not checked on Windows.
+
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
   if (!options.extra_addresses.empty()) {

@@ -68,6 +68,12 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   for (const std::string& problem : replay.problems) {
     PS_LOG(WARNING) << "State file " << path << ": " << problem;
   }
+  if (service_.FromAnotherBoot(replay) && !replay.leases.empty()) {
+    PS_LOG(INFO) << "State file " << path << ": written before the host "
+                 << "last booted (boot id " << replay.boot_id << "): its "
+                 << replay.leases.size()
+                 << " lease(s) ended with that boot; none is restored";
+  }
   // A journal of this address written under another pool (the flag was
   // changed between runs) holds leases this server cannot keep: it has no
   // such ports to lease. Dropping them is said, never silent: the owners,

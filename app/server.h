@@ -66,6 +66,11 @@ class Server final : private RequestHandler {
   // grant to `store`, which must outlive the server. Call before Serve().
   void UseJournal(LeaseStore& store, std::string_view contents,
                   const std::string& path);
+  // The id of this boot (BootId()): journaled; a journal of another boot
+  // restores no lease (PortService::SetBootId). Call before UseJournal().
+  void SetBootId(std::string boot_id) {
+    service_.SetBootId(std::move(boot_id));
+  }
 
   // From now on, tells `watcher` (which must outlive the server) of each
   // owner, so that their exits reach OwnerExited() at once; requests then

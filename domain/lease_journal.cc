@@ -117,6 +117,11 @@ std::string ParseNote(std::string_view line,
 
 std::string JournalHeader() { return std::string(kHeader) + "\n"; }
 
+std::string JournalBootRecord(std::string_view boot_id) {
+  std::string body = "B " + std::string(boot_id);
+  return body + " " + Hex8(Fnv1a(body)) + "\n";
+}
+
 std::string JournalLease(uint16_t port, const Owner& owner) {
   std::string body = "L " + std::to_string(port) + " " +
                      std::to_string(owner.pid) + " " +
@@ -154,8 +159,10 @@ std::string JournalSnapshot(
 
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
-    const std::function<JournalNote(uint16_t port)>& note_of) {
+    const std::function<JournalNote(uint16_t port)>& note_of,
+    std::string_view boot_id) {
   std::string text = JournalHeader();
+  if (!boot_id.empty()) text += JournalBootRecord(boot_id);
   for (const auto& [port, owner] : leases) {
     if (note_of) {
       JournalNote note = note_of(port);
@@ -209,7 +216,15 @@ JournalReplay ParseJournal(std::string_view text) {
     }
     std::vector<std::string_view> f = SplitFields(line);
     std::string why;
-    if (f[0] == "N") {
+    if (f[0] == "B") {
+      if (f.size() != 3 || f[1].empty() || f[1].size() > 64) {
+        why = "not a boot record";
+      } else if (!ChecksumMatches(line, f)) {
+        why = "bad checksum";
+      } else {
+        r.boot_id = std::string(f[1]);
+      }
+    } else if (f[0] == "N") {
       JournalNote note;
       why = ParseNote(line, f, note);
       if (why.empty()) {

@@ -3,9 +3,13 @@
 // restored lease keeps its label and lease time.
 //
 //   portserver-journal 1
+//   B <boot id> <checksum>
 //   L <port> <pid> <incarnation> <checksum>
 //   N <port> <unix-seconds> <label> <checksum>
 //
+// The B record, right after the header of each snapshot, names the boot the
+// journal was written in (JournalBootRecord); journals of older servers
+// have none.
 // One L record per lease granted, appended as it is granted; compaction
 // rewrites the file as the header plus the records of each current lease.
 // The checksum (FNV-1a, 8 hex digits) covers the rest of the line, so a torn
@@ -88,6 +92,13 @@ std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
 std::string JournalLeaseWithNote(uint16_t port, const Owner& owner,
                                  int64_t unix_seconds, std::string_view label);
 
+// The B record: the id of the boot (Linux: /proc/sys/kernel/random/boot_id)
+// the journal was written in, right after the header of a snapshot. A
+// journal of another boot holds no live lease: its owners ended with it,
+// and a pid and start time (clock ticks after boot) may name a process of
+// this boot. `boot_id`: 1 to 64 bytes, no space, no control character.
+std::string JournalBootRecord(std::string_view boot_id);
+
 // The whole file for a snapshot of the ledger, without notes.
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases);
@@ -95,7 +106,8 @@ std::string JournalSnapshot(
 // and label (JournalNote::owner is not used).
 std::string JournalSnapshot(
     const std::vector<std::pair<uint16_t, Owner>>& leases,
-    const std::function<JournalNote(uint16_t port)>& note_of);
+    const std::function<JournalNote(uint16_t port)>& note_of,
+    std::string_view boot_id = "");
 
 // True if `text` may be the server's journal: empty (a new journal), NULs
 // only (never written before a power loss), its first line the header (a
@@ -113,7 +125,8 @@ struct JournalReplay {
   // order; a later note of the same lease wins.
   std::vector<JournalNote> notes;
   std::vector<std::string> problems;  // One line each: "line 7: bad checksum".
-  size_t lines = 0;                   // Lines seen, damaged ones included.
+  std::string boot_id;  // Of its last intact B record; "" if none.
+  size_t lines = 0;     // Lines seen, damaged ones included.
 };
 
 // Never fails: damaged parts are reported in `problems` and skipped. At most

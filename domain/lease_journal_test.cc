@@ -277,6 +277,27 @@ TEST(LeaseJournalNotes, NoteAfterABadNoteIsReported) {
             "skipped");
 }
 
+TEST(LeaseJournal, BootRecordRoundTripsAndIsChecked) {
+  const std::string boot = "0c3f2a9e-8d1b-4f53-9b7e-2d6a1c0e5f47";
+  std::string text = JournalSnapshot(
+      {{100, Owner{5, 6}}}, [](uint16_t) { return JournalNote{}; }, boot);
+  EXPECT_EQ(text.substr(0, text.find('\n', text.find('\n') + 1) + 1),
+            JournalHeader() + JournalBootRecord(boot));
+  JournalReplay r = ParseJournal(text);
+  EXPECT_EQ(r.boot_id, boot);
+  EXPECT_EQ(r.leases.size(), 1u);
+  EXPECT_TRUE(r.problems.empty());
+  // Without one (an older journal): none.
+  EXPECT_EQ(ParseJournal(JournalSnapshot({{100, Owner{5, 6}}})).boot_id, "");
+  // A damaged one is skipped and said.
+  std::string damaged = JournalBootRecord(boot);
+  damaged[3] ^= 1;
+  JournalReplay bad = ParseJournal(JournalHeader() + damaged);
+  EXPECT_EQ(bad.boot_id, "");
+  ASSERT_EQ(bad.problems.size(), 1u);
+  EXPECT_EQ(bad.problems[0], "line 2: bad checksum, skipped");
+}
+
 TEST(LeaseJournalNotes, RejectsBadNotes) {
   // Each body is checksummed correctly: only its content is wrong.
   auto line = [](const std::string& body) {

@@ -307,9 +307,21 @@ JournalNote PortService::NoteLocked(uint16_t port) const {
   return note;
 }
 
+void PortService::SetBootId(std::string boot_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  boot_id_ = std::move(boot_id);
+}
+
+bool PortService::FromAnotherBoot(const JournalReplay& replay) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !boot_id_.empty() && !replay.boot_id.empty() &&
+         replay.boot_id != boot_id_;
+}
+
 StoreResult PortService::CompactLocked() {
   StoreResult r = store_->Replace(JournalSnapshot(
-      ledger_.Leases(), [this](uint16_t port) { return NoteLocked(port); }));
+      ledger_.Leases(), [this](uint16_t port) { return NoteLocked(port); },
+      boot_id_));
   if (r.ok) {
     appended_ = 0;
     ++stats_.journal_compactions;
@@ -416,6 +428,7 @@ size_t PortService::Restore(
 
 size_t PortService::Restore(const JournalReplay& replay,
                             std::vector<uint16_t>* unreserved) {
+  if (FromAnotherBoot(replay)) return 0;  // Its owners ended with it.
   std::lock_guard<std::mutex> lock(mu_);
   const std::vector<std::pair<uint16_t, Owner>>& leases = replay.leases;
   // Probe each owner once.

@@ -188,6 +188,16 @@ class PortService : public RequestHandler {
   // ignored.
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
+  // The id of this boot (Linux: /proc/sys/kernel/random/boot_id), written
+  // into every snapshot of the journal (JournalBootRecord). Restore() keeps
+  // no lease of a journal of another boot: its owners ended with it, and a
+  // pid and start time may name a process of this boot. "" (the default, or
+  // where the platform has none): not written, not checked. Call before
+  // Restore() and AttachStore().
+  void SetBootId(std::string boot_id);
+  // True if `replay` was written in another boot than this one.
+  bool FromAnotherBoot(const JournalReplay& replay) const;
+
   // Tries again to reserve at most `max_tries` of the restored ports
   // Restore() could not, so that a neighbouring server that lets go of one
   // cannot lease it again (AllocationPolicy::RetakeReservations; every
@@ -287,6 +297,7 @@ class PortService : public RequestHandler {
   size_t compact_after_ = 0;     // Guarded by mu_.
   size_t appended_ = 0;          // Guarded by mu_: records since compaction.
   bool journal_behind_ = false;  // Guarded by mu_: a grant is not in it.
+  std::string boot_id_;          // Guarded by mu_ (SetBootId).
   uint64_t missed_ = 0;          // Guarded by mu_: grants in this outage.
   PortProbe& port_probe_;        // Guarded by mu_.
   ProcessInfo* info_ = nullptr;  // Guarded by mu_; may be null.

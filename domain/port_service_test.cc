@@ -425,6 +425,44 @@ TEST_F(PortServiceTest, PidNoProcessOfTheCallersNamespaceHasIsDenied) {
   EXPECT_EQ(service_.stats().pids_replaced_by_caller, 0u);
 }
 
+// A journal of another boot holds no live lease: a pid and start time (in
+// clock ticks after boot) may name a process of this boot.
+TEST(PortServiceRestore, JournalOfAnotherBootRestoresNothing) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService service(Range(100, 101), processes, ports);
+  processes.Spawn(5);
+  const Owner five{5, processes.IncarnationOf(5)};
+  service.SetBootId("this-boot");
+  JournalReplay replay =
+      ParseJournal(JournalHeader() + JournalBootRecord("earlier-boot") +
+                   JournalLease(100, five));
+  EXPECT_TRUE(service.FromAnotherBoot(replay));
+  EXPECT_EQ(service.Restore(replay), 0u);
+  EXPECT_TRUE(service.PortsOf(5).empty());
+  // This boot's, or one that does not say (older servers): restored.
+  replay = ParseJournal(JournalHeader() + JournalBootRecord("this-boot") +
+                        JournalLease(100, five));
+  EXPECT_FALSE(service.FromAnotherBoot(replay));
+  EXPECT_EQ(service.Restore(replay), 1u);
+  PortService other(Range(100, 101), processes, ports);
+  other.SetBootId("this-boot");
+  EXPECT_EQ(
+      other.Restore(ParseJournal(JournalHeader() + JournalLease(101, five))),
+      1u);
+}
+
+// Snapshots carry the boot id.
+TEST(PortServiceRestore, SnapshotsNameTheBoot) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeLeaseStore store;
+  PortService service(Range(100, 101), processes, ports);
+  service.SetBootId("this-boot");
+  ASSERT_TRUE(service.AttachStore(&store).ok);
+  EXPECT_EQ(ParseJournal(store.contents()).boot_id, "this-boot");
+}
+
 TEST(PortServiceRestore, ProbeErrorKeepsTheLease) {
   FakeProcessProbe processes;
   FakePortProbe ports;

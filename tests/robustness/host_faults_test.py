@@ -238,6 +238,45 @@ class DeletedJournalTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': 26})
 
 
+def fnv1a_hex(text):
+    """The journal's line checksum (domain/lease_journal.cc)."""
+    h = 2166136261
+    for byte in text.encode():
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return '%08x' % h
+
+
+class RebootTest(FaultTestBase):
+    POOL = '35300-35349'
+
+    def test_leases_of_an_earlier_boot_are_not_restored(self):
+        # Owners are a pid and a start time in clock ticks after boot: after
+        # a reboot the same pair may name a new process. A journal kept
+        # across one (the packaged service's /var/lib/portserver) names its
+        # boot, and one of another boot restores nothing.
+        journal = os.path.join(self.workdir, 'boot.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 3)
+        server = self.crash_and_restart(server, journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+        with open('/proc/sys/kernel/random/boot_id') as f:
+            boot = f.read().strip()
+        with open(journal) as f:
+            lines = f.read().split('\n')
+        self.assertEqual(lines[1], 'B %s %s' % (boot, fnv1a_hex('B ' + boot)))
+        # As if the host had booted since it was written.
+        self.assertEqual(server.kill(), -signal.SIGKILL)
+        other = '00000000-0000-4000-8000-000000000000'
+        lines[1] = 'B %s %s' % (other, fnv1a_hex('B ' + other))
+        with open(journal, 'w') as f:
+            f.write('\n'.join(lines))
+        server = self.start(journal)
+        self.assertIn('written before the host last booted (boot id %s)'
+                      % other, server.log())
+        self.assert_stats(server, {'leased-ports': 0})
+
+
 class CleanStopTest(FaultTestBase):
     POOL = '35100-35109'
 
@@ -452,7 +491,10 @@ class OthersFilesTest(FaultTestBase):
         self.write(journal, b'')
         self.write(journal + '.lock', b'')  # Left by a kill -9.
         server = self.start(journal)
-        self.assertEqual(self.read(journal), b'portserver-journal 1\n')
+        # A snapshot of no lease: the header and this boot's id.
+        header, boot, rest = self.read(journal).split(b'\n', 2)
+        self.assertEqual((header, boot[:2], rest),
+                         (b'portserver-journal 1', b'B ', b''))
         self.assertEqual(server.stop(), 0)
         self.assertEqual(os.listdir(self.workdir), [])
 
