@@ -56,11 +56,18 @@ absl::Status CheckOne(const std::string& path) {
   if (f == nullptr) return absl::OkStatus();  // Writing it will say.
   char start[sizeof(kMetricsStart) - 1];
   size_t n = std::fread(start, 1, sizeof(start), f);
-  std::fclose(f);
-  if (n == 0 || std::string_view(start, n) ==
-                    std::string_view(kMetricsStart, sizeof(start))) {
-    return absl::OkStatus();
+  std::string_view got(start, n);
+  // Ours: its start, or less of it (a write cut short), or NULs only (blocks
+  // a power loss left unwritten: the writes are not synced).
+  bool ours = got == std::string_view(kMetricsStart).substr(0, n);
+  if (!ours && got.find_first_not_of('\0') == std::string_view::npos) {
+    int c;
+    while ((c = std::fgetc(f)) == 0) {
+    }
+    ours = c == EOF;
   }
+  std::fclose(f);
+  if (ours) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       path, " is not a metrics file of a portserver (it does not start with \"",
       kMetricsStart, "\"), and the metrics writes would replace it", remedy));

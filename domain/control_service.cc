@@ -359,7 +359,7 @@ void ControlService::Who(const ControlRequest& r, const PeerCredentials& peer,
       answer.RecordField("port", port);
     }
   }
-  if (answer.size() + kMaxReplyHeaderBytes > kMaxReplyBytes) {
+  if (answer.Finish().size() > kMaxReplyBytes) {
     // Long labels and command lines: more than a reply holds.
     std::string message = "the records of these " +
                           std::to_string(ports->size()) + " ports exceed the " +

@@ -176,8 +176,6 @@ std::string JournalSnapshot(
 
 bool StartsAsJournal(std::string_view text) {
   if (text.empty() || text.substr(0, text.find('\n')) == kHeader) return true;
-  // Blocks allocated but never written before a power loss read as NULs.
-  if (text.find_first_not_of('\0') == std::string_view::npos) return true;
   // A journal whose header is damaged, or which was truncated while the
   // server ran and then appended to: an intact lease record (its checksum
   // right) is found in no one else's file.

@@ -109,8 +109,8 @@ std::string JournalSnapshot(
     const std::function<JournalNote(uint16_t port)>& note_of,
     std::string_view boot_id = "");
 
-// True if `text` may be the server's journal: empty (a new journal), NULs
-// only (never written before a power loss), its first line the header (a
+// True if `text` may be the server's journal: empty (a new journal), its
+// first line the header (a
 // journal; later damaged lines are ParseJournal's business), or holding an
 // intact lease record (a journal whose header was damaged, or which was
 // truncated while the server ran). Anything else is someone else's file,

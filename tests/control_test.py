@@ -745,13 +745,14 @@ class MetricsFileTest(ControlTestCase):
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE, text=True)
-        try:
-            _, err = proc.communicate(timeout=5)
-            return proc.returncode, err
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            return None
+        err = ''
+        for line in proc.stderr:  # Until it serves, or exits.
+            err += line
+            if 'Serving on' in line:
+                proc.terminate()
+                proc.communicate(timeout=RUN_TIMEOUT)
+                return None
+        return proc.wait(timeout=RUN_TIMEOUT), err
 
     def test_someone_elses_file_is_refused_and_kept(self):
         # The metrics file is replaced every N seconds: a path naming
@@ -770,6 +771,17 @@ class MetricsFileTest(ControlTestCase):
         self.assertIn('not a regular file', err)
         with open(precious) as f:
             self.assertEqual(f.read(), 'precious data\n')
+
+    def test_a_file_a_crash_left_is_taken(self):
+        # Ours, damaged: cut short, or NULs only after a power loss (the
+        # writes are not synced). Not someone else's: taken and rewritten.
+        for left in (b'# HELP', b'\0' * 100, b''):
+            path = os.path.join(self.dir, 'crashed.prom')
+            with open(path, 'wb') as f:
+                f.write(left)
+            self.assertIsNone(self.start_with(path), left)
+            with open(path) as f:
+                self.assertTrue(f.read().startswith('# HELP portserver_'))
 
     def test_a_link_planted_later_is_not_written_through(self):
         os.unlink(self.path)  # Written again at the next period.

@@ -74,9 +74,12 @@ std::string NotAJournalText(const std::string& what) {
 
 // Why the store must not take the file `path` names as its journal (or
 // leftover .tmp), nor write over it, or "" if it may: missing, or a regular
-// file whose start passes `is_journal` (if given). `what` names it.
+// file whose start passes `is_journal` (if given), or with `unwritten_ok`
+// (a .tmp) one of NULs only, whole (a snapshot a power loss cut before its
+// blocks were written). `what` names it.
 std::string NotAJournal(const std::string& path, const std::string& what,
-                        const LinuxLeaseStore::JournalTest& is_journal) {
+                        const LinuxLeaseStore::JournalTest& is_journal,
+                        bool unwritten_ok = false) {
   struct stat st {};
   if (lstat(path.c_str(), &st) != 0) return "";  // Missing: a new file.
   if (!S_ISREG(st.st_mode)) {
@@ -89,6 +92,17 @@ std::string NotAJournal(const std::string& path, const std::string& what,
   std::string start;
   bool read =
       fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ReadUpTo(fd, 4096, &start);
+  if (read && !is_journal(start) && unwritten_ok &&
+      start.find_first_not_of('\0') == std::string::npos &&
+      st.st_size <= (int64_t{64} << 20)) {
+    // NULs so far: all of it, or someone else's file.
+    std::string whole;
+    if (ReadUpTo(fd, static_cast<size_t>(st.st_size), &whole) &&
+        whole.find_first_not_of('\0') == std::string::npos) {
+      close(fd);
+      return "";
+    }
+  }
   close(fd);
   if (read && is_journal(start)) return "";
   return NotAJournalText(what);
@@ -194,7 +208,8 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
     return refuse(why);
   }
   std::string tmp_path = path + ".tmp";  // Left by a crash in Replace().
-  if (std::string why = NotAJournal(tmp_path, tmp_path, is_journal);
+  if (std::string why =
+          NotAJournal(tmp_path, tmp_path, is_journal, /*unwritten_ok=*/true);
       !why.empty()) {
     return refuse(why);
   }
@@ -300,7 +315,8 @@ void LinuxLeaseStore::Remove() {
   // The lock last: until then no other server may take the journal. Only
   // our own files: whatever took the place of a deleted journal stays.
   if (NamesFile(path_, fd_)) unlink(path_.c_str());
-  if (NotAJournal(tmp_path_, tmp_path_, is_journal_).empty()) {
+  if (NotAJournal(tmp_path_, tmp_path_, is_journal_, /*unwritten_ok=*/true)
+          .empty()) {
     unlink(tmp_path_.c_str());
   }
   if (NamesFile(lock_path_, lock_fd_)) unlink(lock_path_.c_str());
@@ -325,7 +341,9 @@ StoreResult LinuxLeaseStore::Replace(std::string_view contents) {
   const std::string& tmp = tmp_path_;
   // Nothing that is not ours is written over: not a file that appeared as
   // the .tmp, nor one that took the place of a deleted journal.
-  if (std::string why = NotAJournal(tmp, tmp, is_journal_); !why.empty()) {
+  if (std::string why =
+          NotAJournal(tmp, tmp, is_journal_, /*unwritten_ok=*/true);
+      !why.empty()) {
     return StoreResult{false, absl::StrCat(why, ": ", kRemedy)};
   }
   if (!NamesFile(path_, fd_)) {

@@ -355,9 +355,18 @@ TEST(LinuxLeaseStoreOthersFiles, TmpThatIsNotAJournalIsRefusedAndKept) {
                 "not a portserver journal");
   EXPECT_EQ(ReadFile(path + ".tmp"), kPrecious);
 
-  // One a crash left during a compaction (a journal, or still empty) is
+  // NULs then data: someone else's file (a reviewer's case), kept.
+  std::string nuls_first = Unique("journal");
+  WriteFile(nuls_first + ".tmp", std::string(4096, '\0') + kPrecious);
+  ExpectRefused(OpenJournal(nuls_first, &contents), nuls_first + ".tmp",
+                "not a portserver journal");
+  EXPECT_EQ(ReadFile(nuls_first + ".tmp"), std::string(4096, '\0') + kPrecious);
+
+  // One a crash left during a compaction (a journal, still empty, or NULs
+  // only where a power loss cut it before its blocks were written) is
   // written over.
-  for (std::string left : {JournalHeader(), std::string()}) {
+  for (std::string left :
+       {JournalHeader(), std::string(), std::string(10000, '\0')}) {
     std::string crashed = Unique("journal");
     WriteFile(crashed + ".tmp", left);
     auto store = OpenJournal(crashed, &contents);
