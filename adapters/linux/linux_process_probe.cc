@@ -346,9 +346,13 @@ bool LinuxProcessProbe::LeaderExitedThreadsRun(int64_t pid) const {
 }
 
 std::vector<int64_t> LinuxProcessProbe::NamespacePids(int64_t pid) const {
+  return NamespacePidsIn(proc_root_ + "/" + std::to_string(pid));
+}
+
+std::vector<int64_t> LinuxProcessProbe::NamespacePidsIn(
+    const std::string& dir) const {
   std::string status;
-  if (ReadSmallFile(proc_root_ + "/" + std::to_string(pid) + "/status",
-                    &status) != ReadOutcome::kOk) {
+  if (ReadSmallFile(dir + "/status", &status) != ReadOutcome::kOk) {
     return {};
   }
   std::optional<std::string_view> value = StatusValue(status, "NSpid");
@@ -448,19 +452,8 @@ ProcessProbe::Mapping LinuxProcessProbe::MapNamedPid(int64_t caller,
           static_cast<int64_t>(tid) == pid) {
         continue;
       }
-      std::string status;
-      if (ReadSmallFile(tasks + "/" + entry->d_name + "/status", &status) !=
-          ReadOutcome::kOk) {
-        continue;
-      }
-      std::optional<std::string_view> nspid = StatusValue(status, "NSpid");
-      size_t last = nspid ? nspid->find_last_of(" \t") : 0;
-      uint64_t inner = 0;
-      if (nspid &&
-          ParseUnsigned(
-              last == std::string_view::npos ? *nspid : nspid->substr(last + 1),
-              &inner) &&
-          static_cast<int64_t>(inner) == named) {
+      std::vector<int64_t> tids = NamespacePidsIn(tasks + "/" + entry->d_name);
+      if (!tids.empty() && tids.back() == named) {
         closedir(task_dir);
         return Mapping{Mapping::Kind::kTranslated, static_cast<int64_t>(tid)};
       }

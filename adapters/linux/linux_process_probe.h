@@ -58,6 +58,8 @@ class LinuxProcessProbe final : public ProcessProbe {
  private:
   // The pids of `pid` from our namespace inward (NSpid); empty if unknown.
   std::vector<int64_t> NamespacePids(int64_t pid) const;
+  // The same for the process or task whose /proc directory is `dir`.
+  std::vector<int64_t> NamespacePidsIn(const std::string& dir) const;
   // The target of <proc_root>/<pid>/ns/pid, e.g. "pid:[4026531836]".
   std::string PidNamespaceOf(int64_t pid) const;
 
