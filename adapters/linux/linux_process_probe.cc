@@ -96,14 +96,14 @@ std::string_view NextToken(std::string_view* rest) {
   return token;
 }
 
-// Parses "<pid> (<comm>) <state> <ppid> ... <starttime> <vsize> ...".
-// comm may hold anything, spaces and ')' included, so the fields after it
-// start after the last ')'.
 struct StatLine {
   char state = '?';         // Field 3.
   uint64_t start_time = 0;  // Field 22, clock ticks after boot.
 };
 
+// Parses "<pid> (<comm>) <state> <ppid> ... <starttime> <vsize> ...".
+// comm may hold anything, spaces and ')' included, so the fields after it
+// start after the last ')'.
 std::optional<StatLine> ParseStatLine(std::string_view stat, int64_t pid) {
   std::optional<StatLine> error;
   // The kernel writes text; a NUL means the file is not a stat file.
@@ -158,19 +158,6 @@ std::optional<std::string_view> StatusValue(std::string_view status,
   if (begin == std::string_view::npos) return std::string_view();
   size_t end = line.find_last_not_of(" \t");
   return line.substr(begin, end - begin + 1);
-}
-
-Result ParseStat(std::string_view stat, int64_t pid) {
-  Result result;  // kError
-  std::optional<StatLine> line = ParseStatLine(stat, pid);
-  if (!line) return result;
-  if (IsDead(line->state)) {
-    result.state = State::kGone;
-  } else {
-    result.state = State::kAlive;
-    result.incarnation = line->start_time;
-  }
-  return result;
 }
 
 }  // namespace
@@ -299,13 +286,16 @@ ProcessProbe::Result LinuxProcessProbe::ReadProc(int64_t pid,
     case ReadOutcome::kOk:
       break;
   }
-  result = ParseStat(stat, pid);
-  if (result.state == State::kGone && LeaderExitedThreadsRun(pid)) {
-    // The main thread ended (pthread_exit() in main) and others run on:
-    // the process lives until its last thread ends, as kill(pid, 0), the
-    // reference's psutil.pid_exists() and its pidfd say.
+  std::optional<StatLine> line = ParseStatLine(stat, pid);
+  if (!line) return result;  // kError
+  // A dead thread-group leader whose other threads run on (pthread_exit()
+  // in main): the process lives until its last thread ends, as kill(pid, 0),
+  // the reference's psutil.pid_exists() and its pidfd say.
+  if (IsDead(line->state) && !LeaderExitedThreadsRun(pid)) {
+    result.state = State::kGone;
+  } else {
     result.state = State::kAlive;
-    result.incarnation = ParseStatLine(stat, pid)->start_time;
+    result.incarnation = line->start_time;
   }
   if (result.state == State::kAlive && check_thread) {
     int64_t tgid = ThreadGroupOf(pid);
