@@ -90,22 +90,17 @@ std::string NotAJournal(const std::string& path, const std::string& what,
   int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return "";  // Gone, or unreadable: opening it to write says.
   std::string start;
-  bool read =
+  bool ours =
       fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ReadUpTo(fd, 4096, &start);
-  if (read && !is_journal(start) && unwritten_ok &&
-      start.find_first_not_of('\0') == std::string::npos &&
-      st.st_size <= (int64_t{64} << 20)) {
-    // NULs so far: all of it, or someone else's file.
-    std::string whole;
-    if (ReadUpTo(fd, static_cast<size_t>(st.st_size), &whole) &&
-        whole.find_first_not_of('\0') == std::string::npos) {
-      close(fd);
-      return "";
-    }
+  const bool nuls = start.find_first_not_of('\0') == std::string::npos;
+  if (ours && !is_journal(start)) {
+    // NULs so far: all of it (read on), or someone else's file.
+    ours = unwritten_ok && nuls && st.st_size <= (int64_t{64} << 20) &&
+           ReadUpTo(fd, static_cast<size_t>(st.st_size), &start) &&
+           start.find_first_not_of('\0') == std::string::npos;
   }
   close(fd);
-  if (read && is_journal(start)) return "";
-  return NotAJournalText(what);
+  return ours ? "" : NotAJournalText(what);
 }
 
 // Why the server must not take `lock_path` (`st` from lstat or fstat) as its
