@@ -64,6 +64,29 @@ bool AllocationPolicy::TryQueue(size_t count, const Owner& owner,
   return false;
 }
 
+bool AllocationPolicy::TryCooling(const Owner& owner, Allocation& result) {
+  size_t tried = 0;
+  for (auto it = cooling_.begin();
+       it != cooling_.end() && tried < options_.busy_retries_when_exhausted;) {
+    const uint16_t port = it->second;
+    auto backoff = backoff_.find(port);
+    if (backoff != backoff_.end() && it->first - backoff->second == clock_) {
+      ++it;  // Found busy by this very request.
+      continue;
+    }
+    ++tried;
+    ++result.ports_checked;
+    PortState state = port_probe_.Check(port);
+    if (state == PortState::kUnknown) {
+      result.probe_failed = true;  // It keeps its place.
+      return false;
+    }
+    it = cooling_.erase(it);
+    if (TakeOrSetAside(port, state, owner, result)) return true;
+  }
+  return false;
+}
+
 bool AllocationPolicy::TryReuseAddrOnly(const Owner& owner,
                                         Allocation& result) {
   while (!reuse_only_.empty()) {
@@ -279,6 +302,9 @@ Allocation AllocationPolicy::Allocate(const Owner& owner) {
   if (TryQueue(back.size(), owner, result) || result.probe_failed) {
     return result;
   }
+  // Ports found busy earlier may be free by now (not after their backoff,
+  // which may be hundreds of requests away).
+  if (TryCooling(owner, result) || result.probe_failed) return result;
   // Still nothing a plain bind() would take: a port in TIME_WAIT is better
   // than none (programs that set SO_REUSEADDR can use it).
   TryReuseAddrOnly(owner, result);

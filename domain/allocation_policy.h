@@ -23,7 +23,11 @@
 // probes; a denial with every port leased to live owners costs no port probe at
 // all. A port found busy is set aside and probed again only after a backoff
 // counted in requests (1, 2, 4, ... up to 1024), so a pool full of ports that
-// others hold does not cost a probe of each on every request.
+// others hold does not cost a probe of each on every request. When nothing
+// else is free, a few ports set aside by earlier requests (those due
+// soonest, at most busy_retries_when_exhausted) are probed again before the
+// request falls back to TIME_WAIT or is denied: their holders may have gone
+// since, and a pool is not exhausted while such ports are free.
 //
 // Example:
 //   Ledger ledger;
@@ -61,6 +65,9 @@ struct AllocationPolicyOptions {
   // up to max_busy_backoff requests.
   uint64_t min_busy_backoff = 1;
   uint64_t max_busy_backoff = 1024;
+  // When nothing else is free: how many of the ports set aside as busy by
+  // earlier requests (due soonest first) are probed again at once.
+  size_t busy_retries_when_exhausted = 4;
   // Of the ports set aside in TIME_WAIT whose backoff has run out, at most
   // this many rejoin the queue per request (to be probed again).
   size_t time_wait_thaw_per_request = 2;
@@ -181,6 +188,10 @@ class AllocationPolicy {
                       Allocation& result);
   // Tries up to `count` ports from the front of the queue.
   bool TryQueue(size_t count, const Owner& owner, Allocation& result);
+  // Probes again up to busy_retries_when_exhausted ports that earlier
+  // requests set aside as busy, due soonest first; leases the first one
+  // found leasable. Ports this request set aside are not probed again.
+  bool TryCooling(const Owner& owner, Allocation& result);
   // Tries the ports last found kReuseAddrOnly, oldest first, until one can
   // be leased; each probe either leases or moves a busy port to cooling_.
   bool TryReuseAddrOnly(const Owner& owner, Allocation& result);

@@ -1,5 +1,6 @@
 #include "domain/allocation_policy.h"
 
+#include <algorithm>
 #include <functional>
 #include <numeric>
 #include <set>
@@ -183,7 +184,9 @@ TEST_F(AllocationPolicyTest, QuotaCapsPortsPerOwner) {
 }
 
 TEST_F(AllocationPolicyTest, BusyPortIsSetAsideWithDoublingBackoff) {
-  MakePolicy(Range(100, 101));
+  AllocationPolicyOptions options;
+  options.busy_retries_when_exhausted = 0;  // The backoff alone.
+  MakePolicy(Range(100, 101), options);
   ports_.Occupy(100);
   Owner a = Spawn(10);
   // Request 1 probes 100 (busy: back in 1 request) and grants 101.
@@ -209,6 +212,7 @@ TEST_F(AllocationPolicyTest, BusyPortIsSetAsideWithDoublingBackoff) {
 TEST_F(AllocationPolicyTest, BackoffIsCapped) {
   AllocationPolicyOptions options;
   options.max_busy_backoff = 4;
+  options.busy_retries_when_exhausted = 0;  // The backoff alone.
   MakePolicy(Range(100, 100), options);
   ports_.Occupy(100);
   Owner a = Spawn(10);
@@ -218,6 +222,49 @@ TEST_F(AllocationPolicyTest, BackoffIsCapped) {
   int probes = ports_.probe_count() - probes_before;
   EXPECT_GE(probes, 9);
   EXPECT_LE(probes, 12);
+}
+
+// A port that was busy for a while has a long backoff; once its holder has
+// gone, an exhausted pool leases it at once instead of denying until the
+// backoff runs out (up to 1024 requests).
+TEST_F(AllocationPolicyTest, BusyPortFreeAgainIsLeasedBeforeItsBackoffRunsOut) {
+  MakePolicy(Range(100, 101));
+  ports_.Occupy(100);
+  ports_.Occupy(101);
+  Owner a = Spawn(10);
+  for (int i = 0; i < 30; ++i) ASSERT_FALSE(policy_->Allocate(a).ok) << i;
+  ports_.Vacate(100);
+  Allocation later = policy_->Allocate(a);
+  ASSERT_TRUE(later.ok);
+  EXPECT_EQ(later.port, 100);
+  EXPECT_EQ(ledger_.HolderOf(100), a);
+  EXPECT_EQ(ports_.reserved(), std::set<uint16_t>{100});
+  EXPECT_EQ(policy_->cooling_ports(), 1u);  // 101, still busy.
+}
+
+// The retries when exhausted are few: a pool full of ports others hold
+// costs at most busy_retries_when_exhausted probes per request while no
+// backoff runs out, and a port just found busy is not probed again by the
+// same request.
+TEST_F(AllocationPolicyTest, RetriesOfBusyPortsAreBoundedPerRequest) {
+  AllocationPolicyOptions options;
+  options.busy_retries_when_exhausted = 3;
+  options.min_busy_backoff = 1000;  // No backoff runs out in this test.
+  options.max_busy_backoff = 1000;
+  MakePolicy(Range(1, 200), options);
+  ports_.FailAll(true);
+  Owner a = Spawn(10);
+  Allocation first = policy_->Allocate(a);
+  EXPECT_FALSE(first.ok);
+  EXPECT_EQ(first.ports_checked, 200u);  // The queue; none twice.
+  for (int i = 0; i < 100; ++i) {
+    int before = ports_.probe_count();
+    Allocation denied = policy_->Allocate(a);
+    ASSERT_FALSE(denied.ok);
+    EXPECT_EQ(denied.ports_checked, 3u) << i;
+    EXPECT_EQ(ports_.probe_count() - before, 3) << i;
+  }
+  EXPECT_EQ(policy_->cooling_ports(), 200u);
 }
 
 TEST_F(AllocationPolicyTest, RestoreLeasesJournaledPortsOnly) {

@@ -851,6 +851,27 @@ class WireTest(ControlTestCase):
         self.assertIn('pool exhausted (0 of 2 leased, 1 in use outside the '
                       'server; 1 of 2 ports could be had)', err)
 
+    def test_port_busy_for_long_is_leased_as_soon_as_it_is_free(self):
+        # Denied while both ports are held outside the server; then one is
+        # closed: the next request gets it, not a denial until the port's
+        # backoff (doubled by each request that found it busy) runs out.
+        holders = []
+        for port in sorted(self.pool):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(('127.0.0.1', port))
+            s.listen(1)
+            holders.append(s)
+        try:
+            for _ in range(40):
+                self.assertEqual(raw_exchange(self.server.address,
+                                              b'%d\n' % os.getpid()), b'')
+            holders[0].close()
+            reply = raw_exchange(self.server.address, b'%d\n' % os.getpid())
+            self.assertEqual(reply, b'%d\n' % min(self.pool))
+        finally:
+            for s in holders:
+                s.close()
+
     def test_plain_requests_keep_their_meaning(self):
         # 20 bytes at most, silent close on a denial or a malformed request
         # (anything not starting with "portserver/" is a plain request).
