@@ -189,16 +189,11 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     *path = absl::StrCat(*dir, "\\", name, ".journal");
   }
   absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
-      WindowsLeaseStore::Open(*path, contents);
+      WindowsLeaseStore::Open(*path, contents,
+                              // Someone else's file named by mistake is
+                              // refused, not overwritten.
+                              StartsAsJournal);
   if (!store.ok()) return store.status();
-  if (!StartsAsJournal(*contents)) {
-    // Someone else's file named by mistake: compaction would replace it.
-    return absl::FailedPreconditionError(absl::StrCat(
-        "state file ", *path,
-        " is not a portserver journal (not empty, and its first line is not "
-        "the journal header), and the server would overwrite it: remove it "
-        "or choose another --portserver_state_file"));
-  }
   return std::unique_ptr<LeaseStore>(std::move(*store));
 }
 

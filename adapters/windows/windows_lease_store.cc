@@ -1,5 +1,6 @@
 #include "adapters/windows/windows_lease_store.h"
 
+#include <cstdint>
 #include <cstdlib>
 
 #include "absl/status/status.h"
@@ -31,6 +32,96 @@ ScopedHandle OpenForAppend(const std::wstring& path, DWORD disposition) {
                                   FILE_ATTRIBUTE_NORMAL, nullptr));
 }
 
+constexpr char kRemedy[] =
+    "remove it or choose another --portserver_state_file";
+
+// What a file with these attributes is, if not a plain file; null if it is.
+const char* KindOf(DWORD attributes) {
+  if ((attributes & FILE_ATTRIBUTE_REPARSE_POINT) != 0) {
+    return "a link (reparse point)";
+  }
+  if ((attributes & FILE_ATTRIBUTE_DIRECTORY) != 0) return "a directory";
+  if ((attributes & FILE_ATTRIBUTE_DEVICE) != 0) return "a device";
+  return nullptr;
+}
+
+// Appends what `file` holds from its position on, up to `limit` bytes in
+// all, to `*out`; false on a read error.
+bool ReadUpTo(HANDLE file, size_t limit, std::string* out) {
+  char buffer[65536];
+  while (out->size() < limit) {
+    DWORD want = static_cast<DWORD>(limit - out->size() < sizeof(buffer)
+                                        ? limit - out->size()
+                                        : sizeof(buffer));
+    DWORD n = 0;
+    if (!ReadFile(file, buffer, want, &n, nullptr)) return false;
+    if (n == 0) break;
+    out->append(buffer, n);
+  }
+  return true;
+}
+
+std::string NotAJournalText(const std::string& what) {
+  return absl::StrCat(what,
+                      " is not a portserver journal (not empty, and its first "
+                      "line is not the journal header), and the server would "
+                      "overwrite it");
+}
+
+// Why the store must not take the file `path` names as its journal (or
+// leftover .tmp), nor write over it, or "" if it may: missing, or a plain
+// file whose start passes `is_journal` (if given), or with `unwritten_ok`
+// (a .tmp) one of NULs only, whole (a snapshot a power loss cut before its
+// blocks were written). `what` names it. As NotAJournal() of
+// linux_lease_store.cc.
+std::string NotAJournal(const std::string& path, const std::string& what,
+                        const WindowsLeaseStore::JournalTest& is_journal,
+                        bool unwritten_ok = false) {
+  const std::wstring wide = Widen(path);
+  DWORD attributes = GetFileAttributesW(wide.c_str());
+  if (attributes == INVALID_FILE_ATTRIBUTES) return "";  // Missing: new.
+  if (const char* kind = KindOf(attributes)) {
+    return absl::StrCat(what, " is ", kind, ", not a portserver journal");
+  }
+  if (!is_journal) return "";
+  ScopedHandle file(CreateFileW(wide.c_str(), GENERIC_READ, kShareAll, nullptr,
+                                OPEN_EXISTING, FILE_FLAG_OPEN_REPARSE_POINT,
+                                nullptr));
+  if (!file.valid()) return "";  // Gone, or unreadable: opening it says.
+  std::string start;
+  bool ours = ReadUpTo(file.get(), 4096, &start);
+  if (ours && !is_journal(start)) {
+    // NULs so far: all of it (read on), or someone else's file.
+    LARGE_INTEGER size{};
+    ours = unwritten_ok && start.find_first_not_of('\0') == std::string::npos &&
+           GetFileSizeEx(file.get(), &size) &&
+           size.QuadPart <= (int64_t{64} << 20) &&
+           ReadUpTo(file.get(), static_cast<size_t>(size.QuadPart), &start) &&
+           start.find_first_not_of('\0') == std::string::npos;
+  }
+  return ours ? "" : NotAJournalText(what);
+}
+
+// Why the server must not take `lock_path` as its lock file, or "" if it
+// may: missing, or an empty plain file (the only kind it makes).
+std::string NotALockFile(const std::string& lock_path) {
+  WIN32_FILE_ATTRIBUTE_DATA data{};
+  if (!GetFileAttributesExW(Widen(lock_path).c_str(), GetFileExInfoStandard,
+                            &data)) {
+    return "";  // Missing: a new lock file.
+  }
+  if (const char* kind = KindOf(data.dwFileAttributes)) {
+    return absl::StrCat(lock_path, " is ", kind,
+                        ", not a port server's lock file");
+  }
+  if (data.nFileSizeHigh != 0 || data.nFileSizeLow != 0) {
+    return absl::StrCat(lock_path,
+                        " is not empty, so not a port server's lock file "
+                        "(those always are)");
+  }
+  return "";
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> WindowsLeaseStore::DefaultDirectory() {
@@ -57,8 +148,26 @@ absl::StatusOr<std::string> WindowsLeaseStore::DefaultDirectory() {
 }
 
 absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
-    const std::string& path, std::string* contents) {
+    const std::string& path, std::string* contents, JournalTest is_journal) {
+  auto refuse = [](const std::string& why) {
+    return absl::FailedPreconditionError(absl::StrCat(why, ": ", kRemedy));
+  };
+  // Checked before anything is created: a refusal leaves no trace.
+  const std::string state_file = absl::StrCat("state file ", path);
+  if (std::string why = NotAJournal(path, state_file, is_journal);
+      !why.empty()) {
+    return refuse(why);
+  }
+  const std::string tmp_path = path + ".tmp";  // Left by a crash.
+  if (std::string why =
+          NotAJournal(tmp_path, tmp_path, is_journal, /*unwritten_ok=*/true);
+      !why.empty()) {
+    return refuse(why);
+  }
   std::string lock_path = path + ".lock";
+  if (std::string why = NotALockFile(lock_path); !why.empty()) {
+    return refuse(why);
+  }
   ScopedHandle lock(CreateFileW(
       Widen(lock_path).c_str(), GENERIC_READ | GENERIC_WRITE, kShareAll,
       nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr));
@@ -101,8 +210,11 @@ absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
     if (n == 0) break;
     contents->append(buffer, n);
   }
-  return std::unique_ptr<WindowsLeaseStore>(
-      new WindowsLeaseStore(path, std::move(file), std::move(lock)));
+  if (is_journal && !is_journal(*contents)) {  // Written since the check.
+    return refuse(NotAJournalText(state_file));
+  }
+  return std::unique_ptr<WindowsLeaseStore>(new WindowsLeaseStore(
+      path, std::move(file), std::move(lock), std::move(is_journal)));
 }
 
 StoreResult WindowsLeaseStore::Append(std::string_view record) {
@@ -117,6 +229,13 @@ StoreResult WindowsLeaseStore::Append(std::string_view record) {
 StoreResult WindowsLeaseStore::Replace(std::string_view contents) {
   const std::string tmp = path_ + ".tmp";
   const std::wstring wide_tmp = Widen(tmp);
+  // Nothing that is not ours is written over: not a file that appeared as
+  // the .tmp since Open().
+  if (std::string why =
+          NotAJournal(tmp, tmp, is_journal_, /*unwritten_ok=*/true);
+      !why.empty()) {
+    return StoreResult{false, absl::StrCat(why, ": ", kRemedy)};
+  }
   {
     ScopedHandle out(CreateFileW(wide_tmp.c_str(), GENERIC_WRITE, kShareAll,
                                  nullptr, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL,

@@ -15,10 +15,18 @@
 // second server given the same journal fails to open it instead of
 // corrupting it. Windows drops the lock when the holder dies.
 //
+// It never overwrites a file it would not have written (as LinuxLeaseStore):
+// Open() refuses a journal or a leftover "<path>.tmp" that is a directory,
+// a link (reparse point) or a device or, given `is_journal`, whose contents
+// fail it (someone else's file named by mistake), and a "<path>.lock" that
+// is not an empty regular file (the only kind it makes); Replace() checks
+// the .tmp again before it writes it.
+//
 // Example:
 //   std::string contents;
 //   auto store = WindowsLeaseStore::Open(
-//       "C:\\Users\\me\\AppData\\Local\\portserver\\x.journal", &contents);
+//       "C:\\Users\\me\\AppData\\Local\\portserver\\x.journal", &contents,
+//       StartsAsJournal);
 //   service.Restore(ParseJournal(contents).leases);
 //   service.AttachStore(store->get());
 //
@@ -26,6 +34,7 @@
 #ifndef PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_LEASE_STORE_H_
 #define PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_LEASE_STORE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -38,11 +47,19 @@ namespace portserver {
 
 class WindowsLeaseStore final : public LeaseStore {
  public:
+  // What the contents of an existing file (or their start) must pass for
+  // the store to take it as its journal or leftover .tmp, e.g.
+  // StartsAsJournal (domain/lease_journal.h).
+  using JournalTest = std::function<bool(std::string_view contents)>;
+
   // Opens (creating) the journal at `path` and locks it. Its directory must
   // exist. `*contents` receives what the file holds. AlreadyExists if
-  // another server holds the lock.
+  // another server holds the lock; FailedPrecondition (the message saying
+  // what to do) on a file that is not its to overwrite (see above); null
+  // `is_journal`: any regular file may be the journal.
   static absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> Open(
-      const std::string& path, std::string* contents);
+      const std::string& path, std::string* contents,
+      JournalTest is_journal = nullptr);
 
   // The default directory: "%LOCALAPPDATA%\portserver", created if missing
   // (per user: the profile is closed to other users). FailedPrecondition if
@@ -55,14 +72,17 @@ class WindowsLeaseStore final : public LeaseStore {
   const std::string& path() const { return path_; }
 
  private:
-  WindowsLeaseStore(std::string path, ScopedHandle file, ScopedHandle lock)
+  WindowsLeaseStore(std::string path, ScopedHandle file, ScopedHandle lock,
+                    JournalTest is_journal)
       : path_(std::move(path)),
         file_(std::move(file)),
-        lock_(std::move(lock)) {}
+        lock_(std::move(lock)),
+        is_journal_(std::move(is_journal)) {}
 
   const std::string path_;
   ScopedHandle file_;  // FILE_APPEND_DATA handle of the current file.
   ScopedHandle lock_;  // "<path>.lock", locked; never replaced.
+  const JournalTest is_journal_;
 };
 
 }  // namespace portserver

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "adapters/windows/windows_test_util.h"
+#include "domain/lease_journal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -78,6 +79,126 @@ TEST(WindowsLeaseStore, MissingDirectoryIsNamed) {
   ASSERT_FALSE(store.ok());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(path));
+}
+
+// The cases of LinuxLeaseStoreOthersFiles (linux_lease_store_test.cc): a
+// file that is not the store's to write is refused and kept as it was.
+
+const std::string kPrecious = "precious data\nline 2\n";
+
+void WriteAll(const std::string& path, const std::string& text) {
+  ScopedHandle file(CreateFileW(Widen(path).c_str(), GENERIC_WRITE, 0, nullptr,
+                                CREATE_ALWAYS, 0, nullptr));
+  ASSERT_TRUE(file.valid()) << path;
+  DWORD n = 0;
+  ASSERT_TRUE(WriteFile(file.get(), text.data(),
+                        static_cast<DWORD>(text.size()), &n, nullptr));
+  ASSERT_EQ(n, text.size());
+}
+
+bool Exists(const std::string& path) {
+  return GetFileAttributesW(Widen(path).c_str()) != INVALID_FILE_ATTRIBUTES;
+}
+
+absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> OpenJournal(
+    const std::string& path, std::string* contents) {
+  return WindowsLeaseStore::Open(path, contents, StartsAsJournal);
+}
+
+void ExpectRefused(
+    const absl::StatusOr<std::unique_ptr<WindowsLeaseStore>>& store,
+    const std::string& path, const std::string& why) {
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(path));
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(why));
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("choose another --portserver_state_file"));
+}
+
+TEST(WindowsLeaseStoreOthersFiles, FileThatIsNotAJournalIsRefusedAndKept) {
+  std::string path = NewTempDirectory() + "\\precious";
+  WriteAll(path, kPrecious);
+  std::string contents;
+  ExpectRefused(OpenJournal(path, &contents), path, "not a portserver journal");
+  EXPECT_EQ(ReadAll(path), kPrecious);
+  EXPECT_FALSE(Exists(path + ".lock")) << "a refusal leaves no trace";
+}
+
+TEST(WindowsLeaseStoreOthersFiles, EmptyMissingAndJournalsAreTaken) {
+  std::string dir = NewTempDirectory();
+  std::string contents;
+  EXPECT_TRUE(OpenJournal(dir + "\\missing", &contents).ok());
+  WriteAll(dir + "\\empty", "");
+  EXPECT_TRUE(OpenJournal(dir + "\\empty", &contents).ok());
+  WriteAll(dir + "\\journal", JournalHeader() + "garbage\n");
+  EXPECT_TRUE(OpenJournal(dir + "\\journal", &contents).ok());
+}
+
+TEST(WindowsLeaseStoreOthersFiles, DirectoryIsRefused) {
+  std::string dir = NewTempDirectory();
+  std::string contents;
+  ExpectRefused(OpenJournal(dir, &contents), dir, "is a directory");
+  std::string path = NewTempDirectory() + "\\journal";
+  ASSERT_TRUE(CreateDirectoryW(Widen(path + ".tmp").c_str(), nullptr));
+  ExpectRefused(OpenJournal(path, &contents), path + ".tmp", "is a directory");
+  std::string locked = NewTempDirectory() + "\\journal";
+  ASSERT_TRUE(CreateDirectoryW(Widen(locked + ".lock").c_str(), nullptr));
+  ExpectRefused(OpenJournal(locked, &contents), locked + ".lock",
+                "is a directory");
+}
+
+TEST(WindowsLeaseStoreOthersFiles, LockThatIsNotALockFileIsRefusedAndKept) {
+  std::string contents;
+  std::string path = NewTempDirectory() + "\\journal";
+  WriteAll(path + ".lock", kPrecious);
+  ExpectRefused(OpenJournal(path, &contents), path + ".lock", "is not empty");
+  EXPECT_EQ(ReadAll(path + ".lock"), kPrecious);
+  EXPECT_FALSE(Exists(path)) << "a refusal leaves no trace";
+  // An empty lock file is one a server left (killed): taken.
+  std::string left = NewTempDirectory() + "\\journal";
+  WriteAll(left + ".lock", "");
+  EXPECT_TRUE(OpenJournal(left, &contents).ok());
+}
+
+TEST(WindowsLeaseStoreOthersFiles, TmpThatIsNotAJournalIsRefusedAndKept) {
+  std::string contents;
+  std::string path = NewTempDirectory() + "\\journal";
+  WriteAll(path + ".tmp", kPrecious);
+  ExpectRefused(OpenJournal(path, &contents), path + ".tmp",
+                "not a portserver journal");
+  EXPECT_EQ(ReadAll(path + ".tmp"), kPrecious);
+
+  std::string nuls_first = NewTempDirectory() + "\\journal";
+  WriteAll(nuls_first + ".tmp", std::string(4096, '\0') + kPrecious);
+  ExpectRefused(OpenJournal(nuls_first, &contents), nuls_first + ".tmp",
+                "not a portserver journal");
+
+  // One a crash left during a compaction is written over.
+  for (std::string left :
+       {JournalHeader(), std::string(), std::string(10000, '\0')}) {
+    std::string crashed = NewTempDirectory() + "\\journal";
+    WriteAll(crashed + ".tmp", left);
+    auto store = OpenJournal(crashed, &contents);
+    ASSERT_TRUE(store.ok()) << store.status();
+    StoreResult replaced = (*store)->Replace(JournalHeader());
+    ASSERT_TRUE(replaced.ok) << replaced.error;
+    EXPECT_FALSE(Exists(crashed + ".tmp"));
+  }
+}
+
+TEST(WindowsLeaseStoreOthersFiles, TmpThatAppearsLaterIsNotWrittenOver) {
+  std::string contents;
+  std::string path = NewTempDirectory() + "\\journal";
+  auto store = OpenJournal(path, &contents);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Append(JournalHeader()).ok);
+  WriteAll(path + ".tmp", kPrecious);
+  StoreResult replaced = (*store)->Replace(JournalHeader());
+  EXPECT_FALSE(replaced.ok);
+  EXPECT_THAT(replaced.error, HasSubstr("not a portserver journal"));
+  EXPECT_EQ(ReadAll(path + ".tmp"), kPrecious);
+  EXPECT_EQ(ReadAll(path), JournalHeader());
 }
 
 TEST(WindowsLeaseStore, DefaultDirectoryIsUnderLocalAppData) {
