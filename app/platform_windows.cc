@@ -17,6 +17,7 @@
 #include "adapters/windows/windows_pipe_transport.h"
 #include "adapters/windows/windows_port_lock_probe.h"
 #include "adapters/windows/windows_port_probe.h"
+#include "adapters/windows/windows_process_info.h"
 #include "adapters/windows/windows_process_probe.h"
 #include "adapters/windows/windows_process_watcher.h"
 #include "app/log.h"
@@ -37,9 +38,9 @@ class WindowsAdapters final : public PlatformAdapters {
     PortProbe* ports = locking_probe_
                            ? static_cast<PortProbe*>(&*locking_probe_)
                            : &port_probe_;
-    // No ProcessInfo on Windows: the extended protocol's lease listings
-    // leave out command lines and start times.
-    return Adapters{&process_probe_, ports, transport_.get()};
+    Adapters adapters{&process_probe_, ports, transport_.get()};
+    adapters.process_info = &process_info_;
+    return adapters;
   }
   // The full pipe name, e.g. "\\.\pipe\unittest-portserver".
   std::vector<std::string> listening_on() const override {
@@ -50,6 +51,7 @@ class WindowsAdapters final : public PlatformAdapters {
 
  private:
   WindowsProcessProbe process_probe_;
+  WindowsProcessInfo process_info_;
   WindowsPortProbe port_probe_;
   std::optional<WindowsPortLockProbe> locking_probe_;  // Wraps port_probe_.
   std::unique_ptr<WindowsPipeTransport> transport_;

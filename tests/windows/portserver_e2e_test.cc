@@ -221,6 +221,10 @@ TEST_F(PortserverE2eTest,
             std::optional<DWORD>(0))
       << output;
   EXPECT_THAT(output, HasSubstr(std::to_string(pid)));
+  // Its command line (this test's executable) and since when, as on Linux.
+  EXPECT_THAT(output, HasSubstr("portserver_e2e_test.exe")) << output;
+  // (gtest's simple regex on Windows: \\d, +, no classes.)
+  EXPECT_THAT(output, ::testing::ContainsRegex("\\d+s ago")) << output;
   ASSERT_EQ(RunTool("client/portserverctl.exe", "status", address_, &output),
             std::optional<DWORD>(0))
       << output;
