@@ -327,6 +327,29 @@ TEST(ControlServiceLimits, LongestRecordsFitInOneReply) {
     EXPECT_NE(refused.header.Get("message")->find("at most 20 at a time"),
               std::string::npos);
   }
+  // The boundary: every who up to the largest that fits is answered whole
+  // (the whole reply, header included, within kMaxReplyBytes), every larger
+  // one refused, and the largest answered is within a record of the limit.
+  size_t largest_answered = kWhoPortsThatAlwaysFit - 1, largest_reply = 0;
+  for (size_t n = kWhoPortsThatAlwaysFit; n <= kMaxWhoPorts; ++n) {
+    Request r;
+    std::string line = who_of(n);
+    r.data = line;
+    r.peer = Peer(9, 0);
+    std::string reply = control.Handle(r).reply;
+    ParsedReply p = ParseControlReply(reply);
+    ASSERT_TRUE(p.ok) << n;
+    if (p.is_error()) continue;
+    EXPECT_EQ(largest_answered, n - 1) << "answered after a refusal: " << n;
+    EXPECT_EQ(p.records.size(), n);
+    EXPECT_LE(reply.size(), kMaxReplyBytes) << n;
+    largest_answered = n;
+    largest_reply = reply.size();
+  }
+  EXPECT_GT(largest_answered, kWhoPortsThatAlwaysFit);
+  EXPECT_LT(largest_answered, kMaxWhoPorts);
+  EXPECT_GT(largest_reply + kMaxRecordBytes, kMaxReplyBytes);
+
   ParsedReply w = ask(who_of(kWhoPortsThatAlwaysFit));
   ASSERT_EQ(w.records.size(), kWhoPortsThatAlwaysFit);
   EXPECT_EQ(w.records[0].Get("label"), label);
