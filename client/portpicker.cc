@@ -8,6 +8,7 @@
 #include <random>
 #include <utility>
 
+#include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
@@ -148,10 +149,41 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
   const char* address = std::getenv(kPortServerAddressEnv);
   if (missing > 1 && address != nullptr && address[0] != '\0' &&
       missing <= static_cast<int>(portserver::kMaxPortsPerRequest)) {
-    // One round trip to a server of the extended protocol; a server without
-    // it (python's) or a refusal falls through to one request per port.
+    // One round trip to a server of the extended protocol; only a server
+    // without it (python's: Unimplemented) gets one request per port.
     absl::StatusOr<std::vector<int>> got = GetPortsFromPortServer(
         address, internal::CurrentPid(), missing, DefaultLabel());
+    if (!got.ok() && !absl::IsUnimplemented(got.status())) {
+      // Refused (all or none: it leased none of them) or unreachable: plain
+      // requests would lease some and not others. The rest are picked
+      // without the server, as PickUnusedPort falls back.
+      absl::MutexLock lock(&mu_);
+      std::set<int> avoid = owned_;
+      avoid.insert(free_.begin(), free_.end());
+      avoid.insert(random_.begin(), random_.end());
+      std::vector<int> picked;
+      absl::Status failed;
+      while (static_cast<int>(picked.size()) < missing) {
+        absl::StatusOr<int> port = PickWithoutServer(avoid);
+        if (!port.ok()) {
+          failed = port.status();
+          break;
+        }
+        avoid.insert(*port);
+        picked.push_back(*port);
+      }
+      if (failed.ok()) {
+        random_.insert(picked.begin(), picked.end());
+        ports.insert(ports.end(), picked.begin(), picked.end());
+        return ports;
+      }
+      // From the free set: back to it, as ReturnPort would.
+      for (int port : ports) {
+        owned_.erase(port);
+        free_.insert(port);
+      }
+      return failed;
+    }
     if (got.ok()) {
       absl::MutexLock lock(&mu_);
       bool fresh = true;

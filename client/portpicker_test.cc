@@ -301,6 +301,32 @@ TEST_F(PortPickerTest, LabelIsMadeSendable) {
   EXPECT_EQ(SendableLabel("//ok:label"), "//ok:label");
 }
 
+// A refusal of the extended request (here: pool exhausted, as when 2 of
+// the 3 ports asked for are free) is all or none: no plain request follows
+// that would lease some ports and not others (a new user got two leased
+// ports and one unreserved, silently). All are picked without the server.
+TEST_F(PortPickerTest, RefusedPickUnusedPortsLeasesNoneOfThem) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) {
+      return absl::StrCat(kFakePort, "\n");  // A plain request would get one.
+    }
+    return "portserver/1 error code=pool-exhausted message=pool%20exhausted"
+           "\nend\n";
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(3);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  EXPECT_THAT(fake.requests(), SizeIs(1));  // The extended request only.
+  ASSERT_EQ(std::set<int>(ports->begin(), ports->end()).size(), 3u);
+  for (int port : *ports) {
+    EXPECT_NE(port, kFakePort);
+    // Chosen without a server: forgotten when returned, never reused.
+    EXPECT_TRUE(picker_.ReturnPort(port).ok());
+    EXPECT_THAT(picker_.ReturnPort(port),
+                StatusIs(absl::StatusCode::kNotFound));
+  }
+}
+
 TEST_F(PortPickerTest, PickUnusedPortsAreDistinctEvenIfTheServerRepeats) {
   FakePortServer fake(Reply(absl::StrCat(kFakePort, "\n")));
   ScopedEnv env(kPortServerAddressEnv, fake.address());
