@@ -278,23 +278,8 @@ RunningServer StartServer(const Config& c, const ServerKind& kind,
   }
 }
 
-// Our server journals leases by default to <runtime dir>/<address>.journal
-// (see its --portserver_state_file); the bench's addresses are its own, so
-// their journals are removed once the server is gone.
-void RemoveJournal(const std::string& address) {
-  const char* runtime = std::getenv("XDG_RUNTIME_DIR");
-  std::string dir = runtime != nullptr && runtime[0] != '\0'
-                        ? std::string(runtime) + "/portserver"
-                        : "/tmp/portserver-" + std::to_string(geteuid());
-  std::string base = dir + "/" + address.substr(1) + ".journal";
-  for (const char* suffix : {"", ".tmp", ".lock"}) {
-    unlink((base + suffix).c_str());
-  }
-}
-
 void StopServer(RunningServer& s) {
   Stop(s.pid);
-  RemoveJournal(s.address);
   unlink(s.log.c_str());
   s.pid = -1;
 }
@@ -483,7 +468,6 @@ double RunStartup(const ServerKind& kind, std::vector<double>* all) {
   std::string address = NewAddress();
   int64_t ns =
       TimeToFirstPort(ServerArgv(kind, address, kThroughputPool), address);
-  RemoveJournal(address);
   if (ns < 0) {
     std::fprintf(stderr, "compare: %s served no port within 60 s\n",
                  kind.name.c_str());
@@ -814,6 +798,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   c.tmp_dir = tmpl;
+  // Our servers journal by default under $XDG_RUNTIME_DIR/portserver (the
+  // default journal, as users run it): here, in the bench's own directory,
+  // removed with it at the end.
+  setenv("XDG_RUNTIME_DIR", c.tmp_dir.c_str(), 1);
   std::atexit(KillChildren);
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
