@@ -632,6 +632,18 @@ TEST_F(ControlServiceTest, NoHoldersWhileThePoolHasPortsLeft) {
   EXPECT_EQ(last_.decision.biggest_holders.size(), 2u);
 }
 
+// More ports than the pool has can never be had at once: the refusal says
+// so, not only "pool exhausted (0 of 5 leased)" (a new user's case).
+TEST_F(ControlServiceTest, AskingForMoreThanThePoolSaysSo) {
+  ParsedReply p = Ask("portserver/1 allocate pid=42 count=6\n");
+  ASSERT_EQ(p.header.Get("code").value_or(""), "pool-exhausted");
+  EXPECT_EQ(p.header.Get("message").value_or(""),
+            "pool exhausted: 6 ports asked for, the pool has only 5 (0 of 5 "
+            "leased; 5 of 6 ports could be had)");
+  p = Ask("portserver/1 allocate pid=42 count=5\n");
+  EXPECT_FALSE(p.is_error());
+}
+
 TEST_F(ControlServiceTest, StatusVersionAndMetrics) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
   info_.AdvanceMs(192000);
