@@ -7,6 +7,7 @@
         test = ":x",              # any executable: cc_binary, sh_binary, py_binary
                                   # (py_binary: see the README for .bazelrc)
         pool = "20000-20999",
+        server_args = ["--portserver_max_ports_per_pid=4"],  # optional
         args = ["--flag"],
         data = ["testdata.txt"],
     )
@@ -45,6 +46,7 @@ def portserver_test(
         args = [],
         data = [],
         lock_ports = True,
+        server_args = [],
         **kwargs):
     """Runs `test` with a private port server.
 
@@ -54,11 +56,23 @@ def portserver_test(
       pool: --portserver_static_pool of the private server.
       args: arguments for the test.
       data: files the test needs at run time.
-      lock_ports: kept for compatibility; no effect (the server passes
-        --portserver_lock_ports, which every portserver now accepts and
-        ignores: the per-port locks are always held).
+      lock_ports: kept for compatibility; no effect (the per-port locks are
+        always held).
+      server_args: more flags for the private server, e.g.
+        "--portserver_max_ports_per_pid=4" (a test that asks for more is
+        denied, and portserver.log says so) or "--debug" (every request in portserver.log). Not
+        --portserver_address, --portserver_static_pool (use `pool`) or
+        --portserver_state_file, which the rule sets.
       **kwargs: anything sh_test takes (size, timeout, tags, env, ...).
     """
+    if type(pool) != "string" or not pool:
+        fail("portserver_test %s: pool must be a port range such as " % name +
+             "\"20000-20999\", not %r" % pool)
+    for flag in server_args:
+        for owned in ["address", "unix_socket_address", "static_pool", "state_file"]:
+            if flag.startswith("--portserver_" + owned + "=") or flag == "--portserver_" + owned:
+                fail(("portserver_test %s: server_args may not set %s: the " +
+                      "rule sets it (use pool = ... for the pool)") % (name, flag))
     server = Label("//app:portserver")
     portpicker = Label("//client:portpicker_cli")
 
@@ -73,7 +87,8 @@ def portserver_test(
         args = [
             "$(rootpath %s)" % server,
             pool,
-            "locks" if lock_ports else "nolocks",
+            str(len(server_args)),
+        ] + server_args + [
             "$(rootpath %s)" % portpicker,
             "$(rootpath %s)" % test,
         ] + args,

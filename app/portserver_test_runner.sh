@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs one test with a private port server; used by portserver_test (defs.bzl).
-# Usage: portserver_test_runner.sh SERVER POOL LOCKS PORTPICKER TEST [ARGS...]
+# Usage: portserver_test_runner.sh SERVER POOL N [FLAG...] PORTPICKER TEST [ARGS...]
 #   SERVER      the portserver binary (runfiles path)
 #   POOL        its --portserver_static_pool
-#   LOCKS       "locks" to pass --portserver_lock_ports, "nolocks" otherwise
-#               (the flag has no effect now: every server holds the locks)
+#   N FLAG...   N more flags for the server (server_args; "locks" or
+#               "nolocks", from older callers, mean 0: the locks are always
+#               held)
 #   PORTPICKER  the portpicker command (//client:portpicker_cli)
 #   TEST        the test executable (runfiles path)
 # The test sees PORTSERVER_ADDRESS and PORTSERVER_POOL, and `portpicker` on
@@ -16,12 +17,26 @@
 # did not stop cleanly.
 set -u
 
-if [ "$#" -lt 5 ]; then
-  echo "portserver_test: usage: $0 SERVER POOL locks|nolocks PORTPICKER TEST [ARGS...]" >&2
+usage() {
+  echo "portserver_test: usage: $0 SERVER POOL N [FLAG...] PORTPICKER TEST [ARGS...]" >&2
   exit 2
+}
+[ "$#" -ge 5 ] || usage
+server=$1 pool=$2 count=$3
+shift 3
+case $count in
+  locks | nolocks) count=0 ;;
+  '' | *[!0-9]*) usage ;;
+esac
+[ "$#" -ge $((count + 2)) ] || usage
+server_args=("${@:1:count}")
+shift "$count"
+portpicker=$1 test=$2
+shift 2
+if [ -z "$pool" ]; then
+  echo "portserver_test: the pool is empty: give pool = \"FIRST-LAST\"" >&2
+  exit 1
 fi
-server=$1 pool=$2 locks=$3 portpicker=$4 test=$5
-shift 5
 
 outputs=${TEST_UNDECLARED_OUTPUTS_DIR:-${TEST_TMPDIR:-$(mktemp -d)}}
 mkdir -p "$outputs"
@@ -29,8 +44,7 @@ log="$outputs/portserver.log"
 work=$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/portserver_test.XXXXXX")
 address="@portserver-test-$$-$RANDOM$RANDOM"
 flags=(--portserver_address="$address" --portserver_static_pool="$pool" --verbose
-  --portserver_state_file=none)
-[ "$locks" = locks ] && flags+=(--portserver_lock_ports)
+  --portserver_state_file=none "${server_args[@]}")
 
 # The server writes to a FIFO that this shell holds open for reading: read it
 # until the server says it serves, or until end of file (it exited: its

@@ -10,6 +10,17 @@ print(portpicker.get_port_from_port_server(os.environ["PORTSERVER_ADDRESS"]))'
 }
 
 case $1 in
+  quota)
+    # The runner passed --portserver_max_ports_per_pid=1: one port, then a
+    # denial that names the quota.
+    portpicker --no-fallback $$ >/dev/null || fail "the first port was denied"
+    if err=$(portpicker --no-fallback $$ 2>&1 >/dev/null); then
+      fail "a second port was granted despite the quota"
+    fi
+    grep -q "quota" <<<"$err" || fail "the denial does not name the quota: $err"
+    echo "inner_test: quota ok ($err)"
+    exit 0
+    ;;
   env)
     [ -n "${PORTSERVER_ADDRESS:-}" ] || fail "PORTSERVER_ADDRESS not set"
     [ -n "${PORTSERVER_POOL:-}" ] || fail "PORTSERVER_POOL not set"

@@ -10,11 +10,18 @@ tmp=${TEST_TMPDIR:-$(mktemp -d)}
 n=0
 
 run() {  # run POOL ARGS...: the runner as defs.bzl calls it; sets out, status
+  run_with_flags "$1" 0 "${@:2}"
+}
+
+run_with_flags() {  # run_with_flags POOL N FLAG... ARGS...: with server_args
   n=$((n + 1))
   local outputs="$tmp/run$n"
   mkdir -p "$outputs"
+  local pool=$1 count=$2
+  shift 2
   out=$(TEST_UNDECLARED_OUTPUTS_DIR="$outputs" \
-    "$runner" "$server" "$1" locks "$portpicker" "$inner" "${@:2}" 2>&1)
+    "$runner" "$server" "$pool" "$count" "${@:1:count}" "$portpicker" \
+    "$inner" "${@:count+1}" 2>&1)
   status=$?
   log="$outputs/portserver.log"
 }
@@ -53,6 +60,22 @@ run 27020 lifetime
 [ "$status" -eq 0 ] || fail "lifetime: $out"
 run 27021 lifetime-helper
 [ "$status" -eq 0 ] || fail "lifetime-helper: $out"
+
+# 4. server_args reach the server: with a quota of 1 the second port is
+# denied, and the test sees why.
+run_with_flags 27030-27039 2 --portserver_max_ports_per_pid=1 --debug quota
+[ "$status" -eq 0 ] || fail "quota: $out"
+grep -q "quota" "$log" || fail "quota: the server's log does not mention it"
+
+# 5. An older caller's "locks" still means no server flags; an empty pool
+# is said so (Bazel drops an empty argument from a sh_test's args, and
+# defs.bzl refuses one, but the runner is also called by hand).
+out=$(TEST_UNDECLARED_OUTPUTS_DIR="$tmp/legacy" "$runner" "$server" 27040-27049 \
+  locks "$portpicker" "$inner" env 0 2>&1)
+[ "$?" -eq 0 ] || fail "legacy 'locks' form: $out"
+out=$("$runner" "$server" "" 0 "$portpicker" "$inner" env 0 2>&1)
+[ "$?" -eq 1 ] || fail "empty pool: exit not 1: $out"
+grep -q "the pool is empty" <<<"$out" || fail "empty pool: $out"
 
 echo "runner_test: $failures failure(s)"
 [ "$failures" -eq 0 ]
