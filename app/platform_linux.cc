@@ -316,24 +316,30 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     transport_options.extra_addresses = options.extra_addresses;
   } else {
     for (const ActivatedSocket& socket : *passed) {
-      std::string name = absl::StrCat(LocalSocketName(socket.fd),
-                                      " (passed as descriptor ", socket.fd);
+      // "@name (passed as descriptor 3, "fdname")", or for a socket that is
+      // not AF_UNIX (refused by the transport) "passed as descriptor 3".
+      std::string passed_as = absl::StrCat("passed as descriptor ", socket.fd);
       if (!socket.name.empty()) {
-        absl::StrAppend(&name, ", \"", socket.name, "\"");
+        absl::StrAppend(&passed_as, ", \"", socket.name, "\"");
       }
-      name += ")";
-      transport_options.inherited.push_back({socket.fd, name});
+      std::string local = LocalSocketName(socket.fd);
+      transport_options.inherited.push_back(
+          {socket.fd, local.rfind('(', 0) == 0
+                          ? passed_as
+                          : absl::StrCat(local, " (", passed_as, ")")});
     }
-    PS_LOG(INFO) << "Socket activation: serving the " << passed->size()
-                 << " socket(s) passed by the service manager; "
-                    "--portserver_address and --portserver_extra_addresses "
-                    "are not bound";
   }
   transport_options.max_connections = options.max_connections;
   transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);
   if (!transport.ok()) return transport.status();
+  if (!passed->empty()) {
+    PS_LOG(INFO) << "Socket activation: serving the " << passed->size()
+                 << " socket(s) passed by the service manager; "
+                    "--portserver_address and --portserver_extra_addresses "
+                    "are not bound";
+  }
   // After the address: a second server on the same address exits 2 before it
   // touches the kernel's reserved ports.
   absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =

@@ -574,8 +574,13 @@ const char* TypeName(int type) {
 // Checks that `fd` is a listening AF_UNIX stream socket, and makes it
 // non-blocking and close-on-exec (a passed socket may be neither).
 absl::Status CheckInherited(int fd, const std::string& name) {
-  std::string what =
-      absl::StrCat("passed socket ", name, " (descriptor ", fd, ")");
+  // E.g. "the socket @x (passed as descriptor 3)": the descriptor once,
+  // whether or not the caller's name says it.
+  const std::string descriptor = absl::StrCat("descriptor ", fd);
+  std::string what = absl::StrCat("the socket ", name);
+  if (name.find(descriptor) == std::string::npos) {
+    absl::StrAppend(&what, " (", descriptor, ")");
+  }
   if (fd < 0 || fcntl(fd, F_GETFD) < 0) {
     return absl::InvalidArgumentError(
         absl::StrCat(what, " is not an open descriptor"));

@@ -302,8 +302,16 @@ class PassedByHandTest(unittest.TestCase):
         s.bind(('127.0.0.1', 0))
         s.listen(4)
         self.addCleanup(s.close)
-        self.assert_refused(self.run_with_fd3(s), 'descriptor 3',
-                            'AF_INET SOCK_STREAM')
+        result = self.run_with_fd3(s)
+        self.assert_refused(result, 'descriptor 3', 'AF_INET SOCK_STREAM')
+        # Said once, plainly (a new user saw "passed socket (not an AF_UNIX
+        # socket) (passed as descriptor 3) (descriptor 3) is ..."), and not
+        # after a line saying it serves the passed socket.
+        err = result[2]
+        self.assertIn('portserver: error: the socket passed as descriptor 3 '
+                      'is AF_INET SOCK_STREAM; want a listening AF_UNIX', err)
+        self.assertEqual(err.count('descriptor 3'), 1, err)
+        self.assertNotIn('Socket activation: serving', err)
 
     def test_descriptor_not_open(self):
         self.assert_refused(self.run_with_fd3(None), 'descriptor 3',
