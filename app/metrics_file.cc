@@ -2,6 +2,7 @@
 
 #ifndef _WIN32
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #endif
 
@@ -22,7 +23,9 @@ namespace {
 constexpr char kMetricsStart[] = "# HELP portserver_";
 
 // `path` opened for writing, truncated; not through a symbolic link where
-// the platform has them.
+// the platform has them. Mode 0644 whatever the umask (a service's
+// UMask=0077): node_exporter, another user, must read it; it holds counts
+// only.
 std::FILE* OpenForWriting(const std::string& path) {
 #ifdef _WIN32
   return std::fopen(path.c_str(), "wb");
@@ -30,6 +33,10 @@ std::FILE* OpenForWriting(const std::string& path) {
   int fd = open(path.c_str(),
                 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return nullptr;
+  if (fchmod(fd, 0644) != 0) {
+    close(fd);
+    return nullptr;
+  }
   std::FILE* f = fdopen(fd, "wb");
   if (f == nullptr) close(fd);
   return f;
@@ -77,7 +84,22 @@ absl::Status CheckOne(const std::string& path) {
 
 absl::Status CheckMetricsFile(const std::string& path) {
   absl::Status s = CheckOne(path);
-  return s.ok() ? CheckOne(path + ".tmp") : s;
+  if (s.ok()) s = CheckOne(path + ".tmp");
+  if (!s.ok()) return s;
+  // Writable now, or every write would fail with a warning only: a
+  // directory that does not exist, or one the service may not write.
+  const std::string temp = path + ".tmp";
+  std::FILE* f = OpenForWriting(temp);
+  if (f == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot write ", temp, ": ", std::strerror(errno),
+        "; the metrics file's directory must exist and be writable by the "
+        "server (under systemd's ProtectSystem=strict, add ReadWritePaths= "
+        "with that directory in a drop-in: systemctl edit portserver)"));
+  }
+  std::fclose(f);
+  std::remove(temp.c_str());
+  return absl::OkStatus();
 }
 
 absl::Status WriteFileAtomically(const std::string& path,
@@ -120,6 +142,9 @@ MetricsFileWriter::~MetricsFileWriter() {
   }
   wake_.notify_all();
   thread_.join();
+  // Gone with the server: node_exporter would otherwise export the last
+  // figures of a server that no longer runs. Only our own file.
+  if (CheckOne(path_).ok()) std::remove(path_.c_str());
 }
 
 void MetricsFileWriter::WriteOnce() {
@@ -135,10 +160,10 @@ void MetricsFileWriter::Loop() {
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     bool stopping = wake_.wait_for(lock, interval_, [this] { return stop_; });
-    lock.unlock();
-    WriteOnce();  // Also the last figures when stopping.
-    lock.lock();
     if (stopping) return;
+    lock.unlock();
+    WriteOnce();
+    lock.lock();
   }
 }
 

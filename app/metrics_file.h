@@ -8,7 +8,7 @@
 //   MetricsFileWriter writer("/var/lib/node_exporter/portserver.prom",
 //                            std::chrono::seconds(15),
 //                            [&] { return server.MetricsText(); });
-//   ...  // has written once on return, then every 15 s and when destroyed
+//   ...  // has written once on return, then every 15 s; removed when destroyed
 //
 // Thread-safe: its own thread calls `text`; the destructor stops it.
 #ifndef PORTSERVER_APP_METRICS_FILE_H_
@@ -32,9 +32,11 @@ absl::Status WriteFileAtomically(const std::string& path,
 
 // OK if `path` may be the metrics file: missing, or a regular file that is
 // empty or starts as the server writes it ("# HELP portserver_"), and the
-// same for "<path>.tmp" beside it. Otherwise (someone else's file, which the
-// writes would replace; a directory, a symbolic link, a device) an
-// InvalidArgument error that says so. Checked at start-up.
+// same for "<path>.tmp" beside it, and "<path>.tmp" can be written now (it
+// is created and removed). Otherwise (someone else's file, which the
+// writes would replace; a directory, a symbolic link, a device; a missing
+// or read-only directory) an InvalidArgument error that says so. Checked
+// at start-up.
 absl::Status CheckMetricsFile(const std::string& path);
 
 class MetricsFileWriter {
@@ -43,7 +45,9 @@ class MetricsFileWriter {
                     std::function<std::string()> text);
   MetricsFileWriter(const MetricsFileWriter&) = delete;
   MetricsFileWriter& operator=(const MetricsFileWriter&) = delete;
-  // Stops the thread (after one last write).
+  // Stops the thread and removes the file (if it is still ours): a server
+  // that stopped exports nothing. A crashed server's file stays; its age is
+  // node_exporter's node_textfile_mtime_seconds.
   ~MetricsFileWriter();
 
  private:

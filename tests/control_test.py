@@ -734,25 +734,50 @@ class MetricsFileTest(ControlTestCase):
         self.assertEqual(self.leased(), 1)
         self.assertEqual(sorted(os.listdir(self.dir)), ['portserver.prom'])
 
-    def start_with(self, path):
+    def start_with(self, path, while_serving=None, umask=None):
         """Runs a second server writing metrics to `path`: (status, stderr)
-        once it exits, or None if it serves (it is stopped then)."""
+        once it exits, or None if it serves (it is stopped then, after
+        while_serving() if given)."""
         argv = [PORTSERVER_BIN, '--portserver_static_pool=' +
                 ','.join(map(str, free_ports(1))),
                 '--portserver_address=' + new_address('metrics'),
                 '--portserver_state_file=none',
                 '--portserver_metrics_file=' + path]
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True,
+            preexec_fn=None if umask is None else (lambda: os.umask(umask)))
         err = ''
         for line in proc.stderr:  # Until it serves, or exits.
             err += line
             if 'Serving on' in line:
+                if while_serving is not None:
+                    while_serving()
                 proc.terminate()
                 proc.communicate(timeout=RUN_TIMEOUT)
+                self.assertEqual(proc.returncode, 0)
                 return None
         return proc.wait(timeout=RUN_TIMEOUT), err
+
+    def test_file_is_readable_by_others_and_gone_after_a_clean_stop(self):
+        # A service's UMask=0077 must not hide it from node_exporter (another
+        # user); a stopped server exports nothing (a new user found both).
+        path = os.path.join(self.dir, 'svc.prom')
+        modes = []
+        self.assertIsNone(self.start_with(
+            path, while_serving=lambda: modes.append(os.stat(path).st_mode),
+            umask=0o077))
+        self.assertEqual(modes[0] & 0o777, 0o644)
+        self.assertFalse(os.path.exists(path))
+        self.assertFalse(os.path.exists(path + '.tmp'))
+
+    def test_a_directory_it_cannot_write_is_refused_at_start(self):
+        status, err = self.start_with(
+            os.path.join(self.dir, 'no', 'such', 'dir', 'm.prom'))
+        self.assertEqual(status, 2, err)
+        self.assertIn('cannot write', err)
+        self.assertIn('must exist and be writable', err)
+        self.assertIn('ReadWritePaths=', err)
 
     def test_someone_elses_file_is_refused_and_kept(self):
         # The metrics file is replaced every N seconds: a path naming
@@ -779,9 +804,11 @@ class MetricsFileTest(ControlTestCase):
             path = os.path.join(self.dir, 'crashed.prom')
             with open(path, 'wb') as f:
                 f.write(left)
-            self.assertIsNone(self.start_with(path), left)
-            with open(path) as f:
-                self.assertTrue(f.read().startswith('# HELP portserver_'))
+            def rewritten():
+                with open(path) as f:
+                    self.assertTrue(f.read().startswith('# HELP portserver_'))
+            self.assertIsNone(self.start_with(path, while_serving=rewritten),
+                              left)
 
     def test_a_link_planted_later_is_not_written_through(self):
         os.unlink(self.path)  # Written again at the next period.
