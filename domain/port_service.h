@@ -255,6 +255,8 @@ class PortService : public RequestHandler {
   // One page of leases matching `query`, in port order. Looks at no more
   // than a bounded number of ports per call (the rest via next_after).
   // Command lines `peer` may not see are left out (command_line_hidden).
+  // query.owner is a pid as `peer` names it (translated from its pid
+  // namespace, as Allocate does); the leases show pids of ours.
   LeasePage ListLeases(const LeaseQuery& query, const PeerCredentials& peer);
 
   // Who holds `port`, or whether it is free, busy or outside the pool. A

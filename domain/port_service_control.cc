@@ -261,12 +261,23 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   return v;
 }
 
-LeasePage PortService::ListLeases(const LeaseQuery& query,
+LeasePage PortService::ListLeases(const LeaseQuery& asked,
                                   const PeerCredentials& peer) {
   std::lock_guard<std::mutex> lock(mu_);
   ProcessInfo::Access access =
       info_ != nullptr ? info_->AccessFor(peer) : ProcessInfo::Access::kAll;
   LeasePage page;
+  LeaseQuery query = asked;
+  if (query.owner && peer.known && peer.pid > 0) {
+    // The owner is named as allocate names it: a caller in a container
+    // (`portserverctl leases --owner $$`) names a pid of its own namespace.
+    ProcessProbe::Mapping m =
+        process_probe_.MapNamedPid(peer.pid, *query.owner);
+    if (m.kind == ProcessProbe::Mapping::Kind::kNotFound) return page;
+    if (m.kind == ProcessProbe::Mapping::Kind::kTranslated) {
+      query.owner = m.pid;
+    }
+  }
   size_t limit = std::clamp<size_t>(query.limit, 1, kMaxLeasesPerPage);
   // Only the pool's span can hold leases.
   size_t port = std::max<size_t>(size_t{query.after} + 1, pool_first_);

@@ -425,6 +425,31 @@ TEST_F(PortServiceTest, PidNoProcessOfTheCallersNamespaceHasIsDenied) {
   EXPECT_EQ(service_.stats().pids_replaced_by_caller, 0u);
 }
 
+// `leases owner=P` names P as allocate does: from a container, a pid of
+// the caller's namespace (a helper found `--owner $$` listing nothing there).
+TEST_F(PortServiceTest, LeasesOfAnOwnerNamedFromAContainer) {
+  processes_.Spawn(5000);  // The caller, pid 1 of its container.
+  processes_.Spawn(1);
+  processes_.Spawn(77);  // Pid 77 of ours, another process.
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 1, {Kind::kTranslated, 5000});
+  processes_.SetMapping(5000, 77, {Kind::kNotFound, 77});
+  ASSERT_TRUE(service_.Decide(FromPeer("1\n", 5000, 0)).granted());
+  ASSERT_TRUE(service_.Decide(FromPeer("77\n", 77, 0)).granted());
+  PeerCredentials in_container{true, 5000, 0};
+  LeaseQuery q;
+  q.owner = 1;
+  LeasePage page = service_.ListLeases(q, in_container);
+  ASSERT_EQ(page.leases.size(), 1u);
+  EXPECT_EQ(page.leases[0].pid, 5000);
+  // Its pid 77 is nobody: not our pid 77's lease.
+  q.owner = 77;
+  EXPECT_TRUE(service_.ListLeases(q, in_container).leases.empty());
+  // A caller of our namespace names our pids.
+  EXPECT_EQ(service_.ListLeases(q, PeerCredentials{true, 77, 0}).leases.size(),
+            1u);
+}
+
 // A journal of another boot holds no live lease: a pid and start time (in
 // clock ticks after boot) may name a process of this boot.
 TEST(PortServiceRestore, JournalOfAnotherBootRestoresNothing) {
