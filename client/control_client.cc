@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "client/portpicker_platform.h"
 
@@ -66,7 +67,10 @@ absl::Status RefusalStatus(const ParsedReply& reply) {
 
 absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
     const std::string& address, int64_t pid, int count,
-    const std::string& label, absl::Duration timeout) {
+    const std::string& label, absl::Duration timeout, int64_t* owner,
+    bool* leased_to_caller) {
+  if (owner != nullptr) *owner = 0;
+  if (leased_to_caller != nullptr) *leased_to_caller = false;
   portserver::Fields args = {{"pid", std::to_string(pid)},
                              {"count", std::to_string(count)}};
   if (!label.empty()) args.emplace_back("label", SendableLabel(label));
@@ -80,6 +84,15 @@ absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
     return absl::InternalError(absl::StrCat("portserver at ", address,
                                             " granted a bad port list for ",
                                             count, " ports"));
+  }
+  if (owner != nullptr) {
+    int64_t got = 0;
+    if (absl::SimpleAtoi(reply->header.Get("pid").value_or(""), &got)) {
+      *owner = got;
+    }
+  }
+  if (leased_to_caller != nullptr) {
+    *leased_to_caller = reply->header.Get("leased_to_caller") == "1";
   }
   return std::vector<int>(ports->begin(), ports->end());
 }

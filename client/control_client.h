@@ -53,6 +53,11 @@ std::string SendableLabel(std::string_view label);
 // Asks the server at `address` for `count` ports (1 to 1024) for `pid`, all
 // or none, in one round trip (`allocate`). Returns the ports, or the errors
 // of ControlExchange, or the server's refusal with its message, e.g.
+// "pool exhausted (10000 of 10000 leased)" (below). If `owner` is not null,
+// it receives the pid the server leased them to (its own namespace's), 0 if
+// the reply does not say; `leased_to_caller`, if not null, whether the
+// server leased them to the caller instead of `pid` (a pid of another pid
+// namespace it could not translate: they end with the caller). E.g.
 // "pool exhausted (10000 of 10000 leased)":
 //   ResourceExhausted  pool-exhausted, quota-exceeded;
 //   PermissionDenied   permission-denied ("denied: pid 16498 runs as uid 0,
@@ -62,7 +67,8 @@ std::string SendableLabel(std::string_view label);
 //   Unknown            another refusal.
 absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
     const std::string& address, int64_t pid, int count,
-    const std::string& label, absl::Duration timeout = absl::Seconds(10));
+    const std::string& label, absl::Duration timeout = absl::Seconds(10),
+    int64_t* owner = nullptr, bool* leased_to_caller = nullptr);
 
 // The status for an error reply (as above), with the server's message.
 absl::Status RefusalStatus(const portserver::ParsedReply& reply);

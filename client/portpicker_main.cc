@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/control_client.h"
@@ -81,8 +82,21 @@ int BadArgument(const std::string& message) {
 // protocol.
 absl::StatusOr<std::vector<int>> FromServer(const std::string& address,
                                             int64_t pid, int count) {
+  int64_t owner = 0;
+  bool leased_to_caller = false;
   absl::StatusOr<std::vector<int>> ports = portpicker::GetPortsFromPortServer(
-      address, pid, count, portpicker::DefaultLabel());
+      address, pid, count, portpicker::DefaultLabel(), absl::Seconds(10),
+      &owner, &leased_to_caller);
+  if (ports.ok() && leased_to_caller) {
+    // This process exits in a moment, and the lease with it.
+    PrintError(absl::StrCat(
+        "warning: the server could not translate pid ", pid,
+        " from this pid namespace (a server that is not root cannot read "
+        "it) and leased ",
+        count == 1 ? "the port" : "the ports", " to pid ", owner,
+        ", this command, instead: ", count == 1 ? "it is" : "they are",
+        " free again when it exits"));
+  }
   if (ports.ok() || !absl::IsUnimplemented(ports.status())) return ports;
   std::vector<int> plain;
   while (static_cast<int>(plain.size()) < count) {

@@ -122,6 +122,32 @@ TEST(PortpickerCli, RefusalIsExplainedAndNoFallbackExitsOne) {
   EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 2);
 }
 
+// A server that cannot translate the pid from this pid namespace leases to
+// the caller, the CLI itself, which exits at once: it warns (a helper's
+// `port=$(portpicker $$)` in a container got a port free a moment later,
+// silently).
+TEST(PortpickerCli, WarnsWhenTheServerLeasedToTheCommandItself) {
+  FakePortServer fake([](const std::string&) -> std::string {
+    return "portserver/1 ok pid=31337 ports=20001 leased_to_caller=1\nend\n";
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ProcessResult result = RunCli({"1"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_EQ(result.out, "20001\n");
+  EXPECT_THAT(result.err, HasSubstr("warning: the server could not translate "
+                                    "pid 1 from this pid namespace"));
+  EXPECT_THAT(result.err, HasSubstr("to pid 31337, this command, instead: it "
+                                    "is free again when it exits"));
+  // An ordinary grant: no warning.
+  FakePortServer plain([](const std::string&) -> std::string {
+    return "portserver/1 ok pid=1 ports=20001\nend\n";
+  });
+  ScopedEnv env2(kPortServerAddressEnv, plain.address());
+  result = RunCli({"1"});
+  EXPECT_EQ(result.exit_code, 0);
+  EXPECT_THAT(result.err, IsEmpty());
+}
+
 TEST(PortpickerCli, NoFallbackWithoutAServerExitsOne) {
   ScopedEnv env(kPortServerAddressEnv, std::nullopt);
   ProcessResult result = RunCli({"--no-fallback"});

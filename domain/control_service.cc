@@ -246,6 +246,10 @@ void ControlService::Allocate(const ControlRequest& r,
   if (d.granted()) {
     reply.Field("pid", d.pid);
     reply.Field("ports", FormatPortList(d.ports));
+    // The pid named could not be translated from the caller's pid namespace
+    // (a server that is not root): the caller itself owns the ports, and
+    // they end with it. Clients warn.
+    if (d.pid_replaced) reply.Field("leased_to_caller", "1");
     result.summary += ": ports " + FormatPortList(d.ports);
     if (!d.detail.empty()) result.summary += " (" + d.detail + ")";
   } else {

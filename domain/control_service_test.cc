@@ -632,6 +632,22 @@ TEST_F(ControlServiceTest, NoHoldersWhileThePoolHasPortsLeft) {
   EXPECT_EQ(last_.decision.biggest_holders.size(), 2u);
 }
 
+// A pid the server cannot translate from the caller's pid namespace is
+// leased to the caller: the reply says so, for the client to warn (its
+// ports end with it, in a moment).
+TEST_F(ControlServiceTest, LeaseToTheCallerInsteadIsSaid) {
+  processes_.Spawn(5000, 0);
+  using Kind = ProcessProbe::Mapping::Kind;
+  processes_.SetMapping(5000, 1, {Kind::kCaller, 5000});
+  ParsedReply p = Ask("portserver/1 allocate pid=1 count=2\n", Peer(5000, 0));
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_EQ(p.header.Get("pid"), "5000");
+  EXPECT_EQ(p.header.Get("leased_to_caller"), "1");
+  p = Ask("portserver/1 allocate pid=42\n", Peer(9, 0));
+  ASSERT_FALSE(p.is_error()) << last_.reply;
+  EXPECT_FALSE(p.header.Get("leased_to_caller").has_value());
+}
+
 // More ports than the pool has can never be had at once: the refusal says
 // so, not only "pool exhausted (0 of 5 leased)" (a new user's case).
 TEST_F(ControlServiceTest, AskingForMoreThanThePoolSaysSo) {
