@@ -225,6 +225,12 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
       return absl::AlreadyExistsError(absl::StrCat(
           "state file ", path, " is in use by another port server"));
     }
+    if (error == ENOENT) {  // The journal's directory, not the lock.
+      return ErrnoStatus(
+          absl::StrCat("cannot open state file ", path, ": its directory ",
+                       DirectoryOf(path), " does not exist"),
+          error);
+    }
     return ErrnoStatus(absl::StrCat("cannot lock ", lock_path), error);
   }
   auto unlock = [&] {

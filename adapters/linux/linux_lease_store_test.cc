@@ -87,9 +87,16 @@ TEST(LinuxLeaseStore, SecondOpenOfTheSameJournalFails) {
 
 TEST(LinuxLeaseStore, MissingDirectoryIsAnError) {
   std::string contents;
-  auto store =
-      LinuxLeaseStore::Open(Unique("no-such-dir") + "/journal", &contents);
-  EXPECT_FALSE(store.ok());
+  std::string dir = Unique("no-such-dir");
+  auto store = LinuxLeaseStore::Open(dir + "/journal", &contents);
+  ASSERT_FALSE(store.ok());
+  // Named as the user named it (not "cannot lock .../journal.lock").
+  EXPECT_EQ(std::string(store.status().message())
+                .rfind("cannot open state file " + dir +
+                           "/journal: its directory " + dir + " does not exist",
+                       0),
+            0u)
+      << store.status();
 }
 
 TEST(LinuxLeaseStore, PrivateDirectoryIsCreatedAndChecked) {
