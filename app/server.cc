@@ -275,6 +275,23 @@ void Server::Watch(int64_t pid) {
                   << ")";
 }
 
+void Server::WatchAfterReply(int64_t pid) {
+  std::lock_guard<std::mutex> lock(unwatched_mu_);
+  to_watch_.push_back(pid);
+}
+
+void Server::AfterReply() {
+  std::vector<int64_t> pids;
+  {
+    std::lock_guard<std::mutex> lock(unwatched_mu_);
+    pids.swap(to_watch_);
+  }
+  // An owner that ended since its reply is reported gone by the watcher
+  // (its ports come back at once).
+  for (int64_t pid : pids) Watch(pid);
+  service_.CompleteOwnerRecords();
+}
+
 void Server::CheckUnwatched() {
   int64_t pid = 0;
   {
@@ -333,7 +350,7 @@ std::string Server::HandleRequest(const Request& request) {
   CheckUnwatched();
   if (IsExtendedRequest(request.data)) return HandleControl(request);
   Decision d = service_.Decide(request);
-  if (d.granted()) Watch(d.pid);
+  if (d.granted()) WatchAfterReply(d.pid);
   LogBiggestHolders(d);
   LogJournalEvent(d);
   // Refusals are logged at default verbosity, rate-limited; malformed

@@ -107,6 +107,9 @@ class Server final : private RequestHandler {
 
  private:
   std::string HandleRequest(const Request& request) override;
+  // What a client need not wait for: the exit watch of the owners granted
+  // since the last call and their command lines.
+  void AfterReply() override;
   // An extended request (app/control.cc): answered by control_, logged.
   std::string HandleControl(const Request& request);
   // Logs the biggest holders on the first pool-exhausted denial of an
@@ -118,6 +121,8 @@ class Server final : private RequestHandler {
   PortService service_;
   ControlService control_;
   void Watch(int64_t pid);
+  // Watch(pid) once the reply is sent (AfterReply).
+  void WatchAfterReply(int64_t pid);
   // Checks the next unwatched owner: forgets it once it has ended or can
   // be watched after all.
   void CheckUnwatched();
@@ -128,6 +133,7 @@ class Server final : private RequestHandler {
   mutable std::mutex unwatched_mu_;
   std::deque<int64_t> unwatched_;    // Guarded by unwatched_mu_.
   std::set<int64_t> unwatched_set_;  // Guarded by unwatched_mu_.
+  std::vector<int64_t> to_watch_;    // Guarded by unwatched_mu_.
   std::string journal_path_;         // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};

@@ -224,11 +224,38 @@ TEST_F(ControlServiceTest, CommandLineIsReadOncePerOwner) {
     std::string line = "42\n";
     r.data = line;
     ASSERT_TRUE(service_.Decide(r).granted());
+    service_.CompleteOwnerRecords();  // What the server does after a reply.
   }
   EXPECT_EQ(info_.command_line_reads(), 1);
   ParsedReply p = Ask("portserver/1 who ports=100\n");
   ASSERT_EQ(p.records.size(), 1u);
   EXPECT_EQ(p.records[0].Get("cmdline"), "python3 leaky_test.py --shard=1");
+  EXPECT_EQ(info_.command_line_reads(), 1);
+}
+
+// The command line is read once the reply is out (CompleteOwnerRecords),
+// not while the client waits; a listing before that reads it itself.
+TEST_F(ControlServiceTest, CommandLineIsReadAfterTheReply) {
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  EXPECT_EQ(info_.command_line_reads(), 0);
+  service_.CompleteOwnerRecords();
+  EXPECT_EQ(info_.command_line_reads(), 1);
+  service_.CompleteOwnerRecords();  // Nothing left to read.
+  EXPECT_EQ(info_.command_line_reads(), 1);
+  // Not completed yet: the listing reads it.
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
+  ParsedReply p = Ask("portserver/1 leases owner=43\n");
+  ASSERT_EQ(p.records.size(), 1u);
+  EXPECT_EQ(p.records[0].Get("cmdline"), "sleep 600");
+  EXPECT_EQ(info_.command_line_reads(), 2);
+  // An owner gone (its pid reused) before the read is not read: the new
+  // process's command line would be another program's.
+  processes_.Spawn(46, 1000);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=46\n").is_error());
+  processes_.Kill(46);
+  processes_.Spawn(46, 1000);
+  service_.CompleteOwnerRecords();
+  EXPECT_EQ(info_.command_line_reads(), 2);
 }
 
 // A process leased to just after its exec() may have no command line yet
@@ -236,6 +263,7 @@ TEST_F(ControlServiceTest, CommandLineIsReadOncePerOwner) {
 TEST_F(ControlServiceTest, CommandLineEmptyAtLeaseTimeIsReadAgainOnce) {
   processes_.Spawn(44, 1000);
   ASSERT_FALSE(Ask("portserver/1 allocate pid=44\n").is_error());
+  service_.CompleteOwnerRecords();
   EXPECT_EQ(info_.command_line_reads(), 1);
   info_.SetCommandLine(44, "fresh_test --flag");
   ParsedReply p = Ask("portserver/1 leases owner=44\n");
@@ -245,6 +273,7 @@ TEST_F(ControlServiceTest, CommandLineEmptyAtLeaseTimeIsReadAgainOnce) {
   // One with none for good (a process without arguments) costs no more.
   processes_.Spawn(45, 1000);
   ASSERT_FALSE(Ask("portserver/1 allocate pid=45\n").is_error());
+  service_.CompleteOwnerRecords();
   for (int i = 0; i < 3; ++i) Ask("portserver/1 leases owner=45\n");
   EXPECT_EQ(info_.command_line_reads(), 4);
 }

@@ -36,6 +36,9 @@ struct OwnerInfo {
   int64_t since_unix_ms = -1;  // Its first lease (ms since the Unix epoch).
   int64_t last_unix_ms = -1;   // Its latest lease.
   std::string command_line;    // At its first lease; "" if unknown.
+  // Not read yet: PortService reads it once the reply is sent
+  // (CompleteOwnerRecords), or at the first listing before that.
+  bool command_line_pending = false;
   // Read again once by a listing, having been empty at lease time.
   bool command_line_reread = false;
 };

@@ -237,6 +237,16 @@ class PortService : public RequestHandler {
   // `info` (null: none recorded). `info` must outlive the service.
   void SetProcessInfo(ProcessInfo* info);
 
+  // Reads the command lines of the owners granted since the last call
+  // (ProcessInfo::CommandLine, about 40 us each on Linux): work the client
+  // need not wait for, so grants leave it to this call, which the server
+  // makes once a reply has been sent (RequestHandler::AfterReply). A
+  // listing before it reads them itself; more than kMaxPendingRecords
+  // waiting are read at grant time. An owner that is no longer the process
+  // it was (gone, pid reused) is not read. Thread-safe.
+  void CompleteOwnerRecords();
+  static constexpr size_t kMaxPendingRecords = 256;
+
   // Leases `count` (1 to kMaxPortsPerRequest) ports to `pid`, all or none,
   // with the checks of Decide (mapping, uid rule) for `peer`. `label` (cut
   // to kMaxLabelBytes) is recorded for the owner. Decision::ports lists
@@ -277,6 +287,8 @@ class PortService : public RequestHandler {
                          std::string_view label);
   // REQUIRES: mu_ held. Tracks pool-exhaustion episodes.
   void NoteOutcomeLocked(Decision& d);
+  // REQUIRES: mu_ held. CompleteOwnerRecords.
+  void CompleteOwnerRecordsLocked();
   // REQUIRES: mu_ held. The lease as `peer` may see it.
   LeaseView ViewLocked(uint16_t port, const Owner& owner,
                        ProcessInfo::Access access, const PeerCredentials& peer);
@@ -304,9 +316,11 @@ class PortService : public RequestHandler {
   PortProbe& port_probe_;        // Guarded by mu_.
   ProcessInfo* info_ = nullptr;  // Guarded by mu_; may be null.
   OwnerRecords records_;         // Guarded by mu_.
-  LeaseNotes notes_;             // Guarded by mu_: label and time by port.
-  std::vector<bool> in_pool_;    // By port. Constant after construction.
-  size_t pool_first_ = 65536;    // The pool's lowest and highest ports.
+  // Guarded by mu_: owners whose command line is still to be read.
+  std::vector<Owner> pending_records_;
+  LeaseNotes notes_;           // Guarded by mu_: label and time by port.
+  std::vector<bool> in_pool_;  // By port. Constant after construction.
+  size_t pool_first_ = 65536;  // The pool's lowest and highest ports.
   size_t pool_last_ = 0;
   bool exhausted_ = false;  // Guarded by mu_: in an exhaustion episode.
 };

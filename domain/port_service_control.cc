@@ -93,7 +93,13 @@ void PortService::RecordOwnerLocked(Decision& d,
     info.uid = who.uid;
     info.since_unix_ms = now;
     if (info_ != nullptr) {
-      info.command_line = info_->CommandLine(d.pid, kMaxCommandLineBytes);
+      if (pending_records_.size() < kMaxPendingRecords) {
+        // Read once the reply is sent (CompleteOwnerRecords).
+        info.command_line_pending = true;
+        pending_records_.push_back(Owner{d.pid, d.incarnation});
+      } else {
+        info.command_line = info_->CommandLine(d.pid, kMaxCommandLineBytes);
+      }
     }
     records_.Prune(ledger_);
   }
@@ -105,6 +111,27 @@ void PortService::RecordOwnerLocked(Decision& d,
   notes_.Prune(ledger_);
 }
 
+void PortService::CompleteOwnerRecords() {
+  std::lock_guard<std::mutex> lock(mu_);
+  CompleteOwnerRecordsLocked();
+}
+
+void PortService::CompleteOwnerRecordsLocked() {
+  for (const Owner& owner : pending_records_) {
+    OwnerInfo* info = records_.Find(owner);
+    if (info == nullptr || !info->command_line_pending) continue;
+    info->command_line_pending = false;
+    // Still that process (a pid may be reused by now; the probe's cached
+    // pidfd answers for a live one without reading /proc).
+    ProcessProbe::Result who = process_probe_.Probe(owner.pid);
+    if (info_ != nullptr && who.state == ProcessProbe::State::kAlive &&
+        who.incarnation == owner.incarnation) {
+      info->command_line = info_->CommandLine(owner.pid, kMaxCommandLineBytes);
+    }
+  }
+  pending_records_.clear();
+}
+
 void PortService::NoteOutcomeLocked(Decision& d) {
   if (d.granted()) {
     exhausted_ = false;
@@ -112,6 +139,7 @@ void PortService::NoteOutcomeLocked(Decision& d) {
   }
   if (!d.pool_ran_out || exhausted_) return;
   exhausted_ = true;
+  CompleteOwnerRecordsLocked();  // The holders' command lines.
   // Once per episode: O(leases), like a journal compaction.
   std::map<int64_t, size_t> held;
   for (const auto& [port, owner] : ledger_.Leases()) ++held[owner.pid];
@@ -231,6 +259,10 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   v.incarnation = owner.incarnation;
   if (info_ != nullptr)
     v.start_unix_ms = info_->StartTimeUnixMs(owner.incarnation);
+  if (records_.Find(owner) != nullptr &&
+      records_.Find(owner)->command_line_pending) {
+    CompleteOwnerRecordsLocked();
+  }
   if (OwnerInfo* info = records_.Find(owner)) {
     // None at lease time: a process asked for just after its exec() (its
     // argument area is set a moment after the exec() looks done to its

@@ -51,6 +51,12 @@ class RequestHandler {
   // Returns the bytes to send back; an empty string means "close without a
   // reply", which clients read as a denial.
   virtual std::string HandleRequest(const Request& request) = 0;
+  // Called once the reply to a request has been sent and its connection
+  // closed (or closed without a reply), on the thread that called
+  // HandleRequest for it, before that thread handles another request: for
+  // work the client need not wait for. Transports call it for every
+  // request they handed to HandleRequest. The default does nothing.
+  virtual void AfterReply() {}
 };
 
 struct ServeResult {

@@ -47,6 +47,9 @@ ServeResult FakeTransport::Serve(RequestHandler& handler) {
     p->reply = std::move(reply);
     p->done = true;
     cv_.notify_all();
+    lock.unlock();
+    handler.AfterReply();
+    lock.lock();
   }
   // Requests still queued are dropped, as a closing socket would drop them.
   for (Pending* p : queue_) p->done = true;

@@ -439,6 +439,7 @@ class ServeLoop final {
     }
     close(connection.fd);
     connections_.erase(it);
+    handler_.AfterReply();
   }
 
   const std::vector<int> listen_fds_;

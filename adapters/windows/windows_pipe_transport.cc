@@ -293,7 +293,7 @@ class ServeLoop final {
         WriteReplyOrClose(instance);
         return;
       case Instance::Phase::kWriting:
-        Close(instance);
+        CloseAnswered(instance);
         return;
     }
   }
@@ -401,7 +401,7 @@ class ServeLoop final {
   // leaves the reply readable by the client.
   void WriteReplyOrClose(Instance* instance) {
     if (instance->reply.empty()) {
-      Close(instance);
+      CloseAnswered(instance);
       return;
     }
     instance->phase = Instance::Phase::kWriting;
@@ -413,10 +413,17 @@ class ServeLoop final {
       instance->pending = true;
       return;
     }
-    Close(instance);  // The client is gone.
+    CloseAnswered(instance);  // The client is gone.
   }
 
   void Close(Instance* instance) { instances_.erase(instance); }
+
+  // Closes an instance whose request the handler has answered (the reply
+  // written, or none), then lets the handler do its after-reply work.
+  void CloseAnswered(Instance* instance) {
+    Close(instance);
+    handler_.AfterReply();
+  }
 
   const WindowsPipeTransport::Options& options_;
   const std::wstring& name_;

@@ -337,6 +337,62 @@ TEST_F(WindowsPipeTransportTest, ShutdownClosesOpenConnectionsUnanswered) {
             static_cast<DWORD>(ERROR_FILE_NOT_FOUND));
 }
 
+// AfterReply runs once the client has its whole reply: it waits for the
+// client to say so, which it could not if the reply were still to be
+// written. Once per request, denials (no reply) too. As on Linux.
+class AfterReplyHandler final : public RequestHandler {
+ public:
+  std::string HandleRequest(const Request& request) override {
+    return request.data == "1\n" ? "" : "15000\n";
+  }
+  void AfterReply() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    bool seen = cv_.wait_for(lock, std::chrono::seconds(10),
+                             [this] { return client_done_ > calls_; });
+    ++calls_;
+    if (!seen) ++too_early_;
+  }
+  void ClientDone() {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++client_done_;
+    cv_.notify_all();
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+  int too_early() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return too_early_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int client_done_ = 0, calls_ = 0, too_early_ = 0;
+};
+
+TEST(WindowsPipeTransport, AfterReplyRunsOnceTheClientHasItsReply) {
+  WindowsPipeTransport::Options options;
+  options.address = UniquePipeAddress("after-reply");
+  auto transport = WindowsPipeTransport::Create(options);
+  ASSERT_TRUE(transport.ok()) << transport.status();
+  AfterReplyHandler handler;
+  ServeResult result;
+  std::thread thread([&] { result = (*transport)->Serve(handler); });
+  PythonStyleReply reply = AskLikePython(options.address, 4242);
+  EXPECT_EQ(reply.data, "15000\n") << reply.step;
+  handler.ClientDone();
+  PythonStyleReply denied = AskLikePython(options.address, 1);
+  EXPECT_EQ(denied.data, "");
+  handler.ClientDone();
+  (*transport)->Shutdown();
+  thread.join();
+  EXPECT_TRUE(result.ok) << result.error;
+  EXPECT_EQ(handler.calls(), 2);
+  EXPECT_EQ(handler.too_early(), 0);
+}
+
 TEST(WindowsPipeTransport, ShutdownBeforeServeReturnsAtOnce) {
   WindowsPipeTransport::Options options;
   options.address = UniquePipeAddress("early");
