@@ -227,6 +227,9 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
   Allocation result;
   BeginRequest(owner, result);
   const size_t first = ports->size();
+  if (count > pool_size_) {
+    return result;  // Never all at once: nothing probed, nothing reserved.
+  }
   if (options_.max_ports_per_owner != 0 &&
       ledger_.PortCount(owner.pid) + count > options_.max_ports_per_owner) {
     // All or none: more than the quota leaves room for is denied before
@@ -246,7 +249,10 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
   const size_t held_before =
       ledger_.PortCount(owner.pid) - (ports->size() - first);
   while (ports->size() - first < count) {
-    Allocation a = Allocate(owner);
+    // Within this request: no new tick of the clock (it would thaw the
+    // ports this request has just found busy), no second per-request sweep.
+    Allocation a;
+    AllocateBegun(owner, a);
     result.ports_checked += a.ports_checked;
     result.ports_busy += a.ports_busy;
     result.ports_reclaimed += a.ports_reclaimed;
@@ -286,29 +292,33 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
 Allocation AllocationPolicy::Allocate(const Owner& owner) {
   Allocation result;
   BeginRequest(owner, result);
+  AllocateBegun(owner, result);
+  return result;
+}
+
+void AllocationPolicy::AllocateBegun(const Owner& owner, Allocation& result) {
   if (options_.max_ports_per_owner != 0 &&
       ledger_.PortCount(owner.pid) >= options_.max_ports_per_owner) {
     result.over_quota = true;
-    return result;
+    return;
   }
-  if (TryQueue(free_.size(), owner, result)) return result;
+  if (TryQueue(free_.size(), owner, result)) return;
 
   // Nothing free: look harder for dead owners, then try only what came back
   // (everything else in the queue was just found busy).
-  if (result.probe_failed) return result;
+  if (result.probe_failed) return;
   std::vector<uint16_t> back =
       ledger_.Sweep(process_probe_, options_.sweep_when_exhausted);
   Requeue(back, /*to_front=*/true, result);
   if (TryQueue(back.size(), owner, result) || result.probe_failed) {
-    return result;
+    return;
   }
   // Ports found busy earlier may be free by now (not after their backoff,
   // which may be hundreds of requests away).
-  if (TryCooling(owner, result) || result.probe_failed) return result;
+  if (TryCooling(owner, result) || result.probe_failed) return;
   // Still nothing a plain bind() would take: a port in TIME_WAIT is better
   // than none (programs that set SO_REUSEADDR can use it).
   TryReuseAddrOnly(owner, result);
-  return result;
 }
 
 void AllocationPolicy::ReturnPorts(const std::vector<uint16_t>& ports,

@@ -122,7 +122,8 @@ class AllocationPolicy {
   // request (a sweep reclaims its ports), !ok and owner_ended: `ports` keeps
   // only those still leased to it, each once. If the owner would then hold
   // more than max_ports_per_owner: !ok and over_quota at once, nothing
-  // probed or leased. O(count + busy ports met) probes.
+  // probed or leased; more than the pool holds: !ok at once, likewise.
+  // O(count + busy ports met) probes.
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 
@@ -175,6 +176,9 @@ class AllocationPolicy {
   // due back to the queue, the ports of an earlier process with the same
   // pid and of the owners the sweep finds dead reclaimed.
   void BeginRequest(const Owner& owner, Allocation& result);
+  // Allocate() after its BeginRequest(), into `result`; AllocateMany's
+  // fallback, within its one request.
+  void AllocateBegun(const Owner& owner, Allocation& result);
   // Probes up to `want` ports from the front of the queue together and
   // leases the free ones to `owner` (appended to `ports`); busy and
   // TIME_WAIT ones are set aside. False if the probe could not tell

@@ -581,6 +581,40 @@ TEST_F(AllocateManyTest, QuotaCountsThePortsAlreadyHeld) {
   EXPECT_EQ(ledger_.PortCount(10), 4u);
 }
 
+// More ports than the pool has can never be had at once: refused before
+// anything is probed or reserved.
+TEST_F(AllocateManyTest, MoreThanThePoolIsRefusedUnprobed) {
+  processes_.Spawn(10);
+  Owner a{10, processes_.IncarnationOf(10)};
+  MakePolicy(Range(100, 104));
+  std::vector<uint16_t> got;
+  int probes = ports_.probe_count();
+  Allocation result = policy_->AllocateMany(a, 6, &got);
+  EXPECT_FALSE(result.ok);
+  EXPECT_TRUE(got.empty());
+  EXPECT_EQ(result.ports_checked, 0u);
+  EXPECT_EQ(ports_.probe_count(), probes);
+  EXPECT_EQ(ports_.reserved(), std::set<uint16_t>{});
+  EXPECT_EQ(policy_->free_ports(), 5u);
+}
+
+// A request of several ports whose queue runs short goes on as plain
+// requests would; the ports it found busy itself are not probed again by
+// those (each a tick of the clock), only ones set aside by earlier
+// requests.
+TEST_F(AllocateManyTest, FallbackDoesNotRetryWhatThisRequestFoundBusy) {
+  processes_.Spawn(10);
+  Owner a{10, processes_.IncarnationOf(10)};
+  MakePolicy(Range(100, 109));
+  for (uint16_t p = 100; p <= 107; ++p) ports_.Occupy(p);
+  std::vector<uint16_t> got;
+  int probes = ports_.probe_count();
+  Allocation result = policy_->AllocateMany(a, 4, &got);
+  EXPECT_FALSE(result.ok);
+  // Each port once: 8 busy and the 2 free ones, then nothing to retry.
+  EXPECT_EQ(ports_.probe_count() - probes, 10);
+}
+
 // The owner ends while its request is being probed (a test killed by its
 // timeout as its runner asks for its ports): the rest of the request, asked
 // of Allocate(), sweeps and reclaims the ports this request leased it. They
@@ -595,8 +629,11 @@ TEST_F(AllocateManyTest, OwnerThatEndsDuringTheRequestGetsNoPortTwice) {
     RecordingProbe recording(ports);
     processes.Spawn(10);
     Owner a{10, processes.IncarnationOf(10)};
-    ports.Occupy(105);  // The queue cannot give them all: Allocate() sweeps.
-    AllocationPolicy policy(Range(100, 109), ledger, processes, recording);
+    // The queue cannot give them all (9 free ports of 20): Allocate()
+    // sweeps.
+    ports.Occupy(105);
+    for (uint16_t p = 110; p <= 119; ++p) ports.Occupy(p);
+    AllocationPolicy policy(Range(100, 119), ledger, processes, recording);
     recording.on_check_many = [&] { processes.Kill(10); };
     std::vector<uint16_t> got;
     Allocation result = policy.AllocateMany(a, count, &got);
@@ -621,11 +658,11 @@ TEST_F(AllocateManyTest, OwnerThatEndsDuringTheRequestGetsNoPortTwice) {
       ASSERT_TRUE(one.ok) << i;
       EXPECT_TRUE(leased.insert(one.port).second) << one.port << " twice";
     }
-    // Each port of the pool is in one place once: 9 leased, 105 queued or
-    // set aside.
+    // Each port of the pool is in one place once: 9 leased, the busy ones
+    // queued or set aside.
     EXPECT_EQ(policy.free_ports() + policy.cooling_ports() +
                   policy.reuse_addr_only_ports() + ledger.leased_ports(),
-              10u);
+              20u);
   }
 }
 

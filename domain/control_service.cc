@@ -41,22 +41,21 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
     case Outcome::kProbeFailed:
       return {code, "cannot tell whether pid " + pid + " is alive"};
     case Outcome::kPoolExhausted:
+      if (count > pool.pool) {  // Refused before anything was probed.
+        return {code, "pool exhausted: " + std::to_string(count) +
+                          " ports asked for, the pool has only " +
+                          std::to_string(pool.pool)};
+      }
       // Ports neither leased nor free are in use outside the server.
-      return {
-          code,
-          "pool exhausted" +
-              (count > pool.pool ? ": " + std::to_string(count) +
-                                       " ports asked for, the pool has only " +
-                                       std::to_string(pool.pool)
-                                 : std::string()) +
-              " (" + std::to_string(pool.leased) + " of " +
-              std::to_string(pool.pool) + " leased" +
-              (pool.cooling > 0 ? ", " + std::to_string(pool.cooling) +
-                                      " in use outside the server"
-                                : std::string()) +
-              (count > 1 || d.allocation.probe_failed ? "; " + d.detail
-                                                      : std::string()) +
-              ")"};
+      return {code,
+              "pool exhausted (" + std::to_string(pool.leased) + " of " +
+                  std::to_string(pool.pool) + " leased" +
+                  (pool.cooling > 0 ? ", " + std::to_string(pool.cooling) +
+                                          " in use outside the server"
+                                    : std::string()) +
+                  (count > 1 || d.allocation.probe_failed ? "; " + d.detail
+                                                          : std::string()) +
+                  ")"};
     case Outcome::kQuotaExceeded:
       return {code, d.detail.empty()
                         ? "pid " + pid + " holds its quota of ports"

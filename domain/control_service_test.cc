@@ -683,8 +683,9 @@ TEST_F(ControlServiceTest, AskingForMoreThanThePoolSaysSo) {
   ParsedReply p = Ask("portserver/1 allocate pid=42 count=6\n");
   ASSERT_EQ(p.header.Get("code").value_or(""), "pool-exhausted");
   EXPECT_EQ(p.header.Get("message").value_or(""),
-            "pool exhausted: 6 ports asked for, the pool has only 5 (0 of 5 "
-            "leased; 5 of 6 ports could be had)");
+            "pool exhausted: 6 ports asked for, the pool has only 5");
+  EXPECT_EQ(last_.decision.allocation.ports_checked, 0u);  // Nothing probed.
+  EXPECT_FALSE(last_.decision.pool_ran_out);  // No biggest holders logged.
   p = Ask("portserver/1 allocate pid=42 count=5\n");
   EXPECT_FALSE(p.is_error());
 }

@@ -53,8 +53,10 @@ void PortService::AllocateManyLocked(Decision& d,
     d.outcome = total.owner_ended  ? Outcome::kNoSuchProcess
                 : total.over_quota ? Outcome::kQuotaExceeded
                                    : Outcome::kPoolExhausted;
+    // (Asking for more than the pool holds is refused unprobed: not a pool
+    // that ran out.)
     d.pool_ran_out = d.outcome == Outcome::kPoolExhausted && granted.empty() &&
-                     !total.probe_failed;
+                     !total.probe_failed && count <= policy_.pool_size();
     d.detail = std::to_string(granted.size()) + " of " + std::to_string(count) +
                " ports could be had";
     if (d.outcome == Outcome::kQuotaExceeded) {
@@ -305,7 +307,12 @@ LeasePage PortService::ListLeases(const LeaseQuery& asked,
     // (`portserverctl leases --owner $$`) names a pid of its own namespace.
     ProcessProbe::Mapping m =
         process_probe_.MapNamedPid(peer.pid, *query.owner);
-    if (m.kind == ProcessProbe::Mapping::Kind::kNotFound) return page;
+    // Not found there, or not translatable (kCaller): never a process of
+    // ours that happens to have the number.
+    if (m.kind == ProcessProbe::Mapping::Kind::kNotFound ||
+        m.kind == ProcessProbe::Mapping::Kind::kCaller) {
+      return page;
+    }
     if (m.kind == ProcessProbe::Mapping::Kind::kTranslated) {
       query.owner = m.pid;
     }

@@ -434,6 +434,7 @@ TEST_F(PortServiceTest, LeasesOfAnOwnerNamedFromAContainer) {
   using Kind = ProcessProbe::Mapping::Kind;
   processes_.SetMapping(5000, 1, {Kind::kTranslated, 5000});
   processes_.SetMapping(5000, 77, {Kind::kNotFound, 77});
+  // (Spawn(1) is init here: the request for "1" is the container's.)
   ASSERT_TRUE(service_.Decide(FromPeer("1\n", 5000, 0)).granted());
   ASSERT_TRUE(service_.Decide(FromPeer("77\n", 77, 0)).granted());
   PeerCredentials in_container{true, 5000, 0};
@@ -448,6 +449,10 @@ TEST_F(PortServiceTest, LeasesOfAnOwnerNamedFromAContainer) {
   // A caller of our namespace names our pids.
   EXPECT_EQ(service_.ListLeases(q, PeerCredentials{true, 77, 0}).leases.size(),
             1u);
+  // A pid that cannot be translated (a server that is not root) is not our
+  // pid of that number either (a reviewer's case).
+  processes_.SetMapping(5000, 77, {Kind::kCaller, 5000});
+  EXPECT_TRUE(service_.ListLeases(q, in_container).leases.empty());
 }
 
 // A journal of another boot holds no live lease: a pid and start time (in
