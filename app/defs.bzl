@@ -69,10 +69,19 @@ def portserver_test(
         fail("portserver_test %s: pool must be a port range such as " % name +
              "\"20000-20999\", not %r" % pool)
     for flag in server_args:
-        for owned in ["address", "unix_socket_address", "static_pool", "state_file"]:
-            if flag.startswith("--portserver_" + owned + "=") or flag == "--portserver_" + owned:
-                fail(("portserver_test %s: server_args may not set %s: the " +
-                      "rule sets it (use pool = ... for the pool)") % (name, flag))
+        # Bazel splits each of a test's args as a shell would: one flag must
+        # stay one word, or the runner would miscount them.
+        for c in [" ", "\t", "\n", "'", "\"", "\\", "$"]:
+            if c in flag:
+                fail(("portserver_test %s: server_args %r: one flag per " +
+                      "item, without spaces, quotes, backslashes or $") %
+                     (name, flag))
+        # gflags takes -flag and --flag alike.
+        bare = flag.lstrip("-").split("=")[0]
+        if bare in ["portserver_address", "portserver_unix_socket_address",
+                    "portserver_static_pool", "portserver_state_file"]:
+            fail(("portserver_test %s: server_args may not set %s: the " +
+                  "rule sets it (use pool = ... for the pool)") % (name, flag))
     server = Label("//app:portserver")
     portpicker = Label("//client:portpicker_cli")
 

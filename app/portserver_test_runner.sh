@@ -43,8 +43,10 @@ mkdir -p "$outputs"
 log="$outputs/portserver.log"
 work=$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/portserver_test.XXXXXX")
 address="@portserver-test-$$-$RANDOM$RANDOM"
-flags=(--portserver_address="$address" --portserver_static_pool="$pool" --verbose
-  --portserver_state_file=none "${server_args[@]}")
+# The server_args first: the rule's own flags come last, and the last of a
+# repeated flag wins, so the address, pool and state file are always these.
+flags=("${server_args[@]}" --portserver_address="$address"
+  --portserver_static_pool="$pool" --verbose --portserver_state_file=none)
 
 # The server writes to a FIFO that this shell holds open for reading: read it
 # until the server says it serves, or until end of file (it exited: its

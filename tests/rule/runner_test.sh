@@ -67,6 +67,11 @@ run_with_flags 27030-27039 2 --portserver_max_ports_per_pid=1 --debug quota
 [ "$status" -eq 0 ] || fail "quota: $out"
 grep -q "quota" "$log" || fail "quota: the server's log does not mention it"
 
+# 4b. A pool in server_args (defs.bzl refuses one, but the runner is also
+# called by hand) does not override the rule's: its own flags come last.
+run_with_flags 27050-27059 1 -portserver_static_pool=27060-27069 env 0
+[ "$status" -eq 0 ] || fail "server_args pool: the rule's pool lost: $out"
+
 # 5. An older caller's "locks" still means no server flags; an empty pool
 # is said so (Bazel drops an empty argument from a sh_test's args, and
 # defs.bzl refuses one, but the runner is also called by hand).
