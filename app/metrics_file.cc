@@ -89,10 +89,18 @@ absl::Status CheckMetricsFile(const std::string& path) {
   // Writable now, or every write would fail with a warning only: a
   // directory that does not exist, or one the service may not write.
   const std::string temp = path + ".tmp";
+  std::error_code exists_error;
+  const bool left_over = std::filesystem::exists(temp, exists_error);
   std::FILE* f = OpenForWriting(temp);
   if (f == nullptr) {
+    const int error = errno;
+    if (left_over) {  // The directory is fine: that file is not ours to use.
+      return absl::InvalidArgumentError(absl::StrCat(
+          "cannot write ", temp,
+          " (left by another run?): ", std::strerror(error), "; remove it"));
+    }
     return absl::InvalidArgumentError(absl::StrCat(
-        "cannot write ", temp, ": ", std::strerror(errno),
+        "cannot write ", temp, ": ", std::strerror(error),
         "; the metrics file's directory must exist and be writable by the "
         "server (under systemd's ProtectSystem=strict, add ReadWritePaths= "
         "with that directory in a drop-in: systemctl edit portserver)"));

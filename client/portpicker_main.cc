@@ -79,23 +79,29 @@ int BadArgument(const std::string& message) {
 
 // `count` ports from the server at `address` for `pid`: one extended
 // request, or `count` plain ones against a server without the extended
-// protocol.
+// protocol. A grant to this command instead of `pid` (the server could not
+// translate it from this pid namespace: the ports end with this command)
+// is a warning, or with !fallback (--no-fallback) an error.
 absl::StatusOr<std::vector<int>> FromServer(const std::string& address,
-                                            int64_t pid, int count) {
+                                            int64_t pid, int count,
+                                            bool fallback) {
   int64_t owner = 0;
   bool leased_to_caller = false;
   absl::StatusOr<std::vector<int>> ports = portpicker::GetPortsFromPortServer(
       address, pid, count, portpicker::DefaultLabel(), absl::Seconds(10),
       &owner, &leased_to_caller);
   if (ports.ok() && leased_to_caller) {
-    // This process exits in a moment, and the lease with it.
-    PrintError(absl::StrCat(
-        "warning: the server could not translate pid ", pid,
+    std::string what = absl::StrCat(
+        "the server could not translate pid ", pid,
         " from this pid namespace (a server that is not root cannot read "
         "it) and leased ",
         count == 1 ? "the port" : "the ports", " to pid ", owner,
         ", this command, instead: ", count == 1 ? "it is" : "they are",
-        " free again when it exits"));
+        " free again when it exits");
+    if (!fallback) {
+      return absl::FailedPreconditionError(what + " (--no-fallback)");
+    }
+    PrintError("warning: " + what);
   }
   if (ports.ok() || !absl::IsUnimplemented(ports.status())) return ports;
   std::vector<int> plain;
@@ -125,7 +131,8 @@ absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
                                            bool fallback) {
   const char* address = std::getenv(portpicker::kPortServerAddressEnv);
   if (address != nullptr && address[0] != '\0') {
-    absl::StatusOr<std::vector<int>> ports = FromServer(address, pid, count);
+    absl::StatusOr<std::vector<int>> ports =
+        FromServer(address, pid, count, fallback);
     if (ports.ok()) return ports;
     if (!fallback) return ports.status();
     PrintError(std::string(ports.status().message()) +

@@ -138,6 +138,11 @@ TEST(PortpickerCli, WarnsWhenTheServerLeasedToTheCommandItself) {
                                     "pid 1 from this pid namespace"));
   EXPECT_THAT(result.err, HasSubstr("to pid 31337, this command, instead: it "
                                     "is free again when it exits"));
+  // --no-fallback: such a port is as good as unreserved: exit 1.
+  result = RunCli({"--no-fallback", "1"});
+  EXPECT_EQ(result.exit_code, 1);
+  EXPECT_THAT(result.out, IsEmpty());
+  EXPECT_THAT(result.err, HasSubstr("(--no-fallback)"));
   // An ordinary grant: no warning.
   FakePortServer plain([](const std::string&) -> std::string {
     return "portserver/1 ok pid=1 ports=20001\nend\n";

@@ -129,6 +129,18 @@ void AppendField(std::string& out, std::string_view key,
 
 }  // namespace
 
+std::string DisplayCommandLine(std::string text, size_t max_bytes) {
+  for (char& c : text) {
+    if (IsLabelControlByte(c)) c = '?';
+  }
+  if (text.size() > max_bytes) {
+    text.resize(Utf8CutLength(text, max_bytes >= 3 ? max_bytes - 3 : 0));
+    text += "...";
+    text.resize(std::min(text.size(), max_bytes));
+  }
+  return text;
+}
+
 std::string PercentEncode(std::string_view raw) {
   return EscapeBytes(
       raw, [](unsigned char c) { return c <= 0x20 || c >= 0x7f || c == '%'; });

@@ -87,6 +87,15 @@ inline size_t Utf8CutLength(std::string_view text, size_t max_bytes) {
   return cut;
 }
 
+// A command line as leases record it, from the text a platform read
+// (Linux: /proc/<pid>/cmdline with its NULs as spaces; Windows: the UTF-16
+// command line as UTF-8): control characters as '?', as ps(1) shows them,
+// so that it forges no line in a log or a listing; cut to at most
+// `max_bytes` bytes between UTF-8 characters, the cut marked "...".
+// Thread-safe.
+//   DisplayCommandLine("sleep\t600", 256) == "sleep?600"
+std::string DisplayCommandLine(std::string text, size_t max_bytes);
+
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
 // "a b%" -> "a%20b%25".

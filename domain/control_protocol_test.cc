@@ -5,6 +5,23 @@
 namespace portserver {
 namespace {
 
+// What Linux and Windows both record as a command line.
+TEST(DisplayCommandLine, ControlCharactersAreQuestionMarksAndCutsAreMarked) {
+  EXPECT_EQ(DisplayCommandLine("sleep 600", 256), "sleep 600");
+  EXPECT_EQ(DisplayCommandLine("a\tb\nc\x1b[31m\x7f", 256), "a?b?c?[31m?");
+  EXPECT_EQ(DisplayCommandLine("abcdefghij", 8), "abcde...");
+  // 'é' is two bytes: never cut inside one, and never longer than asked.
+  std::string e_acutes;
+  for (int i = 0; i < 10; ++i) e_acutes += "\xC3\xA9";
+  for (size_t max = 0; max <= 12; ++max) {
+    std::string cut = DisplayCommandLine(e_acutes, max);
+    EXPECT_LE(cut.size(), max) << max;
+    size_t kept = cut.size() >= 3 ? cut.size() - 3 : 0;
+    EXPECT_EQ(kept % 2, 0u) << max << ": " << cut;
+  }
+  EXPECT_EQ(DisplayCommandLine(e_acutes, 20), e_acutes);
+}
+
 TEST(ControlProtocol, PercentEncodingRoundTripsEveryByte) {
   std::string all;
   for (int c = 0; c < 256; ++c) all += static_cast<char>(c);

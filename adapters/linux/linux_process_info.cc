@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <vector>
@@ -76,22 +77,8 @@ std::string LinuxProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
   if (!raw) return "";
   std::string& text = *raw;
   while (!text.empty() && text.back() == '\0') text.pop_back();
-  // Arguments joined by spaces; control characters as '?', as ps(1) shows
-  // them, so that a command line forges no line in a log or a listing.
-  for (char& c : text) {
-    if (c == '\0') {
-      c = ' ';
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      c = '?';
-    }
-  }
-  if (text.size() > max_bytes) {
-    // Cut between UTF-8 characters, so that a listing stays UTF-8.
-    text.resize(Utf8CutLength(text, max_bytes >= 3 ? max_bytes - 3 : 0));
-    text += "...";
-    text.resize(std::min(text.size(), max_bytes));
-  }
-  return text;
+  std::replace(text.begin(), text.end(), '\0', ' ');  // Arguments joined.
+  return DisplayCommandLine(std::move(text), max_bytes);
 }
 
 int64_t LinuxProcessInfo::StartTimeUnixMs(uint64_t incarnation) {

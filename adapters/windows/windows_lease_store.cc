@@ -173,6 +173,13 @@ absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
       nullptr, OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, nullptr));
   if (!lock.valid()) {
     DWORD error = GetLastError();
+    if (error == ERROR_PATH_NOT_FOUND) {  // The directory, not the lock.
+      std::string dir = path.substr(0, path.find_last_of("\\/"));
+      return WindowsError(
+          absl::StrCat("cannot open state file ", path, ": its directory ", dir,
+                       " does not exist"),
+          error);
+    }
     return WindowsError(absl::StrCat("cannot open ", lock_path), error);
   }
   OVERLAPPED at_zero{};

@@ -72,17 +72,7 @@ std::string WindowsProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
   std::string text(static_cast<size_t>(size), '\0');
   WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()),
                       &text[0], size, nullptr, nullptr);
-  // Control characters as '?', as on Linux: a command line forges no line
-  // in a log or a listing.
-  for (char& c : text) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  }
-  if (text.size() > max_bytes) {
-    text.resize(Utf8CutLength(text, max_bytes >= 3 ? max_bytes - 3 : 0));
-    text += "...";
-    text.resize(std::min(text.size(), max_bytes));
-  }
-  return text;
+  return DisplayCommandLine(std::move(text), max_bytes);
 }
 
 int64_t WindowsProcessInfo::StartTimeUnixMs(uint64_t incarnation) {
