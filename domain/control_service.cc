@@ -292,6 +292,12 @@ void ControlService::Release(const ControlRequest& r,
   }
   reply.Field("released", FormatPortList(out.released));
   result.summary += ": released";
+  if (out.journal_fell_behind &&
+      result.journal.journal_event == JournalEvent::kNone) {
+    // For the log, once: the release is not in the journal yet.
+    result.journal.journal_event = JournalEvent::kFellBehind;
+    result.journal.store_error = out.store_error;
+  }
 }
 
 void ControlService::Leases(const ControlRequest& r,

@@ -512,6 +512,27 @@ TEST_F(ControlServiceTest, ReleaseRewritesTheJournal) {
   EXPECT_EQ(replay.leases[0].first, 101);
 }
 
+// A release the journal cannot take (a foreign .tmp blocks the rewrite, a
+// full disk) is logged once, as a grant that cannot be journaled is; the
+// next request that can write catches up without the released lease (a
+// helper found it silent, and the lease back after a crash).
+TEST_F(ControlServiceTest, ReleaseTheJournalCannotTakeIsSaid) {
+  FakeLeaseStore store;
+  ASSERT_TRUE(service_.AttachStore(&store).ok);
+  ASSERT_FALSE(Ask("portserver/1 allocate pid=42 count=2\n").is_error());
+  store.FailWrites(true);
+  ASSERT_FALSE(Ask("portserver/1 release ports=100\n").is_error());
+  EXPECT_EQ(last_.journal.journal_event, JournalEvent::kFellBehind);
+  EXPECT_FALSE(last_.journal.store_error.empty());
+  EXPECT_EQ(ParseJournal(store.contents()).leases.size(), 2u);  // Behind.
+  store.FailWrites(false);
+  Ask("portserver/1 status\n");
+  EXPECT_EQ(last_.journal.journal_event, JournalEvent::kCaughtUp);
+  JournalReplay replay = ParseJournal(store.contents());
+  ASSERT_EQ(replay.leases.size(), 1u);
+  EXPECT_EQ(replay.leases[0].first, 101);
+}
+
 // Every extended request looks after the journal first, as plain requests
 // do (they used to be the only ones: after a deletion, allocate requests
 // appended to the unlinked file and a kill -9 then lost every lease).

@@ -155,6 +155,11 @@ struct ReleaseOutcome {
   std::string code;     // When !ok: "not-leased", "permission-denied".
   std::string message;  // When !ok, for people.
   std::vector<uint16_t> released;  // When ok.
+  // When ok: the journal could not be rewritten without these leases (it
+  // fell behind: a crash before it catches up would restore them), and
+  // why. Logged once, as a grant that cannot be journaled is.
+  bool journal_fell_behind = false;
+  std::string store_error;
 };
 
 // The pool now.

@@ -241,11 +241,14 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
     // The journal only appends grants: rewrite it without these leases. If
     // that fails, the journal is behind: the next request's snapshot (see
     // MaintainStoreLocked) drops them, as it catches up on grants.
-    if (!CompactLocked().ok) {
+    StoreResult r = CompactLocked();
+    if (!r.ok) {
       ++stats_.journal_errors;
       ++stats_.journal_outages;
       journal_behind_ = true;
       missed_ = 0;
+      out.journal_fell_behind = true;
+      out.store_error = std::move(r.error);
     }
   }
   out.ok = true;
