@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/cli_platform.h"
 #include "client/portpicker_platform.h"
 
 namespace portpicker {
@@ -35,8 +36,8 @@ absl::StatusOr<ParsedReply> ControlExchange(const std::string& address,
 }
 
 std::string DefaultLabel() {
-  const char* target = std::getenv("TEST_TARGET");
-  return target == nullptr ? "" : target;
+  // UTF-8 on Windows too (not the ANSI code page).
+  return EnvironmentUtf8("TEST_TARGET").value_or("");
 }
 
 std::string SendableLabel(std::string_view label) {

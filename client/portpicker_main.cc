@@ -44,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "client/cli_platform.h"
 #include "client/control_client.h"
 #include "client/portpicker.h"
 #include "client/portpicker_main_platform.h"
@@ -147,6 +148,15 @@ absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Arguments as UTF-8 (on Windows from the UTF-16 command line, not the
+  // ANSI code page), and a console that shows the UTF-8 written.
+  std::vector<std::string> utf8 = portpicker::ArgumentsUtf8(argc, argv);
+  std::vector<char*> utf8_argv{argv[0]};
+  for (std::string& a : utf8) utf8_argv.push_back(&a[0]);
+  utf8_argv.push_back(nullptr);
+  argc = static_cast<int>(utf8.size()) + 1;
+  argv = utf8_argv.data();
+  portpicker::UseUtf8Console();
   int count = 1;
   bool fallback = true;
   std::vector<std::string> positional;

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/cli_platform.h"
 #include "client/portpicker.h"
 #include "client/portpicker_platform.h"
 #include "client/socket_address.h"
@@ -174,6 +176,18 @@ int BindBothFamilies(int port, Protocol protocol) {
 int64_t CurrentPid() { return getpid(); }
 
 }  // namespace internal
+
+std::optional<std::string> EnvironmentUtf8(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr) return std::nullopt;
+  return std::string(value);
+}
+
+std::vector<std::string> ArgumentsUtf8(int argc, char** argv) {
+  return std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc);
+}
+
+void UseUtf8Console() {}
 
 absl::StatusOr<int> HoldPort(int port) {
   if (!IsValidPort(port)) {

@@ -13,16 +13,19 @@
 #include <winsock2.h>
 #include <windows.h>
 // clang-format on
+#include <shellapi.h>
 #include <ws2tcpip.h>
 
 #include <algorithm>
 #include <cstring>
+#include <cwchar>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/cli_platform.h"
 #include "client/portpicker.h"
 #include "client/portpicker_platform.h"
 
@@ -309,6 +312,51 @@ int BindBothFamilies(int port, Protocol protocol) {
 int64_t CurrentPid() { return GetCurrentProcessId(); }
 
 }  // namespace internal
+
+namespace {
+
+std::string Utf8OfWide(const wchar_t* wide, size_t length) {
+  if (length == 0) return "";
+  int size = WideCharToMultiByte(CP_UTF8, 0, wide, static_cast<int>(length),
+                                 nullptr, 0, nullptr, nullptr);
+  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
+  if (size > 0) {
+    WideCharToMultiByte(CP_UTF8, 0, wide, static_cast<int>(length), &text[0],
+                        size, nullptr, nullptr);
+  }
+  return text;
+}
+
+}  // namespace
+
+std::optional<std::string> EnvironmentUtf8(const char* name) {
+  std::wstring wide_name(name, name + std::strlen(name));  // ASCII names.
+  DWORD size = GetEnvironmentVariableW(wide_name.c_str(), nullptr, 0);
+  if (size == 0) {
+    if (GetLastError() == ERROR_ENVVAR_NOT_FOUND) return std::nullopt;
+    return std::string();
+  }
+  std::wstring value(size, L'\0');
+  DWORD got = GetEnvironmentVariableW(wide_name.c_str(), &value[0], size);
+  if (got == 0 || got >= size) return std::string();
+  return Utf8OfWide(value.data(), got);
+}
+
+std::vector<std::string> ArgumentsUtf8(int argc, char** argv) {
+  int count = 0;
+  wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &count);
+  if (wide == nullptr) {  // Cannot happen; argv in the ANSI code page.
+    return std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc);
+  }
+  std::vector<std::string> args;
+  for (int i = 1; i < count; ++i) {
+    args.push_back(Utf8OfWide(wide[i], std::wcslen(wide[i])));
+  }
+  LocalFree(wide);
+  return args;
+}
+
+void UseUtf8Console() { SetConsoleOutputCP(CP_UTF8); }
 
 absl::StatusOr<int> HoldPort(int port) {
   if (!IsValidPort(port)) {

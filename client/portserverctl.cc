@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "app/version.h"
+#include "client/cli_platform.h"
 #include "client/control_client.h"
 #include "client/ctl_format.h"
 #include "client/portpicker.h"
@@ -419,6 +420,15 @@ class Ctl {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Arguments as UTF-8 (on Windows from the UTF-16 command line, not the
+  // ANSI code page), and a console that shows the UTF-8 written.
+  std::vector<std::string> utf8 = portpicker::ArgumentsUtf8(argc, argv);
+  std::vector<char*> utf8_argv{argv[0]};
+  for (std::string& a : utf8) utf8_argv.push_back(&a[0]);
+  utf8_argv.push_back(nullptr);
+  argc = static_cast<int>(utf8.size()) + 1;
+  argv = utf8_argv.data();
+  portpicker::UseUtf8Console();
   Args args;
   const char* env = std::getenv(portpicker::kPortServerAddressEnv);
   args.address = env != nullptr && env[0] != '\0' ? env : kDefaultAddress;

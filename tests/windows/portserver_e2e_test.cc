@@ -241,6 +241,31 @@ TEST_F(PortserverE2eTest,
       << output;
 }
 
+// A non-ASCII TEST_TARGET reaches the lease as UTF-8 (the CLI reads the
+// environment as UTF-16, not in the ANSI code page, which turned "ë" into
+// one byte and CJK characters into '?'), and portserverctl prints it so.
+TEST_F(PortserverE2eTest, NonAsciiLabelTravelsAsUtf8) {
+  int first = 0;
+  StartServer(UniquePool(3, &first));
+  const DWORD pid = GetCurrentProcessId();
+  wchar_t saved[1024];
+  DWORD had = GetEnvironmentVariableW(L"TEST_TARGET", saved, 1024);
+  SetEnvironmentVariableW(L"TEST_TARGET", L"//pkg:t\u00ebst_\u65e5\u672c");
+  std::string output;
+  std::optional<DWORD> code =
+      RunTool("client/portpicker_cli.exe", absl::StrCat("-n 2 ", pid), address_,
+              &output);
+  SetEnvironmentVariableW(L"TEST_TARGET",
+                          had > 0 && had < 1024 ? saved : nullptr);
+  ASSERT_EQ(code, std::optional<DWORD>(0)) << output;
+  ASSERT_EQ(
+      RunTool("client/portserverctl.exe", "--json leases", address_, &output),
+      std::optional<DWORD>(0))
+      << output;
+  EXPECT_THAT(output, HasSubstr("//pkg:t\xC3\xABst_\xE6\x97\xA5\xE6\x9C\xAC"))
+      << output;
+}
+
 TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
   int first = 0;
   StartServer(UniquePool(2, &first));
