@@ -195,6 +195,9 @@ absl::Status Server::Serve() {
                        "could not be written (journal-missed-grants): a "
                        "restart restores only those it holds, of "
                     << s.leased_ports << " live lease(s)";
+    } else if (s.leased_ports == 0) {
+      PS_LOG(INFO) << "State file " << journal_path_
+                   << " kept (this platform keeps it): no live lease in it";
     } else {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " kept: " << s.leased_ports << " live lease(s)";

@@ -57,12 +57,14 @@ constexpr char kUsage[] =
     "Prints N free ports (default 1), one per line, leased by the port server\n"
     "at $PORTSERVER_ADDRESS to pid (default: the parent process) with the\n"
     "label $TEST_TARGET. With bind_timeout (seconds), keeps the ports bound\n"
-    "that long after exiting (SO_REUSEADDR, not listening).\n"
+    "that long after exiting (SO_REUSEADDR, not listening; not on Windows,\n"
+    "where it is ignored with a warning).\n"
     "  -n N           N ports (1 to 1024): all or none from a server with\n"
     "                 the extended protocol; python's server gets N plain\n"
     "                 requests, and ports taken before a refusal stay\n"
     "                 leased to pid until it exits\n"
-    "  --no-fallback  exit 1 if the server cannot lease them, instead of\n"
+    "  --no-fallback  exit 1 if the server cannot lease them (or leases\n"
+    "                 them to this command instead of pid), instead of\n"
     "                 picking ports without it\n"
     "Exit status: 0 ports printed, 1 no ports found, 2 bad arguments.\n";
 

@@ -42,8 +42,9 @@ class LeaseStore {
 
   // Removes the store and whatever it keeps beside it (a lock): called at a
   // clean stop with no live lease to keep. Best effort; the object must not
-  // be used afterwards.
-  virtual void Remove() {}
+  // be used afterwards. False if this store keeps its files (the default:
+  // the Windows journal stays), true if it removed them.
+  virtual bool Remove() { return false; }
 };
 
 }  // namespace portserver

@@ -278,9 +278,9 @@ Decision PortService::MaintainStore() {
 bool PortService::DetachStore() {
   std::lock_guard<std::mutex> lock(mu_);
   if (store_ == nullptr) return false;
-  bool removed = ledger_.leased_ports() == 0;
-  if (removed) {
-    store_->Remove();
+  bool removed = false;
+  if (ledger_.leased_ports() == 0) {
+    removed = store_->Remove();  // Unless the store keeps its files.
   } else {
     // A last attempt, as every request makes: a journal behind, or deleted
     // or replaced since the last request, is written with every live lease

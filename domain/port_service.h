@@ -218,7 +218,8 @@ class PortService : public RequestHandler {
   StoreResult AttachStore(LeaseStore* store, size_t compact_after = 4096);
 
   // At a clean stop: if no lease is live, removes the store
-  // (LeaseStore::Remove) and returns true; otherwise looks after the journal
+  // (LeaseStore::Remove) and returns true (false if the store keeps its
+  // files); otherwise looks after the journal
   // as a request does (a journal behind, deleted or replaced is written
   // with every live lease; journal_behind() says if that failed) and
   // returns false. Detaches the store either way.

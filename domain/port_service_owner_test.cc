@@ -182,6 +182,22 @@ TEST_F(JournalFaultTest, CleanStopWithoutLeasesRemovesTheStore) {
   EXPECT_TRUE(store_.removed());
 }
 
+// A store that keeps its files (the Windows journal): a clean stop without
+// leases does not report them removed (the log said "removed" on Windows
+// while the files stayed, found by a Windows trial).
+TEST(PortServiceCleanStop, StoreThatKeepsItsFilesIsNotReportedRemoved) {
+  class KeepingStore final : public LeaseStore {
+   public:
+    StoreResult Append(std::string_view) override { return {}; }
+    StoreResult Replace(std::string_view) override { return {}; }
+  } store;
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService service({100, 101}, processes, ports);
+  ASSERT_TRUE(service.AttachStore(&store).ok);
+  EXPECT_FALSE(service.DetachStore());
+}
+
 TEST_F(JournalFaultTest, CleanStopWithLiveLeasesKeepsTheStore) {
   ASSERT_TRUE(Ask(10).granted());
   EXPECT_FALSE(service_.DetachStore());

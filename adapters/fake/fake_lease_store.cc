@@ -50,10 +50,11 @@ bool FakeLeaseStore::Intact() {
   return !deleted_;
 }
 
-void FakeLeaseStore::Remove() {
+bool FakeLeaseStore::Remove() {
   std::lock_guard<std::mutex> lock(mu_);
   contents_.clear();
   removed_ = true;
+  return true;
 }
 
 }  // namespace portserver

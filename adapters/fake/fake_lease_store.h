@@ -30,7 +30,7 @@ class FakeLeaseStore final : public LeaseStore {
   StoreResult Append(std::string_view record) override;
   StoreResult Replace(std::string_view contents) override;
   bool Intact() override;
-  void Remove() override;
+  bool Remove() override;
 
  private:
   mutable std::mutex mu_;

@@ -312,7 +312,7 @@ StoreResult LinuxLeaseStore::RelockIfLost() {
   return {};
 }
 
-void LinuxLeaseStore::Remove() {
+bool LinuxLeaseStore::Remove() {
   // The lock last: until then no other server may take the journal. Only
   // our own files: whatever took the place of a deleted journal stays.
   if (NamesFile(path_, fd_)) unlink(path_.c_str());
@@ -322,6 +322,7 @@ void LinuxLeaseStore::Remove() {
   }
   if (NamesFile(lock_path_, lock_fd_)) unlink(lock_path_.c_str());
   if (remove_directory_) rmdir(DirectoryOf(path_).c_str());  // If empty.
+  return true;
 }
 
 LinuxLeaseStore::~LinuxLeaseStore() {

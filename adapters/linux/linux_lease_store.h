@@ -80,7 +80,7 @@ class LinuxLeaseStore final : public LeaseStore {
   // Two stat(2)s.
   bool Intact() override;
   // Deletes only the files that are still the store's.
-  void Remove() override;
+  bool Remove() override;  // True.
 
   const std::string& path() const { return path_; }
 

@@ -45,6 +45,25 @@ const char* KindOf(DWORD attributes) {
   return nullptr;
 }
 
+// True if `path` names a device rather than a file: a DOS device name
+// (NUL, CON, COM1, CONIN$..., which GetFullPathNameW maps to "\\.\NAME";
+// checked by name, since opening a serial port may block) or, for an
+// existing path, one whose handle is not a disk file (GetFileType; under
+// wine a Unix device such as Z:\dev\null). GetFileAttributesW does not say
+// FILE_ATTRIBUTE_DEVICE for these.
+bool IsDevice(const std::wstring& path) {
+  wchar_t full[MAX_PATH + 1];
+  DWORD n = GetFullPathNameW(path.c_str(), MAX_PATH + 1, full, nullptr);
+  if (n > 0 && n <= MAX_PATH &&
+      std::wstring(full, n).rfind(L"\\\\.\\", 0) == 0) {
+    return true;
+  }
+  ScopedHandle file(CreateFileW(
+      path.c_str(), 0, kShareAll, nullptr, OPEN_EXISTING,
+      FILE_FLAG_OPEN_REPARSE_POINT | FILE_FLAG_BACKUP_SEMANTICS, nullptr));
+  return file.valid() && GetFileType(file.get()) != FILE_TYPE_DISK;
+}
+
 // Appends what `file` holds from its position on, up to `limit` bytes in
 // all, to `*out`; false on a read error.
 bool ReadUpTo(HANDLE file, size_t limit, std::string* out) {
@@ -78,6 +97,9 @@ std::string NotAJournal(const std::string& path, const std::string& what,
                         const WindowsLeaseStore::JournalTest& is_journal,
                         bool unwritten_ok = false) {
   const std::wstring wide = Widen(path);
+  if (IsDevice(wide)) {
+    return absl::StrCat(what, " is a device, not a portserver journal");
+  }
   DWORD attributes = GetFileAttributesW(wide.c_str());
   if (attributes == INVALID_FILE_ATTRIBUTES) return "";  // Missing: new.
   if (const char* kind = KindOf(attributes)) {
@@ -105,6 +127,10 @@ std::string NotAJournal(const std::string& path, const std::string& what,
 // Why the server must not take `lock_path` as its lock file, or "" if it
 // may: missing, or an empty plain file (the only kind it makes).
 std::string NotALockFile(const std::string& lock_path) {
+  if (IsDevice(Widen(lock_path))) {
+    return absl::StrCat(lock_path,
+                        " is a device, not a port server's lock file");
+  }
   WIN32_FILE_ATTRIBUTE_DATA data{};
   if (!GetFileAttributesExW(Widen(lock_path).c_str(), GetFileExInfoStandard,
                             &data)) {

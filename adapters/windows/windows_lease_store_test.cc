@@ -151,6 +151,16 @@ TEST(WindowsLeaseStoreOthersFiles, DirectoryIsRefused) {
                 "is a directory");
 }
 
+// Device names are refused as devices, before anything is opened (a serial
+// port would block the server's start; a Windows trial saw COM1 hang it and
+// NUL refused only as "cannot lock NUL.lock").
+TEST(WindowsLeaseStoreOthersFiles, DevicesAreRefused) {
+  std::string contents;
+  for (std::string device : {"NUL", "COM1", "CONIN$", "nul"}) {
+    ExpectRefused(OpenJournal(device, &contents), device, "is a device");
+  }
+}
+
 TEST(WindowsLeaseStoreOthersFiles, LockThatIsNotALockFileIsRefusedAndKept) {
   std::string contents;
   std::string path = NewTempDirectory() + "\\journal";
