@@ -383,6 +383,10 @@ class BadInputTest(harness.ServerTestCase):
             preexec_fn=low_limit)
         child = self.owner()
         self.assertIsNotNone(harness.ask(server.address, child.pid))
+        # The owner's exit watch (a pidfd) is taken once the reply is out,
+        # before the server reads its next request: a denied request (pid
+        # 0) answered means it is there.
+        self.assertIsNone(harness.ask(server.address, 0))
         fds_baseline = harness.fd_count(server.pid)
 
         def cpu_seconds():
