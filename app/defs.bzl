@@ -39,6 +39,14 @@ load("//:platforms.bzl", "LINUX_ONLY")
 # nor the kernel's own port choices compete for these ports.
 DEFAULT_POOL = "25000-32767"
 
+# The server's flags that take no value (app/options.cc), as given with or
+# without "no".
+_BOOLEAN_SERVER_FLAGS = [
+    prefix + f
+    for f in ["verbose", "debug", "portserver_reserve_pool_in_kernel", "portserver_lock_ports"]
+    for prefix in ["", "no"]
+]
+
 def portserver_test(
         name,
         test,
@@ -78,6 +86,11 @@ def portserver_test(
                      (name, flag))
         # gflags takes -flag and --flag alike.
         bare = flag.lstrip("-").split("=")[0]
+        # A flag that takes a value must have it after "=": alone it would
+        # take the next word, the rule's own --portserver_address.
+        if "=" not in flag and bare not in _BOOLEAN_SERVER_FLAGS:
+            fail(("portserver_test %s: server_args %r: give its value " +
+                  "with \"=\" (e.g. \"%s=VALUE\")") % (name, flag, flag))
         if bare in ["portserver_address", "portserver_unix_socket_address",
                     "portserver_static_pool", "portserver_state_file"]:
             fail(("portserver_test %s: server_args may not set %s: the " +

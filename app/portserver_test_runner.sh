@@ -31,6 +31,20 @@ esac
 [ "$#" -ge $((count + 2)) ] || usage
 server_args=("${@:1:count}")
 shift "$count"
+for arg in "${server_args[@]}"; do
+  bare=${arg#--}
+  bare=${bare#-}
+  case $bare in
+    *=* | verbose | debug | portserver_reserve_pool_in_kernel | \
+      portserver_lock_ports | no*) ;;
+    *)
+      # Alone, a flag with a value would take the next word as it: the
+      # rule's own --portserver_address.
+      echo "portserver_test: server flag '$arg' needs its value after '='" >&2
+      exit 1
+      ;;
+  esac
+done
 portpicker=$1 test=$2
 shift 2
 if [ -z "$pool" ]; then

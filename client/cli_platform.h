@@ -9,7 +9,7 @@
 //                           .value_or("");
 //   portpicker::UseUtf8Console();
 //
-// Thread-safe, except UseUtf8Console (call it first in main).
+// Thread-safe, except UseUtf8Console and Utf8Main (first thing in main).
 #ifndef PORTSERVER_CLIENT_CLI_PLATFORM_H_
 #define PORTSERVER_CLIENT_CLI_PLATFORM_H_
 
@@ -32,6 +32,22 @@ std::vector<std::string> ArgumentsUtf8(int argc, char** argv);
 // (SetConsoleOutputCP(CP_UTF8)); nothing on POSIX, where terminals take
 // UTF-8 already.
 void UseUtf8Console();
+
+// What a CLI's main() does first: replaces `argc`/`argv` with the UTF-8
+// arguments (ArgumentsUtf8; argv[0] kept), which this object keeps alive,
+// and calls UseUtf8Console().
+//   int main(int argc, char** argv) {
+//     portpicker::Utf8Main utf8(argc, argv);
+class Utf8Main {
+ public:
+  Utf8Main(int& argc, char**& argv);
+  Utf8Main(const Utf8Main&) = delete;
+  Utf8Main& operator=(const Utf8Main&) = delete;
+
+ private:
+  std::vector<std::string> args_;
+  std::vector<char*> argv_;
+};
 
 }  // namespace portpicker
 

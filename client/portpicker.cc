@@ -14,6 +14,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "client/cli_platform.h"
 #include "client/control_client.h"
 #include "client/portpicker_platform.h"
 #include "domain/control_protocol.h"
@@ -105,9 +106,10 @@ absl::StatusOr<int> PortPicker::PickUnusedPort(int64_t pid) {
       return port;
     }
   }
-  const char* address = std::getenv(kPortServerAddressEnv);
+  const std::string address =
+      EnvironmentUtf8(kPortServerAddressEnv).value_or("");
   absl::StatusOr<int> from_server =
-      address != nullptr && address[0] != '\0'
+      !address.empty()
           ? GetPortFromPortServer(address, pid)
           : absl::StatusOr<int>(absl::NotFoundError("no port server"));
 
@@ -146,8 +148,9 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
     }
   }
   const int missing = n - static_cast<int>(ports.size());
-  const char* address = std::getenv(kPortServerAddressEnv);
-  if (missing > 1 && address != nullptr && address[0] != '\0' &&
+  const std::string address =
+      EnvironmentUtf8(kPortServerAddressEnv).value_or("");
+  if (missing > 1 && !address.empty() &&
       missing <= static_cast<int>(portserver::kMaxPortsPerRequest)) {
     // One round trip to a server of the extended protocol; only a server
     // without it (python's: Unimplemented) gets one request per port.

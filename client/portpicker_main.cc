@@ -132,8 +132,10 @@ absl::StatusOr<std::vector<int>> WithoutServer(int count) {
 
 absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
                                            bool fallback) {
-  const char* address = std::getenv(portpicker::kPortServerAddressEnv);
-  if (address != nullptr && address[0] != '\0') {
+  const std::string address =
+      portpicker::EnvironmentUtf8(portpicker::kPortServerAddressEnv)
+          .value_or("");
+  if (!address.empty()) {
     absl::StatusOr<std::vector<int>> ports =
         FromServer(address, pid, count, fallback);
     if (ports.ok()) return ports;
@@ -152,13 +154,7 @@ absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
 int main(int argc, char** argv) {
   // Arguments as UTF-8 (on Windows from the UTF-16 command line, not the
   // ANSI code page), and a console that shows the UTF-8 written.
-  std::vector<std::string> utf8 = portpicker::ArgumentsUtf8(argc, argv);
-  std::vector<char*> utf8_argv{argv[0]};
-  for (std::string& a : utf8) utf8_argv.push_back(&a[0]);
-  utf8_argv.push_back(nullptr);
-  argc = static_cast<int>(utf8.size()) + 1;
-  argv = utf8_argv.data();
-  portpicker::UseUtf8Console();
+  portpicker::Utf8Main utf8(argc, argv);
   int count = 1;
   bool fallback = true;
   std::vector<std::string> positional;

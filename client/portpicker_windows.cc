@@ -92,13 +92,14 @@ void EnsureWinsock() {
   (void)started;
 }
 
+// UTF-8 (the CLIs' arguments and environment are UTF-8: cli_platform.h).
 std::wstring Widen(const std::string& text) {
   if (text.empty()) return std::wstring();
-  int size = MultiByteToWideChar(CP_ACP, 0, text.data(),
+  int size = MultiByteToWideChar(CP_UTF8, 0, text.data(),
                                  static_cast<int>(text.size()), nullptr, 0);
   std::wstring wide(static_cast<size_t>(std::max(size, 0)), L'\0');
   if (size > 0) {
-    MultiByteToWideChar(CP_ACP, 0, text.data(), static_cast<int>(text.size()),
+    MultiByteToWideChar(CP_UTF8, 0, text.data(), static_cast<int>(text.size()),
                         &wide[0], size);
   }
   return wide;

@@ -422,16 +422,12 @@ class Ctl {
 int main(int argc, char** argv) {
   // Arguments as UTF-8 (on Windows from the UTF-16 command line, not the
   // ANSI code page), and a console that shows the UTF-8 written.
-  std::vector<std::string> utf8 = portpicker::ArgumentsUtf8(argc, argv);
-  std::vector<char*> utf8_argv{argv[0]};
-  for (std::string& a : utf8) utf8_argv.push_back(&a[0]);
-  utf8_argv.push_back(nullptr);
-  argc = static_cast<int>(utf8.size()) + 1;
-  argv = utf8_argv.data();
-  portpicker::UseUtf8Console();
+  portpicker::Utf8Main utf8(argc, argv);
   Args args;
-  const char* env = std::getenv(portpicker::kPortServerAddressEnv);
-  args.address = env != nullptr && env[0] != '\0' ? env : kDefaultAddress;
+  const std::string env =
+      portpicker::EnvironmentUtf8(portpicker::kPortServerAddressEnv)
+          .value_or("");
+  args.address = !env.empty() ? env : kDefaultAddress;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char* name, std::string* out) -> bool {

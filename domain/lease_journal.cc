@@ -174,6 +174,12 @@ std::string JournalSnapshot(
   return text;
 }
 
+std::string NotAJournalMessage(std::string_view what) {
+  return std::string(what) +
+         " is not a portserver journal (not empty, and its first line is not "
+         "the journal header), and the server would overwrite it";
+}
+
 bool StartsAsJournal(std::string_view text) {
   if (text.empty() || text.substr(0, text.find('\n')) == kHeader) return true;
   // A journal whose header is damaged, or which was truncated while the

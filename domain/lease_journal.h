@@ -119,6 +119,10 @@ std::string JournalSnapshot(
 // a file (a record cut at its end is not looked at).
 bool StartsAsJournal(std::string_view text);
 
+// Why a file `what` names ("state file X", "X.tmp") that fails
+// StartsAsJournal is refused: the message both platforms' stores give.
+std::string NotAJournalMessage(std::string_view what);
+
 struct JournalReplay {
   std::vector<std::pair<uint16_t, Owner>> leases;  // Intact lines, in order.
   // Intact N records that follow an intact L record of their port, in

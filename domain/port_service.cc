@@ -281,11 +281,13 @@ bool PortService::DetachStore() {
   bool removed = false;
   if (ledger_.leased_ports() == 0) {
     removed = store_->Remove();  // Unless the store keeps its files.
-  } else {
+  }
+  if (!removed) {
     // A last attempt, as every request makes: a journal behind, or deleted
     // or replaced since the last request, is written with every live lease
     // (a deletion just before a clean stop lost them all, found by a
-    // reviewer).
+    // reviewer); also a kept journal without leases (a release it could
+    // not take would come back at a restart).
     Decision ignored;
     MaintainStoreLocked(ignored);
   }

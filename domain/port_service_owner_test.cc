@@ -189,13 +189,32 @@ TEST(PortServiceCleanStop, StoreThatKeepsItsFilesIsNotReportedRemoved) {
   class KeepingStore final : public LeaseStore {
    public:
     StoreResult Append(std::string_view) override { return {}; }
-    StoreResult Replace(std::string_view) override { return {}; }
+    StoreResult Replace(std::string_view text) override {
+      if (fail) return StoreResult{false, "disk full"};
+      contents = std::string(text);
+      return {};
+    }
+    bool fail = false;
+    std::string contents;
   } store;
   FakeProcessProbe processes;
   FakePortProbe ports;
   PortService service({100, 101}, processes, ports);
   ASSERT_TRUE(service.AttachStore(&store).ok);
+  // A release it could not take, then a clean stop with no lease left: the
+  // kept journal is written without it (a reviewer's case).
+  processes.Spawn(10);
+  Request r;
+  std::string line = "10\n";
+  r.data = line;
+  ASSERT_TRUE(service.Decide(r).granted());
+  store.fail = true;
+  ASSERT_TRUE(service.Release({100}, PeerCredentials{true, 10, 0}).ok);
+  ASSERT_TRUE(service.journal_behind());
+  store.fail = false;
   EXPECT_FALSE(service.DetachStore());
+  EXPECT_FALSE(service.journal_behind());
+  EXPECT_TRUE(ParseJournal(store.contents).leases.empty()) << store.contents;
 }
 
 TEST_F(JournalFaultTest, CleanStopWithLiveLeasesKeepsTheStore) {

@@ -53,9 +53,11 @@ class RequestHandler {
   virtual std::string HandleRequest(const Request& request) = 0;
   // Called once the reply to a request has been sent and its connection
   // closed (or closed without a reply), on the thread that called
-  // HandleRequest for it, before that thread handles another request: for
-  // work the client need not wait for. Transports call it for every
-  // request they handed to HandleRequest. The default does nothing.
+  // HandleRequest for it: for work the client need not wait for.
+  // Transports call it once for every request they handed to
+  // HandleRequest; one that writes replies asynchronously (Windows) may
+  // handle other requests before a reply's write completes. The default
+  // does nothing.
   virtual void AfterReply() {}
 };
 

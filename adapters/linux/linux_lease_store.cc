@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "domain/lease_journal.h"
 
 namespace portserver {
 namespace {
@@ -65,13 +66,6 @@ bool ReadUpTo(int fd, size_t limit, std::string* out) {
   return true;
 }
 
-std::string NotAJournalText(const std::string& what) {
-  return absl::StrCat(what,
-                      " is not a portserver journal (not empty, and its first "
-                      "line is not the journal header), and the server would "
-                      "overwrite it");
-}
-
 // Why the store must not take the file `path` names as its journal (or
 // leftover .tmp), nor write over it, or "" if it may: missing, or a regular
 // file whose start passes `is_journal` (if given), or with `unwritten_ok`
@@ -100,7 +94,7 @@ std::string NotAJournal(const std::string& path, const std::string& what,
            start.find_first_not_of('\0') == std::string::npos;
   }
   close(fd);
-  return ours ? "" : NotAJournalText(what);
+  return ours ? "" : NotAJournalMessage(what);
 }
 
 // Why the server must not take `lock_path` (`st` from lstat or fstat) as its
@@ -266,7 +260,7 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
   if (is_journal && !is_journal(*contents)) {  // Written since the check.
     close(fd);
     unlock();
-    return refuse(NotAJournalText(state_file));
+    return refuse(NotAJournalMessage(state_file));
   }
   return std::unique_ptr<LinuxLeaseStore>(new LinuxLeaseStore(
       path, fd, lock_fd, remove_directory, std::move(is_journal)));

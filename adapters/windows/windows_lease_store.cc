@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "domain/lease_journal.h"
 
 namespace portserver {
 namespace {
@@ -80,13 +81,6 @@ bool ReadUpTo(HANDLE file, size_t limit, std::string* out) {
   return true;
 }
 
-std::string NotAJournalText(const std::string& what) {
-  return absl::StrCat(what,
-                      " is not a portserver journal (not empty, and its first "
-                      "line is not the journal header), and the server would "
-                      "overwrite it");
-}
-
 // Why the store must not take the file `path` names as its journal (or
 // leftover .tmp), nor write over it, or "" if it may: missing, or a plain
 // file whose start passes `is_journal` (if given), or with `unwritten_ok`
@@ -121,7 +115,7 @@ std::string NotAJournal(const std::string& path, const std::string& what,
            ReadUpTo(file.get(), static_cast<size_t>(size.QuadPart), &start) &&
            start.find_first_not_of('\0') == std::string::npos;
   }
-  return ours ? "" : NotAJournalText(what);
+  return ours ? "" : NotAJournalMessage(what);
 }
 
 // Why the server must not take `lock_path` as its lock file, or "" if it
@@ -244,7 +238,7 @@ absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> WindowsLeaseStore::Open(
     contents->append(buffer, n);
   }
   if (is_journal && !is_journal(*contents)) {  // Written since the check.
-    return refuse(NotAJournalText(state_file));
+    return refuse(NotAJournalMessage(state_file));
   }
   return std::unique_ptr<WindowsLeaseStore>(new WindowsLeaseStore(
       path, std::move(file), std::move(lock), std::move(is_journal)));

@@ -72,6 +72,12 @@ grep -q "quota" "$log" || fail "quota: the server's log does not mention it"
 run_with_flags 27050-27059 1 -portserver_static_pool=27060-27069 env 0
 [ "$status" -eq 0 ] || fail "server_args pool: the rule's pool lost: $out"
 
+# 4c. A server flag that needs a value, given without it, is refused: it
+# would take the rule's --portserver_address as its value (a reviewer's).
+run_with_flags 27070-27079 1 --portserver_metrics_file env 0
+[ "$status" -eq 1 ] || fail "valueless server flag: exit $status: $out"
+grep -q "needs its value after '='" <<<"$out" || fail "valueless flag: $out"
+
 # 5. An older caller's "locks" still means no server flags; an empty pool
 # is said so (Bazel drops an empty argument from a sh_test's args, and
 # defs.bzl refuses one, but the runner is also called by hand).
