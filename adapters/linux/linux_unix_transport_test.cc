@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "adapters/fake/after_reply_handler.h"
 #include "domain/request_codec.h"
 #include "domain/transport.h"
 #include "gmock/gmock.h"
@@ -238,45 +239,12 @@ TEST(LinuxUnixTransport, NewlineRequestGetsTheReplyWithPeerCredentials) {
   EXPECT_TRUE(server.Stop().ok);
 }
 
-// AfterReply runs once the client has its whole reply (the connection is
-// closed): it waits for the client to say so, which it could not if the
-// reply were still to be sent. Once per request, denials (no reply) too.
-class AfterReplyHandler final : public RequestHandler {
- public:
-  std::string HandleRequest(const Request& request) override {
-    return request.data == "deny\n" ? "" : "15000\n";
-  }
-  void AfterReply() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    bool seen = cv_.wait_for(lock, std::chrono::seconds(10),
-                             [this] { return client_done_ > calls_; });
-    ++calls_;
-    if (!seen) ++too_early_;
-  }
-  void ClientDone() {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++client_done_;
-    cv_.notify_all();
-  }
-  int calls() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return calls_;
-  }
-  int too_early() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return too_early_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int client_done_ = 0, calls_ = 0, too_early_ = 0;
-};
-
+// AfterReply runs once the client has its whole reply, once per request,
+// denials too (adapters/fake/after_reply_handler.h).
 TEST(LinuxUnixTransport, AfterReplyRunsOnceTheClientHasItsReply) {
   std::unique_ptr<LinuxUnixTransport> transport = MustCreate(AbstractOptions());
   ASSERT_NE(transport, nullptr);
-  AfterReplyHandler handler;
+  AfterReplyHandler handler("deny\n");
   ServingThread server(*transport, handler);
   EXPECT_EQ(Call(transport->address(), "1234\n"), "15000\n");
   handler.ClientDone();

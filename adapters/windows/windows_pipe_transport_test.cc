@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/fake/after_reply_handler.h"
 #include "adapters/windows/python_style_pipe_client.h"
 #include "adapters/windows/windows_error.h"
 #include "adapters/windows/windows_test_util.h"
@@ -337,47 +338,14 @@ TEST_F(WindowsPipeTransportTest, ShutdownClosesOpenConnectionsUnanswered) {
             static_cast<DWORD>(ERROR_FILE_NOT_FOUND));
 }
 
-// AfterReply runs once the client has its whole reply: it waits for the
-// client to say so, which it could not if the reply were still to be
-// written. Once per request, denials (no reply) too. As on Linux.
-class AfterReplyHandler final : public RequestHandler {
- public:
-  std::string HandleRequest(const Request& request) override {
-    return request.data == "1\n" ? "" : "15000\n";
-  }
-  void AfterReply() override {
-    std::unique_lock<std::mutex> lock(mu_);
-    bool seen = cv_.wait_for(lock, std::chrono::seconds(10),
-                             [this] { return client_done_ > calls_; });
-    ++calls_;
-    if (!seen) ++too_early_;
-  }
-  void ClientDone() {
-    std::lock_guard<std::mutex> lock(mu_);
-    ++client_done_;
-    cv_.notify_all();
-  }
-  int calls() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return calls_;
-  }
-  int too_early() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return too_early_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int client_done_ = 0, calls_ = 0, too_early_ = 0;
-};
-
+// AfterReply runs once the client has its whole reply, once per request,
+// denials too (adapters/fake/after_reply_handler.h).
 TEST(WindowsPipeTransport, AfterReplyRunsOnceTheClientHasItsReply) {
   WindowsPipeTransport::Options options;
   options.address = UniquePipeAddress("after-reply");
   auto transport = WindowsPipeTransport::Create(options);
   ASSERT_TRUE(transport.ok()) << transport.status();
-  AfterReplyHandler handler;
+  AfterReplyHandler handler("1\n");
   ServeResult result;
   std::thread thread([&] { result = (*transport)->Serve(handler); });
   PythonStyleReply reply = AskLikePython(options.address, 4242);
