@@ -1,5 +1,10 @@
 #include "client/ctl_format.h"
 
+#ifndef _WIN32
+#include <locale.h>
+#include <wchar.h>
+#endif
+
 #include <algorithm>
 #include <cstdio>
 #include <string_view>
@@ -32,15 +37,61 @@ size_t Utf8CharLength(std::string_view s) {
   return 0;
 }
 
-// The width of `cell` in characters: one a well-formed UTF-8 character, one
-// a byte that does not start one.
+// The code point of the well-formed UTF-8 character `s` (Utf8CharLength n).
+char32_t CodePoint(std::string_view s, size_t n) {
+  auto at = [&](size_t i) {
+    return static_cast<char32_t>(static_cast<unsigned char>(s[i]));
+  };
+  switch (n) {
+    case 1:
+      return at(0);
+    case 2:
+      return ((at(0) & 0x1F) << 6) | (at(1) & 0x3F);
+    case 3:
+      return ((at(0) & 0x0F) << 12) | ((at(1) & 0x3F) << 6) | (at(2) & 0x3F);
+    default:
+      return ((at(0) & 0x07) << 18) | ((at(1) & 0x3F) << 12) |
+             ((at(2) & 0x3F) << 6) | (at(3) & 0x3F);
+  }
+}
+
+// Columns a terminal gives the character `c`: wcwidth(3) under the C.UTF-8
+// locale (glibc's tables of Unicode's East Asian Width: 2 for CJK and most
+// emoji, 0 for combining marks), for this thread only (uselocale), so that
+// the program's own locale does not matter. 1 where that locale is missing
+// or on Windows.
+size_t Columns(char32_t c) {
+  if (c < 0x80) return 1;
+#ifndef _WIN32
+  static const locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", nullptr);
+  if (utf8 != nullptr) {
+    locale_t before = uselocale(utf8);
+    int width = wcwidth(static_cast<wchar_t>(c));
+    uselocale(before);
+    if (width >= 0) return static_cast<size_t>(width);
+  }
+#endif
+  return 1;
+}
+
+// The width of `cell` in terminal columns: a well-formed UTF-8 character
+// as Columns() says, one a byte that does not start one.
 size_t CellWidth(std::string_view cell) {
   size_t width = 0;
-  for (size_t i = 0; i < cell.size(); ++width) {
+  for (size_t i = 0; i < cell.size();) {
     size_t n = Utf8CharLength(cell.substr(i));
+    width += n == 0 ? 1 : Columns(CodePoint(cell.substr(i), n));
     i += n == 0 ? 1 : n;
   }
   return width;
+}
+
+// Bidirectional formatting characters (Unicode UAX #9: ALM, LRM, RLM,
+// LRE/RLE/PDF/LRO/RLO, LRI/RLI/FSI/PDI): in a cell they could reorder what
+// the terminal shows after them.
+bool IsBidiControl(char32_t c) {
+  return c == 0x061C || c == 0x200E || c == 0x200F ||
+         (c >= 0x202A && c <= 0x202E) || (c >= 0x2066 && c <= 0x2069);
 }
 
 }  // namespace
@@ -151,8 +202,10 @@ std::string PrintableCell(const std::string& text) {
     // C1 controls are U+0080-U+009F: 0xC2 0x80 to 0xC2 0x9F.
     const bool control =
         n == 1 ? c < 0x20 || c == 0x7f
-               : n == 2 && c == 0xC2 &&
-                     static_cast<unsigned char>(text[i + 1]) <= 0x9F;
+               : (n == 2 && c == 0xC2 &&
+                  static_cast<unsigned char>(text[i + 1]) <= 0x9F) ||
+                     (n > 1 && IsBidiControl(CodePoint(
+                                   std::string_view(text).substr(i), n)));
     if (n == 0 || control) {
       out += '?';
     } else {

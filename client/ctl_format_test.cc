@@ -24,17 +24,20 @@ TEST(Table, AlignsColumns) {
             "15001  123456\n");
 }
 
-TEST(Table, AlignsColumnsByCharactersNotBytes) {
-  // "é" is 2 bytes, "€" 3, "😀" 4, a stray byte 1: each one character wide.
+TEST(Table, AlignsColumnsByTerminalColumnsNotBytes) {
+  // "é" is 2 bytes and "€" 3, one column each; "😀" 4 bytes and "日" 3, two
+  // columns each (East Asian Wide); a stray byte one.
   Table t({"LABEL", "COMMAND"});
   t.Add({"caf\xC3\xA9", "a"});
   t.Add({"\xE2\x82\xAC\xF0\x9F\x98\x80", "b"});
-  t.Add({"x\xA9", "c"});
+  t.Add({"\xE6\x97\xA5\xE6\x9C\xAC", "c"});
+  t.Add({"x\xA9", "d"});
   EXPECT_EQ(t.Render(),
             "LABEL  COMMAND\n"
             "caf\xC3\xA9   a\n"
-            "\xE2\x82\xAC\xF0\x9F\x98\x80     b\n"
-            "x\xA9     c\n");
+            "\xE2\x82\xAC\xF0\x9F\x98\x80    b\n"
+            "\xE6\x97\xA5\xE6\x9C\xAC   c\n"
+            "x\xA9     d\n");
 }
 
 TEST(PrintableCell, ShowsControlsAndBadBytesAsQuestionMarks) {
@@ -58,6 +61,11 @@ TEST(PrintableCell, ShowsControlsAndBadBytesAsQuestionMarks) {
   EXPECT_EQ(PrintableCell("\xED\xA0\x80"), "???");
   EXPECT_EQ(PrintableCell("\xF4\x90\x80\x80"), "????");
   EXPECT_EQ(PrintableCell("\xC2"), "?");
+  // Bidi controls (RLO U+202E, RLI U+2067, RLM U+200F) would reorder what
+  // follows them on the terminal.
+  EXPECT_EQ(PrintableCell("a\xE2\x80\xAE"
+                          "cba\xE2\x81\xA7x\xE2\x80\x8F"),
+            "a?cba?x?");
 }
 
 TEST(JsonString, EscapesWhatJsonRequires) {
