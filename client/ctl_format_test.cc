@@ -32,12 +32,22 @@ TEST(Table, AlignsColumnsByTerminalColumnsNotBytes) {
   t.Add({"\xE2\x82\xAC\xF0\x9F\x98\x80", "b"});
   t.Add({"\xE6\x97\xA5\xE6\x9C\xAC", "c"});
   t.Add({"x\xA9", "d"});
+#ifndef _WIN32
   EXPECT_EQ(t.Render(),
             "LABEL  COMMAND\n"
             "caf\xC3\xA9   a\n"
             "\xE2\x82\xAC\xF0\x9F\x98\x80    b\n"
             "\xE6\x97\xA5\xE6\x9C\xAC   c\n"
             "x\xA9     d\n");
+#else
+  // No wcwidth on Windows: one column a character (README).
+  EXPECT_EQ(t.Render(),
+            "LABEL  COMMAND\n"
+            "caf\xC3\xA9   a\n"
+            "\xE2\x82\xAC\xF0\x9F\x98\x80     b\n"
+            "\xE6\x97\xA5\xE6\x9C\xAC     c\n"
+            "x\xA9     d\n");
+#endif
 }
 
 TEST(PrintableCell, ShowsControlsAndBadBytesAsQuestionMarks) {
