@@ -26,9 +26,20 @@ std::string Server::HandleControl(const Request& request) {
   if (Verbose() || ((refused_allocation || replaced || over_capacity) &&
                     refusals_.Allow(absl::Now(), &held_back))) {
     std::string line = absl::StrCat("Extended request: ", r.summary);
-    if (options_.debug && request.peer.known) {
-      absl::StrAppend(&line, " [peer_pid=", request.peer.pid,
-                      " peer_uid=", request.peer.uid, "]");
+    if (options_.debug) {
+      // As for plain requests: the caller, and for allocate the probes.
+      std::string debug;
+      if (request.peer.known) {
+        absl::StrAppend(&debug, "peer_pid=", request.peer.pid,
+                        " peer_uid=", request.peer.uid);
+      }
+      if (r.allocated) {
+        const Allocation& a = r.decision.allocation;
+        absl::StrAppend(
+            &debug, debug.empty() ? "" : " ", "ports_checked=", a.ports_checked,
+            " busy=", a.ports_busy, " reclaimed=", a.ports_reclaimed);
+      }
+      if (!debug.empty()) absl::StrAppend(&line, " [", debug, "]");
     }
     if (held_back > 0) {
       absl::StrAppend(&line, " [", held_back,

@@ -43,7 +43,7 @@ DEFAULT_POOL = "25000-32767"
 # without "no".
 _BOOLEAN_SERVER_FLAGS = [
     prefix + f
-    for f in ["verbose", "debug", "portserver_reserve_pool_in_kernel", "portserver_lock_ports"]
+    for f in ["debug", "portserver_reserve_pool_in_kernel", "portserver_lock_ports"]
     for prefix in ["", "no"]
 ]
 
@@ -69,8 +69,9 @@ def portserver_test(
       server_args: more flags for the private server, e.g.
         "--portserver_max_ports_per_pid=4" (a test that asks for more is
         denied, and portserver.log says so) or "--debug" (every request in portserver.log). Not
-        --portserver_address, --portserver_static_pool (use `pool`) or
-        --portserver_state_file, which the rule sets.
+        --portserver_address, --portserver_static_pool (use `pool`),
+        --portserver_state_file or --[no]verbose (portserver.log is always
+        verbose), which the rule sets.
       **kwargs: anything sh_test takes (size, timeout, tags, env, ...).
     """
     if type(pool) != "string" or not pool:
@@ -92,7 +93,8 @@ def portserver_test(
             fail(("portserver_test %s: server_args %r: give its value " +
                   "with \"=\" (e.g. \"%s=VALUE\")") % (name, flag, flag))
         if bare in ["portserver_address", "portserver_unix_socket_address",
-                    "portserver_static_pool", "portserver_state_file"]:
+                    "portserver_static_pool", "portserver_state_file",
+                    "verbose", "noverbose"]:
             fail(("portserver_test %s: server_args may not set %s: the " +
                   "rule sets it (use pool = ... for the pool)") % (name, flag))
     server = Label("//app:portserver")

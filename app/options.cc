@@ -309,8 +309,10 @@ std::string UsageText() {
       "\n"
       "signals: SIGUSR1 logs statistics; SIGTERM, SIGINT and SIGHUP stop the\n"
       "server (it removes its path socket and exits 0).\n"
-      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag, an\n"
-      "address that cannot be bound or a pool the kernel may not reserve\n"
+      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag or pool,\n"
+      "an address that cannot be bound, a passed socket of the wrong kind, a\n"
+      "state or metrics file that is not the server's or that another server\n"
+      "holds, or a pool the kernel may not reserve\n"
       "(--portserver_reserve_pool_in_kernel), 1 if serving fails later.\n");
   return usage;
 }

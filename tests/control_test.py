@@ -823,6 +823,29 @@ class MetricsFileTest(ControlTestCase):
             self.assertEqual(f.read(), 'victim\n')
 
 
+class DebugLogTest(ControlTestCase):
+    POOL_SIZE = 3
+    EXTRA_ARGS = ('--debug',)
+
+    def test_extended_allocate_logs_the_probes_made(self):
+        # --debug promises the caller's credentials and the probes made, for
+        # extended requests too (every portpicker call; a new user saw only
+        # the caller).
+        owner = self.sleeper()
+        busy = min(self.pool)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', busy))
+            s.listen(1)
+            self.portpicker('-n', '2', str(owner.pid))
+        index = self.server.log.wait_for(
+            lambda l: 'Extended request: allocate' in l and 'ports_checked='
+            in l, timeout=10)
+        self.assertIsNotNone(index, self.server.log.text())
+        line = self.server.log.lines[index]
+        self.assertIn('peer_pid=', line)
+        self.assertIn('ports_checked=3 busy=1 reclaimed=0', line)
+
+
 class WireTest(ControlTestCase):
     POOL_SIZE = 2
 
