@@ -87,16 +87,16 @@ def portserver_test(
                      (name, flag))
         # gflags takes -flag and --flag alike.
         bare = flag.lstrip("-").split("=")[0]
-        # A flag that takes a value must have it after "=": alone it would
-        # take the next word, the rule's own --portserver_address.
-        if "=" not in flag and bare not in _BOOLEAN_SERVER_FLAGS:
-            fail(("portserver_test %s: server_args %r: give its value " +
-                  "with \"=\" (e.g. \"%s=VALUE\")") % (name, flag, flag))
         if bare in ["portserver_address", "portserver_unix_socket_address",
                     "portserver_static_pool", "portserver_state_file",
                     "verbose", "noverbose"]:
             fail(("portserver_test %s: server_args may not set %s: the " +
                   "rule sets it (use pool = ... for the pool)") % (name, flag))
+        # A flag that takes a value must have it after "=": alone it would
+        # take the next word, the rule's own --portserver_address.
+        if "=" not in flag and bare not in _BOOLEAN_SERVER_FLAGS:
+            fail(("portserver_test %s: server_args %r: give its value " +
+                  "with \"=\" (e.g. \"%s=VALUE\")") % (name, flag, flag))
     server = Label("//app:portserver")
     portpicker = Label("//client:portpicker_cli")
 
