@@ -278,20 +278,29 @@ void Server::Watch(int64_t pid) {
                   << ")";
 }
 
-void Server::WatchAfterReply(int64_t pid) {
+void Server::WatchAfterReply(int64_t pid, bool new_owner) {
   std::lock_guard<std::mutex> lock(unwatched_mu_);
-  to_watch_.push_back(pid);
+  to_watch_.emplace_back(pid, new_owner);
 }
 
 void Server::AfterReply() {
-  std::vector<int64_t> pids;
+  std::vector<std::pair<int64_t, bool>> pids;
   {
     std::lock_guard<std::mutex> lock(unwatched_mu_);
     pids.swap(to_watch_);
   }
-  // An owner that ended since its reply is reported gone by the watcher
-  // (its ports come back at once).
-  for (int64_t pid : pids) Watch(pid);
+  for (const auto& [pid, new_owner] : pids) {
+    // An owner that ended since its reply is reported gone by the watcher
+    // (its ports come back at once).
+    Watch(pid);
+    // The watch is on whatever process has the pid now: if the owner
+    // ended and its pid went to another process before the watch was
+    // taken, that watch would keep its ports for the other's life (a chaos
+    // test found it). After the watch, the owner is checked by start time;
+    // if it has ended its ports come back now, and if it ends later the
+    // watch (on it, then) says so.
+    if (new_owner) service_.OwnerExited(pid);
+  }
   service_.CompleteOwnerRecords();
 }
 
@@ -347,13 +356,19 @@ void Server::OwnerExited(int64_t pid) {
     PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
                  << " port(s) back in the pool";
   }
+  if (back == 0 && !service_.PortsOf(pid).empty()) {
+    // The watched process ended, yet the pid's owner looks alive: a process
+    // that took the pid within the tick its owner started in (same start
+    // time; README, Leases). Its ports last until that one exits: watch it.
+    Watch(pid);
+  }
 }
 
 std::string Server::HandleRequest(const Request& request) {
   CheckUnwatched();
   if (IsExtendedRequest(request.data)) return HandleControl(request);
   Decision d = service_.Decide(request);
-  if (d.granted()) WatchAfterReply(d.pid);
+  if (d.granted()) WatchAfterReply(d.pid, d.new_owner);
   LogBiggestHolders(d);
   LogJournalEvent(d);
   // Refusals are logged at default verbosity, rate-limited; malformed

@@ -121,8 +121,9 @@ class Server final : private RequestHandler {
   PortService service_;
   ControlService control_;
   void Watch(int64_t pid);
-  // Watch(pid) once the reply is sent (AfterReply).
-  void WatchAfterReply(int64_t pid);
+  // Watch(pid) once the reply is sent (AfterReply); for a new owner, then
+  // checks that the pid is still that owner's.
+  void WatchAfterReply(int64_t pid, bool new_owner);
   // Checks the next unwatched owner: forgets it once it has ended or can
   // be watched after all.
   void CheckUnwatched();
@@ -133,8 +134,9 @@ class Server final : private RequestHandler {
   mutable std::mutex unwatched_mu_;
   std::deque<int64_t> unwatched_;    // Guarded by unwatched_mu_.
   std::set<int64_t> unwatched_set_;  // Guarded by unwatched_mu_.
-  std::vector<int64_t> to_watch_;    // Guarded by unwatched_mu_.
-  std::string journal_path_;         // Set by UseJournal.
+  // Guarded by unwatched_mu_: pid, and whether it is a new owner.
+  std::vector<std::pair<int64_t, bool>> to_watch_;
+  std::string journal_path_;  // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
   // Descriptor exhaustion can fail many watches at once.

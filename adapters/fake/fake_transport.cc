@@ -43,13 +43,14 @@ ServeResult FakeTransport::Serve(RequestHandler& handler) {
     Request request{p->data, p->end, p->peer};
     lock.unlock();
     std::string reply = handler.HandleRequest(request);
+    // In memory the reply is "sent" when Call() returns it; AfterReply runs
+    // just before, so that tests that count what a request costs see all
+    // of it (the real transports' tests check the order on the wire).
+    handler.AfterReply();
     lock.lock();
     p->reply = std::move(reply);
     p->done = true;
     cv_.notify_all();
-    lock.unlock();
-    handler.AfterReply();
-    lock.lock();
   }
   // Requests still queued are dropped, as a closing socket would drop them.
   for (Pending* p : queue_) p->done = true;
