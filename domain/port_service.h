@@ -294,6 +294,9 @@ class PortService : public RequestHandler {
   void NoteOutcomeLocked(Decision& d);
   // REQUIRES: mu_ held. CompleteOwnerRecords.
   void CompleteOwnerRecordsLocked();
+  // REQUIRES: mu_ held. Reads `owner`'s command line into `info` if the
+  // process with its pid is still that owner (same start time).
+  void ReadCommandLineLocked(const Owner& owner, OwnerInfo& info);
   // REQUIRES: mu_ held. The lease as `peer` may see it.
   LeaseView ViewLocked(uint16_t port, const Owner& owner,
                        ProcessInfo::Access access, const PeerCredentials& peer);

@@ -124,15 +124,20 @@ void PortService::CompleteOwnerRecordsLocked() {
     OwnerInfo* info = records_.Find(owner);
     if (info == nullptr || !info->command_line_pending) continue;
     info->command_line_pending = false;
-    // Still that process (a pid may be reused by now; the probe's cached
-    // pidfd answers for a live one without reading /proc).
-    ProcessProbe::Result who = process_probe_.Probe(owner.pid);
-    if (info_ != nullptr && who.state == ProcessProbe::State::kAlive &&
-        who.incarnation == owner.incarnation) {
-      info->command_line = info_->CommandLine(owner.pid, kMaxCommandLineBytes);
-    }
+    ReadCommandLineLocked(owner, *info);
   }
   pending_records_.clear();
+}
+
+void PortService::ReadCommandLineLocked(const Owner& owner, OwnerInfo& info) {
+  if (info_ == nullptr) return;
+  // Still that process (a pid may be reused by now; the probe's cached
+  // pidfd answers for a live one without reading /proc).
+  ProcessProbe::Result who = process_probe_.Probe(owner.pid);
+  if (who.state == ProcessProbe::State::kAlive &&
+      who.incarnation == owner.incarnation) {
+    info.command_line = info_->CommandLine(owner.pid, kMaxCommandLineBytes);
+  }
 }
 
 void PortService::NoteOutcomeLocked(Decision& d) {
@@ -265,21 +270,15 @@ LeaseView PortService::ViewLocked(uint16_t port, const Owner& owner,
   v.incarnation = owner.incarnation;
   if (info_ != nullptr)
     v.start_unix_ms = info_->StartTimeUnixMs(owner.incarnation);
-  if (records_.Find(owner) != nullptr &&
-      records_.Find(owner)->command_line_pending) {
-    CompleteOwnerRecordsLocked();
-  }
   if (OwnerInfo* info = records_.Find(owner)) {
+    // (Completing the pending records changes no record's place.)
+    if (info->command_line_pending) CompleteOwnerRecordsLocked();
     // None at lease time: a process asked for just after its exec() (its
     // argument area is set a moment after the exec() looks done to its
     // parent). Read once more, while it is the same process.
-    if (info->command_line.empty() && !info->command_line_reread &&
-        info_ != nullptr) {
+    if (info->command_line.empty() && !info->command_line_reread) {
       info->command_line_reread = true;
-      if (process_probe_.Probe(owner.pid).incarnation == owner.incarnation) {
-        info->command_line =
-            info_->CommandLine(owner.pid, kMaxCommandLineBytes);
-      }
+      ReadCommandLineLocked(owner, *info);
     }
     v.uid_known = info->uid_known;
     v.uid = info->uid;
