@@ -160,31 +160,29 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
       // Refused (all or none: it leased none of them) or unreachable: plain
       // requests would lease some and not others. The rest are picked
       // without the server, as PickUnusedPort falls back.
-      absl::MutexLock lock(&mu_);
-      std::set<int> avoid = owned_;
-      avoid.insert(free_.begin(), free_.end());
-      avoid.insert(random_.begin(), random_.end());
-      std::vector<int> picked;
       absl::Status failed;
-      while (static_cast<int>(picked.size()) < missing) {
-        absl::StatusOr<int> port = PickWithoutServer(avoid);
-        if (!port.ok()) {
-          failed = port.status();
-          break;
+      {
+        absl::MutexLock lock(&mu_);
+        std::set<int> avoid = owned_;
+        avoid.insert(free_.begin(), free_.end());
+        avoid.insert(random_.begin(), random_.end());
+        std::vector<int> picked;
+        while (failed.ok() && static_cast<int>(picked.size()) < missing) {
+          absl::StatusOr<int> port = PickWithoutServer(avoid);
+          if (!port.ok()) {
+            failed = port.status();
+          } else {
+            avoid.insert(*port);
+            picked.push_back(*port);
+          }
         }
-        avoid.insert(*port);
-        picked.push_back(*port);
+        if (failed.ok()) {
+          random_.insert(picked.begin(), picked.end());
+          ports.insert(ports.end(), picked.begin(), picked.end());
+          return ports;
+        }
       }
-      if (failed.ok()) {
-        random_.insert(picked.begin(), picked.end());
-        ports.insert(ports.end(), picked.begin(), picked.end());
-        return ports;
-      }
-      // From the free set: back to it, as ReturnPort would.
-      for (int port : ports) {
-        owned_.erase(port);
-        free_.insert(port);
-      }
+      for (int picked : ports) ReturnPort(picked).IgnoreError();
       return failed;
     }
     if (got.ok()) {
