@@ -83,12 +83,12 @@ absl::Status CheckOne(const std::string& path) {
 }  // namespace
 
 absl::Status CheckMetricsFile(const std::string& path) {
+  const std::string temp = path + ".tmp";
   absl::Status s = CheckOne(path);
-  if (s.ok()) s = CheckOne(path + ".tmp");
+  if (s.ok()) s = CheckOne(temp);
   if (!s.ok()) return s;
   // Writable now, or every write would fail with a warning only: a
   // directory that does not exist, or one the service may not write.
-  const std::string temp = path + ".tmp";
   std::error_code exists_error;
   const bool left_over = std::filesystem::exists(temp, exists_error);
   std::FILE* f = OpenForWriting(temp);
