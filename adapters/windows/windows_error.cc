@@ -66,16 +66,26 @@ std::wstring Widen(absl::string_view text) {
   return wide;
 }
 
-std::string Narrow(const std::wstring& text) {
+namespace {
+
+std::string NarrowTo(UINT code_page, const std::wstring& text) {
   if (text.empty()) return std::string();
-  int size =
-      WideCharToMultiByte(CP_ACP, 0, text.data(), static_cast<int>(text.size()),
-                          nullptr, 0, nullptr, nullptr);
+  int size = WideCharToMultiByte(code_page, 0, text.data(),
+                                 static_cast<int>(text.size()), nullptr, 0,
+                                 nullptr, nullptr);
   if (size <= 0) return std::string();
   std::string narrow(static_cast<size_t>(size), '\0');
-  WideCharToMultiByte(CP_ACP, 0, text.data(), static_cast<int>(text.size()),
+  WideCharToMultiByte(code_page, 0, text.data(), static_cast<int>(text.size()),
                       &narrow[0], size, nullptr, nullptr);
   return narrow;
+}
+
+}  // namespace
+
+std::string Narrow(const std::wstring& text) { return NarrowTo(CP_ACP, text); }
+
+std::string NarrowUtf8(const std::wstring& text) {
+  return NarrowTo(CP_UTF8, text);
 }
 
 int EnsureWinsock() {

@@ -55,6 +55,9 @@ std::string WindowsErrorText(absl::string_view context, DWORD code);
 // for the W APIs. Invalid input converts to an empty string.
 std::wstring Widen(absl::string_view text);
 std::string Narrow(const std::wstring& text);
+// UTF-16 to UTF-8 (a process's command line for the extended protocol); an
+// unpaired surrogate becomes U+FFFD. Invalid input converts to "".
+std::string NarrowUtf8(const std::wstring& text);
 
 // Owns a HANDLE; closes it on destruction. Both nullptr and
 // INVALID_HANDLE_VALUE mean "none" (Win32 uses both).

@@ -65,14 +65,7 @@ std::string WindowsProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
     return "";
   }
   // A unit cut from its surrogate pair becomes U+FFFD: still UTF-8.
-  int size = WideCharToMultiByte(CP_UTF8, 0, wide.data(),
-                                 static_cast<int>(wide.size()), nullptr, 0,
-                                 nullptr, nullptr);
-  if (size <= 0) return "";
-  std::string text(static_cast<size_t>(size), '\0');
-  WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()),
-                      &text[0], size, nullptr, nullptr);
-  return DisplayCommandLine(std::move(text), max_bytes);
+  return DisplayCommandLine(NarrowUtf8(wide), max_bytes);
 }
 
 int64_t WindowsProcessInfo::StartTimeUnixMs(uint64_t incarnation) {

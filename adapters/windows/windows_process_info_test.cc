@@ -14,16 +14,6 @@ namespace {
 using ::testing::EndsWith;
 using ::testing::StartsWith;
 
-std::string Utf8(const std::wstring& wide) {
-  int size = WideCharToMultiByte(CP_UTF8, 0, wide.data(),
-                                 static_cast<int>(wide.size()), nullptr, 0,
-                                 nullptr, nullptr);
-  std::string text(static_cast<size_t>(size), '\0');
-  WideCharToMultiByte(CP_UTF8, 0, wide.data(), static_cast<int>(wide.size()),
-                      &text[0], size, nullptr, nullptr);
-  return text;
-}
-
 uint64_t CreationTime(HANDLE process) {
   FILETIME created, exited, kernel, user;
   EXPECT_TRUE(GetProcessTimes(process, &created, &exited, &kernel, &user));
@@ -41,7 +31,7 @@ std::unique_ptr<ChildProcess> StartSuspendedChild(const std::string& args) {
 TEST(WindowsProcessInfo, OwnCommandLineIsTheOneWindowsGaveUs) {
   WindowsProcessInfo info;
   EXPECT_EQ(info.CommandLine(GetCurrentProcessId(), 65536),
-            Utf8(GetCommandLineW()));
+            NarrowUtf8(GetCommandLineW()));
 }
 
 TEST(WindowsProcessInfo, ChildCommandLineIsReadAsUtf8) {
@@ -52,7 +42,8 @@ TEST(WindowsProcessInfo, ChildCommandLineIsReadAsUtf8) {
   std::string line = info.CommandLine(child->pid(), 4096);
   EXPECT_THAT(line, StartsWith("\""));
   // What the child got, as UTF-8: non-ASCII whatever the code page.
-  EXPECT_THAT(line, EndsWith("python_style_client.exe\" " + Utf8(Widen(args))));
+  EXPECT_THAT(line,
+              EndsWith("python_style_client.exe\" " + NarrowUtf8(Widen(args))));
 }
 
 TEST(WindowsProcessInfo, LongCommandLineIsCutBetweenCharactersAndMarked) {
@@ -64,7 +55,7 @@ TEST(WindowsProcessInfo, LongCommandLineIsCutBetweenCharactersAndMarked) {
   ASSERT_NE(child, nullptr);
   WindowsProcessInfo info;
   std::string whole = info.CommandLine(child->pid(), 4096);
-  ASSERT_THAT(whole, EndsWith(Utf8(Widen(args))));
+  ASSERT_THAT(whole, EndsWith(NarrowUtf8(Widen(args))));
   for (size_t max : {size_t{256}, size_t{255}, size_t{20}, size_t{3}}) {
     std::string cut = info.CommandLine(child->pid(), max);
     EXPECT_LE(cut.size(), max);
