@@ -33,21 +33,18 @@ TEST(Table, AlignsColumnsByTerminalColumnsNotBytes) {
   t.Add({"\xE6\x97\xA5\xE6\x9C\xAC", "c"});
   t.Add({"x\xA9", "d"});
 #ifndef _WIN32
-  EXPECT_EQ(t.Render(),
-            "LABEL  COMMAND\n"
-            "caf\xC3\xA9   a\n"
-            "\xE2\x82\xAC\xF0\x9F\x98\x80    b\n"
-            "\xE6\x97\xA5\xE6\x9C\xAC   c\n"
-            "x\xA9     d\n");
+  // "€😀" takes 3 columns, "日本" 4; the cells are padded to 7.
+  const std::string wide_pad = "    ", cjk_pad = "   ";
 #else
   // No wcwidth on Windows: one column a character (README).
+  const std::string wide_pad = "     ", cjk_pad = "     ";
+#endif
   EXPECT_EQ(t.Render(),
             "LABEL  COMMAND\n"
             "caf\xC3\xA9   a\n"
-            "\xE2\x82\xAC\xF0\x9F\x98\x80     b\n"
-            "\xE6\x97\xA5\xE6\x9C\xAC     c\n"
-            "x\xA9     d\n");
-#endif
+            "\xE2\x82\xAC\xF0\x9F\x98\x80" +
+                wide_pad + "b\n" + "\xE6\x97\xA5\xE6\x9C\xAC" + cjk_pad +
+                "c\n" + "x\xA9     d\n");
 }
 
 TEST(PrintableCell, ShowsControlsAndBadBytesAsQuestionMarks) {
