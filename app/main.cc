@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "app/log.h"
 #include "app/metrics_file.h"
@@ -25,7 +26,11 @@ int Fail(int code, const absl::Status& status) {
 
 int main(int argc, char** argv) {
   using namespace portserver;
-  absl::StatusOr<CommandLine> command_line = ParseCommandLine(argc, argv);
+  std::vector<std::string> args = Utf8Arguments(argc, argv);
+  std::vector<const char*> arg_pointers;
+  for (const std::string& arg : args) arg_pointers.push_back(arg.c_str());
+  absl::StatusOr<CommandLine> command_line = ParseCommandLine(
+      static_cast<int>(arg_pointers.size()), arg_pointers.data());
   if (!command_line.ok()) return Fail(2, command_line.status());
   if (command_line->help) {
     std::cout << UsageText();

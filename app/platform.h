@@ -34,6 +34,13 @@ class PlatformAdapters {
   virtual std::vector<std::string> listening_on() const { return {}; }
 };
 
+// The server's arguments as UTF-8, argv[0] first: argv itself on Linux. On
+// Windows they are read from the UTF-16 command line, since argv is in the
+// ANSI code page, which may lack characters of a pipe name or a path
+// (adapters/windows/windows_text.h), and a console is set to show the UTF-8
+// the server logs (SetConsoleOutputCP). Call first thing in main().
+std::vector<std::string> Utf8Arguments(int argc, char** argv);
+
 // Creates the adapters; the transport is bound and listening on return, on
 // options.address and options.extra_addresses or, where the platform has
 // socket activation (Linux: LISTEN_FDS) and it is used, on exactly the

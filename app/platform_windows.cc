@@ -20,6 +20,7 @@
 #include "adapters/windows/windows_process_info.h"
 #include "adapters/windows/windows_process_probe.h"
 #include "adapters/windows/windows_process_watcher.h"
+#include "adapters/windows/windows_text.h"
 #include "app/log.h"
 #include "app/platform.h"
 #include "domain/lease_journal.h"
@@ -147,6 +148,13 @@ std::string StatsEventName(const std::string& address) {
     if (c == '\\') c = '_';
   }
   return absl::StrCat("Global\\portserver-stats-", name);
+}
+
+std::vector<std::string> Utf8Arguments(int argc, char** argv) {
+  std::vector<std::string> args = ArgumentsUtf8(argc, argv);
+  args.insert(args.begin(), argc > 0 ? argv[0] : "portserver");
+  SetConsoleOutputCP(CP_UTF8);
+  return args;
 }
 
 std::string BootId() { return ""; }  // Not checked on Windows.

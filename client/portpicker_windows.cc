@@ -13,18 +13,18 @@
 #include <winsock2.h>
 #include <windows.h>
 // clang-format on
-#include <shellapi.h>
 #include <ws2tcpip.h>
 
 #include <algorithm>
 #include <cstring>
-#include <cwchar>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "adapters/windows/windows_error.h"
+#include "adapters/windows/windows_text.h"
 #include "client/cli_platform.h"
 #include "client/portpicker.h"
 #include "client/portpicker_platform.h"
@@ -36,20 +36,11 @@ constexpr char kPipePrefix[] = "\\\\.\\pipe\\";
 
 bool IsValidPort(int port) { return port >= 1 && port <= 65535; }
 
+// The system's text for `code`, in UTF-8 like everything this client
+// prints, then the code.
 std::string ErrorText(DWORD code) {
-  char* buffer = nullptr;
-  DWORD size = FormatMessageA(
-      FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
-          FORMAT_MESSAGE_IGNORE_INSERTS,
-      nullptr, code, 0, reinterpret_cast<char*>(&buffer), 0, nullptr);
-  std::string text =
-      size > 0 && buffer != nullptr ? std::string(buffer, size) : std::string();
-  if (buffer != nullptr) LocalFree(buffer);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' ||
-                           text.back() == '.' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return absl::StrCat(text.empty() ? "Windows error" : text, " (", code, ")");
+  return absl::StrCat(portserver::GetWindowsErrorMessage(code), " (", code,
+                      ")");
 }
 
 class ScopedHandle {
@@ -92,18 +83,7 @@ void EnsureWinsock() {
   (void)started;
 }
 
-// UTF-8 (the CLIs' arguments and environment are UTF-8: cli_platform.h).
-std::wstring Widen(const std::string& text) {
-  if (text.empty()) return std::wstring();
-  int size = MultiByteToWideChar(CP_UTF8, 0, text.data(),
-                                 static_cast<int>(text.size()), nullptr, 0);
-  std::wstring wide(static_cast<size_t>(std::max(size, 0)), L'\0');
-  if (size > 0) {
-    MultiByteToWideChar(CP_UTF8, 0, text.data(), static_cast<int>(text.size()),
-                        &wide[0], size);
-  }
-  return wide;
-}
+using ::portserver::Widen;
 
 absl::StatusOr<std::string> PipeName(const std::string& address) {
   std::string name;
@@ -314,47 +294,12 @@ int64_t CurrentPid() { return GetCurrentProcessId(); }
 
 }  // namespace internal
 
-namespace {
-
-std::string Utf8OfWide(const wchar_t* wide, size_t length) {
-  if (length == 0) return "";
-  int size = WideCharToMultiByte(CP_UTF8, 0, wide, static_cast<int>(length),
-                                 nullptr, 0, nullptr, nullptr);
-  std::string text(size > 0 ? static_cast<size_t>(size) : 0, '\0');
-  if (size > 0) {
-    WideCharToMultiByte(CP_UTF8, 0, wide, static_cast<int>(length), &text[0],
-                        size, nullptr, nullptr);
-  }
-  return text;
-}
-
-}  // namespace
-
 std::optional<std::string> EnvironmentUtf8(const char* name) {
-  std::wstring wide_name(name, name + std::strlen(name));  // ASCII names.
-  DWORD size = GetEnvironmentVariableW(wide_name.c_str(), nullptr, 0);
-  if (size == 0) {
-    if (GetLastError() == ERROR_ENVVAR_NOT_FOUND) return std::nullopt;
-    return std::string();
-  }
-  std::wstring value(size, L'\0');
-  DWORD got = GetEnvironmentVariableW(wide_name.c_str(), &value[0], size);
-  if (got == 0 || got >= size) return std::string();
-  return Utf8OfWide(value.data(), got);
+  return portserver::EnvironmentUtf8(name);
 }
 
 std::vector<std::string> ArgumentsUtf8(int argc, char** argv) {
-  int count = 0;
-  wchar_t** wide = CommandLineToArgvW(GetCommandLineW(), &count);
-  if (wide == nullptr) {  // Cannot happen; argv in the ANSI code page.
-    return std::vector<std::string>(argv + (argc > 0 ? 1 : 0), argv + argc);
-  }
-  std::vector<std::string> args;
-  for (int i = 1; i < count; ++i) {
-    args.push_back(Utf8OfWide(wide[i], std::wcslen(wide[i])));
-  }
-  LocalFree(wide);
-  return args;
+  return portserver::ArgumentsUtf8(argc, argv);
 }
 
 void UseUtf8Console() { SetConsoleOutputCP(CP_UTF8); }

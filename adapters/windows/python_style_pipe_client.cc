@@ -1,6 +1,7 @@
 #include "adapters/windows/python_style_pipe_client.h"
 
 #include "adapters/windows/windows_error.h"
+#include "adapters/windows/windows_text.h"
 
 namespace portserver {
 

@@ -1,18 +1,21 @@
 #include "adapters/windows/windows_error.h"
 
 #include "absl/strings/str_cat.h"
+#include "adapters/windows/windows_text.h"
 
 namespace portserver {
 
 std::string GetWindowsErrorMessage(DWORD code) {
-  char* buffer = nullptr;
-  DWORD size = FormatMessageA(
+  wchar_t* buffer = nullptr;
+  DWORD size = FormatMessageW(
       FORMAT_MESSAGE_ALLOCATE_BUFFER | FORMAT_MESSAGE_FROM_SYSTEM |
           FORMAT_MESSAGE_IGNORE_INSERTS,
       nullptr, code, MAKELANGID(LANG_NEUTRAL, SUBLANG_DEFAULT),
-      reinterpret_cast<char*>(&buffer), 0, nullptr);
+      reinterpret_cast<wchar_t*>(&buffer), 0, nullptr);
   std::string message;
-  if (size > 0 && buffer != nullptr) message.assign(buffer, size);
+  if (size > 0 && buffer != nullptr) {
+    message = Narrow(std::wstring_view(buffer, size));
+  }
   if (buffer != nullptr) LocalFree(buffer);
   while (!message.empty() &&
          (message.back() == '\n' || message.back() == '\r' ||
@@ -53,39 +56,6 @@ absl::Status WindowsError(absl::string_view context, DWORD code) {
     default:
       return absl::InternalError(message);
   }
-}
-
-std::wstring Widen(absl::string_view text) {
-  if (text.empty()) return std::wstring();
-  int size = MultiByteToWideChar(CP_ACP, 0, text.data(),
-                                 static_cast<int>(text.size()), nullptr, 0);
-  if (size <= 0) return std::wstring();
-  std::wstring wide(static_cast<size_t>(size), L'\0');
-  MultiByteToWideChar(CP_ACP, 0, text.data(), static_cast<int>(text.size()),
-                      &wide[0], size);
-  return wide;
-}
-
-namespace {
-
-std::string NarrowTo(UINT code_page, const std::wstring& text) {
-  if (text.empty()) return std::string();
-  int size = WideCharToMultiByte(code_page, 0, text.data(),
-                                 static_cast<int>(text.size()), nullptr, 0,
-                                 nullptr, nullptr);
-  if (size <= 0) return std::string();
-  std::string narrow(static_cast<size_t>(size), '\0');
-  WideCharToMultiByte(code_page, 0, text.data(), static_cast<int>(text.size()),
-                      &narrow[0], size, nullptr, nullptr);
-  return narrow;
-}
-
-}  // namespace
-
-std::string Narrow(const std::wstring& text) { return NarrowTo(CP_ACP, text); }
-
-std::string NarrowUtf8(const std::wstring& text) {
-  return NarrowTo(CP_UTF8, text);
 }
 
 int EnsureWinsock() {

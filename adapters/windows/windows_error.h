@@ -36,7 +36,8 @@
 
 namespace portserver {
 
-// The system's text for `code` (FormatMessageA, no trailing newline), e.g.
+// The system's text for `code` (FormatMessageW, as UTF-8, no trailing
+// newline), e.g.
 // "All pipe instances are busy." Never empty: unknown codes read
 // "Windows error <code>".
 std::string GetWindowsErrorMessage(DWORD code);
@@ -50,14 +51,6 @@ absl::Status WindowsError(absl::string_view context, DWORD code);
 
 // The same text as WindowsError's message, for results that carry a string.
 std::string WindowsErrorText(absl::string_view context, DWORD code);
-
-// Converts between the process's ANSI code page (argv, getenv) and UTF-16
-// for the W APIs. Invalid input converts to an empty string.
-std::wstring Widen(absl::string_view text);
-std::string Narrow(const std::wstring& text);
-// UTF-16 to UTF-8 (a process's command line for the extended protocol); an
-// unpaired surrogate becomes U+FFFD. Invalid input converts to "".
-std::string NarrowUtf8(const std::wstring& text);
 
 // Owns a HANDLE; closes it on destruction. Both nullptr and
 // INVALID_HANDLE_VALUE mean "none" (Win32 uses both).

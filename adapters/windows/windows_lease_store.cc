@@ -1,10 +1,11 @@
 #include "adapters/windows/windows_lease_store.h"
 
 #include <cstdint>
-#include <cstdlib>
+#include <optional>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/windows/windows_text.h"
 #include "domain/lease_journal.h"
 
 namespace portserver {
@@ -145,12 +146,14 @@ std::string NotALockFile(const std::string& lock_path) {
 }  // namespace
 
 absl::StatusOr<std::string> WindowsLeaseStore::DefaultDirectory() {
-  const char* local = std::getenv("LOCALAPPDATA");
-  if (local == nullptr || local[0] == '\0') {
+  // As UTF-16: a profile folder may hold characters the ANSI code page
+  // (getenv) has not.
+  std::optional<std::string> local = EnvironmentUtf8("LOCALAPPDATA");
+  if (!local.has_value() || local->empty()) {
     return absl::FailedPreconditionError(
         "LOCALAPPDATA is not set: give --portserver_state_file");
   }
-  std::string dir = absl::StrCat(local, "\\portserver");
+  std::string dir = absl::StrCat(*local, "\\portserver");
   if (!CreateDirectoryW(Widen(dir).c_str(), nullptr)) {
     DWORD error = GetLastError();
     if (error != ERROR_ALREADY_EXISTS) {

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "adapters/windows/windows_test_util.h"
+#include "adapters/windows/windows_text.h"
 #include "domain/lease_journal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -214,19 +215,26 @@ TEST(WindowsLeaseStoreOthersFiles, TmpThatAppearsLaterIsNotWrittenOver) {
   EXPECT_EQ(ReadAll(path), JournalHeader());
 }
 
+// Also where the profile folder's name has characters outside the ANSI
+// code page (getenv() turned them into '?', a folder that is not there).
 TEST(WindowsLeaseStore, DefaultDirectoryIsUnderLocalAppData) {
-  std::string dir = NewTempDirectory();
-  std::string saved;
-  if (const char* old = std::getenv("LOCALAPPDATA")) saved = old;
-  SetEnvironmentVariableA("LOCALAPPDATA", dir.c_str());
-  _putenv_s("LOCALAPPDATA", dir.c_str());
-  absl::StatusOr<std::string> got = WindowsLeaseStore::DefaultDirectory();
-  _putenv_s("LOCALAPPDATA", saved.c_str());
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ(*got, dir + "\\portserver");
-  DWORD attributes = GetFileAttributesW(Widen(*got).c_str());
-  ASSERT_NE(attributes, INVALID_FILE_ATTRIBUTES);
-  EXPECT_NE(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
+  for (const std::string name :
+       {"plain", "\xC5\x81ukasz-\xE5\xBC\xA0\xE4\xBC\x9F"}) {
+    SCOPED_TRACE(name);
+    std::string dir = NewTempDirectory() + "\\" + name;
+    ASSERT_TRUE(CreateDirectoryW(Widen(dir).c_str(), nullptr));
+    wchar_t saved[1024];
+    DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
+    SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(dir).c_str());
+    absl::StatusOr<std::string> got = WindowsLeaseStore::DefaultDirectory();
+    SetEnvironmentVariableW(L"LOCALAPPDATA",
+                            had > 0 && had < 1024 ? saved : nullptr);
+    ASSERT_TRUE(got.ok()) << got.status();
+    EXPECT_EQ(*got, dir + "\\portserver");
+    DWORD attributes = GetFileAttributesW(Widen(*got).c_str());
+    ASSERT_NE(attributes, INVALID_FILE_ATTRIBUTES);
+    EXPECT_NE(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
+  }
 }
 
 }  // namespace

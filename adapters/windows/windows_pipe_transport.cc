@@ -14,6 +14,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/windows/windows_text.h"
 #include "adapters/windows/windows_user.h"
 #include "domain/request_codec.h"
 
@@ -467,9 +468,10 @@ absl::StatusOr<std::string> WindowsPipeTransport::PipeName(
     return absl::InvalidArgumentError(
         absl::StrCat("pipe address \"", address, "\" has no name"));
   }
-  if (name.size() > kMaxPipeNameChars) {
+  // The limit counts UTF-16 units (CreateNamedPipeW), not UTF-8 bytes.
+  if (const size_t length = Widen(name).size(); length > kMaxPipeNameChars) {
     return absl::InvalidArgumentError(
-        absl::StrCat("pipe name ", name, " is too long: ", name.size(),
+        absl::StrCat("pipe name ", name, " is too long: ", length,
                      " characters, at most ", kMaxPipeNameChars));
   }
   if (name.find('\0') != std::string::npos) {

@@ -12,6 +12,7 @@
 #include "adapters/windows/python_style_pipe_client.h"
 #include "adapters/windows/windows_error.h"
 #include "adapters/windows/windows_test_util.h"
+#include "adapters/windows/windows_text.h"
 #include "adapters/windows/windows_user.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

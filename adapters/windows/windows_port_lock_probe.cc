@@ -1,5 +1,7 @@
 #include "adapters/windows/windows_port_lock_probe.h"
 
+#include "adapters/windows/windows_text.h"
+
 namespace portserver {
 
 constexpr char WindowsPortLockProbe::kDefaultPrefix[];

@@ -4,6 +4,7 @@
 
 #include "adapters/fake/fake_port_probe.h"
 #include "adapters/windows/windows_test_util.h"
+#include "adapters/windows/windows_text.h"
 #include "gtest/gtest.h"
 
 namespace portserver {

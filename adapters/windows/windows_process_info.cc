@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "adapters/windows/windows_error.h"
+#include "adapters/windows/windows_text.h"
 #include "domain/control_protocol.h"
 
 namespace portserver {
@@ -65,7 +66,7 @@ std::string WindowsProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
     return "";
   }
   // A unit cut from its surrogate pair becomes U+FFFD: still UTF-8.
-  return DisplayCommandLine(NarrowUtf8(wide), max_bytes);
+  return DisplayCommandLine(Narrow(wide), max_bytes);
 }
 
 int64_t WindowsProcessInfo::StartTimeUnixMs(uint64_t incarnation) {

@@ -5,6 +5,7 @@
 
 #include "adapters/windows/windows_error.h"
 #include "adapters/windows/windows_test_util.h"
+#include "adapters/windows/windows_text.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -31,7 +32,7 @@ std::unique_ptr<ChildProcess> StartSuspendedChild(const std::string& args) {
 TEST(WindowsProcessInfo, OwnCommandLineIsTheOneWindowsGaveUs) {
   WindowsProcessInfo info;
   EXPECT_EQ(info.CommandLine(GetCurrentProcessId(), 65536),
-            NarrowUtf8(GetCommandLineW()));
+            Narrow(GetCommandLineW()));
 }
 
 TEST(WindowsProcessInfo, ChildCommandLineIsReadAsUtf8) {
@@ -43,7 +44,7 @@ TEST(WindowsProcessInfo, ChildCommandLineIsReadAsUtf8) {
   EXPECT_THAT(line, StartsWith("\""));
   // What the child got, as UTF-8: non-ASCII whatever the code page.
   EXPECT_THAT(line,
-              EndsWith("python_style_client.exe\" " + NarrowUtf8(Widen(args))));
+              EndsWith("python_style_client.exe\" " + Narrow(Widen(args))));
 }
 
 TEST(WindowsProcessInfo, LongCommandLineIsCutBetweenCharactersAndMarked) {
@@ -55,7 +56,7 @@ TEST(WindowsProcessInfo, LongCommandLineIsCutBetweenCharactersAndMarked) {
   ASSERT_NE(child, nullptr);
   WindowsProcessInfo info;
   std::string whole = info.CommandLine(child->pid(), 4096);
-  ASSERT_THAT(whole, EndsWith(NarrowUtf8(Widen(args))));
+  ASSERT_THAT(whole, EndsWith(Narrow(Widen(args))));
   for (size_t max : {size_t{256}, size_t{255}, size_t{20}, size_t{3}}) {
     std::string cut = info.CommandLine(child->pid(), max);
     EXPECT_LE(cut.size(), max);

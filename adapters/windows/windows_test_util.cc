@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/windows/windows_text.h"
 
 namespace portserver {
 
@@ -18,15 +20,15 @@ std::string UniquePipeAddress(const std::string& tag) {
 std::string NewTempDirectory() {
   static std::atomic<int> counter{0};
   std::string base;
-  const char* test_tmp = std::getenv("TEST_TMPDIR");
-  if (test_tmp != nullptr && test_tmp[0] != '\0') {
-    base = test_tmp;
+  std::optional<std::string> test_tmp = EnvironmentUtf8("TEST_TMPDIR");
+  if (test_tmp.has_value() && !test_tmp->empty()) {
+    base = *test_tmp;
     // A Unix path from Bazel: under wine, drive Z: is the Unix root.
     if (base[0] == '/') base = "Z:" + base;
   } else {
-    char temp[MAX_PATH + 1];
-    DWORD n = GetTempPathA(sizeof(temp), temp);
-    base = std::string(temp, n);
+    wchar_t temp[MAX_PATH + 1];
+    DWORD n = GetTempPathW(MAX_PATH + 1, temp);
+    base = Narrow(std::wstring_view(temp, n));
   }
   while (!base.empty() && (base.back() == '\\' || base.back() == '/')) {
     base.pop_back();

@@ -14,6 +14,7 @@
 #include "adapters/windows/python_style_pipe_client.h"
 #include "adapters/windows/windows_error.h"
 #include "adapters/windows/windows_test_util.h"
+#include "adapters/windows/windows_text.h"
 #include "app/platform_windows.h"
 #include "client/control_client.h"
 #include "client/portpicker.h"
@@ -264,6 +265,40 @@ TEST_F(PortserverE2eTest, NonAsciiLabelTravelsAsUtf8) {
       << output;
   EXPECT_THAT(output, HasSubstr("//pkg:t\xC3\xABst_\xE6\x97\xA5\xE6\x9C\xAC"))
       << output;
+}
+
+// A pipe name and a profile folder with characters outside the ANSI code
+// page: the server reads its arguments and LOCALAPPDATA as UTF-16, so it
+// serves that very name and keeps its default journal in that folder (it
+// used to read them in the code page, where such characters become '?').
+TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
+  int first = 0;
+  const std::string pool = UniquePool(3, &first);
+  const std::string local =
+      NewTempDirectory() + "\\\xC5\x81ukasz-\xE5\xBC\xA0\xE4\xBC\x9F";
+  ASSERT_TRUE(CreateDirectoryW(Widen(local).c_str(), nullptr));
+  wchar_t saved[1024];
+  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
+  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  address_ = UniquePipeAddress("e2e-\xE6\x97\xA5\xE6\x9C\xAC-\xC5\x82");
+  server_ =
+      Server::Start(address_, absl::StrCat("--portserver_static_pool=", pool));
+  SetEnvironmentVariableW(L"LOCALAPPDATA",
+                          had > 0 && had < 1024 ? saved : nullptr);
+  ASSERT_NE(server_, nullptr);
+  ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis))
+      << server_->Output();
+  EXPECT_THAT(server_->Output(), HasSubstr(address_.substr(1)));
+  const DWORD pid = GetCurrentProcessId();
+  int port = Ask(pid);
+  EXPECT_GE(port, first);
+  EXPECT_LT(port, first + 3);
+  absl::StatusOr<int> cpp = portpicker::GetPortFromPortServer(address_, pid);
+  ASSERT_TRUE(cpp.ok()) << cpp.status();
+  EXPECT_NE(*cpp, port);
+  DWORD attributes = GetFileAttributesW(Widen(local + "\\portserver").c_str());
+  ASSERT_NE(attributes, INVALID_FILE_ATTRIBUTES) << server_->Output();
+  EXPECT_NE(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
 }
 
 TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {

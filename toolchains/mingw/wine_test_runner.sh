@@ -24,6 +24,10 @@ case "$program" in
 esac
 
 export WINEDEBUG=-all
+# A UTF-8 locale, so that wine can make files of any name, as NTFS can
+# (Bazel runs tests without LANG; in the C locale wine refuses non-ASCII
+# file names). The ANSI code page wine gives programs stays 1252.
+export LC_ALL=C.UTF-8
 # No crash dialog or winedbg dump for a crashing test (it exits non-zero),
 # and no offer to install Mono or Gecko.
 export WINEDLLOVERRIDES="winedbg.exe=d;mscoree=;mshtml="
