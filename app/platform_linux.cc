@@ -212,8 +212,17 @@ class LinuxOwnerWatcher final : public OwnerWatcher {
  public:
   explicit LinuxOwnerWatcher(std::function<void(int64_t)> on_exit)
       : watcher_(std::move(on_exit)) {}
-  bool Watch(int64_t pid) override {
-    return watcher_.Watch(pid) != LinuxPidfdWatcher::WatchResult::kUnavailable;
+  Result Watch(int64_t pid) override {
+    switch (watcher_.Watch(pid)) {
+      case LinuxPidfdWatcher::WatchResult::kWatching:
+      case LinuxPidfdWatcher::WatchResult::kAlreadyWatching:
+        return Result::kWatching;
+      case LinuxPidfdWatcher::WatchResult::kGone:
+        return Result::kGone;
+      case LinuxPidfdWatcher::WatchResult::kUnavailable:
+        break;
+    }
+    return Result::kUnavailable;
   }
 
  private:

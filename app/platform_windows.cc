@@ -62,9 +62,17 @@ class WindowsOwnerWatcher final : public OwnerWatcher {
  public:
   explicit WindowsOwnerWatcher(std::function<void(int64_t)> on_exit)
       : watcher_(std::move(on_exit)) {}
-  bool Watch(int64_t pid) override {
-    return watcher_.Watch(pid) !=
-           WindowsProcessWatcher::WatchResult::kUnavailable;
+  Result Watch(int64_t pid) override {
+    switch (watcher_.Watch(pid)) {
+      case WindowsProcessWatcher::WatchResult::kWatching:
+      case WindowsProcessWatcher::WatchResult::kAlreadyWatching:
+        return Result::kWatching;
+      case WindowsProcessWatcher::WatchResult::kGone:
+        return Result::kGone;
+      case WindowsProcessWatcher::WatchResult::kUnavailable:
+        break;
+    }
+    return Result::kUnavailable;
   }
 
  private:

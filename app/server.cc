@@ -257,8 +257,31 @@ size_t Server::unwatched_owners() const {
   return unwatched_.size();
 }
 
+bool Server::ReclaimIfGone(int64_t pid) {
+  size_t back = service_.OwnerExited(pid);
+  if (Verbose() && back > 0) {
+    PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
+                 << " port(s) back in the pool";
+  }
+  return back > 0 || service_.PortsOf(pid).empty();
+}
+
 void Server::Watch(int64_t pid) {
-  if (watcher_ == nullptr || watcher_->Watch(pid)) return;
+  if (watcher_ == nullptr) return;
+  const char* why = "cannot watch it for its exit";
+  switch (watcher_->Watch(pid)) {
+    case OwnerWatcher::Result::kWatching:
+      return;
+    case OwnerWatcher::Result::kGone:
+      // Ended before it could be watched: its ports come back now if the
+      // probe agrees. If it cannot tell (out of descriptors), or the pid's
+      // owner looks alive, later requests check it, as an unwatched owner.
+      if (ReclaimIfGone(pid)) return;
+      why = "it has ended, but the process probe cannot confirm it yet";
+      break;
+    case OwnerWatcher::Result::kUnavailable:
+      break;
+  }
   size_t count = 0;
   {
     std::lock_guard<std::mutex> lock(unwatched_mu_);
@@ -268,9 +291,9 @@ void Server::Watch(int64_t pid) {
   }
   uint64_t held_back = 0;
   if (!watch_warnings_.Allow(absl::Now(), &held_back)) return;
-  PS_LOG(WARNING) << "Cannot watch pid " << pid
-                  << " for its exit: it is checked on later requests instead, "
-                     "one unwatched owner per request ("
+  PS_LOG(WARNING) << "Owner pid " << pid << ": " << why
+                  << "; it is checked on later requests instead, one "
+                     "unwatched owner per request ("
                   << count << " unwatched now"
                   << (held_back > 0 ? absl::StrCat("; ", held_back,
                                                    " such lines suppressed")
@@ -313,7 +336,7 @@ void Server::CheckUnwatched() {
     unwatched_.pop_front();
   }
   bool done = service_.PortsOf(pid).empty() || service_.OwnerExited(pid) > 0 ||
-              watcher_->Watch(pid);
+              watcher_->Watch(pid) == OwnerWatcher::Result::kWatching;
   std::lock_guard<std::mutex> lock(unwatched_mu_);
   if (done) {
     unwatched_set_.erase(pid);
@@ -351,15 +374,12 @@ void Server::LogJournalEvent(const Decision& d) {
 }
 
 void Server::OwnerExited(int64_t pid) {
-  size_t back = service_.OwnerExited(pid);
-  if (Verbose() && back > 0) {
-    PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
-                 << " port(s) back in the pool";
-  }
-  if (back == 0 && !service_.PortsOf(pid).empty()) {
+  if (!ReclaimIfGone(pid)) {
     // The watched process ended, yet the pid's owner looks alive: a process
     // that took the pid within the tick its owner started in (same start
-    // time; README, Leases). Its ports last until that one exits: watch it.
+    // time; README, Leases), or the probe cannot tell. Its ports last until
+    // that one exits: watch it (a pid gone meanwhile goes to the unwatched
+    // owners if the probe still cannot tell).
     Watch(pid);
   }
 }

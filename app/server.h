@@ -37,12 +37,18 @@ namespace portserver {
 // Tells when owners exit, so that their ports come back at once. Watch()
 // is cheap for an owner already watched. The callback the platform's
 // watcher was made with may run on another thread, and means "may have
-// exited": the server confirms with its probe.
+// exited": the server confirms with its probe. It never runs from inside
+// Watch(): the server's callback may call Watch() again, and a pid that is
+// already gone would then be reported and watched without end.
 class OwnerWatcher {
  public:
   virtual ~OwnerWatcher() = default;
-  // False if `pid` cannot be watched (its exit will not be reported).
-  virtual bool Watch(int64_t pid) = 0;
+  enum class Result {
+    kWatching,     // Its exit will be reported (or `pid` is watched already).
+    kGone,         // No such process now; nothing will be reported.
+    kUnavailable,  // Cannot be watched (out of descriptors, ...).
+  };
+  virtual Result Watch(int64_t pid) = 0;
 };
 
 // The adapters a server runs on. Not owned; they must outlive the Server.
@@ -120,7 +126,14 @@ class Server final : private RequestHandler {
   Transport& transport_;
   PortService service_;
   ControlService control_;
+  // Watches `pid`'s exit; if it cannot be watched, or it has ended and its
+  // ports cannot be taken back yet (the probe cannot tell), later requests
+  // check it (CheckUnwatched). Never calls itself, directly or through the
+  // watcher.
   void Watch(int64_t pid);
+  // Takes back the ports of `pid` if its owner has ended (logs it when
+  // verbose). True if it holds none now.
+  bool ReclaimIfGone(int64_t pid);
   // Watch(pid) once the reply is sent (AfterReply); for a new owner, then
   // checks that the pid is still that owner's.
   void WatchAfterReply(int64_t pid, bool new_owner);

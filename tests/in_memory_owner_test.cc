@@ -19,19 +19,23 @@
 namespace portserver {
 namespace {
 
-// Watches every owner but those in `unwatchable`.
+// Watches every owner but those in `unwatchable`; one that is not alive
+// is kGone, as the platforms' watchers say.
 class FakeOwnerWatcher final : public OwnerWatcher {
  public:
-  bool Watch(int64_t pid) override {
+  explicit FakeOwnerWatcher(const FakeProcessProbe& processes)
+      : processes_(processes) {}
+  Result Watch(int64_t pid) override {
     std::function<void(int64_t)> hook;
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++calls_;
-      if (unwatchable_.count(pid) != 0) return false;
+      if (unwatchable_.count(pid) != 0) return Result::kUnavailable;
       hook = before_watch_;
     }
     if (hook) hook(pid);  // What happened to `pid` before the watch.
-    return true;
+    return processes_.IncarnationOf(pid) != 0 ? Result::kWatching
+                                              : Result::kGone;
   }
   int calls() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -51,6 +55,7 @@ class FakeOwnerWatcher final : public OwnerWatcher {
   }
 
  private:
+  const FakeProcessProbe& processes_;
   std::mutex mu_;
   std::set<int64_t> unwatchable_;
   std::function<void(int64_t)> before_watch_;
@@ -96,7 +101,7 @@ class UnwatchedOwnerTest : public ::testing::Test {
   FakeProcessProbe processes_;
   FakePortProbe ports_;
   FakeTransport transport_;
-  FakeOwnerWatcher watcher_;
+  FakeOwnerWatcher watcher_{processes_};
   std::unique_ptr<Server> server_;
   std::thread thread_;
   absl::Status served_;
@@ -163,6 +168,26 @@ TEST_F(UnwatchedOwnerTest, OwnerThatOutlivesItsWatchIsWatchedAgain) {
   server_->OwnerExited(kSelf);  // Gone for good: its port comes back.
   EXPECT_EQ(server_->stats().leased_ports, 0u);
   EXPECT_EQ(watcher_.calls(), watches + 1);
+}
+
+// The watched owner ended, but the probe cannot tell (/proc unreadable: out
+// of descriptors), and a watch of its pid says it is gone. The server
+// crashed there, its stack full of Watch -> OwnerExited -> Watch (a
+// reviewer's strace injecting EMFILE): the owner now waits among the
+// unwatched owners, and a later request takes its ports back once the
+// probe can tell.
+TEST_F(UnwatchedOwnerTest, GoneOwnerThatTheProbeCannotTellIsCheckedLater) {
+  ASSERT_NE(Ask(kBad), 0);
+  processes_.Kill(kBad);
+  processes_.FailNextCalls(2);  // The report's check, and the re-watch's.
+  int watches = watcher_.calls();
+  server_->OwnerExited(kBad);  // As the watcher reports it.
+  EXPECT_EQ(watcher_.calls(), watches + 1);
+  EXPECT_EQ(server_->stats().leased_ports, 1u);
+  EXPECT_EQ(server_->unwatched_owners(), 1u);
+  ASSERT_NE(Ask(kSelf), 0);  // Checks kBad: gone, its port comes back.
+  EXPECT_EQ(server_->stats().leased_ports, 1u);  // kSelf's.
+  EXPECT_EQ(server_->unwatched_owners(), 0u);
 }
 
 }  // namespace

@@ -59,10 +59,8 @@ LinuxPidfdWatcher::WatchResult LinuxPidfdWatcher::Watch(int64_t pid) {
       pidfds_.emplace(pid, fd);
       return WatchResult::kWatching;
     }
-    if (errno != ESRCH) return WatchResult::kUnavailable;
+    return errno == ESRCH ? WatchResult::kGone : WatchResult::kUnavailable;
   }
-  on_exit_(pid);  // Already gone.
-  return WatchResult::kGone;
 }
 
 size_t LinuxPidfdWatcher::watching() const {

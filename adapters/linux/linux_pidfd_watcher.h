@@ -34,7 +34,9 @@ class LinuxPidfdWatcher final {
   enum class WatchResult {
     kWatching,  // on_exit(pid) will run when it exits.
     kAlreadyWatching,
-    kGone,         // No such process now: on_exit(pid) was called.
+    // No such process now. on_exit(pid) is not called: the caller's
+    // callback may call Watch() again, which would go on without end.
+    kGone,
     kUnavailable,  // No pidfd (errno in the log): rely on sweeps.
   };
   WatchResult Watch(int64_t pid);

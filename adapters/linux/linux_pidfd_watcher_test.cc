@@ -66,14 +66,18 @@ TEST(LinuxPidfdWatcher, ReportsAnExitAsItHappens) {
   EXPECT_EQ(exits.pids().size(), 1u);
 }
 
-TEST(LinuxPidfdWatcher, AProcessAlreadyGoneIsReportedAtOnce) {
+// Said by Watch(), and not through the callback: a callback from inside
+// Watch() may call Watch() again, without end (a reviewer crashed the server
+// so, its probe unable to read /proc).
+TEST(LinuxPidfdWatcher, AProcessAlreadyGoneIsReportedByWatchAlone) {
   Exits exits;
   LinuxPidfdWatcher watcher([&](int64_t pid) { exits.Record(pid); });
   pid_t child = fork();
   if (child == 0) _exit(0);
   waitpid(child, nullptr, 0);
   EXPECT_EQ(watcher.Watch(child), LinuxPidfdWatcher::WatchResult::kGone);
-  EXPECT_EQ(exits.pids(), std::vector<int64_t>{child});
+  EXPECT_TRUE(exits.pids().empty());
+  EXPECT_EQ(watcher.watching(), 0u);
 }
 
 TEST(LinuxPidfdWatcher, WatchesManyAndOnlyReportsTheDead) {

@@ -47,9 +47,8 @@ WindowsProcessWatcher::WatchResult WindowsProcessWatcher::Watch(int64_t pid) {
       OpenProcess(SYNCHRONIZE, FALSE, static_cast<DWORD>(pid)));
   if (!entry->process.valid()) {
     DWORD error = GetLastError();
-    if (error != ERROR_INVALID_PARAMETER) return WatchResult::kUnavailable;
-    on_exit_(pid);
-    return WatchResult::kGone;
+    return error == ERROR_INVALID_PARAMETER ? WatchResult::kGone
+                                            : WatchResult::kUnavailable;
   }
   // Registered under mu_: the callback takes mu_ first, so it always finds
   // the entry with its wait handle set.

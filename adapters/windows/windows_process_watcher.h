@@ -38,7 +38,9 @@ class WindowsProcessWatcher final {
   enum class WatchResult {
     kWatching,  // on_exit(pid) will run when it exits.
     kAlreadyWatching,
-    kGone,         // No such process now: on_exit(pid) was called.
+    // No such process now. on_exit(pid) is not called: the caller's
+    // callback may call Watch() again (and would deadlock on its lock).
+    kGone,
     kUnavailable,  // No handle or no wait: rely on sweeps.
   };
   WatchResult Watch(int64_t pid);
