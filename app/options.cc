@@ -308,12 +308,17 @@ std::string UsageText() {
       &usage,
       "\n"
       "signals: SIGUSR1 logs statistics; SIGTERM, SIGINT and SIGHUP stop the\n"
-      "server (it removes its path socket and exits 0).\n"
-      "exit status: 0 after SIGTERM/SIGINT/SIGHUP, 2 for a bad flag or pool,\n"
-      "an address that cannot be bound, a passed socket of the wrong kind, a\n"
-      "state or metrics file that is not the server's or that another server\n"
-      "holds, or a pool the kernel may not reserve\n"
-      "(--portserver_reserve_pool_in_kernel), 1 if serving fails later.\n");
+      "server (it removes its path socket and exits 0), except one that was\n"
+      "ignored when it started (nohup, a shell's background job): that one\n"
+      "stays ignored.\n"
+      "exit status: 0 after SIGTERM/SIGINT/SIGHUP; 2, before anything is\n"
+      "served, for a bad flag or pool, an address that cannot be bound, a\n"
+      "passed socket of the wrong kind, a pool the kernel may not reserve\n"
+      "(--portserver_reserve_pool_in_kernel), a state file that is not a\n"
+      "journal of the server's, is in use by another server or whose\n"
+      "directory is missing, or a metrics file that is not the server's or\n"
+      "whose directory is missing or not writable; 1 if serving fails "
+      "later.\n");
   return usage;
 }
 

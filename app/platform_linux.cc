@@ -236,12 +236,27 @@ class LinuxSignalWatcher final : public SignalWatcher {
       : on_stats_(std::move(on_stats)), on_stop_(std::move(on_stop)) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGUSR1);
-    sigaddset(&set_, SIGTERM);
-    sigaddset(&set_, SIGINT);
     // SIGHUP (the terminal or session went away, or an init system's
     // "reload") stops the server like SIGTERM: it has no configuration to
     // reload, and dying of the signal would leave a path socket behind.
-    sigaddset(&set_, SIGHUP);
+    // A stop signal that the server was started with ignored stays ignored:
+    // `nohup` ignores SIGHUP, and a shell ignores SIGINT for a job it runs
+    // in the background, so that they outlive the terminal or a Ctrl+C. A
+    // blocked signal is queued for sigwait() even when ignored, so those are
+    // left out of the set (the reference, in python, keeps them ignored).
+    const std::pair<int, const char*> stops[] = {
+        {SIGTERM, "SIGTERM"}, {SIGINT, "SIGINT"}, {SIGHUP, "SIGHUP"}};
+    for (const auto& [sig, name] : stops) {
+      struct sigaction current {};
+      if (sigaction(sig, nullptr, &current) == 0 &&
+          current.sa_handler == SIG_IGN) {
+        PS_LOG(INFO) << name
+                     << " was ignored when the server started (nohup, or a "
+                        "background job): it stays ignored";
+        continue;
+      }
+      sigaddset(&set_, sig);
+    }
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     thread_ = std::thread([this] { Loop(); });
   }

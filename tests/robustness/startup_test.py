@@ -7,9 +7,13 @@
                        under a hard limit of 20,000).
   PoolSpellingTest     a pool written with blanks (' 10-20') is served and
                        logged without them, as "pool 10-20".
+  IgnoredSignalTest    a stop signal ignored at start (nohup, a shell's
+                       background job) stays ignored, as for the reference.
 """
 
+import os
 import resource
+import signal
 
 import harness
 
@@ -114,6 +118,52 @@ class PoolSpellingTest(harness.ServerTestCase):
                 owner = self.owner()
                 self.assertIn(harness.ask(server.address, owner.pid),
                               server.pool, server.log())
+
+
+def ignore_signals(*signals):
+    def preexec():
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+    return preexec
+
+
+class IgnoredSignalTest(harness.ServerTestCase):
+    """`nohup portserver &` from a script: SIGHUP and SIGINT ignored.
+
+    The server blocked every stop signal for sigwait(), which receives a
+    blocked signal even when it is ignored: it stopped on the hang-up that
+    nohup was meant to keep from it (grpc's run_tests left its port server
+    running for later jobs so).
+    """
+    POOL = '37200-37203'
+
+    def test_signals_ignored_at_start_do_not_stop_it(self):
+        server = self.start_server(
+            self.POOL, args=['--portserver_state_file=none'],
+            preexec_fn=ignore_signals(signal.SIGHUP, signal.SIGINT))
+        for name in ('SIGHUP', 'SIGINT'):
+            self.assertTrue(
+                any(name + ' was ignored when the server started' in l
+                    for l in messages(server)), server.log())
+        os.kill(server.pid, signal.SIGHUP)
+        os.kill(server.pid, signal.SIGINT)
+        # Pending signals are taken lowest number first (SIGHUP 1, SIGINT
+        # 2, SIGUSR1 10): once this dump is logged, both were dealt with.
+        server.stats()
+        owner = self.owner()
+        self.assertIn(harness.ask(server.address, owner.pid), server.pool,
+                      server.log())
+        self.assertTrue(server.running, server.log())
+        self.assertFalse(any('Stopping on signal' in l
+                             for l in messages(server)), server.log())
+        self.assertEqual(server.stop(signal.SIGTERM), 0, server.log())
+
+    def test_stop_signals_stop_it_otherwise(self):
+        for sig in (signal.SIGHUP, signal.SIGINT):
+            with self.subTest(signal=sig):
+                server = self.start_server(
+                    self.POOL, args=['--portserver_state_file=none'])
+                self.assertEqual(server.stop(sig), 0, server.log())
 
 
 if __name__ == '__main__':
