@@ -21,9 +21,9 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "\\\\.\\pipe\\ prefix).");
 DEFINE_string(portserver_extra_addresses, "",
               "Comma separated further addresses to listen on, each like "
-              "--portserver_address (e.g. a path that containers reach "
-              "through a bind mount). One pool and one journal serve them "
-              "all. Not bound, like --portserver_address, when the service "
+              "--portserver_address (e.g. a path socket, whose file "
+              "permissions say who may ask). One pool and one journal serve "
+              "them all. Not bound, like --portserver_address, when the service "
               "manager passes the sockets (LISTEN_FDS).");
 DEFINE_string(
     portserver_state_file, "",
