@@ -19,19 +19,20 @@ DEFINE_string(portserver_address, "@unittest-portserver",
               "Address of AF_UNIX socket on which to listen on Unix (first @ "
               "is a NUL) or the name of the pipe on Windows (first @ is the "
               "\\\\.\\pipe\\ prefix).");
-DEFINE_string(portserver_extra_addresses, "",
-              "Comma separated further addresses to listen on, each like "
-              "--portserver_address (e.g. a path socket, whose file "
-              "permissions say who may ask). One pool and one journal serve "
-              "them all. Not bound, like --portserver_address, when the service "
-              "manager passes the sockets (LISTEN_FDS).");
+DEFINE_string(
+    portserver_extra_addresses, "",
+    "Comma separated further addresses to listen on, each like "
+    "--portserver_address (e.g. a path socket, whose file "
+    "permissions say who may ask). One pool and one journal serve "
+    "them all. Not bound, like --portserver_address, when the service "
+    "manager passes the sockets (LISTEN_FDS).");
 DEFINE_string(
     portserver_state_file, "",
     "File that journals leases, so that a restart (even after kill "
     "-9) never hands out a port still leased to a live process. "
     "Empty: <runtime dir>/<address>.journal, where the runtime dir "
     "is $XDG_RUNTIME_DIR/portserver, or /tmp/portserver-<uid> when "
-    "XDG_RUNTIME_DIR is unset; for an @abstract address "
+    "XDG_RUNTIME_DIR is unset or not a directory; for an @abstract address "
     "<address>.netns-<inode>.journal, since each network namespace "
     "(a container, a sandboxed test) has its own @address. Leases on "
     "ports outside the pool are dropped with a warning. 'none': keep "

@@ -413,6 +413,17 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
   bool default_directory = path->empty();
   if (default_directory) {
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
+    struct stat runtime_dir;
+    if (runtime != nullptr && runtime[0] != '\0' &&
+        (stat(runtime, &runtime_dir) != 0 || !S_ISDIR(runtime_dir.st_mode))) {
+      // Set, but gone: systemd-logind removes /run/user/<uid> when the
+      // user's last session ends, and a shell or tmux started before keeps
+      // the variable. Unset is what the XDG spec has a fallback for.
+      PS_LOG(WARNING) << "XDG_RUNTIME_DIR=" << runtime
+                      << " is not a directory (the user's sessions ended?): "
+                         "the state file goes to /tmp instead";
+      runtime = nullptr;
+    }
     std::string dir = runtime != nullptr && runtime[0] != '\0'
                           ? std::string(runtime) + "/portserver"
                           : "/tmp/portserver-" + std::to_string(geteuid());

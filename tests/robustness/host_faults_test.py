@@ -302,6 +302,22 @@ class CleanStopTest(FaultTestBase):
                                               if os.path.isdir(state_dir)
                                               else state_dir))
 
+    def test_a_runtime_directory_that_is_gone_falls_back_to_tmp(self):
+        # XDG_RUNTIME_DIR kept by a shell after logind removed it (the
+        # user's last session ended): the server exited 2 ("cannot create
+        # .../portserver"), where an unset one gets /tmp/portserver-<uid>.
+        gone = os.path.join(self.workdir, 'run-user-gone')
+        server = self.start_default(gone)
+        self.assertIn('XDG_RUNTIME_DIR=%s is not a directory' % gone,
+                      server.log())
+        fallback = '/tmp/portserver-%d' % os.geteuid()
+        name = self.address[1:]
+        self.assertTrue(any(n.startswith(name) and n.endswith('.journal')
+                            for n in os.listdir(fallback)),
+                        os.listdir(fallback))
+        self.assertFalse(os.path.exists(gone))
+        self.assertEqual(server.stop(), 0, server.log())
+
     def test_clean_stop_with_live_leases_keeps_the_journal(self):
         runtime = os.path.join(self.workdir, 'runtime2')
         os.makedirs(runtime, exist_ok=True)
