@@ -66,7 +66,8 @@ struct AllocationPolicyOptions {
   uint64_t min_busy_backoff = 1;
   uint64_t max_busy_backoff = 1024;
   // When nothing else is free: how many of the ports set aside as busy by
-  // earlier requests (due soonest first) are probed again at once.
+  // earlier requests (due soonest first) are probed again at once, for each
+  // port a request still lacks (AllocateMany: up to count times this).
   size_t busy_retries_when_exhausted = 4;
   // Of the ports set aside in TIME_WAIT whose backoff has run out, at most
   // this many rejoin the queue per request (to be probed again).
