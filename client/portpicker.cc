@@ -150,19 +150,58 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
   const int missing = n - static_cast<int>(ports.size());
   const std::string address =
       EnvironmentUtf8(kPortServerAddressEnv).value_or("");
-  if (missing > 1 && !address.empty() &&
-      missing <= static_cast<int>(portserver::kMaxPortsPerRequest)) {
-    // One round trip to a server of the extended protocol; only a server
-    // without it (python's: Unimplemented) gets one request per port.
-    absl::StatusOr<std::vector<int>> got = GetPortsFromPortServer(
-        address, internal::CurrentPid(), missing, DefaultLabel());
-    if (!got.ok() && !absl::IsUnimplemented(got.status())) {
-      // Refused (all or none: it leased none of them) or unreachable: plain
-      // requests would lease some and not others. The rest are picked
-      // without the server, as PickUnusedPort falls back.
+  if (missing > 1 && !address.empty()) {
+    // Round trips to a server of the extended protocol, each all or none
+    // (at most kMaxPortsPerRequest ports); only a server without it
+    // (python's: Unimplemented) gets one request per port.
+    std::vector<int> leased;
+    absl::Status refused;
+    bool extended = true;
+    while (static_cast<int>(leased.size()) < missing) {
+      const int chunk =
+          std::min(missing - static_cast<int>(leased.size()),
+                   static_cast<int>(portserver::kMaxPortsPerRequest));
+      absl::StatusOr<std::vector<int>> got = GetPortsFromPortServer(
+          address, internal::CurrentPid(), chunk, DefaultLabel());
+      if (absl::IsUnimplemented(got.status()) && leased.empty()) {
+        extended = false;
+        break;
+      }
+      if (!got.ok()) {
+        refused = got.status();
+        break;
+      }
+      leased.insert(leased.end(), got->begin(), got->end());
+    }
+    if (extended) {
       absl::Status failed;
       {
         absl::MutexLock lock(&mu_);
+        std::set<int> distinct;
+        bool fresh = refused.ok();
+        for (int port : leased) {
+          fresh = fresh && owned_.count(port) == 0 &&
+                  random_.count(port) == 0 && distinct.insert(port).second;
+        }
+        if (fresh) {
+          for (int port : leased) {
+            free_.erase(port);
+            owned_.insert(port);
+            ports.push_back(port);
+          }
+          return ports;
+        }
+        // Refused (that request leased none), unreachable, or a grant of a
+        // port this picker has handed out already: a mix of leased ports
+        // and ports picked without the server would hide the failure. What
+        // this call leased goes to the free set (leased to this process
+        // until it exits, for later picks), and the rest are all picked
+        // without the server, as PickUnusedPort falls back.
+        for (int port : leased) {
+          if (owned_.count(port) == 0 && random_.count(port) == 0) {
+            free_.insert(port);
+          }
+        }
         std::set<int> avoid = owned_;
         avoid.insert(free_.begin(), free_.end());
         avoid.insert(random_.begin(), random_.end());
@@ -184,21 +223,6 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
       }
       for (int picked : ports) ReturnPort(picked).IgnoreError();
       return failed;
-    }
-    if (got.ok()) {
-      absl::MutexLock lock(&mu_);
-      bool fresh = true;
-      for (int port : *got) {
-        fresh = fresh && owned_.count(port) == 0 && random_.count(port) == 0;
-      }
-      if (fresh) {
-        for (int port : *got) {
-          free_.erase(port);
-          owned_.insert(port);
-          ports.push_back(port);
-        }
-        return ports;
-      }
     }
   }
   while (static_cast<int>(ports.size()) < n) {

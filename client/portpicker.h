@@ -128,16 +128,19 @@ class PortPicker {
 
   // `n` distinct ports for this process: first from the free set; the rest
   // from the server in one round trip when it speaks the extended protocol
-  // (docs/protocol.md: all or none, labelled with $TEST_TARGET when set).
-  // If that server refuses (or cannot be reached), the rest are all picked
-  // without it, none reserved (as PickUnusedPort falls back): never some
-  // leased and some not. Against a server without the extended protocol
-  // (python's) each is picked as PickUnusedPort() does, one request per
-  // port; no server: each picked without one. InvalidArgument if n <= 0.
-  // If one pick fails, the ports picked so far are returned with ReturnPort
-  // and the error is returned. Against python's server, which has no
-  // release, the ports it leased before a refusal stay leased to this
-  // process until it exits (ReturnPort keeps them in the free set).
+  // (docs/protocol.md: all or none, labelled with $TEST_TARGET when set;
+  // more than kMaxPortsPerRequest (1024) in several, each all or none).
+  // If that server refuses (or cannot be reached, or grants a port this
+  // picker has handed out already), the rest are all picked without it,
+  // none reserved (as PickUnusedPort falls back): never some leased and
+  // some not; ports an earlier part leased go to the free set. Against a server
+  // without the extended protocol (python's) each is picked as PickUnusedPort()
+  // does, one request per port; no server: each picked without one.
+  // InvalidArgument if n <= 0. If one pick fails, the ports picked so far are
+  // returned with ReturnPort and the error is returned. Against python's
+  // server, which has no release, the ports it leased before a refusal stay
+  // leased to this process until it exits (ReturnPort keeps them in the free
+  // set).
   absl::StatusOr<std::vector<int>> PickUnusedPorts(int n);
 
   // Gives back a port this picker handed out. A port from the free set or the

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <set>
@@ -325,6 +326,62 @@ TEST_F(PortPickerTest, RefusedPickUnusedPortsLeasesNoneOfThem) {
     EXPECT_THAT(picker_.ReturnPort(port),
                 StatusIs(absl::StatusCode::kNotFound));
   }
+}
+
+// A server of the extended protocol that grants `count` fresh ports per
+// request (from kFakePort on), refusing the request numbered `refuse` (0:
+// none) and plain requests.
+FakePortServer::Handler GrantsInParts(int refuse) {
+  auto next = std::make_shared<std::atomic<int>>(kFakePort);
+  auto requests = std::make_shared<std::atomic<int>>(0);
+  return [next, requests, refuse](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) return "";
+    if (++*requests == refuse) {
+      return "portserver/1 error code=pool-exhausted message=x\nend\n";
+    }
+    size_t at = request.find(" count=");
+    int count = at == std::string::npos ? 0 : std::atoi(&request[at + 7]);
+    std::string ports;
+    for (int i = 0; i < count; ++i) {
+      absl::StrAppend(&ports, i == 0 ? "" : ",", (*next)++);
+    }
+    return absl::StrCat("portserver/1 ok ports=", ports, "\nend\n");
+  };
+}
+
+// More than one request holds (1024 ports at most): asked in parts, each
+// all or none. Before, more than 1024 went as plain requests, one a port,
+// and the first denial mixed leased ports with unreserved ones (reviewer).
+TEST_F(PortPickerTest, MoreThanOneRequestHoldsIsAskedInParts) {
+  FakePortServer fake(GrantsInParts(/*refuse=*/0));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(1025);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  ASSERT_EQ(ports->size(), 1025u);
+  for (int i = 0; i < 1025; ++i) EXPECT_EQ((*ports)[i], kFakePort + i);
+  ASSERT_THAT(fake.requests(), SizeIs(2));
+  EXPECT_THAT(fake.requests()[0], HasSubstr(" count=1024"));
+  EXPECT_THAT(fake.requests()[1], ::testing::ContainsRegex(" count=1[ \n]"));
+}
+
+// A later part refused: none of the result is leased (all are picked
+// without the server), and the ports the first part leased wait in the free
+// set for later picks.
+TEST_F(PortPickerTest, RefusedPartLeavesNoLeasedPortInTheResult) {
+  FakePortServer fake(GrantsInParts(/*refuse=*/2));
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(1025);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  ASSERT_EQ(std::set<int>(ports->begin(), ports->end()).size(), 1025u);
+  for (int port : *ports) {
+    EXPECT_FALSE(port >= kFakePort && port < kFakePort + 1024) << port;
+  }
+  EXPECT_THAT(fake.requests(), SizeIs(2));
+  absl::StatusOr<int> next = picker_.PickUnusedPort();
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_GE(*next, kFakePort);
+  EXPECT_LT(*next, kFakePort + 1024);
+  EXPECT_THAT(fake.requests(), SizeIs(2));  // From the free set.
 }
 
 TEST_F(PortPickerTest, PickUnusedPortsAreDistinctEvenIfTheServerRepeats) {
