@@ -31,7 +31,7 @@ esac
 [ "$#" -ge $((count + 2)) ] || usage
 server_args=("${@:1:count}")
 shift "$count"
-for arg in "${server_args[@]}"; do
+for arg in ${server_args[@]+"${server_args[@]}"}; do
   bare=${arg#--}
   bare=${bare#-}
   case $bare in
@@ -59,7 +59,7 @@ work=$(mktemp -d "${TEST_TMPDIR:-${TMPDIR:-/tmp}}/portserver_test.XXXXXX")
 address="@portserver-test-$$-$RANDOM$RANDOM"
 # The server_args first: the rule's own flags come last, and the last of a
 # repeated flag wins, so the address, pool and state file are always these.
-flags=("${server_args[@]}" --portserver_address="$address"
+flags=(${server_args[@]+"${server_args[@]}"} --portserver_address="$address"
   --portserver_static_pool="$pool" --verbose --portserver_state_file=none)
 
 # The server writes to a FIFO that this shell holds open for reading: read it
