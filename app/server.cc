@@ -3,6 +3,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -132,7 +133,16 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   }
   journal_path_ = path;
   journal_attached_ = true;
-  for (const auto& lease : service_.Leases()) Watch(lease.second.pid);
+  std::set<int64_t> owners;
+  for (const auto& lease : service_.Leases()) owners.insert(lease.second.pid);
+  for (int64_t pid : owners) {
+    Watch(pid);
+    // As for a new owner after its reply: the watch follows whatever
+    // process has the pid now, so the owner is checked by start time once
+    // it is taken (its pid may have gone to another process since Restore
+    // probed it).
+    ReclaimIfGone(pid);
+  }
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
     PS_LOG(ERROR) << "State file " << path

@@ -9,11 +9,13 @@
 #include <string>
 #include <thread>
 
+#include "adapters/fake/fake_lease_store.h"
 #include "adapters/fake/fake_port_probe.h"
 #include "adapters/fake/fake_process_probe.h"
 #include "adapters/fake/fake_transport.h"
 #include "app/options.h"
 #include "app/server.h"
+#include "domain/lease_journal.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -188,6 +190,38 @@ TEST_F(UnwatchedOwnerTest, GoneOwnerThatTheProbeCannotTellIsCheckedLater) {
   ASSERT_NE(Ask(kSelf), 0);  // Checks kBad: gone, its port comes back.
   EXPECT_EQ(server_->stats().leased_ports, 1u);  // kSelf's.
   EXPECT_EQ(server_->unwatched_owners(), 0u);
+}
+
+// The same window at a restart: a restored owner whose pid went to another
+// process between the journal's replay (which probed it) and its watch
+// keeps no port (a reviewer's suspicion; the window is microseconds).
+TEST(RestoredOwnerTest, OwnerWhosePidIsReusedBeforeItsWatchKeepsNoPort) {
+  const char* argv[] = {"portserver", "--portserver_address=@in-memory",
+                        "--portserver_static_pool=20000-20099"};
+  absl::StatusOr<CommandLine> cl = ParseCommandLine(3, argv);
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeTransport transport;
+  FakeOwnerWatcher watcher(processes);
+  Server server(cl->options, Adapters{&processes, &ports, &transport});
+  server.SetOwnerWatcher(&watcher);
+  constexpr int64_t kKept = 4242, kReused = 5151;
+  processes.Spawn(kKept);
+  processes.Spawn(kReused);
+  const std::string journal =
+      JournalHeader() +
+      JournalLease(20000, Owner{kKept, processes.IncarnationOf(kKept)}) +
+      JournalLease(20001, Owner{kReused, processes.IncarnationOf(kReused)});
+  watcher.BeforeWatch([&processes](int64_t pid) {
+    if (pid != kReused) return;
+    processes.Kill(kReused);   // The owner ends after the replay...
+    processes.Spawn(kReused);  // ...and a new process takes its pid.
+  });
+  FakeLeaseStore store;
+  server.UseJournal(store, journal, "in-memory");
+  EXPECT_EQ(server.stats().leased_ports, 1u);
+  EXPECT_EQ(server.unwatched_owners(), 0u);
 }
 
 }  // namespace
