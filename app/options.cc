@@ -48,7 +48,9 @@ DEFINE_int32(portserver_max_ports_per_pid, 0,
              "reference server (a long-lived test runner may hold many).");
 DEFINE_int32(portserver_max_connections, 1024,
              "Most client connections open at once. At the cap, the oldest "
-             "connection without a complete request is closed to make room.");
+             "connection without a complete request is closed to make room. "
+             "Lowered under a low descriptor limit to half of what it "
+             "leaves beyond the server's own (logged).");
 DEFINE_int32(portserver_read_timeout_ms, 5000,
              "How long a client may take to send its request, in "
              "milliseconds, before the connection is closed.");

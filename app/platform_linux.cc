@@ -115,17 +115,40 @@ constexpr uint64_t kCachedPidfds = 64;
 //   distinct live owners or connections at once could run out. That is the
 //   default pool (10,000 ports, wanting 21,152) under a common hard limit
 //   of 20,000, which is no real risk, so it is not a warning.
-void RaiseDescriptorLimit(const Options& options) {
+// Returns how many connections may be open at once: options.max_connections,
+// lowered (and logged) to half of what the limit leaves beyond the server's
+// own descriptors. The other half is for the locks of leased ports, owners'
+// pidfds and a request's probe: otherwise a flood of idle connections under
+// a low limit leaves a client that asks promptly nothing to be served with
+// (a chaos test: 50 idle connections under a limit of 64 had every request
+// refused), where the cap is meant to close the oldest idle one instead.
+size_t RaiseDescriptorLimit(const Options& options) {
   rlimit limit{};
-  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return options.max_connections;
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &limit) != 0) getrlimit(RLIMIT_NOFILE, &limit);
   }
+  if (limit.rlim_cur == RLIM_INFINITY) return options.max_connections;
+  const uint64_t half = limit.rlim_cur > kOwnDescriptors + 2
+                            ? (limit.rlim_cur - kOwnDescriptors) / 2
+                            : 1;
+  const uint64_t connections =
+      std::min<uint64_t>(options.max_connections, half);
+  if (connections < options.max_connections) {
+    PS_LOG(INFO) << "At most " << connections
+                 << " connections at once, not --portserver_max_connections="
+                 << options.max_connections
+                 << ": under a descriptor limit (RLIMIT_NOFILE) of "
+                 << limit.rlim_cur
+                 << ", connections may take half of what the server's own "
+                    "descriptors leave, so that idle ones cannot starve "
+                    "clients that ask promptly (the oldest idle one is "
+                    "closed at the cap)";
+  }
   uint64_t wanted = DescriptorsWanted(options);
-  if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return;
+  if (limit.rlim_cur >= wanted) return connections;
   uint64_t pool = options.pool.size();
-  const uint64_t connections = options.max_connections;
   // Ports one owner can lease with few connections open, and with all.
   uint64_t locks =
       limit.rlim_cur > kOwnDescriptors ? limit.rlim_cur - kOwnDescriptors : 0;
@@ -159,6 +182,7 @@ void RaiseDescriptorLimit(const Options& options) {
            "connections at once than that could run out; a hard limit of "
         << wanted << " covers every case (ulimit -Hn, systemd LimitNOFILE=)";
   }
+  return connections;
 }
 
 // Warns when the kernel may give pool ports to outgoing connections; with
@@ -330,7 +354,7 @@ std::string BootId() {
 
 absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     const Options& options) {
-  RaiseDescriptorLimit(options);
+  const size_t max_connections = RaiseDescriptorLimit(options);
   // A closed stderr (`portserver 2>&1 | head -1`, a log collector that
   // restarts) or a client gone before its reply must never kill the server:
   // writes fail with EPIPE instead, and the log and the transport go on.
@@ -357,7 +381,7 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
                           : absl::StrCat(local, " (", passed_as, ")")});
     }
   }
-  transport_options.max_connections = options.max_connections;
+  transport_options.max_connections = max_connections;
   transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);

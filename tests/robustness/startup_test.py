@@ -7,6 +7,9 @@
                        under a hard limit of 20,000).
   PoolSpellingTest     a pool written with blanks (' 10-20') is served and
                        logged without them, as "pool 10-20".
+  IdleFloodTest        under a low descriptor limit, idle connections are
+                       capped at half of what the server's own leave, so a
+                       client that asks promptly is still served.
   IgnoredSignalTest    a stop signal ignored at start (nohup, a shell's
                        background job) stays ignored, as for the reference.
 """
@@ -14,8 +17,10 @@
 import os
 import resource
 import signal
+import socket
 
 import harness
+import testlib
 
 MAX_CONNECTIONS = 16
 FIXED = 128 + MAX_CONNECTIONS   # Descriptors kept for connections and us.
@@ -118,6 +123,41 @@ class PoolSpellingTest(harness.ServerTestCase):
                 owner = self.owner()
                 self.assertIn(harness.ask(server.address, owner.pid),
                               server.pool, server.log())
+
+
+class IdleFloodTest(harness.ServerTestCase):
+    """50 idle connections under a descriptor limit of 64 (a chaos test).
+
+    With the default cap (1024 connections) they took every descriptor the
+    locks and the probe need, and every prompt request was refused (closed
+    unanswered, or pool-exhausted "out of descriptors?"), although the cap
+    is meant to close the oldest idle connection instead.
+    """
+    POOL = '37210-37219'
+    LIMIT = 64
+
+    def test_idle_connections_cannot_starve_a_prompt_client(self):
+        server = self.start_server(
+            self.POOL, args=['--portserver_state_file=none'],
+            preexec_fn=limit_descriptors(self.LIMIT))
+        cap = (self.LIMIT - OWN) // 2
+        self.assertTrue(any('At most %d connections at once' % cap in l
+                            for l in messages(server)), server.log())
+        idle = []
+        try:
+            for _ in range(50):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(testlib.sockaddr(server.address))
+                idle.append(s)
+            owner = self.owner()
+            for _ in range(3):
+                self.assertIn(harness.ask(server.address, owner.pid),
+                              server.pool, server.log())
+        finally:
+            for s in idle:
+                s.close()
+        self.assertGreaterEqual(server.stats()['refused-connections'],
+                                50 - cap, server.log())
 
 
 def ignore_signals(*signals):
