@@ -1,5 +1,6 @@
 #include "adapters/linux/linux_process_info.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -71,9 +72,25 @@ LinuxProcessInfo::LinuxProcessInfo(std::string proc_root)
     : proc_root_(std::move(proc_root)) {}
 
 std::string LinuxProcessInfo::CommandLine(int64_t pid, size_t max_bytes) {
+  const std::string dir = proc_root_ + "/" + std::to_string(pid);
   // Two bytes more: the final NUL, and one that tells whether it was cut.
-  std::optional<std::string> raw = ReadSome(
-      proc_root_ + "/" + std::to_string(pid) + "/cmdline", max_bytes + 2);
+  std::optional<std::string> raw = ReadSome(dir + "/cmdline", max_bytes + 2);
+  if (raw && raw->empty()) {
+    // A process whose main thread has exited (pthread_exit() in main) lives
+    // on in its other threads, but its /proc/<pid>/cmdline reads empty (the
+    // kernel reads it through the main thread's memory): another thread's
+    // shows the same command line.
+    if (DIR* tasks = opendir((dir + "/task").c_str())) {
+      while (dirent* entry = readdir(tasks)) {
+        int64_t tid = 0;
+        if (!absl::SimpleAtoi(entry->d_name, &tid) || tid == pid) continue;
+        raw = ReadSome(dir + "/task/" + entry->d_name + "/cmdline",
+                       max_bytes + 2);
+        if (raw && !raw->empty()) break;
+      }
+      closedir(tasks);
+    }
+  }
   if (!raw) return "";
   std::string& text = *raw;
   while (!text.empty() && text.back() == '\0') text.pop_back();
