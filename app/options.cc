@@ -22,7 +22,7 @@ DEFINE_string(portserver_address, "@unittest-portserver",
 DEFINE_string(
     portserver_extra_addresses, "",
     "Comma separated further addresses to listen on, each like "
-    "--portserver_address (e.g. a path socket, whose file "
+    "--portserver_address (e.g. a path socket, whose directory's "
     "permissions say who may ask). One pool and one journal serve "
     "them all. Not bound, like --portserver_address, when the service "
     "manager passes the sockets (LISTEN_FDS).");

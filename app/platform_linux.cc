@@ -382,6 +382,9 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
     }
   }
   transport_options.max_connections = max_connections;
+  transport_options.notice = [](const std::string& line) {
+    PS_LOG(WARNING) << "Path socket: " << line;
+  };
   transport_options.read_timeout = absl::Milliseconds(options.read_timeout_ms);
   absl::StatusOr<std::unique_ptr<LinuxUnixTransport>> transport =
       LinuxUnixTransport::Create(transport_options);

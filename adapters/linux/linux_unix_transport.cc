@@ -165,13 +165,17 @@ void UnlinkIfSame(const std::string& path, dev_t dev, ino_t ino) {
   }
 }
 
+absl::StatusOr<LinuxUnixTransport::Listener> BindListener(
+    const std::string& name);
+void CloseListener(const LinuxUnixTransport::Listener& listener);
+
 // The state of one Serve() call: open connections and their deadlines.
 class ServeLoop final {
  public:
   ServeLoop(const LinuxUnixTransport::Options& options,
-            const std::vector<int>& listen_fds, int epoll_fd, int* reserve_fd,
-            RequestHandler& handler)
-      : listen_fds_(listen_fds),
+            std::vector<LinuxUnixTransport::Listener>& listeners, int epoll_fd,
+            int* reserve_fd, RequestHandler& handler)
+      : listeners_(listeners),
         epoll_fd_(epoll_fd),
         reserve_fd_(reserve_fd),
         max_request_bytes_(options.max_request_bytes),
@@ -180,7 +184,18 @@ class ServeLoop final {
             absl::ToChronoNanoseconds(
                 std::min(options.read_timeout, kMaxReadTimeout)))),
         handler_(handler),
-        next_id_(kFirstListenerId + listen_fds.size()) {}
+        next_id_(kFirstListenerId + listeners.size()),
+        path_check_interval_(std::chrono::duration_cast<Clock::duration>(
+            absl::ToChronoNanoseconds(options.path_check_interval))),
+        notice_(options.notice),
+        path_problems_(listeners.size()) {
+    for (const auto& listener : listeners_) {
+      if (listener.owns_path &&
+          options.path_check_interval > absl::ZeroDuration()) {
+        next_path_check_ = Clock::now() + path_check_interval_;
+      }
+    }
+  }
   ServeLoop(const ServeLoop&) = delete;
   ServeLoop& operator=(const ServeLoop&) = delete;
 
@@ -199,6 +214,10 @@ class ServeLoop final {
         accept_paused_until_.reset();
         SetAccepting(true);
       }
+      if (next_path_check_.has_value() && *next_path_check_ <= now) {
+        CheckPaths();
+        next_path_check_ = now + path_check_interval_;
+      }
       if (!fatal_error_.empty()) return ServeResult{false, fatal_error_};
       int n = epoll_wait(epoll_fd_, events, kMaxEvents, WaitMillis(now));
       if (n < 0) {
@@ -209,8 +228,8 @@ class ServeLoop final {
       for (int i = 0; i < n && fatal_error_.empty(); ++i) {
         uint64_t id = events[i].data.u64;
         if (id == kWakeId) return ServeResult{};
-        if (id - kFirstListenerId < listen_fds_.size()) {
-          AcceptReady(listen_fds_[id - kFirstListenerId]);
+        if (id - kFirstListenerId < listeners_.size()) {
+          AcceptReady(listeners_[id - kFirstListenerId].fd);
         } else {
           OnReadable(id);
         }
@@ -238,6 +257,10 @@ class ServeLoop final {
     if (accept_paused_until_.has_value() &&
         (!next.has_value() || *accept_paused_until_ < *next)) {
       next = accept_paused_until_;
+    }
+    if (next_path_check_.has_value() &&
+        (!next.has_value() || *next_path_check_ < *next)) {
+      next = next_path_check_;
     }
     if (!next.has_value()) return -1;
     if (*next <= now) return 0;
@@ -325,17 +348,80 @@ class ServeLoop final {
 
   // Out of descriptors affects every listener alike: all pause together.
   bool SetAccepting(bool on) {
-    for (size_t i = 0; i < listen_fds_.size(); ++i) {
+    for (size_t i = 0; i < listeners_.size(); ++i) {
       epoll_event event{};
       event.events = on ? uint32_t{EPOLLIN} : uint32_t{0};
       event.data.u64 = kFirstListenerId + i;
-      if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listen_fds_[i], &event) != 0) {
+      if (epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, listeners_[i].fd, &event) != 0) {
         fatal_error_ =
             absl::StrCat("epoll_ctl(listener): ", std::strerror(errno));
         return false;
       }
     }
     return true;
+  }
+
+  void Notice(const std::string& line) {
+    if (notice_) notice_(line);
+  }
+
+  // A path socket whose file is gone is bound again: its clients could no
+  // longer reach it (connect() says ENOENT), and nothing else will. One
+  // whose path names something else now is left alone. Each finding is
+  // told once, until the path is ours again.
+  void CheckPaths() {
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+      LinuxUnixTransport::Listener& listener = listeners_[i];
+      if (!listener.owns_path) continue;
+      std::string problem;
+      struct stat st;
+      if (lstat(listener.name.c_str(), &st) == 0) {
+        if (st.st_dev == listener.path_dev && st.st_ino == listener.path_ino) {
+          path_problems_[i].clear();
+          continue;
+        }
+        problem = absl::StrCat(listener.name,
+                               " names something else now, not this "
+                               "server's socket: clients of that path do not "
+                               "reach this server");
+      } else if (errno != ENOENT) {
+        problem = absl::StrCat("cannot check the socket ", listener.name, ": ",
+                               std::strerror(errno));
+      } else if (absl::StatusOr<LinuxUnixTransport::Listener> again =
+                     BindListener(listener.name);
+                 !again.ok()) {
+        problem = absl::StrCat("the socket ", listener.name,
+                               " was removed and cannot be bound again: ",
+                               again.status().message());
+      } else {
+        epoll_event event{};
+        event.events =
+            accept_paused_until_.has_value() ? uint32_t{0} : uint32_t{EPOLLIN};
+        event.data.u64 = kFirstListenerId + i;
+        if (epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, again->fd, &event) != 0) {
+          problem = absl::StrCat("the socket ", listener.name,
+                                 " was removed and cannot be served again: "
+                                 "epoll_ctl: ",
+                                 std::strerror(errno));
+          CloseListener(*again);
+        } else {
+          // Clients that connected before the removal are served first.
+          AcceptReady(listener.fd);
+          epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listener.fd, nullptr);
+          close(listener.fd);
+          listener = std::move(*again);
+          path_problems_[i].clear();
+          Notice(absl::StrCat("the socket ", listener.name,
+                              " was removed (a cleaner of old files?): bound "
+                              "it again"));
+          continue;
+        }
+      }
+      if (problem != path_problems_[i]) {
+        path_problems_[i] = problem;
+        Notice(problem);
+      }
+    }
   }
 
   void AddConnection(int fd) {
@@ -442,7 +528,7 @@ class ServeLoop final {
     handler_.AfterReply();
   }
 
-  const std::vector<int> listen_fds_;
+  std::vector<LinuxUnixTransport::Listener>& listeners_;
   const int epoll_fd_;
   int* const reserve_fd_;
   const size_t max_request_bytes_;
@@ -455,6 +541,10 @@ class ServeLoop final {
   uint64_t next_id_;
   std::optional<Clock::time_point> accept_paused_until_;
   std::string fatal_error_;  // Set when serving must stop.
+  const Clock::duration path_check_interval_;
+  const std::function<void(const std::string&)> notice_;
+  std::optional<Clock::time_point> next_path_check_;  // None: never.
+  std::vector<std::string> path_problems_;  // The last told, per listener.
 };
 
 // Closes `listener` and, if this process bound its path, removes the file.
@@ -731,9 +821,7 @@ std::vector<LinuxUnixTransport::ListenerInfo> LinuxUnixTransport::listeners()
 }
 
 ServeResult LinuxUnixTransport::Serve(RequestHandler& handler) {
-  std::vector<int> listen_fds;
-  for (const Listener& listener : listeners_) listen_fds.push_back(listener.fd);
-  ServeLoop loop(options_, listen_fds, epoll_fd_, &reserve_fd_, handler);
+  ServeLoop loop(options_, listeners_, epoll_fd_, &reserve_fd_, handler);
   return loop.Run();
 }
 

@@ -30,6 +30,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -72,6 +73,15 @@ class LinuxUnixTransport final : public Transport {
     // (which has not sent a complete request) is closed without a reply and
     // handed to the handler as Request::End::kOverCapacity. >= 1.
     size_t max_connections = 1024;
+    // How often the path sockets bound here are checked while serving
+    // (zero: never). One whose file is gone (systemd-tmpfiles ages files
+    // in /tmp out after 10 days; a stray rm) is bound again at its path, so
+    // that clients reach the server there again; a path that names
+    // something else now is left alone. Inherited sockets are not checked.
+    absl::Duration path_check_interval = absl::Seconds(10);
+    // Told, one line each, what a path check found and did (the server
+    // logs it as a warning). Called on the serving thread; may be empty.
+    std::function<void(const std::string&)> notice;
   };
 
   // Creates, binds and listens the sockets (address, then extra_addresses),
@@ -109,7 +119,8 @@ class LinuxUnixTransport final : public Transport {
   const std::string& address() const { return options_.address; }
 
   // Every socket served, in Options order (address, extra_addresses,
-  // inherited): its name and descriptor.
+  // inherited): its name and descriptor. Not while Serve() runs: a path
+  // socket bound again (path_check_interval) changes its descriptor.
   struct ListenerInfo {
     std::string name;
     int fd;
@@ -134,7 +145,8 @@ class LinuxUnixTransport final : public Transport {
                      int epoll_fd, int wake_fd, int reserve_fd);
 
   const Options options_;
-  const std::vector<Listener> listeners_;
+  std::vector<Listener> listeners_;  // A path socket bound again changes.
+
   const int epoll_fd_;  // Watches listeners_ and wake_fd_.
   const int wake_fd_;   // eventfd written by Shutdown().
   int reserve_fd_;      // Spare descriptor, given up to drop a client on

@@ -667,6 +667,64 @@ TEST(LinuxUnixTransport, PathSocketIsOpenToAllAndRemovedAfterward) {
   EXPECT_EQ(errno, ENOENT);
 }
 
+// A path socket whose file is removed while serving (systemd-tmpfiles ages
+// files in /tmp out; a stray rm) is bound again: before, the server ran on,
+// unreachable there, and said nothing (a scenario tester).
+TEST(LinuxUnixTransport, RemovedPathSocketIsBoundAgain) {
+  Options options;
+  options.address = UniqueSocketPath();
+  options.path_check_interval = absl::Milliseconds(20);
+  std::mutex mu;
+  std::vector<std::string> notices;
+  options.notice = [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    notices.push_back(line);
+  };
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
+  ASSERT_NE(transport, nullptr);
+  RecordingHandler handler;
+  ServingThread server(*transport, handler);
+  ASSERT_EQ(Call(options.address, "1\n"), "ok\n");
+  ASSERT_EQ(unlink(options.address.c_str()), 0);
+  EXPECT_EQ(Call(options.address, "2\n"), std::nullopt);  // ENOENT.
+  // Until the server has bound it again (a condition, polled).
+  struct stat st;
+  for (int i = 0; i < 500 && lstat(options.address.c_str(), &st) != 0; ++i) {
+    usleep(10000);
+  }
+  ASSERT_EQ(lstat(options.address.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(Call(options.address, "3\n"), "ok\n");
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(notices.size(), 1u);
+    EXPECT_THAT(notices[0], ::testing::HasSubstr("was removed"));
+  }
+  // Something else at the path now: left alone, and told once.
+  ASSERT_EQ(unlink(options.address.c_str()), 0);
+  int other = open(options.address.c_str(), O_CREAT | O_WRONLY, 0600);
+  ASSERT_GE(other, 0);
+  close(other);
+  for (int i = 0; i < 500; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (notices.size() > 1) break;
+    }
+    usleep(10000);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    ASSERT_EQ(notices.size(), 2u);
+    EXPECT_THAT(notices[1], ::testing::HasSubstr("names something else"));
+  }
+  ASSERT_EQ(lstat(options.address.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  server.Stop();
+  transport.reset();
+  ASSERT_EQ(lstat(options.address.c_str(), &st), 0);  // Not ours: kept.
+  unlink(options.address.c_str());
+}
+
 TEST(LinuxUnixTransport, StaleSocketFileIsReplaced) {
   Options options;
   options.address = UniqueSocketPath();
