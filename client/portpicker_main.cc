@@ -17,15 +17,17 @@
 // would hide a broken setup. Prints the ports, one per line, and exits 0; exits
 // 1 if no port was found, 2 on a bad argument.
 //
-// With `bind_timeout` (seconds, may be fractional) the ports stay bound for
-// that long after portpicker has exited, by a child that holds TCP sockets
-// bound with SO_REUSEADDR (see portpicker::HoldPort): the kernel will not
-// give the ports to anyone else meanwhile, and the script's next command can
-// still take them over if it binds with SO_REUSEADDR. As in python 1.6 the
-// child closes stdin, stdout and stderr, so `port=$(portpicker $$ 2)` returns
-// at once. Unlike python 1.6, the port is held with a port server too (python
-// only holds it without one) and only TCP is held (python holds a listening
-// TCP socket, which no server can bind before the timeout, and a UDP socket).
+// With `bind_timeout` (seconds, may be fractional), ports picked without a
+// server stay bound for that long after portpicker has exited, by a child
+// that holds TCP sockets bound with SO_REUSEADDR (see portpicker::HoldPort):
+// the kernel will not give the ports to anyone else meanwhile, and the
+// script's next command can still take them over if it binds with
+// SO_REUSEADDR. As in python 1.6 the child closes stdin, stdout and stderr,
+// so `port=$(portpicker $$ 2)` returns at once, and ports a server leased are
+// not held (the lease keeps them; a hold would refuse a program that binds
+// without SO_REUSEADDR, python's socketserver.TCPServer for one). Unlike
+// python 1.6, only TCP is held (python holds a listening TCP socket, which
+// no server can bind before the timeout, and a UDP socket).
 //
 //   port="$(portpicker $$ 1.5)"
 //   my_server --port="$port" &
@@ -56,9 +58,9 @@ constexpr char kUsage[] =
     "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]\n"
     "Prints N free ports (default 1), one per line, leased by the port server\n"
     "at $PORTSERVER_ADDRESS to pid (default: the parent process) with the\n"
-    "label $TEST_TARGET. With bind_timeout (seconds), keeps the ports bound\n"
-    "that long after exiting (SO_REUSEADDR, not listening; not on Windows,\n"
-    "where it is ignored with a warning).\n"
+    "label $TEST_TARGET. With bind_timeout (seconds), keeps ports picked\n"
+    "without a server bound that long after exiting (SO_REUSEADDR, not\n"
+    "listening; not on Windows, where it is ignored with a warning).\n"
     "  -n N           N ports (1 to 1024): all or none from a server with\n"
     "                 the extended protocol; python's server gets N plain\n"
     "                 requests, and ports taken before a refusal stay\n"
@@ -130,15 +132,21 @@ absl::StatusOr<std::vector<int>> WithoutServer(int count) {
   return ports;
 }
 
+// `*leased`: whether the server leased them (else they were picked without
+// it).
 absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
-                                           bool fallback) {
+                                           bool fallback, bool* leased) {
+  *leased = false;
   const std::string address =
       portpicker::EnvironmentUtf8(portpicker::kPortServerAddressEnv)
           .value_or("");
   if (!address.empty()) {
     absl::StatusOr<std::vector<int>> ports =
         FromServer(address, pid, count, fallback);
-    if (ports.ok()) return ports;
+    if (ports.ok()) {
+      *leased = true;
+      return ports;
+    }
     if (!fallback) return ports.status();
     PrintError(std::string(ports.status().message()) +
                "; picking without the server");
@@ -201,14 +209,17 @@ int main(int argc, char** argv) {
                        "\": want a number of seconds >= 0");
   }
 
-  absl::StatusOr<std::vector<int>> ports = PickPorts(pid, count, fallback);
+  bool leased = false;
+  absl::StatusOr<std::vector<int>> ports =
+      PickPorts(pid, count, fallback, &leased);
   if (!ports.ok()) {
     PrintError(std::string(ports.status().message()));
     return 1;
   }
   // Bound before the ports are printed, so the script never sees one unheld.
+  // A server's lease needs no hold (python 1.6 holds only without one).
   std::vector<int> held;
-  if (bind_timeout > 0) {
+  if (bind_timeout > 0 && !leased) {
     for (int port : *ports) {
       absl::StatusOr<int> fd = portpicker::HoldPort(port);
       if (fd.ok()) {

@@ -45,9 +45,13 @@ class ScopedFd {
 };
 
 // A socket of `family` and `type` bound to the wildcard address and `port`
-// with SO_REUSEADDR. Returns -1 with errno set on failure.
-int BindReusable(int family, int type, int port) {
+// with SO_REUSEADDR. Returns -1 with errno set on failure; `*no_socket` says
+// whether socket() itself failed (the family is not to be had here: not
+// supported, or refused by a sandbox's seccomp, AppArmor or SELinux rules
+// with EACCES or EPERM), as opposed to the bind.
+int BindReusable(int family, int type, int port, bool* no_socket) {
   ScopedFd fd(socket(family, type | SOCK_CLOEXEC, 0));
+  *no_socket = fd.get() < 0;
   if (fd.get() < 0) return -1;
   const int one = 1;
   const SocketAddress address = WildcardAddress(family, port);
@@ -60,13 +64,16 @@ int BindReusable(int family, int type, int port) {
 
 // python's bind(): binds `port` (0: the kernel chooses) for `type` on IPv6,
 // then IPv4, listening for TCP, and closes. Returns the port bound, or 0 if a
-// bind failed or no family had sockets.
+// bind failed or no family had sockets. A family whose socket() fails is
+// skipped, whatever the error, as python 1.6 skips it (an IPv6 socket
+// refused with EACCES made every pick fail).
 int BindBothFamiliesOfType(int port, int type) {
   bool got_socket = false;
   for (int family : {AF_INET6, AF_INET}) {
-    ScopedFd fd(BindReusable(family, type, port));
+    bool no_socket = false;
+    ScopedFd fd(BindReusable(family, type, port, &no_socket));
     if (fd.get() < 0) {
-      if (errno == EAFNOSUPPORT) continue;  // The host lacks this family.
+      if (no_socket) continue;  // This family is not to be had here.
       return 0;
     }
     got_socket = true;
@@ -193,9 +200,10 @@ absl::StatusOr<int> HoldPort(int port) {
   if (!IsValidPort(port)) {
     return absl::InvalidArgumentError(absl::StrCat("bad port ", port));
   }
-  int fd = BindReusable(AF_INET6, SOCK_STREAM, port);
-  if (fd < 0 && errno == EAFNOSUPPORT) {
-    fd = BindReusable(AF_INET, SOCK_STREAM, port);
+  bool no_socket = false;
+  int fd = BindReusable(AF_INET6, SOCK_STREAM, port, &no_socket);
+  if (fd < 0 && no_socket) {
+    fd = BindReusable(AF_INET, SOCK_STREAM, port, &no_socket);
   }
   if (fd < 0) {
     return absl::UnavailableError(

@@ -10,11 +10,14 @@
 //
 // The address defaults to $PORTSERVER_ADDRESS, then @unittest-portserver.
 // Output is for people (aligned columns, ages such as "3m12s") unless --json.
-// Exit status: 0 done; 1 refused, or (who) a port not leased; 2 usage;
-// 3 no server (none listening, or one without the extended protocol).
+// Exit status: 0 done; 1 refused, (who) a port not leased, or the output
+// could not be written; 2 usage; 3 no server (none listening, or one without
+// the extended protocol).
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -80,8 +83,9 @@ constexpr char kUsageText[] =
     "  --json              machine-readable output (one JSON object)\n"
     "  -h, --help          print this help and exit\n"
     "\n"
-    "exit status: 0 done, 1 refused or not found (who: a port not leased),\n"
-    "2 usage, 3 no server (or one without the extended protocol).\n";
+    "exit status: 0 done, 1 refused or not found (who: a port not leased)\n"
+    "or the output could not be written, 2 usage, 3 no server (or one\n"
+    "without the extended protocol).\n";
 
 struct Args {
   std::string address;
@@ -91,6 +95,18 @@ struct Args {
   std::string owner;
   std::optional<std::string> label;
 };
+
+// `code`, unless what was printed could not all be written (a full disk, a
+// closed stdout): then 1, with a message, so that `portserverctl --json
+// leases > file` does not leave an empty file and succeed.
+int Finish(int code) {
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "portserverctl: cannot write the output: %s\n",
+                 std::strerror(errno));
+    return code == kDone ? kRefused : code;
+  }
+  return code;
+}
 
 int Usage(const std::string& message) {
   std::fprintf(stderr, "portserverctl: %s\n(see portserverctl --help)\n",
@@ -446,7 +462,7 @@ int main(int argc, char** argv) {
     };
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsageText, stdout);
-      return kDone;
+      return Finish(kDone);
     } else if (arg == "--json") {
       args.json = true;
     } else if (is("address")) {
@@ -475,5 +491,5 @@ int main(int argc, char** argv) {
   if ((!args.owner.empty() || args.label) && args.verb != "leases") {
     return Usage("--owner and --label go with leases");
   }
-  return Ctl(std::move(args)).Run();
+  return Finish(Ctl(std::move(args)).Run());
 }

@@ -129,13 +129,15 @@ TEST_P(ServerIntegrationTest, CliPrintsAPoolPortForTheGivenPid) {
   EXPECT_TRUE(InPool(PrintedPort(result))) << result.out;
 }
 
-TEST_P(ServerIntegrationTest, CliBindTimeoutKeepsThePoolPortBound) {
-  ProcessResult result = RunCli({absl::StrCat(getpid()), "3"});
+// As python 1.6: bind_timeout holds only a port picked without a server;
+// a leased one is left for the test to bind at once, even without
+// SO_REUSEADDR.
+TEST_P(ServerIntegrationTest, CliBindTimeoutLeavesALeasedPortUnbound) {
+  ProcessResult result = RunCli({absl::StrCat(getpid()), "30"});
   ASSERT_EQ(result.exit_code, 0) << result.err;
   const int port = PrintedPort(result);
   EXPECT_TRUE(InPool(port)) << result.out;
-  EXPECT_FALSE(testing::CanBindTcp(port));
-  EXPECT_TRUE(testing::WaitUntilBindable(port, absl::Seconds(30)));
+  EXPECT_TRUE(testing::CanBindTcp(port));
 }
 
 TEST_P(ServerIntegrationTest, ManyPortsInOneRoundTripOnlyFromOurs) {

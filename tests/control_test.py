@@ -177,6 +177,20 @@ class ControlTestCase(unittest.TestCase):
 
 class LeasesTest(ControlTestCase):
 
+    def test_output_that_cannot_be_written_is_an_error(self):
+        # A full disk: `portserverctl --json leases > file` exited 0 with
+        # an empty file (a tester); now 1, saying why.
+        env = dict(os.environ, PORTSERVER_ADDRESS=self.server.address)
+        for args in (['status'], ['--json', 'leases'], ['metrics'],
+                     ['--help']):
+            with open('/dev/full', 'w') as full:
+                done = subprocess.run([PORTSERVERCTL_BIN] + args, env=env,
+                                      stdin=subprocess.DEVNULL, stdout=full,
+                                      stderr=subprocess.PIPE, text=True,
+                                      timeout=RUN_TIMEOUT)
+            self.assertEqual(done.returncode, 1, (args, done.stderr))
+            self.assertIn('cannot write the output', done.stderr, args)
+
     def test_leak_is_found_by_its_label(self):
         leaky = self.sleeper('leaky')
         other = self.sleeper('tidy')
