@@ -22,13 +22,33 @@ namespace {
 
 constexpr char kMetricsStart[] = "# HELP portserver_";
 
+// The path, UTF-8 as every flag is (on Windows too, app/platform.h), for
+// std::filesystem: in the narrow functions Windows would read it in the
+// ANSI code page, where a name outside it is another name.
+std::filesystem::path FsPath(const std::string& utf8) {
+  return std::filesystem::u8path(utf8);
+}
+
+std::FILE* OpenFile(const std::string& path, bool write) {
+#ifdef _WIN32
+  return _wfopen(FsPath(path).c_str(), write ? L"wb" : L"rb");
+#else
+  return std::fopen(path.c_str(), write ? "wb" : "rb");
+#endif
+}
+
+void RemoveFile(const std::string& path) {
+  std::error_code ignored;
+  std::filesystem::remove(FsPath(path), ignored);
+}
+
 // `path` opened for writing, truncated; not through a symbolic link where
 // the platform has them. Mode 0644 whatever the umask (a service's
 // UMask=0077): node_exporter, another user, must read it; it holds counts
 // only.
 std::FILE* OpenForWriting(const std::string& path) {
 #ifdef _WIN32
-  return std::fopen(path.c_str(), "wb");
+  return OpenFile(path, /*write=*/true);
 #else
   int fd = open(path.c_str(),
                 O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
@@ -46,7 +66,7 @@ std::FILE* OpenForWriting(const std::string& path) {
 absl::Status CheckOne(const std::string& path) {
   std::error_code error;
   std::filesystem::file_status st =
-      std::filesystem::symlink_status(path, error);
+      std::filesystem::symlink_status(FsPath(path), error);
   if (error || st.type() == std::filesystem::file_type::not_found) {
     return absl::OkStatus();  // Missing: a new file.
   }
@@ -59,7 +79,7 @@ absl::Status CheckOne(const std::string& path) {
                      "device...), and the metrics writes would replace it",
                      remedy));
   }
-  std::FILE* f = std::fopen(path.c_str(), "rb");
+  std::FILE* f = OpenFile(path, /*write=*/false);
   if (f == nullptr) return absl::OkStatus();  // Writing it will say.
   char start[sizeof(kMetricsStart) - 1];
   size_t n = std::fread(start, 1, sizeof(start), f);
@@ -90,7 +110,7 @@ absl::Status CheckMetricsFile(const std::string& path) {
   // Writable now, or every write would fail with a warning only: a
   // directory that does not exist, or one the service may not write.
   std::error_code exists_error;
-  const bool left_over = std::filesystem::exists(temp, exists_error);
+  const bool left_over = std::filesystem::exists(FsPath(temp), exists_error);
   std::FILE* f = OpenForWriting(temp);
   if (f == nullptr) {
     const int error = errno;
@@ -106,7 +126,7 @@ absl::Status CheckMetricsFile(const std::string& path) {
         "with that directory in a drop-in: systemctl edit portserver)"));
   }
   std::fclose(f);
-  std::remove(temp.c_str());
+  RemoveFile(temp);
   return absl::OkStatus();
 }
 
@@ -122,13 +142,13 @@ absl::Status WriteFileAtomically(const std::string& path,
   ok = std::fflush(f) == 0 && ok;
   ok = std::fclose(f) == 0 && ok;
   if (!ok) {
-    std::remove(temp.c_str());
+    RemoveFile(temp);
     return absl::UnavailableError(absl::StrCat("cannot write ", temp));
   }
   std::error_code error;
-  std::filesystem::rename(temp, path, error);
+  std::filesystem::rename(FsPath(temp), FsPath(path), error);
   if (error) {
-    std::remove(temp.c_str());
+    RemoveFile(temp);
     return absl::UnavailableError(absl::StrCat("cannot rename ", temp, " to ",
                                                path, ": ", error.message()));
   }
@@ -152,7 +172,7 @@ MetricsFileWriter::~MetricsFileWriter() {
   thread_.join();
   // Gone with the server: node_exporter would otherwise export the last
   // figures of a server that no longer runs. Only our own file.
-  if (CheckOne(path_).ok()) std::remove(path_.c_str());
+  if (CheckOne(path_).ok()) RemoveFile(path_);
 }
 
 void MetricsFileWriter::WriteOnce() {

@@ -281,8 +281,12 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
   SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
   address_ = UniquePipeAddress("e2e-\xE6\x97\xA5\xE6\x9C\xAC-\xC5\x82");
-  server_ =
-      Server::Start(address_, absl::StrCat("--portserver_static_pool=", pool));
+  // A metrics file of such a name too (it was written under the name the
+  // code page makes of it, "m\xC3\x83\xC2\xA9trics...": a reviewer).
+  const std::string metrics = local + "\\m\xC3\xA9trics-\xE6\x97\xA5.prom";
+  server_ = Server::Start(
+      address_, absl::StrCat("--portserver_static_pool=", pool,
+                             " --portserver_metrics_file=", Quote(metrics)));
   SetEnvironmentVariableW(L"LOCALAPPDATA",
                           had > 0 && had < 1024 ? saved : nullptr);
   ASSERT_NE(server_, nullptr);
@@ -299,6 +303,9 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   DWORD attributes = GetFileAttributesW(Widen(local + "\\portserver").c_str());
   ASSERT_NE(attributes, INVALID_FILE_ATTRIBUTES) << server_->Output();
   EXPECT_NE(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
+  attributes = GetFileAttributesW(Widen(metrics).c_str());
+  ASSERT_NE(attributes, INVALID_FILE_ATTRIBUTES) << server_->Output();
+  EXPECT_EQ(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
 }
 
 TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
