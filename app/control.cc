@@ -12,7 +12,7 @@ std::string Server::HandleControl(const Request& request) {
   LogJournalEvent(r.journal);
   if (r.allocated) {
     const Decision& d = r.decision;
-    if (d.granted()) WatchAfterReply(d.pid, d.new_owner);
+    if (d.granted()) WatchAfterReply(d.pid);
     LogJournalEvent(d);
     LogBiggestHolders(d);
   }

@@ -239,8 +239,9 @@ class LinuxOwnerWatcher final : public OwnerWatcher {
   Result Watch(int64_t pid) override {
     switch (watcher_.Watch(pid)) {
       case LinuxPidfdWatcher::WatchResult::kWatching:
-      case LinuxPidfdWatcher::WatchResult::kAlreadyWatching:
         return Result::kWatching;
+      case LinuxPidfdWatcher::WatchResult::kAlreadyWatching:
+        return Result::kAlreadyWatching;
       case LinuxPidfdWatcher::WatchResult::kGone:
         return Result::kGone;
       case LinuxPidfdWatcher::WatchResult::kUnavailable:

@@ -65,8 +65,9 @@ class WindowsOwnerWatcher final : public OwnerWatcher {
   Result Watch(int64_t pid) override {
     switch (watcher_.Watch(pid)) {
       case WindowsProcessWatcher::WatchResult::kWatching:
-      case WindowsProcessWatcher::WatchResult::kAlreadyWatching:
         return Result::kWatching;
+      case WindowsProcessWatcher::WatchResult::kAlreadyWatching:
+        return Result::kAlreadyWatching;
       case WindowsProcessWatcher::WatchResult::kGone:
         return Result::kGone;
       case WindowsProcessWatcher::WatchResult::kUnavailable:

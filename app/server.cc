@@ -133,16 +133,11 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   }
   journal_path_ = path;
   journal_attached_ = true;
+  // Each watch taken checks its owner by start time (TryWatch): the pid
+  // may have gone to another process since Restore probed it.
   std::set<int64_t> owners;
   for (const auto& lease : service_.Leases()) owners.insert(lease.second.pid);
-  for (int64_t pid : owners) {
-    Watch(pid);
-    // As for a new owner after its reply: the watch follows whatever
-    // process has the pid now, so the owner is checked by start time once
-    // it is taken (its pid may have gone to another process since Restore
-    // probed it).
-    ReclaimIfGone(pid);
-  }
+  for (int64_t pid : owners) Watch(pid);
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {
     PS_LOG(ERROR) << "State file " << path
@@ -267,35 +262,58 @@ size_t Server::unwatched_owners() const {
   return unwatched_.size();
 }
 
-bool Server::ReclaimIfGone(int64_t pid) {
-  size_t back = service_.OwnerExited(pid);
+Server::OwnerCheck Server::ReclaimIfGone(int64_t pid) {
+  bool unknown = false;
+  size_t back = service_.OwnerExited(pid, &unknown);
   if (Verbose() && back > 0) {
     PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
                  << " port(s) back in the pool";
   }
-  return back > 0 || service_.PortsOf(pid).empty();
+  if (back > 0 || service_.PortsOf(pid).empty()) return OwnerCheck::kHoldsNone;
+  return unknown ? OwnerCheck::kUnknown : OwnerCheck::kAlive;
 }
 
-void Server::Watch(int64_t pid) {
-  if (watcher_ == nullptr) return;
-  const char* why = "cannot watch it for its exit";
+bool Server::TryWatch(int64_t pid, const char** why) {
+  *why = "cannot watch it for its exit";
+  if (watcher_ == nullptr) return true;
   switch (watcher_->Watch(pid)) {
+    case OwnerWatcher::Result::kAlreadyWatching:
+      return true;
     case OwnerWatcher::Result::kWatching:
-      return;
+      // The watch is on whatever process has the pid now: if the owner
+      // ended and its pid went to another process since it was last
+      // checked, that watch would keep its ports for the other's life (a
+      // chaos test found it after a reply, a reviewer at a restart). So the
+      // owner is checked by start time once the watch is taken; if it ends
+      // later, the watch (on it, then) says so.
+      ReclaimIfGone(pid);
+      return true;
     case OwnerWatcher::Result::kGone:
       // Ended before it could be watched: its ports come back now if the
-      // probe agrees. If it cannot tell (out of descriptors), or the pid's
-      // owner looks alive, later requests check it, as an unwatched owner.
-      if (ReclaimIfGone(pid)) return;
-      why = "it has ended, but the process probe cannot confirm it yet";
-      break;
+      // probe agrees. If it cannot tell (out of descriptors), later
+      // requests check it.
+      if (ReclaimIfGone(pid) == OwnerCheck::kHoldsNone) return true;
+      *why = "it has ended, but the process probe cannot confirm it yet";
+      return false;
     case OwnerWatcher::Result::kUnavailable:
       break;
   }
+  return false;
+}
+
+void Server::Watch(int64_t pid) {
+  const char* why = nullptr;
+  if (!TryWatch(pid, &why)) AddUnwatched(pid, why);
+}
+
+void Server::AddUnwatched(int64_t pid, const char* why) {
   size_t count = 0;
   {
     std::lock_guard<std::mutex> lock(unwatched_mu_);
-    if (!unwatched_set_.insert(pid).second) return;
+    if (!unwatched_set_.insert(pid).second) {
+      if (pid == checking_) checking_listed_again_ = true;
+      return;
+    }
     unwatched_.push_back(pid);
     count = unwatched_.size();
   }
@@ -311,28 +329,23 @@ void Server::Watch(int64_t pid) {
                   << ")";
 }
 
-void Server::WatchAfterReply(int64_t pid, bool new_owner) {
+void Server::WatchAfterReply(int64_t pid) {
   std::lock_guard<std::mutex> lock(unwatched_mu_);
-  to_watch_.emplace_back(pid, new_owner);
+  to_watch_.push_back(pid);
 }
 
 void Server::AfterReply() {
-  std::vector<std::pair<int64_t, bool>> pids;
+  std::vector<int64_t> pids;
   {
     std::lock_guard<std::mutex> lock(unwatched_mu_);
     pids.swap(to_watch_);
   }
-  for (const auto& [pid, new_owner] : pids) {
+  for (int64_t pid : pids) {
     // An owner that ended since its reply is reported gone by the watcher
-    // (its ports come back at once).
+    // (its ports come back at once); a new watch checks its owner by start
+    // time (TryWatch). A pid still watched for a former process of it is
+    // watched again when that one's exit is reported (OwnerExited).
     Watch(pid);
-    // The watch is on whatever process has the pid now: if the owner
-    // ended and its pid went to another process before the watch was
-    // taken, that watch would keep its ports for the other's life (a chaos
-    // test found it). After the watch, the owner is checked by start time;
-    // if it has ended its ports come back now, and if it ends later the
-    // watch (on it, then) says so.
-    if (new_owner) service_.OwnerExited(pid);
   }
   service_.CompleteOwnerRecords();
 }
@@ -344,15 +357,27 @@ void Server::CheckUnwatched() {
     if (unwatched_.empty()) return;
     pid = unwatched_.front();
     unwatched_.pop_front();
+    checking_ = pid;
+    checking_listed_again_ = false;
   }
-  bool done = service_.PortsOf(pid).empty() || service_.OwnerExited(pid) > 0 ||
-              watcher_->Watch(pid) == OwnerWatcher::Result::kWatching;
+  // Watched only once the probe can tell that it lives: a watch of an owner
+  // that has exited but is not reaped yet (a zombie) would report at once,
+  // again and again, while the probe cannot tell (a reviewer saw the
+  // watcher's thread spin so).
+  const char* why = nullptr;
+  const OwnerCheck check = ReclaimIfGone(pid);
+  bool done = check == OwnerCheck::kHoldsNone ||
+              (check == OwnerCheck::kAlive && TryWatch(pid, &why));
   std::lock_guard<std::mutex> lock(unwatched_mu_);
-  if (done) {
+  // Its watch, just taken, may have reported an exit the probe could not
+  // confirm, asking to list it again (AddUnwatched) while it was being
+  // checked: it stays listed (a reviewer found it dropped from both).
+  if (done && !checking_listed_again_) {
     unwatched_set_.erase(pid);
   } else {
     unwatched_.push_back(pid);
   }
+  checking_ = 0;
 }
 
 void Server::LogJournalEvent(const Decision& d) {
@@ -384,13 +409,23 @@ void Server::LogJournalEvent(const Decision& d) {
 }
 
 void Server::OwnerExited(int64_t pid) {
-  if (!ReclaimIfGone(pid)) {
-    // The watched process ended, yet the pid's owner looks alive: a process
-    // that took the pid within the tick its owner started in (same start
-    // time; README, Leases), or the probe cannot tell. Its ports last until
-    // that one exits: watch it (a pid gone meanwhile goes to the unwatched
-    // owners if the probe still cannot tell).
-    Watch(pid);
+  switch (ReclaimIfGone(pid)) {
+    case OwnerCheck::kHoldsNone:
+      return;
+    case OwnerCheck::kAlive:
+      // The watched process ended, yet the pid's owner looks alive: a
+      // process that took the pid within the tick its owner started in
+      // (same start time; README, Leases). Its ports last until that one
+      // exits: watch it.
+      Watch(pid);
+      return;
+    case OwnerCheck::kUnknown:
+      // Not watched again: a process that has exited but is not reaped yet
+      // would be reported again at once, a spin for as long as the probe
+      // cannot tell. Later requests check it.
+      AddUnwatched(pid,
+                   "it may have ended, but the process probe cannot tell yet");
+      return;
   }
 }
 
@@ -398,7 +433,7 @@ std::string Server::HandleRequest(const Request& request) {
   CheckUnwatched();
   if (IsExtendedRequest(request.data)) return HandleControl(request);
   Decision d = service_.Decide(request);
-  if (d.granted()) WatchAfterReply(d.pid, d.new_owner);
+  if (d.granted()) WatchAfterReply(d.pid);
   LogBiggestHolders(d);
   LogJournalEvent(d);
   // Refusals are logged at default verbosity, rate-limited; malformed

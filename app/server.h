@@ -44,9 +44,11 @@ class OwnerWatcher {
  public:
   virtual ~OwnerWatcher() = default;
   enum class Result {
-    kWatching,     // Its exit will be reported (or `pid` is watched already).
-    kGone,         // No such process now; nothing will be reported.
-    kUnavailable,  // Cannot be watched (out of descriptors, ...).
+    kWatching,         // A new watch: its exit will be reported.
+    kAlreadyWatching,  // Watched already (perhaps a former process of the
+                       // pid whose exit is still to be reported).
+    kGone,             // No such process now; nothing will be reported.
+    kUnavailable,      // Cannot be watched (out of descriptors, ...).
   };
   virtual Result Watch(int64_t pid) = 0;
 };
@@ -131,12 +133,20 @@ class Server final : private RequestHandler {
   // check it (CheckUnwatched). Never calls itself, directly or through the
   // watcher.
   void Watch(int64_t pid);
+  // Watch() without the fallback: true if `pid` needs nothing more (watched
+  // now, or holds no port), else false with the reason in `*why`. After a
+  // new watch the owner is checked by start time: the watch follows
+  // whatever process has the pid, which may no longer be the owner.
+  bool TryWatch(int64_t pid, const char** why);
+  // Lists `pid` among the owners checked one per request (once; a pid that
+  // CheckUnwatched is checking is kept there), with a rate-limited warning.
+  void AddUnwatched(int64_t pid, const char* why);
   // Takes back the ports of `pid` if its owner has ended (logs it when
-  // verbose). True if it holds none now.
-  bool ReclaimIfGone(int64_t pid);
-  // Watch(pid) once the reply is sent (AfterReply); for a new owner, then
-  // checks that the pid is still that owner's.
-  void WatchAfterReply(int64_t pid, bool new_owner);
+  // verbose); says what is left.
+  enum class OwnerCheck { kHoldsNone, kAlive, kUnknown };
+  OwnerCheck ReclaimIfGone(int64_t pid);
+  // Watch(pid) once the reply is sent (AfterReply).
+  void WatchAfterReply(int64_t pid);
   // Checks the next unwatched owner: forgets it once it has ended or can
   // be watched after all.
   void CheckUnwatched();
@@ -147,9 +157,14 @@ class Server final : private RequestHandler {
   mutable std::mutex unwatched_mu_;
   std::deque<int64_t> unwatched_;    // Guarded by unwatched_mu_.
   std::set<int64_t> unwatched_set_;  // Guarded by unwatched_mu_.
-  // Guarded by unwatched_mu_: pid, and whether it is a new owner.
-  std::vector<std::pair<int64_t, bool>> to_watch_;
-  std::string journal_path_;  // Set by UseJournal.
+  // Guarded by unwatched_mu_: the pid CheckUnwatched is checking (0: none),
+  // off unwatched_ but still in unwatched_set_, and whether AddUnwatched()
+  // asked for it meanwhile (its watch, just taken, reported an exit that
+  // the probe could not confirm): then it stays listed.
+  int64_t checking_ = 0;
+  bool checking_listed_again_ = false;
+  std::vector<int64_t> to_watch_;  // Guarded by unwatched_mu_.
+  std::string journal_path_;       // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
   // Descriptor exhaustion can fail many watches at once.

@@ -327,10 +327,10 @@ void AllocationPolicy::ReturnPorts(const std::vector<uint16_t>& ports,
   Requeue(ports, to_front, ignored);
 }
 
-size_t AllocationPolicy::OwnerExited(int64_t pid) {
+size_t AllocationPolicy::OwnerExited(int64_t pid, bool* unknown) {
   Allocation result;
-  Requeue(ledger_.ReclaimIfGone(pid, process_probe_), /*to_front=*/false,
-          result);
+  Requeue(ledger_.ReclaimIfGone(pid, process_probe_, unknown),
+          /*to_front=*/false, result);
   return result.ports_reclaimed;
 }
 

@@ -129,8 +129,10 @@ class AllocationPolicy {
                           std::vector<uint16_t>* ports);
 
   // The platform says `pid` may have exited: reclaims its ports if the
-  // process probe agrees. Returns the number of ports returned to the queue.
-  size_t OwnerExited(int64_t pid);
+  // process probe agrees. Returns the number of ports returned to the queue;
+  // `*unknown` (if given) says whether the probe could not tell (the ports
+  // are kept).
+  size_t OwnerExited(int64_t pid, bool* unknown = nullptr);
 
   // Ports whose leases the caller has just ended in the ledger (an early
   // release, or a multi-port request undone) go back to the queue, as a

@@ -56,12 +56,14 @@ bool OwnerHasEnded(const Owner& owner, const ProcessProbe::Result& now) {
           now.incarnation != owner.incarnation);
 }
 
-std::vector<uint16_t> Ledger::ReclaimIfGone(int64_t pid, ProcessProbe& probe) {
+std::vector<uint16_t> Ledger::ReclaimIfGone(int64_t pid, ProcessProbe& probe,
+                                            bool* unknown) {
+  if (unknown != nullptr) *unknown = false;
   auto it = owners_.find(pid);
   if (it == owners_.end()) return {};
-  if (!OwnerHasEnded(Owner{pid, it->second.incarnation}, probe.Probe(pid))) {
-    return {};
-  }
+  const ProcessProbe::Result now = probe.Probe(pid);
+  if (unknown != nullptr) *unknown = now.state == ProcessProbe::State::kError;
+  if (!OwnerHasEnded(Owner{pid, it->second.incarnation}, now)) return {};
   return Release(pid);
 }
 

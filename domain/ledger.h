@@ -58,9 +58,10 @@ class Ledger {
                                      const std::vector<uint16_t>& ports);
 
   // Probes `pid` if it is on record and releases its ports if it is gone or
-  // alive as another incarnation. A probe error keeps the lease. Returns the
-  // ports released.
-  std::vector<uint16_t> ReclaimIfGone(int64_t pid, ProcessProbe& probe);
+  // alive as another incarnation. A probe error keeps the lease, and sets
+  // `*unknown` (if given; false otherwise). Returns the ports released.
+  std::vector<uint16_t> ReclaimIfGone(int64_t pid, ProcessProbe& probe,
+                                      bool* unknown = nullptr);
 
   // Checks up to `budget` owners, continuing round-robin after the owner the
   // previous sweep stopped at, and releases those that are gone. Returns the

@@ -395,9 +395,9 @@ std::string PortService::HandleRequest(const Request& request) {
   return Decide(request).reply;
 }
 
-size_t PortService::OwnerExited(int64_t pid) {
+size_t PortService::OwnerExited(int64_t pid, bool* unknown) {
   std::lock_guard<std::mutex> lock(mu_);
-  return policy_.OwnerExited(pid);
+  return policy_.OwnerExited(pid, unknown);
 }
 
 void PortService::SetSweepPerRequest(size_t n) {

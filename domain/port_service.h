@@ -165,8 +165,9 @@ class PortService : public RequestHandler {
   Decision MaintainStore();
 
   // Notification that `pid` may have exited; see AllocationPolicy. Returns
-  // the number of ports that came back.
-  size_t OwnerExited(int64_t pid);
+  // the number of ports that came back; `*unknown` (if given) says whether
+  // the process probe could not tell.
+  size_t OwnerExited(int64_t pid, bool* unknown = nullptr);
 
   // See AllocationPolicy::set_sweep_per_request.
   void SetSweepPerRequest(size_t n);

@@ -21,23 +21,41 @@
 namespace portserver {
 namespace {
 
-// Watches every owner but those in `unwatchable`; one that is not alive
-// is kGone, as the platforms' watchers say.
+// Watches every owner but those in `unwatchable`, as the platforms'
+// watchers do: a pid that is not alive is kGone, one watched already (until
+// Forget(), which a report of its exit does) kAlreadyWatching.
 class FakeOwnerWatcher final : public OwnerWatcher {
  public:
   explicit FakeOwnerWatcher(const FakeProcessProbe& processes)
       : processes_(processes) {}
   Result Watch(int64_t pid) override {
-    std::function<void(int64_t)> hook;
+    std::function<void(int64_t)> before, after;
     {
       std::lock_guard<std::mutex> lock(mu_);
       ++calls_;
       if (unwatchable_.count(pid) != 0) return Result::kUnavailable;
-      hook = before_watch_;
+      if (watched_.count(pid) != 0) return Result::kAlreadyWatching;
+      before = before_watch_;
+      after = after_watch_;
     }
-    if (hook) hook(pid);  // What happened to `pid` before the watch.
-    return processes_.IncarnationOf(pid) != 0 ? Result::kWatching
-                                              : Result::kGone;
+    if (before) before(pid);  // What happened to `pid` before the watch.
+    Result result = Result::kGone;
+    if (processes_.IncarnationOf(pid) != 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      watched_.insert(pid);
+      result = Result::kWatching;
+    }
+    if (after) after(pid);  // What happened once it was taken.
+    return result;
+  }
+  // Its exit was reported: no longer watched.
+  void Forget(int64_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    watched_.erase(pid);
+  }
+  void AfterWatch(std::function<void(int64_t)> hook) {
+    std::lock_guard<std::mutex> lock(mu_);
+    after_watch_ = std::move(hook);
   }
   int calls() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -60,7 +78,9 @@ class FakeOwnerWatcher final : public OwnerWatcher {
   const FakeProcessProbe& processes_;
   std::mutex mu_;
   std::set<int64_t> unwatchable_;
+  std::set<int64_t> watched_;
   std::function<void(int64_t)> before_watch_;
+  std::function<void(int64_t)> after_watch_;
   int calls_ = 0;
 };
 
@@ -88,6 +108,12 @@ class UnwatchedOwnerTest : public ::testing::Test {
         transport_.Call(std::to_string(pid) + "\n", Request::End::kNewline);
     EXPECT_TRUE(reply.has_value());
     return reply && !reply->empty() ? std::stoi(*reply) : 0;
+  }
+  // What the platform's watcher does when `pid` exits: forgets it, then
+  // reports it.
+  void ReportExit(int64_t pid) {
+    watcher_.Forget(pid);
+    server_->OwnerExited(pid);
   }
   // Process probes made by `n` grants to kSelf (each probes kSelf once),
   // kSelf being a known owner (a new owner is also checked once after its
@@ -163,32 +189,57 @@ TEST_F(UnwatchedOwnerTest, OwnerWhosePidIsReusedBeforeItsWatchGetsNoWatch) {
 TEST_F(UnwatchedOwnerTest, OwnerThatOutlivesItsWatchIsWatchedAgain) {
   ASSERT_NE(Ask(kSelf), 0);
   int watches = watcher_.calls();
-  server_->OwnerExited(kSelf);  // As the watcher reports it; kSelf lives.
+  ReportExit(kSelf);  // kSelf lives on.
   EXPECT_EQ(server_->stats().leased_ports, 1u);
   EXPECT_EQ(watcher_.calls(), watches + 1);
   processes_.Kill(kSelf);
-  server_->OwnerExited(kSelf);  // Gone for good: its port comes back.
+  ReportExit(kSelf);  // Gone for good: its port comes back.
   EXPECT_EQ(server_->stats().leased_ports, 0u);
   EXPECT_EQ(watcher_.calls(), watches + 1);
 }
 
 // The watched owner ended, but the probe cannot tell (/proc unreadable: out
-// of descriptors), and a watch of its pid says it is gone. The server
-// crashed there, its stack full of Watch -> OwnerExited -> Watch (a
-// reviewer's strace injecting EMFILE): the owner now waits among the
-// unwatched owners, and a later request takes its ports back once the
-// probe can tell.
+// of descriptors). The server crashed there, its stack full of Watch ->
+// OwnerExited -> Watch (a reviewer's strace injecting EMFILE), and where
+// the owner was a zombie, the watcher's thread spun, each new watch
+// reporting at once (a second reviewer). It is not watched again: it waits
+// among the unwatched owners, and a later request takes its ports back once
+// the probe can tell.
 TEST_F(UnwatchedOwnerTest, GoneOwnerThatTheProbeCannotTellIsCheckedLater) {
   ASSERT_NE(Ask(kBad), 0);
   processes_.Kill(kBad);
-  processes_.FailNextCalls(2);  // The report's check, and the re-watch's.
+  processes_.FailNextCalls(1);  // The report's check.
   int watches = watcher_.calls();
-  server_->OwnerExited(kBad);  // As the watcher reports it.
-  EXPECT_EQ(watcher_.calls(), watches + 1);
+  ReportExit(kBad);
+  EXPECT_EQ(watcher_.calls(), watches);
   EXPECT_EQ(server_->stats().leased_ports, 1u);
   EXPECT_EQ(server_->unwatched_owners(), 1u);
   ASSERT_NE(Ask(kSelf), 0);  // Checks kBad: gone, its port comes back.
   EXPECT_EQ(server_->stats().leased_ports, 1u);  // kSelf's.
+  EXPECT_EQ(server_->unwatched_owners(), 0u);
+}
+
+// An unwatched owner is watched once it can be; if it ends right after the
+// watch is taken and its report cannot be confirmed (the probe cannot
+// tell), it stays listed. It was dropped from both the watch and the list,
+// its ports leased for good (a reviewer forced that interleaving).
+TEST_F(UnwatchedOwnerTest, OwnerThatEndsAsItIsWatchedAtLastStaysListed) {
+  watcher_.MakeUnwatchable(kBad);
+  ASSERT_NE(Ask(kBad), 0);
+  ASSERT_EQ(server_->unwatched_owners(), 1u);
+  watcher_.MakeWatchable(kBad);
+  watcher_.AfterWatch([this](int64_t pid) {
+    if (pid != kBad) return;
+    processes_.Kill(kBad);
+    processes_.FailNextCalls(2);  // The report's check, and the watch's.
+    ReportExit(kBad);             // On the watcher's thread, meanwhile.
+  });
+  ASSERT_NE(Ask(kSelf), 0);  // Checks kBad: alive, watched at last.
+  watcher_.AfterWatch(nullptr);
+  EXPECT_EQ(server_->unwatched_owners(), 1u);
+  EXPECT_EQ(server_->stats().leased_ports, 2u);
+  ASSERT_NE(Ask(kSelf), 0);                      // Checks kBad again: gone now.
+  EXPECT_EQ(server_->stats().leased_ports, 2u);  // kSelf's two.
   EXPECT_EQ(server_->unwatched_owners(), 0u);
 }
 
