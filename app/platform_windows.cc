@@ -162,7 +162,7 @@ std::string StatsEventName(const std::string& address) {
 std::vector<std::string> Utf8Arguments(int argc, char** argv) {
   std::vector<std::string> args = ArgumentsUtf8(argc, argv);
   args.insert(args.begin(), argc > 0 ? argv[0] : "portserver");
-  SetConsoleOutputCP(CP_UTF8);
+  UseUtf8Console();
   return args;
 }
 

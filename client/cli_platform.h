@@ -29,7 +29,8 @@ std::optional<std::string> EnvironmentUtf8(const char* name);
 std::vector<std::string> ArgumentsUtf8(int argc, char** argv);
 
 // Makes a Windows console show the UTF-8 this program writes
-// (SetConsoleOutputCP(CP_UTF8)); nothing on POSIX, where terminals take
+// (SetConsoleOutputCP(CP_UTF8)), until it exits (the console's own code
+// page is set back then); nothing on POSIX, where terminals take
 // UTF-8 already.
 void UseUtf8Console();
 

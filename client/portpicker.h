@@ -132,8 +132,9 @@ class PortPicker {
   // more than kMaxPortsPerRequest (1024) in several, each all or none).
   // If that server refuses (or cannot be reached, or grants a port this
   // picker has handed out already), the rest are all picked without it,
-  // none reserved (as PickUnusedPort falls back): never some leased and
-  // some not; ports an earlier part leased go to the free set. Against a server
+  // none reserved (as PickUnusedPort falls back): of the ports asked of the
+  // server, never some leased and some not; ports an earlier part leased go
+  // to the free set. Against a server
   // without the extended protocol (python's) each is picked as PickUnusedPort()
   // does, one request per port; no server: each picked without one.
   // InvalidArgument if n <= 0. If one pick fails, the ports picked so far are

@@ -39,8 +39,9 @@ bool IsValidPort(int port) { return port >= 1 && port <= 65535; }
 // The system's text for `code`, in UTF-8 like everything this client
 // prints, then the code.
 std::string ErrorText(DWORD code) {
-  return absl::StrCat(portserver::GetWindowsErrorMessage(code), " (", code,
-                      ")");
+  std::string message = portserver::GetWindowsErrorMessage(code);
+  if (absl::StartsWith(message, "Windows error ")) return message;  // No text.
+  return absl::StrCat(message, " (", code, ")");
 }
 
 class ScopedHandle {
@@ -302,7 +303,7 @@ std::vector<std::string> ArgumentsUtf8(int argc, char** argv) {
   return portserver::ArgumentsUtf8(argc, argv);
 }
 
-void UseUtf8Console() { SetConsoleOutputCP(CP_UTF8); }
+void UseUtf8Console() { portserver::UseUtf8Console(); }
 
 absl::StatusOr<int> HoldPort(int port) {
   if (!IsValidPort(port)) {

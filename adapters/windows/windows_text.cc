@@ -11,6 +11,7 @@
 #include <shellapi.h>
 // clang-format on
 
+#include <cstdlib>
 #include <cwchar>
 
 namespace portserver {
@@ -49,6 +50,15 @@ std::optional<std::string> EnvironmentUtf8(const char* name) {
   if (got == 0 || got >= size) return std::string();
   value.resize(got);
   return Narrow(value);
+}
+
+void UseUtf8Console() {
+  static UINT saved = 0;
+  if (saved != 0) return;
+  saved = GetConsoleOutputCP();  // 0 without a console: nothing to do.
+  if (saved == 0 || saved == CP_UTF8) return;
+  SetConsoleOutputCP(CP_UTF8);
+  std::atexit([] { SetConsoleOutputCP(saved); });
 }
 
 std::vector<std::string> ArgumentsUtf8(int argc, char** argv) {

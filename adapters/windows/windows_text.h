@@ -40,6 +40,12 @@ std::optional<std::string> EnvironmentUtf8(const char* name);
 // short of memory): then argv in the ANSI code page.
 std::vector<std::string> ArgumentsUtf8(int argc, char** argv);
 
+// Makes the console show the UTF-8 this program writes
+// (SetConsoleOutputCP(CP_UTF8)) until it exits: the code page belongs to the
+// console, which the shell shares, so the one it had is set back at exit.
+// Not thread-safe: call first thing in main().
+void UseUtf8Console();
+
 }  // namespace portserver
 
 #endif  // PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_TEXT_H_
