@@ -1,10 +1,8 @@
 #include "adapters/linux/linux_process_info.h"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,9 +10,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <iterator>
 #include <string>
 
+#include "adapters/linux/test_processes.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -44,16 +42,6 @@ TEST(LinuxProcessInfo, ReadsTheCommandLineOfALiveProcess) {
   EXPECT_EQ(info.CommandLine(child, 256), "");
 }
 
-char StateOf(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)),
-                   std::istreambuf_iterator<char>());
-  size_t paren = text.rfind(')');
-  return paren == std::string::npos || paren + 2 >= text.size()
-             ? '?'
-             : text[paren + 2];
-}
-
 // main() called pthread_exit() and another thread runs on: /proc/<pid>/
 // cmdline reads empty, and listings showed "(unknown)" for such an owner
 // (a scenario tester); another thread's is the same command line.
@@ -61,32 +49,9 @@ TEST(LinuxProcessInfo, CommandLineOfAProcessWhoseMainThreadExited) {
   LinuxProcessInfo info;
   const std::string ours = info.CommandLine(getpid(), 256);
   ASSERT_FALSE(ours.empty());
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {  // Forked: the same command line as ours.
-    close(pipe_fds[1]);
-    static int read_fd;
-    read_fd = pipe_fds[0];
-    pthread_t thread;
-    pthread_create(
-        &thread, nullptr,
-        [](void*) -> void* {
-          char byte;
-          (void)!read(read_fd, &byte, 1);  // Until the parent closes it.
-          return nullptr;
-        },
-        nullptr);
-    syscall(SYS_exit, 0);  // The main thread alone ends.
-  }
-  close(pipe_fds[0]);
-  // Until the kernel shows the main thread's exit (a condition, polled).
-  for (int i = 0; i < 5000 && StateOf(child) != 'Z'; ++i) usleep(1000);
-  ASSERT_EQ(StateOf(child), 'Z');
-  EXPECT_EQ(info.CommandLine(child, 256), ours);
-  close(pipe_fds[1]);
-  ASSERT_EQ(waitpid(child, nullptr, 0), child);
+  MainThreadExitedChild child;  // Forked: the same command line as ours.
+  ASSERT_TRUE(child.ok());
+  EXPECT_EQ(info.CommandLine(child.pid(), 256), ours);
 }
 
 TEST(LinuxProcessInfo, CutsACommandLineBetweenUtf8Characters) {

@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "adapters/linux/test_processes.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -40,14 +41,6 @@ uint64_t StartTimeOf(pid_t pid) {
   std::string field;
   for (int i = 3; i <= 22; ++i) fields >> field;
   return std::stoull(field);
-}
-
-char StateOf(pid_t pid) {
-  std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  size_t paren = stat.rfind(')');
-  return paren == std::string::npos || paren + 2 >= stat.size()
-             ? '?'
-             : stat[paren + 2];
 }
 
 template <size_t N>
@@ -216,31 +209,9 @@ TEST(LinuxProcessProbe, LiveChildIsAliveWithItsStartTime) {
 // the leader a zombie, but the process lives until its last thread ends
 // (kill(pid, 0) and the reference's psutil.pid_exists() say so too).
 TEST(LinuxProcessProbe, ProcessWhoseMainThreadExitedLivesOn) {
-  int pipe_fds[2];
-  ASSERT_EQ(pipe(pipe_fds), 0);
-  pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    close(pipe_fds[1]);
-    static int read_fd;
-    read_fd = pipe_fds[0];
-    pthread_t thread;
-    pthread_create(
-        &thread, nullptr,
-        [](void*) -> void* {
-          char byte;
-          (void)!read(read_fd, &byte, 1);  // Until the parent closes it.
-          return nullptr;
-        },
-        nullptr);
-    // The main thread alone ends, as pthread_exit() ends it (which would
-    // unwind into gtest's handlers here).
-    syscall(SYS_exit, 0);
-  }
-  close(pipe_fds[0]);
-  // Until the kernel shows the main thread's exit (a condition, polled).
-  for (int i = 0; i < 5000 && StateOf(child) != 'Z'; ++i) usleep(1000);
-  ASSERT_EQ(StateOf(child), 'Z');
+  MainThreadExitedChild exited;
+  ASSERT_TRUE(exited.ok());
+  const pid_t child = exited.pid();
   const uint64_t start = StartTimeOf(child);
   LinuxProcessProbe probe;                      // pidfds
   LinuxProcessProbe without_pidfds("/proc/.");  // /proc only
@@ -249,7 +220,7 @@ TEST(LinuxProcessProbe, ProcessWhoseMainThreadExitedLivesOn) {
     EXPECT_EQ(result.state, State::kAlive) << p->proc_root();
     EXPECT_EQ(result.incarnation, start) << p->proc_root();
   }
-  close(pipe_fds[1]);  // The last thread ends: a zombie process, unreaped.
+  exited.Release();  // The last thread ends: a zombie process, unreaped.
   siginfo_t info{};
   ASSERT_EQ(waitid(P_PID, child, &info, WEXITED | WNOWAIT), 0);
   EXPECT_EQ(probe.Probe(child).state, State::kGone);
