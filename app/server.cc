@@ -285,9 +285,11 @@ bool Server::TryWatch(int64_t pid, const char** why) {
       // checked, that watch would keep its ports for the other's life (a
       // chaos test found it after a reply, a reviewer at a restart). So the
       // owner is checked by start time once the watch is taken; if it ends
-      // later, the watch (on it, then) says so.
-      ReclaimIfGone(pid);
-      return true;
+      // later, the watch (on it, then) says so. If the probe cannot tell,
+      // later requests check it too (the watch may follow another process).
+      if (ReclaimIfGone(pid) != OwnerCheck::kUnknown) return true;
+      *why = "watched, but the process probe cannot confirm it is the owner";
+      return false;
     case OwnerWatcher::Result::kGone:
       // Ended before it could be watched: its ports come back now if the
       // probe agrees. If it cannot tell (out of descriptors), later

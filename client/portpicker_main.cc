@@ -23,9 +23,9 @@
 // the kernel will not give the ports to anyone else meanwhile, and the
 // script's next command can still take them over if it binds with
 // SO_REUSEADDR. As in python 1.6 the child closes stdin, stdout and stderr,
-// so `port=$(portpicker $$ 2)` returns at once, and ports a server leased are
-// not held (the lease keeps them; a hold would refuse a program that binds
-// without SO_REUSEADDR, python's socketserver.TCPServer for one). Unlike
+// so `port=$(portpicker $$ 2)` returns at once, and ports a server leased to
+// `pid` are not held (the lease keeps them; a hold would refuse a program that
+// binds without SO_REUSEADDR, python's socketserver.TCPServer for one). Unlike
 // python 1.6, only TCP is held (python holds a listening TCP socket, which
 // no server can bind before the timeout, and a UDP socket).
 //
@@ -57,10 +57,12 @@ namespace {
 constexpr char kUsage[] =
     "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]\n"
     "Prints N free ports (default 1), one per line, leased by the port server\n"
-    "at $PORTSERVER_ADDRESS to pid (default: the parent process) with the\n"
-    "label $TEST_TARGET. With bind_timeout (seconds), keeps ports picked\n"
-    "without a server bound that long after exiting (SO_REUSEADDR, not\n"
-    "listening; not on Windows, where it is ignored with a warning).\n"
+    "at $PORTSERVER_ADDRESS to pid (default: the parent process; in bash,\n"
+    "$(portpicker 2>/dev/null) makes that a subshell that exits at once:\n"
+    "pass $$) with the label $TEST_TARGET. With bind_timeout (seconds),\n"
+    "keeps ports picked without a server (or leased to this command\n"
+    "itself) bound that long after exiting (SO_REUSEADDR, not listening;\n"
+    "not on Windows, where it is ignored with a warning).\n"
     "  -n N           N ports (1 to 1024): all or none from a server with\n"
     "                 the extended protocol; python's server gets N plain\n"
     "                 requests, and ports taken before a refusal stay\n"
@@ -89,13 +91,15 @@ int BadArgument(const std::string& message) {
 // is a warning, or with !fallback (--no-fallback) an error.
 absl::StatusOr<std::vector<int>> FromServer(const std::string& address,
                                             int64_t pid, int count,
-                                            bool fallback) {
+                                            bool fallback,
+                                            bool* leased_to_caller) {
   int64_t owner = 0;
-  bool leased_to_caller = false;
+  bool& to_caller = *leased_to_caller;
+  to_caller = false;
   absl::StatusOr<std::vector<int>> ports = portpicker::GetPortsFromPortServer(
       address, pid, count, portpicker::DefaultLabel(), absl::Seconds(10),
-      &owner, &leased_to_caller);
-  if (ports.ok() && leased_to_caller) {
+      &owner, &to_caller);
+  if (ports.ok() && to_caller) {
     std::string what = absl::StrCat(
         "the server could not translate pid ", pid,
         " from this pid namespace (a server that is not root cannot read "
@@ -132,8 +136,8 @@ absl::StatusOr<std::vector<int>> WithoutServer(int count) {
   return ports;
 }
 
-// `*leased`: whether the server leased them (else they were picked without
-// it).
+// `*leased`: whether the server leased them to `pid` (else they were picked
+// without it, or leased to this command, which ends at once).
 absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
                                            bool fallback, bool* leased) {
   *leased = false;
@@ -141,10 +145,11 @@ absl::StatusOr<std::vector<int>> PickPorts(int64_t pid, int count,
       portpicker::EnvironmentUtf8(portpicker::kPortServerAddressEnv)
           .value_or("");
   if (!address.empty()) {
+    bool to_caller = false;
     absl::StatusOr<std::vector<int>> ports =
-        FromServer(address, pid, count, fallback);
+        FromServer(address, pid, count, fallback, &to_caller);
     if (ports.ok()) {
-      *leased = true;
+      *leased = !to_caller;
       return ports;
     }
     if (!fallback) return ports.status();
@@ -217,7 +222,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Bound before the ports are printed, so the script never sees one unheld.
-  // A server's lease needs no hold (python 1.6 holds only without one).
+  // A server's lease to `pid` needs no hold (python 1.6 holds only without
+  // one); a lease to this command ends as it exits, so that one is held.
   std::vector<int> held;
   if (bind_timeout > 0 && !leased) {
     for (int port : *ports) {

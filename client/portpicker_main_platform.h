@@ -13,11 +13,7 @@
 
 namespace portpicker {
 
-// The calling shell's pid; 0 if unknown. On POSIX the parent process, or,
-// where that is a subshell (a fork of its own parent running the same
-// program with the same arguments, as bash makes for `$(portpicker
-// 2>/dev/null)`), the nearest ancestor that is not one. On Windows the
-// parent process.
+// The parent process's id (the shell that runs portpicker); 0 if unknown.
 int64_t ParentPid();
 
 // Keeps the sockets in `held` (from HoldPort) bound for `seconds` after this

@@ -243,6 +243,28 @@ TEST_F(UnwatchedOwnerTest, OwnerThatEndsAsItIsWatchedAtLastStaysListed) {
   EXPECT_EQ(server_->unwatched_owners(), 0u);
 }
 
+// The check after a new watch cannot tell (the probe fails once): the owner
+// is checked on later requests as well, since the watch may follow a process
+// that took a dead owner's pid (a reviewer: the port stayed leased for that
+// process's life).
+TEST_F(UnwatchedOwnerTest, ReusedPidWhoseCheckCannotTellIsCheckedLater) {
+  constexpr int64_t kShort = 5151;
+  processes_.Spawn(kShort);
+  watcher_.BeforeWatch([this](int64_t pid) {
+    if (pid != kShort) return;
+    processes_.Kill(kShort);      // The owner ends right after its reply...
+    processes_.Spawn(kShort);     // ...and a new process takes its pid.
+    processes_.FailNextCalls(1);  // The check after the watch.
+  });
+  ASSERT_NE(Ask(kShort), 0);
+  watcher_.BeforeWatch(nullptr);
+  EXPECT_EQ(server_->stats().leased_ports, 1u);
+  EXPECT_EQ(server_->unwatched_owners(), 1u);
+  ASSERT_NE(Ask(kSelf), 0);  // Checks kShort: another incarnation.
+  EXPECT_EQ(server_->stats().leased_ports, 1u);  // kSelf's.
+  EXPECT_EQ(server_->unwatched_owners(), 0u);
+}
+
 // The same window at a restart: a restored owner whose pid went to another
 // process between the journal's replay (which probed it) and its watch
 // keeps no port (a reviewer's suspicion; the window is microseconds).
