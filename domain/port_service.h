@@ -82,10 +82,6 @@ struct Decision {
   // The named pid could not be translated from the caller's pid namespace:
   // d.pid is the caller's (logged at default verbosity when granted).
   bool pid_replaced = false;
-  // Granted to an owner the service did not know: the caller should start
-  // watching it for its exit, and check that the process it watches is
-  // that owner (OwnerExited), since the pid may be another's by then.
-  bool new_owner = false;
   // Set on the first denial of an episode of pool_ran_out (until the next
   // grant): the biggest holders, for the log.
   std::vector<HolderSummary> biggest_holders;

@@ -90,7 +90,6 @@ void PortService::RecordOwnerLocked(Decision& d,
   bool created = false;
   OwnerInfo& info = records_.Upsert(Owner{d.pid, d.incarnation}, &created);
   int64_t now = info_ != nullptr ? info_->NowUnixMs() : -1;
-  d.new_owner = created;
   if (created) {
     info.uid_known = who.uid_known;
     info.uid = who.uid;
