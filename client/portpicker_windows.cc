@@ -167,8 +167,9 @@ int WildcardAddress(int family, int port, sockaddr_storage* storage) {
 
 // Winsock's python bind(): SO_EXCLUSIVEADDRUSE, since SO_REUSEADDR on
 // Windows would let the bind take a port that another socket holds.
-SOCKET BindExclusive(int family, int type, int port) {
+SOCKET BindExclusive(int family, int type, int port, bool* no_socket) {
   ScopedSocket sock(socket(family, type, 0));
+  *no_socket = sock.get() == INVALID_SOCKET;
   if (sock.get() == INVALID_SOCKET) return INVALID_SOCKET;
   BOOL one = TRUE;
   sockaddr_storage storage{};
@@ -277,11 +278,14 @@ int BindBothFamilies(int port, Protocol protocol) {
   const int type = protocol == Protocol::kTcp ? SOCK_STREAM : SOCK_DGRAM;
   bool got_socket = false;
   for (int family : {AF_INET6, AF_INET}) {
-    ScopedSocket sock(BindExclusive(family, type, port));
+    bool no_socket = false;
+    ScopedSocket sock(BindExclusive(family, type, port, &no_socket));
     if (sock.get() == INVALID_SOCKET) {
-      // This family is not to be had here (not supported, or refused):
-      // skipped, whatever the error, as python 1.6 skips it.
-      continue;
+      // A family whose socket() fails (not supported, or refused) is
+      // skipped, whatever the error, as python 1.6 skips it; a failed bind
+      // means the port is taken.
+      if (no_socket) continue;
+      return 0;
     }
     got_socket = true;
     if (type == SOCK_STREAM && listen(sock.get(), 1) != 0) return 0;

@@ -1,6 +1,9 @@
 // End to end on Windows: portserver.exe started with CreateProcess, asked
 // over its named pipe by the python-style client (what python portpicker
 // does on Windows) and by the C++ client library.
+#include <winsock2.h>
+#include <ws2tcpip.h>
+
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -478,6 +481,32 @@ TEST_F(ConsoleControlTest, CtrlBreakStopsTheServerWithExitZero) {
                  << GetLastError();
   }
   ExpectCleanStop();
+}
+
+// The C++ client's fallback: a port taken on IPv6 alone is not free. A
+// family whose socket() fails is skipped, as python skips it, but a failed
+// bind is a port in use (the final read of the change that made socket()
+// failures skippable found it skipping failed binds too).
+TEST(WindowsClientFallback, PortTakenOnIpv6AloneIsNotFree) {
+  ASSERT_EQ(EnsureWinsock(), 0);
+  absl::StatusOr<int> port = portpicker::PickUnusedPortWithoutServer();
+  ASSERT_TRUE(port.ok()) << port.status();
+  SOCKET taken = socket(AF_INET6, SOCK_STREAM, 0);
+  if (taken == INVALID_SOCKET) GTEST_SKIP() << "no IPv6 here";
+  BOOL one = TRUE;
+  setsockopt(taken, IPPROTO_IPV6, IPV6_V6ONLY,
+             reinterpret_cast<const char*>(&one), sizeof(one));
+  setsockopt(taken, SOL_SOCKET, SO_EXCLUSIVEADDRUSE,
+             reinterpret_cast<const char*>(&one), sizeof(one));
+  sockaddr_in6 address{};
+  address.sin6_family = AF_INET6;
+  address.sin6_port = htons(static_cast<u_short>(*port));
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+            0);
+  ASSERT_EQ(listen(taken, 1), 0);
+  EXPECT_FALSE(portpicker::IsPortFree(*port));
+  closesocket(taken);
+  EXPECT_TRUE(portpicker::IsPortFree(*port));
 }
 
 }  // namespace
