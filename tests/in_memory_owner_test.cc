@@ -109,6 +109,22 @@ class UnwatchedOwnerTest : public ::testing::Test {
     EXPECT_TRUE(reply.has_value());
     return reply && !reply->empty() ? std::stoi(*reply) : 0;
   }
+  // Asks for a port for a new owner `pid` that ends right after its reply,
+  // its pid taken by a new process before the exit watch; then the next
+  // `failing_probes` process probes fail.
+  int AskForOwnerWhosePidIsReusedBeforeItsWatch(int64_t pid,
+                                                int failing_probes) {
+    processes_.Spawn(pid);
+    watcher_.BeforeWatch([this, pid, failing_probes](int64_t watched) {
+      if (watched != pid) return;
+      processes_.Kill(pid);
+      processes_.Spawn(pid);
+      if (failing_probes > 0) processes_.FailNextCalls(failing_probes);
+    });
+    int port = Ask(pid);
+    watcher_.BeforeWatch(nullptr);
+    return port;
+  }
   // What the platform's watcher does when `pid` exits: forgets it, then
   // reports it.
   void ReportExit(int64_t pid) {
@@ -170,15 +186,7 @@ TEST_F(UnwatchedOwnerTest, ALiveUnwatchedOwnerCostsOneCheckPerRequestAtMost) {
 // follow, keeping the owner's ports for that other's life (a chaos test
 // found it). The owner is checked after the watch: its ports come back.
 TEST_F(UnwatchedOwnerTest, OwnerWhosePidIsReusedBeforeItsWatchGetsNoWatch) {
-  constexpr int64_t kShort = 5151;
-  processes_.Spawn(kShort);
-  watcher_.BeforeWatch([this](int64_t pid) {
-    if (pid != kShort) return;
-    processes_.Kill(kShort);   // The owner ends right after its reply...
-    processes_.Spawn(kShort);  // ...and a new process takes its pid.
-  });
-  ASSERT_NE(Ask(kShort), 0);
-  watcher_.BeforeWatch(nullptr);
+  ASSERT_NE(AskForOwnerWhosePidIsReusedBeforeItsWatch(5151, 0), 0);
   EXPECT_EQ(server_->stats().leased_ports, 0u);
 }
 
@@ -248,19 +256,11 @@ TEST_F(UnwatchedOwnerTest, OwnerThatEndsAsItIsWatchedAtLastStaysListed) {
 // that took a dead owner's pid (a reviewer: the port stayed leased for that
 // process's life).
 TEST_F(UnwatchedOwnerTest, ReusedPidWhoseCheckCannotTellIsCheckedLater) {
-  constexpr int64_t kShort = 5151;
-  processes_.Spawn(kShort);
-  watcher_.BeforeWatch([this](int64_t pid) {
-    if (pid != kShort) return;
-    processes_.Kill(kShort);      // The owner ends right after its reply...
-    processes_.Spawn(kShort);     // ...and a new process takes its pid.
-    processes_.FailNextCalls(1);  // The check after the watch.
-  });
-  ASSERT_NE(Ask(kShort), 0);
-  watcher_.BeforeWatch(nullptr);
+  // One failing probe: the check after the watch.
+  ASSERT_NE(AskForOwnerWhosePidIsReusedBeforeItsWatch(5151, 1), 0);
   EXPECT_EQ(server_->stats().leased_ports, 1u);
   EXPECT_EQ(server_->unwatched_owners(), 1u);
-  ASSERT_NE(Ask(kSelf), 0);  // Checks kShort: another incarnation.
+  ASSERT_NE(Ask(kSelf), 0);  // Checks 5151: another incarnation.
   EXPECT_EQ(server_->stats().leased_ports, 1u);  // kSelf's.
   EXPECT_EQ(server_->unwatched_owners(), 0u);
 }
