@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstdlib>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,16 +29,13 @@ namespace {
 
 class WindowsAdapters final : public PlatformAdapters {
  public:
-  WindowsAdapters(std::unique_ptr<WindowsPipeTransport> transport,
-                  bool lock_ports)
-      : transport_(std::move(transport)) {
-    if (lock_ports) locking_probe_.emplace(port_probe_);
-  }
+  // Every server takes the port locks, whatever its flags
+  // (--portserver_lock_ports is accepted and has no effect), as on Linux:
+  // two servers on one host never lease the same port.
+  explicit WindowsAdapters(std::unique_ptr<WindowsPipeTransport> transport)
+      : locking_probe_(port_probe_), transport_(std::move(transport)) {}
   Adapters adapters() override {
-    PortProbe* ports = locking_probe_
-                           ? static_cast<PortProbe*>(&*locking_probe_)
-                           : &port_probe_;
-    Adapters adapters{&process_probe_, ports, transport_.get()};
+    Adapters adapters{&process_probe_, &locking_probe_, transport_.get()};
     adapters.process_info = &process_info_;
     return adapters;
   }
@@ -54,7 +50,7 @@ class WindowsAdapters final : public PlatformAdapters {
   WindowsProcessProbe process_probe_;
   WindowsProcessInfo process_info_;
   WindowsPortProbe port_probe_;
-  std::optional<WindowsPortLockProbe> locking_probe_;  // Wraps port_probe_.
+  WindowsPortLockProbe locking_probe_;  // Wraps port_probe_.
   std::unique_ptr<WindowsPipeTransport> transport_;
 };
 
@@ -184,7 +180,7 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
       WindowsPipeTransport::Create(transport_options);
   if (!transport.ok()) return transport.status();
   return std::unique_ptr<PlatformAdapters>(
-      new WindowsAdapters(std::move(*transport), options.lock_ports));
+      new WindowsAdapters(std::move(*transport)));
 }
 
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(

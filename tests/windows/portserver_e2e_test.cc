@@ -392,6 +392,28 @@ TEST_F(PortserverE2eTest, SecondServerOnTheSamePipeExitsTwo) {
   EXPECT_NE(Ask(GetCurrentProcessId()), 0);  // The first one still serves.
 }
 
+// Every server takes the port locks, whatever its flags, as on Linux: a
+// second server with default flags on another pipe, same pool, does not
+// lease the port the first one leased (before 0.4.2 a Windows server took
+// the locks only with --portserver_lock_ports, so it did).
+TEST_F(PortserverE2eTest, TwoServersWithDefaultFlagsNeverLeaseOnePort) {
+  const std::string pool = UniquePool(1);
+  StartServer(pool);
+  ASSERT_NE(Ask(GetCurrentProcessId()), 0) << server_->Output();
+  const std::string other_address = UniquePipeAddress("e2e-other");
+  std::unique_ptr<ChildProcess> other = Server::Start(
+      other_address, absl::StrCat("--portserver_static_pool=", pool,
+                                  " --portserver_state_file=none"));
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->WaitForOutput("Serving on", kStartMillis))
+      << other->Output();
+  PythonStyleReply reply = AskLikePython(other_address, GetCurrentProcessId());
+  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE))
+      << "the other server leased " << reply.data;
+  EXPECT_TRUE(other->WaitForOutput("denied (pool-exhausted)", kStartMillis))
+      << other->Output();
+}
+
 TEST_F(PortserverE2eTest, JournalKeepsALiveOwnersLeasesAcrossKillAndRestart) {
   const std::string pool = UniquePool(2);
   StartServer(pool);
