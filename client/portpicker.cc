@@ -110,7 +110,7 @@ absl::StatusOr<int> PortPicker::PickUnusedPort(int64_t pid) {
       EnvironmentUtf8(kPortServerAddressEnv).value_or("");
   absl::StatusOr<int> from_server =
       !address.empty()
-          ? GetPortFromPortServer(address, pid)
+          ? FromServer(address, pid)
           : absl::StatusOr<int>(absl::NotFoundError("no port server"));
 
   absl::MutexLock lock(&mu_);
@@ -126,6 +126,29 @@ absl::StatusOr<int> PortPicker::PickUnusedPort(int64_t pid) {
   absl::StatusOr<int> port = PickWithoutServer(avoid);
   if (port.ok()) random_.insert(*port);
   return port;
+}
+
+absl::StatusOr<int> PortPicker::FromServer(const std::string& address,
+                                           int64_t pid) {
+  const std::string label = DefaultLabel();
+  bool plain_only;
+  {
+    absl::MutexLock lock(&mu_);
+    plain_only = plain_only_.count(address) != 0;
+  }
+  if (!label.empty() && !plain_only) {
+    absl::StatusOr<std::vector<int>> got =
+        GetPortsFromPortServer(address, pid, 1, label);
+    if (got.ok()) {
+      if (got->size() == 1) return got->front();
+      return absl::InternalError(absl::StrCat(
+          "portserver at ", address, " granted ", got->size(), " ports for 1"));
+    }
+    if (!absl::IsUnimplemented(got.status())) return got.status();
+    absl::MutexLock lock(&mu_);
+    plain_only_.insert(address);
+  }
+  return GetPortFromPortServer(address, pid);
 }
 
 absl::StatusOr<int> PortPicker::PickUnusedPort() {
@@ -150,7 +173,12 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
   const int missing = n - static_cast<int>(ports.size());
   const std::string address =
       EnvironmentUtf8(kPortServerAddressEnv).value_or("");
-  if (missing > 1 && !address.empty()) {
+  bool plain_only;
+  {
+    absl::MutexLock lock(&mu_);
+    plain_only = plain_only_.count(address) != 0;
+  }
+  if (missing > 1 && !address.empty() && !plain_only) {
     // Round trips to a server of the extended protocol, each all or none
     // (at most kMaxPortsPerRequest ports); only a server without it
     // (python's: Unimplemented) gets one request per port.
@@ -165,6 +193,8 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
           address, internal::CurrentPid(), chunk, DefaultLabel());
       if (absl::IsUnimplemented(got.status()) && leased.empty()) {
         extended = false;
+        absl::MutexLock lock(&mu_);
+        plain_only_.insert(address);
         break;
       }
       if (!got.ok()) {

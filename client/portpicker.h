@@ -122,6 +122,13 @@ class PortPicker {
   // every port this picker knows. A server failure is not reported: like
   // python, the call falls back. Returns ResourceExhausted if no port was
   // found.
+  // The request: with Bazel's TEST_TARGET set (DefaultLabel()), an extended
+  // `allocate` of one port labelled with it (docs/protocol.md), so that
+  // `portserverctl leases --label` finds the test's leases; a server
+  // without the extended protocol (python's) closes that without a reply,
+  // and is then asked with a plain request, as without TEST_TARGET: once
+  // per server address and picker, after which this picker asks that
+  // address plainly only.
   absl::StatusOr<int> PickUnusedPort(int64_t pid);
   // The same on behalf of this process (getpid()).
   absl::StatusOr<int> PickUnusedPort();
@@ -157,7 +164,12 @@ class PortPicker {
   void AddReservedPort(int port);
 
  private:
+  // One port for `pid` from the server at `address`, as PickUnusedPort asks.
+  absl::StatusOr<int> FromServer(const std::string& address, int64_t pid);
+
   absl::Mutex mu_;
+  // Server addresses seen without the extended protocol.
+  std::set<std::string> plain_only_ ABSL_GUARDED_BY(mu_);
   std::set<int> free_ ABSL_GUARDED_BY(mu_);
   std::set<int> owned_ ABSL_GUARDED_BY(mu_);
   std::set<int> random_ ABSL_GUARDED_BY(mu_);

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -240,6 +241,9 @@ TEST(HoldPort, BlocksPlainBindsButLetsReuseAddrServersTakeOver) {
 
 class PortPickerTest : public ::testing::Test {
  protected:
+  // Bazel sets TEST_TARGET for every test; without it PickUnusedPort sends
+  // plain requests only. Tests of the label set it again.
+  ScopedEnv no_label_{"TEST_TARGET", std::nullopt};
   PortPicker picker_;
 };
 
@@ -338,6 +342,63 @@ TEST_F(PortPickerTest, PickUnusedPortsTakesAllInOneRequestWhenTheServerCan) {
   // They are this picker's: returned ones are handed out again first.
   EXPECT_TRUE(picker_.ReturnPort(kFakePort + 7).ok());
   EXPECT_THAT(picker_.PickUnusedPort(), IsOkAndHolds(kFakePort + 7));
+}
+
+// With TEST_TARGET set, PickUnusedPort asks for its port in an extended
+// request labelled with it, so that `portserverctl leases --label` finds
+// the test's leases (a reviewer found them unlabelled: only PickUnusedPorts
+// sent the label).
+TEST_F(PortPickerTest, PickUnusedPortSendsTheLabelToAServerThatTakesIt) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request))
+      return absl::StrCat(kOtherFakePort, "\n");
+    return absl::StrCat("portserver/1 ok ports=", kFakePort, "\nend\n");
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//pkg:some_test");
+  EXPECT_THAT(picker_.PickUnusedPort(777), IsOkAndHolds(kFakePort));
+  EXPECT_THAT(fake.requests(),
+              ElementsAre("portserver/1 allocate pid=777 count=1 "
+                          "label=//pkg:some_test\n"));
+  // One port of PickUnusedPorts goes the same way.
+  EXPECT_TRUE(picker_.PickUnusedPorts(1).ok());
+  EXPECT_THAT(fake.requests(), SizeIs(2));
+  EXPECT_THAT(fake.requests()[1], HasSubstr(" count=1 label=//pkg:some_test"));
+}
+
+// A server without the extended protocol (python's closes such a request
+// without a reply) gets a plain request instead, and from then on only
+// plain ones from this picker.
+TEST_F(PortPickerTest, PickUnusedPortAsksPythonsServerPlainlyAfterOneTry) {
+  FakePortServer fake(CountingReplies());
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//pkg:some_test");
+  EXPECT_THAT(picker_.PickUnusedPort(777), IsOkAndHolds(kFakePort));
+  EXPECT_THAT(picker_.PickUnusedPort(777), IsOkAndHolds(kFakePort + 1));
+  absl::StatusOr<std::vector<int>> two = picker_.PickUnusedPorts(2);
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_THAT(*two, ElementsAre(kFakePort + 2, kFakePort + 3));
+  EXPECT_THAT(fake.requests(),
+              ElementsAre("portserver/1 allocate pid=777 count=1 "
+                          "label=//pkg:some_test\n",
+                          "777\n", "777\n", absl::StrCat(getpid(), "\n"),
+                          absl::StrCat(getpid(), "\n")));
+}
+
+// A refusal of the labelled request falls back as a plain one's would: no
+// second, plain request that the server might grant.
+TEST_F(PortPickerTest, RefusedLabelledRequestFallsBackWithoutTheServer) {
+  FakePortServer fake([](const std::string& request) -> std::string {
+    if (!testing::IsExtended(request)) return absl::StrCat(kFakePort, "\n");
+    return "portserver/1 error code=pool-exhausted message=pool%20exhausted"
+           "\nend\n";
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//pkg:some_test");
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_NE(*port, kFakePort);
+  EXPECT_THAT(fake.requests(), SizeIs(1));
 }
 
 // The server refuses a label with a control character; the client sends

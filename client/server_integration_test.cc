@@ -101,6 +101,23 @@ TEST_P(ServerIntegrationTest, PickUnusedPortReturnsAPoolPort) {
   EXPECT_TRUE(InPool(*port)) << *port;
 }
 
+// Bazel's TEST_TARGET goes with PickUnusedPort's lease to our server, in
+// a labelled extended request; python's server closes that without a reply
+// and is asked plainly, so the port comes from its pool all the same.
+TEST_P(ServerIntegrationTest, PickUnusedPortLeaseCarriesTheTestTarget) {
+  ScopedEnv label("TEST_TARGET", "//pkg:integration_test");
+  absl::StatusOr<int> port = picker_.PickUnusedPort();
+  ASSERT_TRUE(port.ok()) << port.status();
+  EXPECT_TRUE(InPool(*port)) << *port;
+  if (GetParam().python) return;
+  absl::StatusOr<portserver::ParsedReply> who = ControlExchange(
+      address_, absl::StrCat("portserver/1 who ports=", *port, "\n"));
+  ASSERT_TRUE(who.ok()) << who.status();
+  ASSERT_EQ(who->records.size(), 1u);
+  EXPECT_EQ(who->records[0].Get("state"), "leased");
+  EXPECT_EQ(who->records[0].Get("label"), "//pkg:integration_test");
+}
+
 TEST_P(ServerIntegrationTest, PickUnusedPortsReturnsDistinctPoolPorts) {
   absl::StatusOr<std::vector<int>> ports = picker_.PickUnusedPorts(5);
   ASSERT_TRUE(ports.ok()) << ports.status();
