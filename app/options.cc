@@ -319,9 +319,10 @@ std::string UsageText() {
       "passed socket of the wrong kind, a pool the kernel may not reserve\n"
       "(--portserver_reserve_pool_in_kernel), a state file that is not a\n"
       "journal of the server's, is in use by another server or whose\n"
-      "directory is missing, or a metrics file that is not the server's or\n"
-      "whose directory is missing or not writable; 1 if serving fails "
-      "later.\n");
+      "directory is missing, a default journal directory that is not a\n"
+      "directory, is another user's or is open to group or others, or a\n"
+      "metrics file that is not the server's or whose directory is missing\n"
+      "or not writable; 1 if serving fails later.\n");
   return usage;
 }
 
