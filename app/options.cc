@@ -13,21 +13,46 @@
 #include "app/version.h"
 #include "domain/port_pool.h"
 
-DEFINE_string(portserver_static_pool, "15000-24999",
-              "Comma separated N-P Range(s) of ports to manage (inclusive).");
-DEFINE_string(portserver_address, "@unittest-portserver",
-              "Address of AF_UNIX socket on which to listen on Unix (first @ "
-              "is a NUL) or the name of the pipe on Windows (first @ is the "
-              "\\\\.\\pipe\\ prefix).");
-DEFINE_string(
-    portserver_extra_addresses, "",
+// Where a flag's effect differs between Linux (app/platform_linux.cc) and
+// Windows (app/platform_windows.cc), --help describes the platform it was
+// built for.
+#ifdef _WIN32
+constexpr char kExtraAddressesHelp[] =
+    "Comma separated further addresses to listen on, each like "
+    "--portserver_address. Not supported on Windows (one pipe per "
+    "server): a server given any exits 2; start one server per pipe.";
+constexpr char kStateFileHelp[] =
+    "File that journals leases, so that a restart (even after the server "
+    "was killed) never hands out a port still leased to a live process. "
+    "Empty: %LOCALAPPDATA%\\portserver\\<pipe name>.journal, the pipe "
+    "name without its \\\\.\\pipe\\ prefix and with each character "
+    "other than ASCII letters, digits, '-', '_' and '.' written '_' (exit 2 "
+    "if LOCALAPPDATA is unset). Leases on ports outside the pool are "
+    "dropped with a warning. 'none': keep leases in memory only, as the "
+    "reference server does. A clean stop leaves the journal and its .lock "
+    "in place. A full disk is logged, and every live lease is written "
+    "again as soon as the file can be; a deleted journal is not noticed "
+    "until the next compaction.";
+constexpr char kMaxConnectionsHelp[] =
+    "Most client connections open at once. At the cap, the oldest "
+    "connection without a complete request is closed to make room.";
+constexpr char kReservePoolHelp[] =
+    "Linux only (net.ipv4.ip_local_reserved_ports): accepted on Windows, "
+    "where it has no effect.";
+constexpr char kVerboseHelp[] =
+    "Enable verbose messages (one line per request). Without it, "
+    "refusals (but for malformed requests) are still logged, at most "
+    "10 lines a second; the next line logged says how many were "
+    "suppressed, and the statistics (see 'statistics' below) report the "
+    "total (refusal-lines-suppressed).";
+#else
+constexpr char kExtraAddressesHelp[] =
     "Comma separated further addresses to listen on, each like "
     "--portserver_address (e.g. a path socket, whose directory's "
     "permissions say who may ask). One pool and one journal serve "
     "them all. Not bound, like --portserver_address, when the service "
-    "manager passes the sockets (LISTEN_FDS).");
-DEFINE_string(
-    portserver_state_file, "",
+    "manager passes the sockets (LISTEN_FDS).";
+constexpr char kStateFileHelp[] =
     "File that journals leases, so that a restart (even after kill "
     "-9) never hands out a port still leased to a live process. "
     "Empty: <runtime dir>/<address>.journal, where the runtime dir "
@@ -41,16 +66,41 @@ DEFINE_string(
     "with no live lease removes the journal and its .lock (and the "
     "default directory if it is then empty). A full disk or a "
     "deleted journal is logged, and every live lease is written "
-    "again as soon as the file can be.");
+    "again as soon as the file can be.";
+constexpr char kMaxConnectionsHelp[] =
+    "Most client connections open at once. At the cap, the oldest "
+    "connection without a complete request is closed to make room. "
+    "Lowered under a low descriptor limit to half of what it "
+    "leaves beyond the server's own (logged).";
+constexpr char kReservePoolHelp[] =
+    "Add the pool to net.ipv4.ip_local_reserved_ports (merged with "
+    "what is there), so that the kernel never gives pool ports to "
+    "connect() or bind(port 0), and take out again what was added "
+    "when the server stops (not after kill -9). Needs root or "
+    "CAP_NET_ADMIN in the server's network namespace; exits 2 "
+    "otherwise. Without it, a pool that overlaps the ephemeral range "
+    "(net.ipv4.ip_local_port_range) is warned about at start-up.";
+constexpr char kVerboseHelp[] =
+    "Enable verbose messages (one line per request). Without it, "
+    "refusals (but for malformed requests) are still logged, at most "
+    "10 lines a second; the next line logged says how many were "
+    "suppressed, and SIGUSR1 reports the total "
+    "(refusal-lines-suppressed).";
+#endif
+
+DEFINE_string(portserver_static_pool, "15000-24999",
+              "Comma separated N-P Range(s) of ports to manage (inclusive).");
+DEFINE_string(portserver_address, "@unittest-portserver",
+              "Address of AF_UNIX socket on which to listen on Unix (first @ "
+              "is a NUL) or the name of the pipe on Windows (first @ is the "
+              "\\\\.\\pipe\\ prefix).");
+DEFINE_string(portserver_extra_addresses, "", kExtraAddressesHelp);
+DEFINE_string(portserver_state_file, "", kStateFileHelp);
 DEFINE_int32(portserver_max_ports_per_pid, 0,
              "Most ports one live process may hold at once; further requests "
              "on its behalf are denied (quota). 0: no limit, as in the "
              "reference server (a long-lived test runner may hold many).");
-DEFINE_int32(portserver_max_connections, 1024,
-             "Most client connections open at once. At the cap, the oldest "
-             "connection without a complete request is closed to make room. "
-             "Lowered under a low descriptor limit to half of what it "
-             "leaves beyond the server's own (logged).");
+DEFINE_int32(portserver_max_connections, 1024, kMaxConnectionsHelp);
 DEFINE_int32(portserver_read_timeout_ms, 5000,
              "How long a client may take to send its request, in "
              "milliseconds, before the connection is closed.");
@@ -62,14 +112,7 @@ DEFINE_bool(portserver_lock_ports, false,
             "and skips ports another server holds: servers sharing one "
             "network namespace never hand out the same port, whatever their "
             "flags.");
-DEFINE_bool(portserver_reserve_pool_in_kernel, false,
-            "Add the pool to net.ipv4.ip_local_reserved_ports (merged with "
-            "what is there), so that the kernel never gives pool ports to "
-            "connect() or bind(port 0), and take out again what was added "
-            "when the server stops (not after kill -9). Needs root or "
-            "CAP_NET_ADMIN in the server's network namespace; exits 2 "
-            "otherwise. Without it, a pool that overlaps the ephemeral range "
-            "(net.ipv4.ip_local_port_range) is warned about at start-up.");
+DEFINE_bool(portserver_reserve_pool_in_kernel, false, kReservePoolHelp);
 DEFINE_string(portserver_metrics_file, "",
               "Also write the metrics (Prometheus text format, as "
               "`portserverctl metrics` prints them) to this file every "
@@ -79,12 +122,7 @@ DEFINE_string(portserver_metrics_file, "",
               "off.");
 DEFINE_int32(portserver_metrics_interval_s, 15,
              "Seconds between two writes of --portserver_metrics_file.");
-DEFINE_bool(verbose, false,
-            "Enable verbose messages (one line per request). Without it, "
-            "refusals (but for malformed requests) are still logged, at most "
-            "10 lines a second; the next line logged says how many were "
-            "suppressed, and SIGUSR1 reports the total "
-            "(refusal-lines-suppressed).");
+DEFINE_bool(verbose, false, kVerboseHelp);
 DEFINE_bool(debug, false,
             "Enable full debug messages (per request, with the caller's "
             "credentials and the probes made).");
@@ -307,6 +345,24 @@ std::string UsageText() {
       absl::StrAppend(&usage, "        Default: ", info.default_value, "\n");
     }
   }
+#ifdef _WIN32
+  absl::StrAppend(
+      &usage,
+      "\n"
+      "stopping: Ctrl+C, Ctrl+Break and closing the console (or logging off,\n"
+      "shutting down) stop the server: it logs the statistics and exits 0.\n"
+      "statistics: logged each time the auto-reset event\n"
+      "Global\\portserver-stats-<pipe name> is set ('\\' in the name written\n"
+      "'_'); Windows has no SIGUSR1.\n"
+      "exit status: 0 after a stop as above; 2, before anything is served,\n"
+      "for a bad flag or pool, an address that is not a pipe name or a\n"
+      "pipe in use, --portserver_extra_addresses, a state file that is not\n"
+      "a journal of the server's, is in use by another server or whose\n"
+      "directory is missing, a default journal with no LOCALAPPDATA or no\n"
+      "directory %LOCALAPPDATA%\\portserver, or a metrics file that is not\n"
+      "the server's or whose directory is missing or not writable; 1 if\n"
+      "serving fails later.\n");
+#else
   absl::StrAppend(
       &usage,
       "\n"
@@ -319,9 +375,11 @@ std::string UsageText() {
       "passed socket of the wrong kind, a pool the kernel may not reserve\n"
       "(--portserver_reserve_pool_in_kernel), a state file that is not a\n"
       "journal of the server's, is in use by another server or whose\n"
-      "directory is missing, or a metrics file that is not the server's or\n"
-      "whose directory is missing or not writable; 1 if serving fails "
-      "later.\n");
+      "directory is missing, a default journal directory that is not a\n"
+      "directory, is another user's or is open to group or others, or a\n"
+      "metrics file that is not the server's or whose directory is missing\n"
+      "or not writable; 1 if serving fails later.\n");
+#endif
   return usage;
 }
 

@@ -8,8 +8,9 @@
 //   throughput  W forked workers each lease K ports for their own pid and
 //               exit (reclaim of dead owners), in waves; req/s and latency.
 //   deny        pool leased to live `sleep` processes (1000 ports each,
-//               under our default quota of 1024 per pid) until the first
-//               denial, then the time of more (denied) requests.
+//               --ports_per_owner; our server runs with its default flags,
+//               so with no per-pid quota) until the first denial, then the
+//               time of more (denied) requests.
 //   startup     exec of the server to the first port served (connect-retry).
 //   memory      Private_Dirty and Rss of the server (smaps_rollup) with the
 //               pool 1024-65535 fully leased to live `sleep` processes.
@@ -398,9 +399,9 @@ void StopSleepers() {
   g_sleepers.clear();
 }
 
-// Leases ports to live sleepers, `per_owner` each (below our server's
-// default quota of 1024 per pid), until the first denial that is not a
-// full owner, or `max_count` leases. Returns the total; `owners` the number
+// Leases ports to live sleepers, `per_owner` each (our server runs with no
+// per-pid quota, its default), until the first denial that is not a full
+// owner, or `max_count` leases. Returns the total; `owners` the number
 // of sleepers that got ports.
 LeaseResult LeaseToSleepers(const std::string& address, int64_t per_owner,
                             int64_t max_count, size_t* owners) {

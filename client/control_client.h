@@ -57,20 +57,21 @@ std::string SendableLabel(std::string_view label);
 // it receives the pid the server leased them to (its own namespace's), 0 if
 // the reply does not say; `leased_to_caller`, if not null, whether the
 // server leased them to the caller instead of `pid` (a pid of another pid
-// namespace it could not translate: they end with the caller). E.g.
-// "pool exhausted (10000 of 10000 leased)":
+// namespace it could not translate: they end with the caller). A refusal's
+// status follows its code (RefusalStatus):
 //   ResourceExhausted  pool-exhausted, quota-exceeded;
 //   PermissionDenied   permission-denied ("denied: pid 16498 runs as uid 0,
 //                      the caller as uid 65534");
-//   NotFound           no-such-process;
-//   InvalidArgument    invalid-pid, pid-is-init, bad-argument;
+//   NotFound           no-such-process, not-leased (a release);
+//   InvalidArgument    invalid-pid, pid-is-init, bad-argument, malformed;
 //   Unknown            another refusal.
 absl::StatusOr<std::vector<int>> GetPortsFromPortServer(
     const std::string& address, int64_t pid, int count,
     const std::string& label, absl::Duration timeout = absl::Seconds(10),
     int64_t* owner = nullptr, bool* leased_to_caller = nullptr);
 
-// The status for an error reply (as above), with the server's message.
+// The status for an error reply, by its code (as above), with the server's
+// message (the code if the reply has none).
 absl::Status RefusalStatus(const portserver::ParsedReply& reply);
 
 }  // namespace portpicker

@@ -27,8 +27,10 @@ namespace portpicker {
 std::string FormatAge(int64_t ms);
 
 // Columns separated by two spaces, each as wide as its widest cell in
-// characters (code points: "é" is one wide, not two; a byte that does not
-// start a well-formed UTF-8 character counts as one); the last column is not
+// terminal columns: each well-formed UTF-8 character as wcwidth(3) says under
+// the C.UTF-8 locale (2 for CJK and most emoji, 0 for combining marks, 1 for
+// "é"), each byte that does not start one as 1; every character counts 1
+// where that locale is missing and on Windows. The last column is not
 // padded. Cells must not hold newlines: pass text from elsewhere through
 // PrintableCell().
 class Table {
@@ -48,10 +50,12 @@ class Table {
 std::string JsonString(const std::string& text);
 
 // `text` for a terminal: each control character (C0 0x00-0x1F, DEL 0x7F, C1
-// U+0080-U+009F such as CSI U+009B) and each byte that does not start a
-// well-formed UTF-8 character becomes one '?'; other well-formed UTF-8 is
-// copied. For cells that come from others (labels, command lines), so that
-// they cannot move the cursor, recolour or retitle the terminal.
+// U+0080-U+009F such as CSI U+009B), each bidirectional formatting
+// character (ALM U+061C, LRM, RLM, U+202A-U+202E, U+2066-U+2069) and each
+// byte that does not start a well-formed UTF-8 character becomes one '?';
+// other well-formed UTF-8 is copied. For cells that come from others
+// (labels, command lines), so that they cannot move the cursor, recolour or
+// retitle the terminal, or reorder what it shows after them.
 std::string PrintableCell(const std::string& text);
 
 // A lease's label in a table for people: "-" when it has none; a label that

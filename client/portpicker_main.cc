@@ -11,11 +11,13 @@
 // ("pool exhausted (10000 of 10000 leased)"); against python's server, N
 // plain requests, not all or none: the ports taken before a refusal stay
 // leased to `pid` until it exits (python's server has no release), though
-// portpicker then prints none of them. Without a server, or if it refuses or
-// fails (a warning goes to stderr), picks ports without a server, unless
-// --no-fallback is given: then it exits 1, for CI jobs where a silent fallback
-// would hide a broken setup. Prints the ports, one per line, and exits 0; exits
-// 1 if no port was found, 2 on a bad argument.
+// portpicker then prints none of them. If the server refuses or fails (a
+// warning goes to stderr), or without a server (PORTSERVER_ADDRESS unset or
+// empty: no warning), picks ports without a server, unless --no-fallback is
+// given: then it exits 1, for CI jobs where a silent fallback would hide a
+// broken setup. Prints the ports, one per line, and exits 0; exits 1 if no
+// port was found or the ports could not be written to stdout, 2 on a bad
+// argument.
 //
 // With `bind_timeout` (seconds, may be fractional), ports picked without a
 // server stay bound for that long after portpicker has exited, by a child
@@ -70,7 +72,8 @@ constexpr char kUsage[] =
     "  --no-fallback  exit 1 if the server cannot lease them (or leases\n"
     "                 them to this command instead of pid), instead of\n"
     "                 picking ports without it\n"
-    "Exit status: 0 ports printed, 1 no ports found, 2 bad arguments.\n";
+    "Exit status: 0 ports printed, 1 no ports found (or not written), 2 bad\n"
+    "arguments.\n";
 
 constexpr char kShortUsage[] =
     "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]";

@@ -5,7 +5,7 @@
 //   portserverctl [--address A] [--json] leases [--owner PID] [--label L]
 //   portserverctl [--address A] [--json] who PORT...
 //   portserverctl [--address A] [--json] release PORT...
-//   portserverctl [--address A] metrics
+//   portserverctl [--address A] [--json] metrics
 //   portserverctl [--address A] [--json] version
 //
 // The address defaults to $PORTSERVER_ADDRESS, then @unittest-portserver.
@@ -68,8 +68,8 @@ constexpr char kUsageText[] =
     "                      (L as portpicker sends a label: cut to 128 bytes,\n"
     "                      control characters as '?')\n"
     "  who PORT...         who holds each port, or whether it is free, in\n"
-    "                      TIME_WAIT, busy outside the server or not in the\n"
-    "                      pool\n"
+    "                      TIME_WAIT, busy outside the server, unknown (the\n"
+    "                      probe could not tell) or not in the pool\n"
     "  release PORT...     end these leases now (all or none; only their\n"
     "                      owner's user or root)\n"
     "  metrics             statistics in Prometheus text format\n"

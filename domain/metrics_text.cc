@@ -84,7 +84,9 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   w.Gauge("portserver_leased_ports", "Ports leased to live owners.",
           pool.leased);
   w.Gauge("portserver_free_ports",
-          "Ports in the pool neither leased nor set aside as busy.", pool.free);
+          "Ports waiting in the queue to be handed out: neither leased nor "
+          "set aside (busy, or in TIME_WAIT).",
+          pool.free);
   w.Gauge("portserver_busy_ports_cooling",
           "Ports found in use outside the server, waiting to be probed "
           "again.",

@@ -2,7 +2,9 @@
 // and command line at its first lease), kept once per owner, not per port,
 // so that a pool leased by plain requests costs a record per process only.
 // LeaseNotes: what it tells about each lease (its label and when it was
-// taken), 6 bytes a port in the pool's span plus each distinct label once.
+// taken), 6 bytes for each port number from 0 up to the highest noted (a
+// pool of 63000-63499: about 381 KB; the vectors' spare capacity can double
+// it), plus each distinct label once.
 // Plus the views the listing verbs return.
 //
 // Example:

@@ -251,8 +251,10 @@ class PortService : public RequestHandler {
 
   // Leases `count` (1 to kMaxPortsPerRequest) ports to `pid`, all or none,
   // with the checks of Decide (mapping, uid rule) for `peer`. `label` (cut
-  // to kMaxLabelBytes) is recorded for the owner. Decision::ports lists
-  // them; reply is left empty (the caller formats it).
+  // to kMaxLabelBytes) is recorded for each of these ports, not for the
+  // owner: an owner that asks again with another label has each lease
+  // listed under its own. Decision::ports lists them; reply is left empty
+  // (the caller formats it).
   Decision AllocateMany(int64_t pid, size_t count, std::string_view label,
                         const PeerCredentials& peer);
 

@@ -1,6 +1,6 @@
 // LinuxPidfdWatcher: tells when watched processes exit, at once, through
 // pidfds (Linux 5.3+) polled by a thread of its own. The port server uses it
-// to take the ports of a dead owner back without waiting for a sweep.
+// to take the ports of a dead owner back without waiting for a request.
 //
 // Example:
 //   LinuxPidfdWatcher watcher([&](int64_t pid) { service.OwnerExited(pid); });
@@ -10,7 +10,9 @@
 // mistaken for the watched one. Callbacks run on the watcher's thread; they
 // only say "may have exited": the caller confirms with its ProcessProbe.
 // Where a pidfd cannot be had (old kernel, out of descriptors) Watch() says
-// so and the caller relies on its sweeps.
+// so and the caller must check that process some other way: the port server
+// checks such owners on later requests, one per request in turn, until each
+// has exited or can be watched (README "Owners, callers and limits").
 //
 // Thread-safe.
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PIDFD_WATCHER_H_
@@ -37,7 +39,7 @@ class LinuxPidfdWatcher final {
     // No such process now. on_exit(pid) is not called: the caller's
     // callback may call Watch() again, which would go on without end.
     kGone,
-    kUnavailable,  // No pidfd (errno in the log): rely on sweeps.
+    kUnavailable,  // No pidfd (errno in the log): check it some other way.
   };
   WatchResult Watch(int64_t pid);
 

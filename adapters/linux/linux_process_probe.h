@@ -29,12 +29,16 @@ class LinuxProcessProbe final : public ProcessProbe {
 
   // kAlive with the start time as incarnation; kGone if <proc_root>/<pid>
   // does not exist or the process is a zombie ('Z') or dead ('X', 'x'):
-  // such a process has closed its ports. kError if the stat file cannot be
-  // read or parsed. A thread id that is not its process's main thread is
-  // not a process: /proc/<tid>/stat exists for every thread, so Tgid in
-  // /proc/<tid>/status is checked (whenever no pidfd could be opened: the
-  // kernel gives pidfds to thread-group leaders only) and such an id is
-  // kGone with thread_of set, as psutil.pid_exists (the reference) says.
+  // such a process has closed its ports. But a zombie thread-group leader
+  // whose other threads still run (pthread_exit() in main; status: State Z,
+  // Threads > 1) is kAlive, as kill(pid, 0) and the reference's
+  // psutil.pid_exists() say: its process lives until its last thread ends.
+  // kError if the stat file cannot be read or parsed. A thread id that is
+  // not its process's main thread is not a process: /proc/<tid>/stat
+  // exists for every thread, so Tgid in /proc/<tid>/status is checked
+  // (whenever no pidfd could be opened: the kernel gives pidfds to
+  // thread-group leaders only) and such an id is kGone with thread_of set,
+  // as psutil.pid_exists (the reference) says.
   //
   // A process confirmed alive is remembered with a pidfd (when proc_root is
   // "/proc"): while poll() says that very process has not exited, later

@@ -77,7 +77,7 @@ absl::StatusOr<std::vector<ActivatedSocket>> TakeActivatedSockets() {
   env.listen_fdnames = std::getenv("LISTEN_FDNAMES");
   absl::StatusOr<std::vector<ActivatedSocket>> sockets =
       ParseListenEnvironment(env, getpid());
-  // As sd_listen_fds(1): whatever they said, they are not for our children.
+  // As sd_listen_fds(3): whatever they said, they are not for our children.
   unsetenv("LISTEN_PID");
   unsetenv("LISTEN_FDS");
   unsetenv("LISTEN_FDNAMES");

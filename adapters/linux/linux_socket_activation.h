@@ -8,8 +8,9 @@
 // pid, LISTEN_FDS=N says that descriptors 3 .. 3+N-1 are passed, and
 // LISTEN_FDNAMES, if set, names them, colon-separated, in order. Variables
 // meant for another process (LISTEN_PID differs) are ignored. The variables
-// are removed from the environment once read (sd_listen_fds(1) does that
-// too), and the descriptors are made close-on-exec.
+// are removed from the environment once read, whatever LISTEN_PID says (as
+// sd_listen_fds(3) does when asked to unset them), and the passed
+// descriptors are made close-on-exec.
 //
 // Example:
 //   absl::StatusOr<std::vector<ActivatedSocket>> passed =

@@ -2,7 +2,7 @@
 // process handles waited on by the system thread pool
 // (RegisterWaitForSingleObject; the counterpart of LinuxPidfdWatcher). The
 // port server uses it to take the ports of a dead owner back without
-// waiting for a sweep.
+// waiting for a request.
 //
 // Example:
 //   WindowsProcessWatcher watcher([&](int64_t pid) { service.OwnerExited(pid);
@@ -12,7 +12,9 @@
 // mistaken for the watched one. Callbacks run on thread-pool threads, maybe
 // several at once; they only say "may have exited": the caller confirms with
 // its ProcessProbe. Where a handle cannot be had (a process of another user,
-// out of resources) Watch() says so and the caller relies on its sweeps.
+// out of resources) Watch() says so and the caller must check that process
+// some other way: the port server checks such owners on later requests, one
+// per request in turn, until each has exited or can be watched.
 //
 // Thread-safe.
 #ifndef PORTSERVER_ADAPTERS_WINDOWS_WINDOWS_PROCESS_WATCHER_H_
@@ -41,7 +43,7 @@ class WindowsProcessWatcher final {
     // No such process now. on_exit(pid) is not called: the caller's
     // callback may call Watch() again (and would deadlock on its lock).
     kGone,
-    kUnavailable,  // No handle or no wait: rely on sweeps.
+    kUnavailable,  // No handle or no wait: check it some other way.
   };
   WatchResult Watch(int64_t pid);
 
