@@ -3,6 +3,7 @@
 // the ephemeral range check (and, opt-in, the pool in the kernel's reserved
 // ports), and signals through sigwait on a dedicated thread.
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -36,10 +37,18 @@ namespace portserver {
 namespace {
 
 // Threads that probe the ports of a request for several at once: one per
-// core, up to 4 (a port costs a few socket calls that do not wait on one
-// another; BENCHMARKS.md "Several ports in one request").
+// CPU the server may run on (sched_getaffinity(2): `taskset`, systemd's
+// CPUAffinity=, a container's cpuset), up to 4 (a port costs a few socket
+// calls that do not wait on one another; BENCHMARKS.md "Several ports in one
+// request"). With one CPU the caller checks them alone.
 size_t ProbeThreads() {
-  return std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  const size_t count =
+      sched_getaffinity(0, sizeof(cpus), &cpus) == 0
+          ? static_cast<size_t>(CPU_COUNT(&cpus))
+          : static_cast<size_t>(std::thread::hardware_concurrency());
+  return std::clamp<size_t>(count, 1, 4);
 }
 
 class LinuxAdapters final : public PlatformAdapters {

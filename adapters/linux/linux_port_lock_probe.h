@@ -28,7 +28,7 @@
 //   LinuxPortProbe binds;
 //   LinuxPortLockProbe probe(binds, LinuxPortLockProbe::kDefaultPrefix,
 //                            /*threads=*/2);
-//   probe.Check(20000);    // takes @portserver-port-lock-20000 if it can
+//   probe.Check(20000);    // takes @portserver-port-lock-20000-aC if it can
 //   probe.CheckMany({20001, 20002, 20003, 20004});  // on 2 threads
 //   probe.Release(20000);  // the lease ended: lets go of it
 //
@@ -36,11 +36,14 @@
 // probe for its ports on `threads` threads (the caller and threads - 1
 // workers of its own, started with the object), since each port costs a few
 // socket(), bind() and close() calls whose time is almost all the kernel's
-// and which do not wait on one another. The answers are the ones Check()
-// would give, one port at a time.
+// and which do not wait on one another. The workers are kept off the CPU
+// the caller is on (their affinity, pthread_setaffinity_np(3), is the
+// process's CPUs but that one, set again when the caller has moved), and
+// the caller waits only for workers that took part. The answers are the
+// ones Check() would give, one port at a time.
 //
 // Cost: one descriptor and one AF_UNIX socket (its inode and name, about
-// 1.3 KB of kernel memory; README "Guarantees") per leased port. Out of
+// 2.5 KB of kernel memory; README "Guarantees") per leased port. Out of
 // descriptors (EMFILE, ENFILE) or memory, Check() says kUnknown: the port is
 // not leased without its lock.
 //
@@ -77,7 +80,8 @@ class LinuxPortLockProbe final : public PortProbe {
       "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
   // `threads`: how many threads CheckMany() uses (1: the caller alone; 0
-  // counts as 1).
+  // counts as 1). With fewer than 2 CPUs to run on (sched_getaffinity(2) at
+  // construction), the workers' affinity is left as it is.
   explicit LinuxPortLockProbe(PortProbe& inner,
                               std::string prefix = kDefaultPrefix,
                               size_t threads = 1);

@@ -1,5 +1,6 @@
 #include "adapters/linux/linux_port_lock_probe.h"
 
+#include <sched.h>
 #include <stddef.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -8,12 +9,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "adapters/fake/fake_port_probe.h"
@@ -228,6 +233,102 @@ TEST(LinuxPortLockProbeMany, RepeatedRoundsKeepLocksExact) {
     ASSERT_EQ(many.locks_held(), 0u);
   }
   EXPECT_TRUE(other.IsFree(21000));
+}
+
+// The workers run beside the caller, not in its place: each is kept off the
+// CPU the caller is on. Left to the scheduler, a woken worker was placed on
+// the caller's own CPU (2-CPU machine, the other idle), preempted it and
+// checked all ports alone. An inner probe that records, for each port, the
+// thread and that thread's allowed CPUs, and makes the caller's first port
+// wait until a worker has checked one (so both surely took part).
+class WhereCheckedProbe final : public PortProbe {
+ public:
+  PortState Check(uint16_t port) override {
+    cpu_set_t mine;
+    CPU_ZERO(&mine);
+    sched_getaffinity(0, sizeof(mine), &mine);
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool on_caller = std::this_thread::get_id() == caller_;
+    if (!on_caller) {
+      ++on_workers_;
+      if (CPU_ISSET(caller_cpu_, &mine)) ++on_workers_allowed_callers_cpu_;
+      worker_checked_.notify_all();
+    } else if (!waited_) {
+      waited_ = true;
+      // Bounded only so that a broken build fails instead of hanging.
+      worker_checked_.wait_for(lock, std::chrono::seconds(60),
+                               [this] { return on_workers_ > 0; });
+    }
+    return PortState::kFree;
+  }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+
+  void StartRound(int caller_cpu) {
+    std::lock_guard<std::mutex> lock(mu_);
+    caller_ = std::this_thread::get_id();
+    caller_cpu_ = caller_cpu;
+    waited_ = false;
+    on_workers_ = 0;
+    on_workers_allowed_callers_cpu_ = 0;
+  }
+  int on_workers() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return on_workers_;
+  }
+  int on_workers_allowed_callers_cpu() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return on_workers_allowed_callers_cpu_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable worker_checked_;
+  std::thread::id caller_;
+  int caller_cpu_ = -1;
+  bool waited_ = false;
+  int on_workers_ = 0;
+  int on_workers_allowed_callers_cpu_ = 0;
+};
+
+// Restores the calling thread's CPUs when the test ends.
+class ScopedAffinity final {
+ public:
+  ScopedAffinity() {
+    CPU_ZERO(&saved_);
+    sched_getaffinity(0, sizeof(saved_), &saved_);
+  }
+  ~ScopedAffinity() { sched_setaffinity(0, sizeof(saved_), &saved_); }
+  const cpu_set_t& saved() const { return saved_; }
+
+ private:
+  cpu_set_t saved_;
+};
+
+TEST(LinuxPortLockProbeMany, WorkersRunOffTheCallersCpu) {
+  ScopedAffinity restore;
+  std::vector<int> cpus;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &restore.saved())) cpus.push_back(cpu);
+  }
+  if (cpus.size() < 2) GTEST_SKIP() << "needs 2 CPUs, has " << cpus.size();
+  WhereCheckedProbe where;
+  LinuxPortLockProbe many(where, Prefix(), /*threads=*/2);
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 22000; port < 22020; ++port) asked.push_back(port);
+  // The caller on one CPU, then on another: the worker follows.
+  for (int caller_cpu : {cpus[0], cpus[1], cpus[0]}) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(caller_cpu, &one);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one), &one), 0);
+    where.StartRound(caller_cpu);
+    std::vector<PortState> states = many.CheckMany(asked);
+    EXPECT_EQ(states, std::vector<PortState>(asked.size(), PortState::kFree));
+    EXPECT_GT(where.on_workers(), 0) << "no port checked on a worker";
+    EXPECT_EQ(where.on_workers_allowed_callers_cpu(), 0)
+        << "a worker could run on the caller's CPU " << caller_cpu;
+    for (uint16_t port : asked) many.Release(port);
+  }
 }
 
 // ------------------------------------------------------------- lock names
