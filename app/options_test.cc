@@ -137,9 +137,18 @@ TEST(Options, UsageNamesEveryFlagAndDefault) {
         "--portserver_lock_ports", "--portserver_reserve_pool_in_kernel",
         "ip_local_reserved_ports", "--portserver_state_file PATH",
         "--portserver_max_ports_per_pid N", "Default: 1024",
-        "--portserver_read_timeout_ms MS", "XDG_RUNTIME_DIR",
-        "Default: 15000-24999", "Default: @unittest-portserver", "SIGUSR1",
-        "SIGHUP", "--version"}) {
+        "--portserver_read_timeout_ms MS", "Default: 15000-24999",
+        "Default: @unittest-portserver", "--version"}) {
+    EXPECT_THAT(usage, HasSubstr(text));
+  }
+  // Where each platform keeps the journal, and how it is stopped and asked
+  // for its statistics.
+#ifdef _WIN32
+  for (const char* text : {"%LOCALAPPDATA%\\portserver\\", "Ctrl+C",
+                           "Ctrl+Break", "Global\\portserver-stats-"}) {
+#else
+  for (const char* text : {"XDG_RUNTIME_DIR", "SIGUSR1", "SIGHUP"}) {
+#endif
     EXPECT_THAT(usage, HasSubstr(text));
   }
 }

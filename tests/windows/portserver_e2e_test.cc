@@ -124,16 +124,35 @@ TEST_F(PortserverE2eTest, CppClientPicksFromTheServerNamedByTheEnvironment) {
   StartServer(UniquePool(3, &first));
   SetEnvironmentVariableA("PORTSERVER_ADDRESS", address_.c_str());
   _putenv_s("PORTSERVER_ADDRESS", address_.c_str());
+  // Without TEST_TARGET, python's plain request; with it (Bazel sets it in
+  // every test), an extended one labelled with it.
+  std::string target = EnvironmentUtf8("TEST_TARGET").value_or("");
+  SetEnvironmentVariableA("TEST_TARGET", nullptr);
+  _putenv_s("TEST_TARGET", "");
   portpicker::PortPicker picker;
   absl::StatusOr<int> port = picker.PickUnusedPort();
+  SetEnvironmentVariableA("TEST_TARGET", "//e2e:label_test");
+  _putenv_s("TEST_TARGET", "//e2e:label_test");
+  absl::StatusOr<int> labelled = picker.PickUnusedPort();
+  SetEnvironmentVariableA("TEST_TARGET", target.c_str());
+  _putenv_s("TEST_TARGET", target.c_str());
   _putenv_s("PORTSERVER_ADDRESS", "");
   ASSERT_TRUE(port.ok()) << port.status();
-  EXPECT_GE(*port, first);
-  EXPECT_LT(*port, first + 3);
+  ASSERT_TRUE(labelled.ok()) << labelled.status();
+  for (int p : {*port, *labelled}) {
+    EXPECT_GE(p, first);
+    EXPECT_LT(p, first + 3);
+  }
+  const DWORD pid = GetCurrentProcessId();
   EXPECT_TRUE(server_->WaitForOutput(
-      absl::StrCat("Request on behalf of pid ", GetCurrentProcessId(),
-                   ": port ", *port),
-      kStartMillis));
+      absl::StrCat("Request on behalf of pid ", pid, ": port ", *port),
+      kStartMillis))
+      << server_->Output();
+  EXPECT_TRUE(server_->WaitForOutput(
+      absl::StrCat("Extended request: allocate pid=", pid,
+                   " count=1 label=//e2e:label_test: ports ", *labelled),
+      kStartMillis))
+      << server_->Output();
 }
 
 // The extended protocol over the pipe (requests longer than a plain one's
