@@ -449,6 +449,8 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
   *path = options.state_file;
   bool default_directory = path->empty();
   if (default_directory) {
+    const uid_t euid = geteuid();
+    const std::string tmp_dir = "/tmp/portserver-" + std::to_string(euid);
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
     struct stat runtime_dir;
     if (runtime != nullptr && runtime[0] != '\0' &&
@@ -458,15 +460,50 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       // the variable. Unset is what the XDG spec has a fallback for.
       PS_LOG(WARNING) << "XDG_RUNTIME_DIR=" << runtime
                       << " is not a directory (the user's sessions ended?): "
-                         "the state file goes to /tmp instead";
+                         "the state file goes to "
+                      << tmp_dir << " instead";
+      runtime = nullptr;
+    } else if (runtime != nullptr && runtime[0] != '\0' &&
+               runtime_dir.st_uid != euid) {
+      // Another user's (su without -, sudo -E keep the caller's): the XDG
+      // Base Directory spec has the directory owned by its user, and a
+      // directory of this server's made there would lock that user's own
+      // server out of it.
+      PS_LOG(WARNING) << "XDG_RUNTIME_DIR=" << runtime << " belongs to uid "
+                      << runtime_dir.st_uid << ", not to this server's uid "
+                      << euid << " (su or sudo -E keeps the caller's): the "
+                      << "state file goes to " << tmp_dir << " instead";
       runtime = nullptr;
     }
-    std::string dir = runtime != nullptr && runtime[0] != '\0'
-                          ? std::string(runtime) + "/portserver"
-                          : "/tmp/portserver-" + std::to_string(geteuid());
+    const bool use_runtime = runtime != nullptr && runtime[0] != '\0';
+    std::string dir =
+        use_runtime ? std::string(runtime) + "/portserver" : tmp_dir;
+    const std::string name = DefaultJournalName(options.address);
+    // The other default place may hold this server's journal: the server
+    // was started before with XDG_RUNTIME_DIR set and now without, or the
+    // other way round (a login shell, then cron, a CI step or sudo). Its
+    // leases are taken over from there rather than lost, which would hand
+    // out ports still leased to live processes. A clean stop with no live
+    // lease leaves no journal, so one found there has leases to keep.
+    struct stat journal;
+    if (stat((dir + "/" + name).c_str(), &journal) != 0) {
+      const std::string other =
+          use_runtime ? tmp_dir
+                      : "/run/user/" + std::to_string(euid) + "/portserver";
+      struct stat found;
+      if (stat((other + "/" + name).c_str(), &found) == 0 &&
+          S_ISREG(found.st_mode) && found.st_uid == euid) {
+        PS_LOG(WARNING) << "State file " << other << "/" << name
+                        << " found in the other default place (the server ran "
+                        << (use_runtime ? "without" : "with")
+                        << " XDG_RUNTIME_DIR before): using it, not " << dir
+                        << "/" << name;
+        dir = other;
+      }
+    }
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
     if (!made.ok()) return made;
-    *path = dir + "/" + DefaultJournalName(options.address);
+    *path = dir + "/" + name;
   }
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,

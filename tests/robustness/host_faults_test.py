@@ -318,6 +318,30 @@ class CleanStopTest(FaultTestBase):
         self.assertFalse(os.path.exists(gone))
         self.assertEqual(server.stop(), 0, server.log())
 
+    def test_restart_with_a_runtime_directory_finds_the_journal_in_tmp(self):
+        # Started without XDG_RUNTIME_DIR (cron, a CI step), then again from
+        # a login shell that has it: the second server looked only in
+        # $XDG_RUNTIME_DIR/portserver, restored nothing and leased a live
+        # owner's port to another process (a new user's trial).
+        env = dict(os.environ)
+        env.pop('XDG_RUNTIME_DIR', None)
+        server = self.start_server(self.POOL, address=self.address, env=env)
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.stop(), 0)
+        runtime = os.path.join(self.workdir, 'runtime-later')
+        os.makedirs(runtime, exist_ok=True)
+        server = self.start_default(runtime)
+        self.assertIn('found in the other default place', server.log())
+        self.assert_stats(server, {'leased-ports': len(held)})
+        other = self.owner()
+        for port in self.lease(server, other, 8):
+            self.assertNotIn(port, held, server.log())
+        harness.kill_owner(owner)
+        harness.kill_owner(other)
+        self.assert_stats(server, {'leased-ports': 0})
+        self.assertEqual(server.stop(), 0)
+
     def test_clean_stop_with_live_leases_keeps_the_journal(self):
         runtime = os.path.join(self.workdir, 'runtime2')
         os.makedirs(runtime, exist_ok=True)
@@ -346,6 +370,41 @@ class CleanStopTest(FaultTestBase):
         self.assertTrue(os.path.exists(journal), server.log())
         server = self.start(journal)
         self.assert_stats(server, {'leased-ports': len(held)})
+
+
+class OthersRuntimeDirTest(FaultTestBase):
+    """Run alone, unsandboxed (host_faults_permission_test): a sandbox maps
+    no uid but root."""
+    POOL = '37220-37229'
+
+    def test_another_users_runtime_directory_is_not_used(self):
+        # su without -, sudo -E: root's server with a user's XDG_RUNTIME_DIR
+        # made a root-owned portserver/ there, and the user's own server
+        # then refused to start ("must be owned by uid ...").
+        with open('/proc/self/uid_map') as f:
+            mapped = any(int(first) <= 65534 < int(first) + int(count)
+                         for first, _, count in
+                         (line.split() for line in f))
+        if os.geteuid() != 0 or not mapped:
+            # The sandbox maps no uid but root: run by
+            # //tests/robustness:host_faults_permission_test.
+            self.skipTest('cannot give a directory to uid 65534 here')
+        runtime = os.path.join(self.workdir, 'run-user-65534')
+        os.makedirs(runtime, exist_ok=True)
+        os.chown(runtime, 65534, 65534)
+        os.chmod(runtime, 0o700)
+        server = self.start_server(
+            self.POOL, address=self.address,
+            env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+        self.assertIn('XDG_RUNTIME_DIR=%s belongs to uid 65534' % runtime,
+                      server.log())
+        self.assertEqual(os.listdir(runtime), [])
+        fallback = '/tmp/portserver-%d' % os.geteuid()
+        name = self.address[1:]
+        self.assertTrue(any(n.startswith(name) and n.endswith('.journal')
+                            for n in os.listdir(fallback)),
+                        os.listdir(fallback))
+        self.assertEqual(server.stop(), 0, server.log())
 
 
 class NetnsJournalTest(FaultTestBase):
