@@ -11,7 +11,15 @@
 # same port twice, or a port someone else has bound (COLLISION).
 set -euo pipefail
 rounds=${1:-10}
-first=${PORTSERVER_POOL%-*} last=${PORTSERVER_POOL#*-}
+# The pool: "N-P" ranges (or single ports) separated by commas.
+in_pool() {
+  local range lo hi
+  for range in ${PORTSERVER_POOL//,/ }; do
+    lo=${range%-*} hi=${range#*-}
+    if [ "$1" -ge "$lo" ] && [ "$1" -le "$hi" ]; then return 0; fi
+  done
+  return 1
+}
 
 # bind_ports.py binds each port it reads (TCP and UDP, no SO_REUSEADDR) and
 # keeps it bound until its input ends; its report goes to a file.
@@ -24,7 +32,7 @@ for round in $(seq "$rounds"); do
   a=$(portpicker $$)
   b=$(portpicker $$)
   for port in $a $b; do
-    if [ "$port" -lt "$first" ] || [ "$port" -gt "$last" ]; then
+    if ! in_pool "$port"; then
       echo "port $port is outside the pool $PORTSERVER_POOL"; exit 1
     fi
     if [[ $seen == *" $port "* ]]; then
