@@ -5,4 +5,4 @@ start-up log line and the statistics) and by packaging (the .deb's file name
 and control file). Bump it here only.
 """
 
-PORTSERVER_VERSION = "0.4.1"
+PORTSERVER_VERSION = "0.4.2"
