@@ -162,9 +162,8 @@ class LinuxPortLockProbe::Workers {
     }
   }
 
-  cpu_set_t allowed_;           // The process's CPUs (sched_getaffinity).
-  int placed_for_ = -1;         // The caller's CPU the workers are placed for.
-  std::vector<int> placed_on_;  // Worker k's CPU, -1 if any.
+  cpu_set_t allowed_;    // The process's CPUs (sched_getaffinity).
+  int placed_for_ = -1;  // The caller's CPU the workers are kept off.
   std::mutex mu_;
   std::condition_variable wake_;  // A new range, or stop.
   std::condition_variable done_;  // joined_ reached 0 after the range closed.
