@@ -426,19 +426,22 @@ namespace {
 // which only one server can listen on, whichever namespace it runs in (a
 // bind mount reaches that same server): its journal is keyed by the path
 // alone, and the journal's lock keeps a second server off it.
-std::string DefaultJournalName(const std::string& address) {
+// The default journal's file names for `address`: its name since 0.4.2,
+// then the name servers before gave it (JournalFileName,
+// LegacyJournalFileName), if different.
+std::vector<std::string> DefaultJournalNames(const std::string& address) {
   bool abstract = !address.empty() && address[0] == '@';
-  std::string name;
-  for (char c : address.substr(abstract ? 1 : 0)) {
-    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-    name.push_back(plain ? c : '_');
-  }
+  const std::string text = address.substr(abstract ? 1 : 0);
+  std::string suffix = ".journal";
   struct stat netns;
   if (abstract && stat("/proc/self/ns/net", &netns) == 0) {
-    absl::StrAppend(&name, ".netns-", static_cast<uint64_t>(netns.st_ino));
+    suffix = absl::StrCat(".netns-", static_cast<uint64_t>(netns.st_ino),
+                          ".journal");
   }
-  return name + ".journal";
+  std::vector<std::string> names = {JournalFileName(text) + suffix};
+  std::string legacy = LegacyJournalFileName(text) + suffix;
+  if (legacy != names.front()) names.push_back(legacy);
+  return names;
 }
 
 }  // namespace
@@ -478,27 +481,46 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const bool use_runtime = runtime != nullptr && runtime[0] != '\0';
     std::string dir =
         use_runtime ? std::string(runtime) + "/portserver" : tmp_dir;
-    const std::string name = DefaultJournalName(options.address);
-    // The other default place may hold this server's journal: the server
-    // was started before with XDG_RUNTIME_DIR set and now without, or the
-    // other way round (a login shell, then cron, a CI step or sudo). Its
-    // leases are taken over from there rather than lost, which would hand
-    // out ports still leased to live processes. A clean stop with no live
-    // lease leaves no journal, so one found there has leases to keep.
-    struct stat journal;
-    if (stat((dir + "/" + name).c_str(), &journal) != 0) {
-      const std::string other =
-          use_runtime ? tmp_dir
-                      : "/run/user/" + std::to_string(euid) + "/portserver";
-      struct stat found;
-      if (stat((other + "/" + name).c_str(), &found) == 0 &&
-          S_ISREG(found.st_mode) && found.st_uid == euid) {
-        PS_LOG(WARNING) << "State file " << other << "/" << name
-                        << " found in the other default place (the server ran "
-                        << (use_runtime ? "without" : "with")
-                        << " XDG_RUNTIME_DIR before): using it, not " << dir
-                        << "/" << name;
-        dir = other;
+    // Where the journal may already be: here, under its name or the one
+    // servers before 0.4.2 gave it (an upgrade keeps its leases), or in the
+    // other default place: the server was started before with
+    // XDG_RUNTIME_DIR set and now without, or the other way round (a login
+    // shell, then cron, a CI step or sudo). Its leases are taken over
+    // rather than lost, which would hand out ports still leased to live
+    // processes. A clean stop with no live lease leaves no journal, so one
+    // found has leases to keep.
+    const std::vector<std::string> names = DefaultJournalNames(options.address);
+    const std::string other =
+        use_runtime ? tmp_dir
+                    : "/run/user/" + std::to_string(euid) + "/portserver";
+    std::string name = names.front();
+    bool found = false;
+    for (const std::string& place : {dir, other}) {
+      for (const std::string& candidate : names) {
+        struct stat journal;
+        if (found || stat((place + "/" + candidate).c_str(), &journal) != 0 ||
+            !S_ISREG(journal.st_mode) ||
+            (place != dir && journal.st_uid != euid)) {
+          continue;
+        }
+        found = true;
+        if (place != dir) {
+          PS_LOG(WARNING) << "State file " << place << "/" << candidate
+                          << " found in the other default place (the server "
+                             "ran "
+                          << (use_runtime ? "without" : "with")
+                          << " XDG_RUNTIME_DIR before): using it, not " << dir
+                          << "/" << names.front();
+        }
+        if (candidate != names.front()) {
+          PS_LOG(INFO) << "State file " << place << "/" << candidate
+                       << " has the name servers before 0.4.2 gave it: "
+                          "using it (once it holds no live lease, a clean "
+                          "stop removes it and the next start uses "
+                       << names.front() << ")";
+        }
+        dir = place;
+        name = candidate;
       }
     }
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);

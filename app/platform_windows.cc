@@ -149,9 +149,18 @@ class WindowsSignalWatcher final : public SignalWatcher {
 std::string StatsEventName(const std::string& address) {
   absl::StatusOr<std::string> pipe = WindowsPipeTransport::PipeName(address);
   std::string name = pipe.ok() ? pipe->substr(9) : address;  // After \\.\pipe\.
+  // A kernel object's name has no backslash after its namespace: each is
+  // written '_', with the name's FNV-1a after it, so that "a\b" and "a_b"
+  // differ.
+  const std::string hash = Fnv1aHex(name);
+  bool rewritten = false;
   for (char& c : name) {
-    if (c == '\\') c = '_';
+    if (c == '\\') {
+      c = '_';
+      rewritten = true;
+    }
   }
+  if (rewritten) absl::StrAppend(&name, "-", hash);
   return absl::StrCat("Global\\portserver-stats-", name);
 }
 
@@ -195,13 +204,22 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     absl::StatusOr<std::string> pipe =
         WindowsPipeTransport::PipeName(options.address);
     std::string base = pipe.ok() ? pipe->substr(9) : options.address;
-    std::string name;
-    for (char c : base) {
-      bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                   (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
-      name.push_back(plain ? c : '_');
+    // Its name (JournalFileName: pipes whose names differ only in bytes
+    // written '_', such as two non-ASCII names of one length, shared one
+    // journal before 0.4.2), or the name servers before gave it, if that
+    // one exists and the other does not: an upgrade keeps its leases.
+    std::string name = JournalFileName(base) + ".journal";
+    const std::string legacy = LegacyJournalFileName(base) + ".journal";
+    const std::wstring wide = Widen(absl::StrCat(*dir, "\\", name));
+    const std::wstring wide_legacy = Widen(absl::StrCat(*dir, "\\", legacy));
+    if (legacy != name &&
+        GetFileAttributesW(wide.c_str()) == INVALID_FILE_ATTRIBUTES &&
+        GetFileAttributesW(wide_legacy.c_str()) != INVALID_FILE_ATTRIBUTES) {
+      PS_LOG(INFO) << "State file " << *dir << "\\" << legacy
+                   << " has the name servers before 0.4.2 gave it: using it";
+      name = legacy;
     }
-    *path = absl::StrCat(*dir, "\\", name, ".journal");
+    *path = absl::StrCat(*dir, "\\", name);
   }
   absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
       WindowsLeaseStore::Open(*path, contents,

@@ -190,6 +190,24 @@ bool StartsAsJournal(std::string_view text) {
   return !ParseJournal(text.substr(0, last + 1)).leases.empty();
 }
 
+std::string LegacyJournalFileName(std::string_view address_text) {
+  std::string name;
+  for (char c : address_text) {
+    bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                 (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.';
+    name.push_back(plain ? c : '_');
+  }
+  return name;
+}
+
+std::string Fnv1aHex(std::string_view text) { return Hex8(Fnv1a(text)); }
+
+std::string JournalFileName(std::string_view address_text) {
+  std::string name = LegacyJournalFileName(address_text);
+  if (name == address_text) return name;
+  return name + "-" + Fnv1aHex(address_text);
+}
+
 JournalReplay ParseJournal(std::string_view text) {
   JournalReplay r;
   size_t undescribed = 0;

@@ -137,6 +137,24 @@ struct JournalReplay {
 // the first 20 problems are described; the rest are counted in the last one.
 JournalReplay ParseJournal(std::string_view text);
 
+// The name (before its suffixes) of a server's default journal, from the
+// text that names its address ("unittest-portserver" for
+// "@unittest-portserver", "/run/x.sock", a pipe name): each byte other than
+// ASCII letters, digits, '-', '_' and '.' written '_'; then, if any byte was
+// rewritten, '-' and the FNV-1a of the whole text in 8 hex digits, so that
+// addresses that differ only in such bytes get journals of their own
+// ("x a" and "x_a"; "/run/a/b" and "/run/a_b"; two non-ASCII pipe names of
+// one length). E.g. "/run/x.sock" -> "_run_x.sock-0f3c55b8",
+// "unittest-portserver" -> itself.
+std::string JournalFileName(std::string_view address_text);
+// The name before portserver 0.4.2, without the FNV-1a part: a server looks
+// for its journal under this name too, so that an upgrade keeps its leases.
+std::string LegacyJournalFileName(std::string_view address_text);
+// The FNV-1a (32-bit) of `text` in 8 lowercase hex digits, as the journal's
+// checksums and JournalFileName use it; also what keeps the Windows names
+// derived from a pipe name distinct.
+std::string Fnv1aHex(std::string_view text);
+
 }  // namespace portserver
 
 #endif  // PORTSERVER_DOMAIN_LEASE_JOURNAL_H_

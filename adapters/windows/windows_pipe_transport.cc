@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/windows/windows_text.h"
 #include "adapters/windows/windows_user.h"
+#include "domain/lease_journal.h"
 #include "domain/request_codec.h"
 
 namespace portserver {
@@ -446,9 +447,18 @@ class ServeLoop final {
 std::string WindowsPipeTransport::PipeLockName(const std::string& pipe_name) {
   std::string name = absl::AsciiStrToLower(
       pipe_name.substr(std::min(pipe_name.size(), sizeof(kPipePrefix) - 1)));
+  // A kernel object's name has no backslash after its namespace: each is
+  // written '_', with the name's FNV-1a after it, so that pipes "a\b" and
+  // "a_b" (two servers) do not share one lock.
+  const std::string hash = Fnv1aHex(name);
+  bool rewritten = false;
   for (char& c : name) {
-    if (c == '\\') c = '_';
+    if (c == '\\') {
+      c = '_';
+      rewritten = true;
+    }
   }
+  if (rewritten) name += "-" + hash;
   return "Global\\portserver-pipe-" + name;
 }
 

@@ -342,6 +342,47 @@ class CleanStopTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': 0})
         self.assertEqual(server.stop(), 0)
 
+    def test_look_alike_addresses_have_journals_of_their_own(self):
+        # "@x:a" and "@x_a" are two servers, but their default journals
+        # had one name ("x_a..."): the second took the first's journal and
+        # dropped its lease of a live owner as outside its own pool (a
+        # Windows trial found it with two non-ASCII pipe names).
+        runtime = os.path.join(self.workdir, 'runtime-alike')
+        os.makedirs(runtime, exist_ok=True)
+        env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+        first, second = self.address + ':a', self.address + '_a'
+        server = self.start_server(self.POOL, address=first, env=env)
+        owner = self.owner()
+        held = self.lease(server, owner, 1)
+        self.assertEqual(server.stop(), 0)
+        other = self.start_server('35110-35119', address=second, env=env)
+        self.assertNotIn('dropping', other.log())
+        self.assertEqual(other.stop(), 0)
+        server = self.start_server(self.POOL, address=first, env=env)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
+    def test_journal_of_an_older_server_is_taken_over(self):
+        # Servers before 0.4.2 named the journal of "@x:up" "x_up...": an
+        # upgraded server finds it under that name and keeps its leases.
+        runtime = os.path.join(self.workdir, 'runtime-upgrade')
+        state_dir = os.path.join(runtime, 'portserver')
+        os.makedirs(state_dir, mode=0o700, exist_ok=True)
+        address = self.address + ':up'
+        legacy = os.path.join(state_dir, '%s_up.netns-%d.journal' % (
+            self.address[1:], os.stat('/proc/self/ns/net').st_ino))
+        server = self.start_server(
+            self.POOL, address=address,
+            args=['--portserver_state_file=' + legacy])
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.stop(), 0)
+        server = self.start_server(
+            self.POOL, address=address,
+            env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
+        self.assertIn('has the name servers before 0.4.2 gave it',
+                      server.log())
+        self.assert_stats(server, {'leased-ports': len(held)})
+
     def test_clean_stop_with_live_leases_keeps_the_journal(self):
         runtime = os.path.join(self.workdir, 'runtime2')
         os.makedirs(runtime, exist_ok=True)

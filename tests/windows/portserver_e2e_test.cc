@@ -330,6 +330,41 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   EXPECT_EQ(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
 }
 
+// Pipe names that differ only in what a derived name writes '_' are two
+// servers, each with a journal, a pipe lock and a statistics event of its
+// own (a Windows trial: two non-ASCII names of one length shared one
+// journal, and the second server was refused as "in use by another port
+// server", or dropped the first's leases; "a\\b" and "a_b" shared the
+// pipe's lock, and the second was refused as "already in use").
+TEST_F(PortserverE2eTest, LookAlikePipeNamesAreTwoServers) {
+  const std::string local = NewTempDirectory();
+  wchar_t saved[1024];
+  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
+  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  const std::string base = UniquePipeAddress("e2e-alike");
+  const std::vector<std::vector<std::string>> pairs = {
+      {base + "-\xE5\xBC\xA0\xE4\xBC\x9F", base + "-\xE6\x9D\x8E\xE6\x98\x8E"},
+      {base + "-a\\b", base + "-a_b"},
+  };
+  std::vector<std::unique_ptr<ChildProcess>> servers;
+  for (const std::vector<std::string>& pair : pairs) {
+    for (const std::string& address : pair) {
+      int first = 0;
+      servers.push_back(Server::Start(
+          address,
+          absl::StrCat("--portserver_static_pool=", UniquePool(2, &first))));
+      ASSERT_NE(servers.back(), nullptr);
+      ASSERT_TRUE(servers.back()->WaitForOutput("Serving on", kStartMillis))
+          << address << ": " << servers.back()->Output();
+      PythonStyleReply reply = AskLikePython(address, GetCurrentProcessId());
+      EXPECT_EQ(ParsePort(reply.data), first) << address;
+    }
+    EXPECT_NE(StatsEventName(pair[0]), StatsEventName(pair[1]));
+  }
+  SetEnvironmentVariableW(L"LOCALAPPDATA",
+                          had > 0 && had < 1024 ? saved : nullptr);
+}
+
 TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
   int first = 0;
   StartServer(UniquePool(2, &first));
