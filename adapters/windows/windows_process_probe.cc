@@ -29,6 +29,14 @@ ProcessProbe::Result WindowsProcessProbe::Probe(int64_t pid) {
       return result;
     }
   }
+  // Windows ignores the two low bits of a process id (an index into a
+  // handle table): OpenProcess(pid + 1) opens process pid. Such an alias
+  // names no process; taken as one, it would be an owner of its own (four
+  // quotas for one process, leases under pids that no tool shows).
+  if (GetProcessId(process.get()) != id) {
+    result.state = State::kGone;
+    return result;
+  }
   if (can_wait) {
     DWORD waited = WaitForSingleObject(process.get(), 0);
     if (waited == WAIT_OBJECT_0) {

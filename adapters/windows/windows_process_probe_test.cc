@@ -95,6 +95,23 @@ TEST(WindowsProcessProbe, IncarnationIsTheCreationTimeOfEachProcess) {
   EXPECT_EQ(ra.uid, rb.uid);  // Same user.
 }
 
+// Windows ignores the two low bits of a process id: pid + 1 to pid + 3
+// open process pid, but name no process (a Windows trial leased ports to
+// pids 545-547 of process 544, each with a quota of its own).
+TEST(WindowsProcessProbe, AliasesOfAProcessIdAreGone) {
+  WindowsProcessProbe probe;
+  const DWORD pid = GetCurrentProcessId();
+  ASSERT_EQ(pid % 4, 0u) << "a process id with low bits set";
+  ASSERT_EQ(probe.Probe(pid).state, ProcessProbe::State::kAlive);
+  for (DWORD alias = pid + 1; alias < pid + 4; ++alias) {
+    ScopedHandle opened(
+        OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, alias));
+    EXPECT_TRUE(opened.valid()) << "Windows no longer opens " << alias << " as "
+                                << pid << ": the test is moot";
+    EXPECT_EQ(probe.Probe(alias).state, ProcessProbe::State::kGone) << alias;
+  }
+}
+
 TEST(WindowsProcessProbe, PidsNoProcessHasAreGone) {
   WindowsProcessProbe probe;
   EXPECT_EQ(probe.Probe(0x7FFFFFF0).state, ProcessProbe::State::kGone);
