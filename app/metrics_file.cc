@@ -15,6 +15,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "app/log.h"
+#ifdef _WIN32
+#include "adapters/windows/windows_lease_store.h"
+#endif
 
 namespace portserver {
 
@@ -64,14 +67,23 @@ std::FILE* OpenForWriting(const std::string& path) {
 }
 
 absl::Status CheckOne(const std::string& path) {
+  const char* remedy =
+      ": remove it or choose another --portserver_metrics_file";
+#ifdef _WIN32
+  // NUL, COM1, "com1.prom", ...: std::filesystem sees no device there, and
+  // the writes would go to a serial port (a Windows trial), or nowhere.
+  if (WindowsLeaseStore::IsDevice(path)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is a device, not a metrics file",
+                     ": choose another --portserver_metrics_file"));
+  }
+#endif
   std::error_code error;
   std::filesystem::file_status st =
       std::filesystem::symlink_status(FsPath(path), error);
   if (error || st.type() == std::filesystem::file_type::not_found) {
     return absl::OkStatus();  // Missing: a new file.
   }
-  const char* remedy =
-      ": remove it or choose another --portserver_metrics_file";
   if (st.type() != std::filesystem::file_type::regular) {
     return absl::InvalidArgumentError(
         absl::StrCat(path,
@@ -122,8 +134,12 @@ absl::Status CheckMetricsFile(const std::string& path) {
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot write ", temp, ": ", std::strerror(error),
         "; the metrics file's directory must exist and be writable by the "
+#ifdef _WIN32
+        "server"));
+#else
         "server (under systemd's ProtectSystem=strict, add ReadWritePaths= "
         "with that directory in a drop-in: systemctl edit portserver)"));
+#endif
   }
   std::fclose(f);
   RemoveFile(temp);

@@ -53,7 +53,7 @@ const char* KindOf(DWORD attributes) {
 // existing path, one whose handle is not a disk file (GetFileType; under
 // wine a Unix device such as Z:\dev\null). GetFileAttributesW does not say
 // FILE_ATTRIBUTE_DEVICE for these.
-bool IsDevice(const std::wstring& path) {
+bool IsDeviceWide(const std::wstring& path) {
   wchar_t full[MAX_PATH + 1];
   DWORD n = GetFullPathNameW(path.c_str(), MAX_PATH + 1, full, nullptr);
   if (n > 0 && n <= MAX_PATH &&
@@ -92,7 +92,7 @@ std::string NotAJournal(const std::string& path, const std::string& what,
                         const WindowsLeaseStore::JournalTest& is_journal,
                         bool unwritten_ok = false) {
   const std::wstring wide = Widen(path);
-  if (IsDevice(wide)) {
+  if (IsDeviceWide(wide)) {
     return absl::StrCat(what, " is a device, not a portserver journal");
   }
   DWORD attributes = GetFileAttributesW(wide.c_str());
@@ -122,7 +122,7 @@ std::string NotAJournal(const std::string& path, const std::string& what,
 // Why the server must not take `lock_path` as its lock file, or "" if it
 // may: missing, or an empty plain file (the only kind it makes).
 std::string NotALockFile(const std::string& lock_path) {
-  if (IsDevice(Widen(lock_path))) {
+  if (IsDeviceWide(Widen(lock_path))) {
     return absl::StrCat(lock_path,
                         " is a device, not a port server's lock file");
   }
@@ -302,6 +302,10 @@ StoreResult WindowsLeaseStore::Replace(std::string_view contents) {
         StoreResult{false, WindowsErrorText("cannot reopen " + path_, error)};
   }
   return result;
+}
+
+bool WindowsLeaseStore::IsDevice(const std::string& utf8_path) {
+  return IsDeviceWide(Widen(utf8_path));
 }
 
 }  // namespace portserver

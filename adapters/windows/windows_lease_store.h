@@ -52,6 +52,14 @@ class WindowsLeaseStore final : public LeaseStore {
   // StartsAsJournal (domain/lease_journal.h).
   using JournalTest = std::function<bool(std::string_view contents)>;
 
+  // True if `utf8_path` names a device rather than a disk file: a DOS
+  // device name in any directory and with any extension (NUL, CON, COM1,
+  // "nul.journal"; GetFullPathNameW makes it \\.\NUL), or an existing path
+  // whose handle is not a disk file (GetFileType; under wine a Unix device
+  // such as Z:\dev\null). Opening such a path can block (a serial port)
+  // or lose what is written. Thread-safe.
+  static bool IsDevice(const std::string& utf8_path);
+
   // Opens (creating) the journal at `path` and locks it. Its directory must
   // exist. `*contents` receives what the file holds. AlreadyExists if
   // another server holds the lock; FailedPrecondition (the message saying

@@ -433,6 +433,23 @@ TEST_F(PortserverE2eTest, AddressThatIsNotAPipeNameExitsTwo) {
   EXPECT_THAT(bad->Output(), StartsWith("portserver: error: pipe address"));
 }
 
+// A device as the metrics file is refused at start-up, as it is as the
+// journal (a Windows trial: with COM1 the metrics went to the serial port
+// every 15 seconds; with NUL nowhere).
+TEST_F(PortserverE2eTest, DeviceAsMetricsFileExitsTwo) {
+  for (const char* device : {"NUL", "COM1", "com1.prom"}) {
+    std::unique_ptr<ChildProcess> server =
+        Server::Start(UniquePipeAddress("e2e-device"),
+                      absl::StrCat("--portserver_static_pool=", UniquePool(1),
+                                   " --portserver_state_file=none",
+                                   " --portserver_metrics_file=", device));
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(server->Wait(kStartMillis), std::optional<DWORD>(2)) << device;
+    EXPECT_THAT(server->Output(), HasSubstr("is a device, not a metrics file"))
+        << device;
+  }
+}
+
 TEST_F(PortserverE2eTest, SecondServerOnTheSamePipeExitsTwo) {
   StartServer(UniquePool(2));
   std::unique_ptr<ChildProcess> second = Server::Start(
