@@ -70,16 +70,26 @@ constexpr char kUsageText[] =
     "  who PORT...         who holds each port, or whether it is free, in\n"
     "                      TIME_WAIT, busy outside the server, unknown (the\n"
     "                      probe could not tell) or not in the pool\n"
+#ifdef _WIN32
+    "  release PORT...     end these leases now (all or none; only their\n"
+    "                      owner's user or an administrator)\n"
+#else
     "  release PORT...     end these leases now (all or none; only their\n"
     "                      owner's user or root)\n"
+#endif
     "  metrics             statistics in Prometheus text format\n"
     "  version             this tool's and the server's versions\n"
     "\n"
     "options:\n"
     "  --address A         the server's address (default: "
     "$PORTSERVER_ADDRESS,\n"
+#ifdef _WIN32
+    "                      then @unittest-portserver; a leading @ stands\n"
+    "                      for \\\\.\\pipe\\)\n"
+#else
     "                      then @unittest-portserver; a leading @ is the\n"
     "                      abstract namespace)\n"
+#endif
     "  --json              machine-readable output (one JSON object)\n"
     "  -h, --help          print this help and exit\n"
     "\n"
