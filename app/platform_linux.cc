@@ -2,15 +2,18 @@
 // host-wide locks (always: see LinuxPortLockProbe), epoll AF_UNIX transport,
 // the ephemeral range check (and, opt-in, the pool in the kernel's reserved
 // ports), and signals through sigwait on a dedicated thread.
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <optional>
@@ -192,6 +195,52 @@ size_t RaiseDescriptorLimit(const Options& options) {
         << wanted << " covers every case (ulimit -Hn, systemd LimitNOFILE=)";
   }
   return connections;
+}
+
+// Warns when pool ports lie below net.ipv4.ip_unprivileged_port_start
+// (ip(7); 1024 by default) and this server may not bind them (it lacks
+// CAP_NET_BIND_SERVICE: a user's server, or a service without it): each
+// bind test of such a port fails with EACCES, so the port looks busy and is
+// never leased, and clients fall back to unreserved ports (a new user's
+// trial). Asks the kernel with a real bind of one such port, whatever the
+// capabilities say; a port in use (EADDRINUSE) tells nothing, so up to 8
+// are tried.
+void WarnOfPortsItMayNotBind(const Options& options) {
+  int first_unprivileged = 1024;  // Before Linux 4.11: fixed at 1024.
+  std::ifstream in("/proc/sys/net/ipv4/ip_unprivileged_port_start");
+  if (!(in >> first_unprivileged)) first_unprivileged = 1024;
+  std::vector<uint16_t> low;
+  for (uint16_t port : options.pool) {
+    if (port < first_unprivileged) low.push_back(port);
+  }
+  int tried = 0;
+  for (uint16_t port : low) {
+    if (tried++ == 8) return;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_ANY);
+    addr.sin_port = htons(port);
+    const int bound =
+        bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+    const int error = errno;
+    close(fd);
+    if (bound == 0) return;  // Allowed.
+    if (error != EACCES) continue;
+    PS_LOG(WARNING) << low.size() << " pool port(s) lie below "
+                    << first_unprivileged
+                    << " (net.ipv4.ip_unprivileged_port_start), and this "
+                       "server may not bind them (no CAP_NET_BIND_SERVICE; "
+                       "port "
+                    << port
+                    << " refused): they will look busy and never be leased. "
+                       "Use a pool from "
+                    << first_unprivileged
+                    << " up, or give the server CAP_NET_BIND_SERVICE "
+                       "(systemd AmbientCapabilities=)";
+    return;
+  }
 }
 
 // Warns when the kernel may give pool ports to outgoing connections; with
@@ -410,6 +459,7 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   absl::StatusOr<std::unique_ptr<LinuxReservedPorts>> reserved =
       GuardEphemeralRange(options);
   if (!reserved.ok()) return reserved.status();
+  WarnOfPortsItMayNotBind(options);
   WarnOfLegacyLocks();
   return std::unique_ptr<PlatformAdapters>(
       new LinuxAdapters(std::move(*transport), std::move(*reserved)));

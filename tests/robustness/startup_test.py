@@ -12,8 +12,12 @@
                        client that asks promptly is still served.
   IgnoredSignalTest    a stop signal ignored at start (nohup, a shell's
                        background job) stays ignored, as for the reference.
+  PortsItMayNotBindTest  pool ports below net.ipv4.ip_unprivileged_port_start
+                       that the server may not bind (no
+                       CAP_NET_BIND_SERVICE) are warned about at start-up.
 """
 
+import ctypes
 import os
 import resource
 import signal
@@ -103,6 +107,47 @@ class DescriptorLimitTest(harness.ServerTestCase):
     def test_enough_descriptors_says_nothing(self):
         server = self.start_limited(2 * 100 + FIXED)
         self.assertEqual(self.limit_lines(server), [], server.log())
+
+
+def without_net_bind_service():
+    """A preexec_fn: the server starts without CAP_NET_BIND_SERVICE (out of
+    the bounding set, so root's exec does not get it back)."""
+    def preexec():
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_capbset_drop, cap_net_bind_service = 24, 10  # prctl(2), capability.h
+        if libc.prctl(pr_capbset_drop, cap_net_bind_service, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), 'PR_CAPBSET_DROP')
+    return preexec
+
+
+class PortsItMayNotBindTest(harness.ServerTestCase):
+    """A pool under 1024 for a server that may not bind it: every bind test
+    failed with EACCES, every port looked busy ("pool exhausted (0 of 10
+    leased, 10 in use outside the server)"), clients fell back to
+    unreserved ports, and nothing said why (a new user's trial)."""
+
+    POOL = '600-609'
+
+    def test_a_server_that_may_not_bind_them_warns(self):
+        with open('/proc/sys/net/ipv4/ip_unprivileged_port_start') as f:
+            first = int(f.read())
+        if first <= 609:
+            self.skipTest('ports from %d up need no privilege here' % first)
+        server = self.start_server(
+            self.POOL, args=['--portserver_state_file=none'],
+            preexec_fn=without_net_bind_service())
+        self.assertIn('10 pool port(s) lie below %d' % first, server.log())
+        self.assertIn('may not bind them', server.log())
+
+    def test_a_server_that_may_bind_them_says_nothing(self):
+        if os.geteuid() != 0:
+            self.skipTest('needs root (CAP_NET_BIND_SERVICE)')
+        server = self.start_server(
+            self.POOL, args=['--portserver_state_file=none'])
+        self.assertNotIn('may not bind them', server.log())
+        owner = self.owner()
+        self.assertIn(harness.ask(server.address, owner.pid),
+                      harness.pool_ports(self.POOL), server.log())
 
 
 class PoolSpellingTest(harness.ServerTestCase):
