@@ -187,8 +187,10 @@ size_t RaiseDescriptorLimit(const Options& options) {
   } else {
     PS_LOG(INFO)
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur
-        << ": enough to lease all " << pool << " pool ports, to up to about "
-        << owners << " distinct live owners at once with all " << connections
+        << ": enough to lease all " << pool
+        << " pool ports while few connections are open, and for up to about "
+        << owners << " distinct live owners of a port each at once with all "
+        << connections
         << " connections open (each leased port holds a lock descriptor, "
            "each owner a pidfd, each connection one). More owners or "
            "connections at once than that could run out; a hard limit of "
