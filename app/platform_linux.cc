@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/linux/linux_ephemeral_ports.h"
 #include "adapters/linux/linux_lease_store.h"
@@ -540,32 +541,56 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     // shell, then cron, a CI step or sudo). Its leases are taken over
     // rather than lost, which would hand out ports still leased to live
     // processes. A clean stop with no live lease leaves no journal, so one
-    // found has leases to keep.
+    // found has leases to keep. The other place counts only if it is this
+    // user's private directory (another user may have made
+    // /tmp/portserver-<uid>), and a file there only if it is this user's
+    // regular file, not a symbolic link.
     const std::vector<std::string> names = DefaultJournalNames(options.address);
     const std::string other =
         use_runtime ? tmp_dir
                     : "/run/user/" + std::to_string(euid) + "/portserver";
+    struct stat other_dir;
+    const bool other_usable =
+        lstat(other.c_str(), &other_dir) == 0 && S_ISDIR(other_dir.st_mode) &&
+        other_dir.st_uid == euid && (other_dir.st_mode & 077) == 0;
     std::string name = names.front();
+    const std::string place_chosen = dir;
     bool found = false;
-    for (const std::string& place : {dir, other}) {
+    for (const std::string& place : {place_chosen, other}) {
+      if (found || (place != place_chosen && !other_usable)) continue;
       for (const std::string& candidate : names) {
+        const std::string candidate_path = place + "/" + candidate;
         struct stat journal;
-        if (found || stat((place + "/" + candidate).c_str(), &journal) != 0 ||
-            !S_ISREG(journal.st_mode) ||
-            (place != dir && journal.st_uid != euid)) {
+        if (found || lstat(candidate_path.c_str(), &journal) != 0 ||
+            !S_ISREG(journal.st_mode) || journal.st_uid != euid) {
           continue;
         }
+        if (candidate != names.front()) {
+          std::ifstream in(candidate_path, std::ios::binary);
+          std::stringstream text;
+          text << in.rdbuf();
+          if (!LegacyJournalFitsPool(text.str(), options.pool)) {
+            PS_LOG(WARNING)
+                << "State file " << candidate_path
+                << " has the name servers before 0.4.2 gave the journal of "
+                   "this address, but holds leases outside this server's "
+                   "pool: it is left to the server whose journal it is now "
+                   "(an address that differs from this one only in "
+                   "characters written '_')";
+            continue;
+          }
+        }
         found = true;
-        if (place != dir) {
-          PS_LOG(WARNING) << "State file " << place << "/" << candidate
+        if (place != place_chosen) {
+          PS_LOG(WARNING) << "State file " << candidate_path
                           << " found in the other default place (the server "
                              "ran "
                           << (use_runtime ? "without" : "with")
-                          << " XDG_RUNTIME_DIR before): using it, not " << dir
-                          << "/" << names.front();
+                          << " XDG_RUNTIME_DIR before): using it, not "
+                          << place_chosen << "/" << names.front();
         }
         if (candidate != names.front()) {
-          PS_LOG(INFO) << "State file " << place << "/" << candidate
+          PS_LOG(INFO) << "State file " << candidate_path
                        << " has the name servers before 0.4.2 gave it: "
                           "using it (once it holds no live lease, a clean "
                           "stop removes it and the next start uses "
@@ -578,6 +603,22 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
     if (!made.ok()) return made;
     *path = dir + "/" + name;
+    if (name != names.front()) {
+      // In use: the server whose journal that name is now runs (same
+      // pool). This server's own journal is the new name.
+      absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> legacy =
+          LinuxLeaseStore::Open(*path, contents, /*remove_directory=*/true,
+                                StartsAsJournal);
+      if (legacy.ok()) return std::unique_ptr<LeaseStore>(std::move(*legacy));
+      if (!absl::IsAlreadyExists(legacy.status())) return legacy.status();
+      PS_LOG(INFO) << "State file " << *path
+                   << " is in use by another server: using " << place_chosen
+                   << "/" << names.front();
+      dir = place_chosen;
+      made = LinuxLeaseStore::MakePrivateDirectory(dir);
+      if (!made.ok()) return made;
+      *path = dir + "/" + names.front();
+    }
   }
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,

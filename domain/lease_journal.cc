@@ -202,10 +202,25 @@ std::string LegacyJournalFileName(std::string_view address_text) {
 
 std::string Fnv1aHex(std::string_view text) { return Hex8(Fnv1a(text)); }
 
-std::string JournalFileName(std::string_view address_text) {
+std::string JournalFileName(std::string_view address_text,
+                            std::string_view hashed_text) {
   std::string name = LegacyJournalFileName(address_text);
   if (name == address_text) return name;
-  return name + "-" + Fnv1aHex(address_text);
+  return name + "-" + Fnv1aHex(hashed_text);
+}
+
+std::string JournalFileName(std::string_view address_text) {
+  return JournalFileName(address_text, address_text);
+}
+
+bool LegacyJournalFitsPool(std::string_view text,
+                           const std::vector<uint16_t>& pool) {
+  std::vector<bool> in_pool(65536, false);
+  for (uint16_t port : pool) in_pool[port] = true;
+  for (const auto& [port, owner] : ParseJournal(text).leases) {
+    if (!in_pool[port]) return false;
+  }
+  return true;
 }
 
 JournalReplay ParseJournal(std::string_view text) {

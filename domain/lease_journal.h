@@ -150,6 +150,19 @@ std::string JournalFileName(std::string_view address_text);
 // The name before portserver 0.4.2, without the FNV-1a part: a server looks
 // for its journal under this name too, so that an upgrade keeps its leases.
 std::string LegacyJournalFileName(std::string_view address_text);
+// Whether a journal found under a name of servers before 0.4.2
+// (LegacyJournalFileName) may be taken as this server's: every lease in
+// `text` is on a port of `pool`. That name is also the current name of
+// another address's journal ("x_a" for "@x_a" as for "@x:a" before), whose
+// leases a server with another pool would drop as outside it; a journal
+// with such leases is left to its server. Pure.
+bool LegacyJournalFitsPool(std::string_view text,
+                           const std::vector<uint16_t>& pool);
+// The same as JournalFileName(address_text) but for the digits, which are
+// the FNV-1a of `hashed_text`: Windows passes the pipe name in lower case
+// (pipe names ignore case; "@A:b" and "@a:b" are one server).
+std::string JournalFileName(std::string_view address_text,
+                            std::string_view hashed_text);
 // The FNV-1a (32-bit) of `text` in 8 lowercase hex digits, as the journal's
 // checksums and JournalFileName use it; also what keeps the Windows names
 // derived from a pipe name distinct.

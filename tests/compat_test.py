@@ -11,7 +11,7 @@ the environment variable PORTSERVER_BIN (set by compat_test.sh) or from the
 option --portserver_bin=PATH given before the unittest arguments.
 
 Every test case starts its own server on a private abstract address
-(@portserver-compat-<pid>-<counter>) with a small pool taken from 20000-29999
+(@portserver-compat-<pid>-<run token>-<counter>) with a small pool taken from 20000-29999
 (a different pool per test class) and stops it with SIGTERM in tearDown,
 expecting exit status 0. Synchronisation is done by reading the server's
 stderr line by line (bounded waits), never by sleeping.

@@ -11,13 +11,19 @@ import time
 
 _address_counter = [0]
 _address_lock = threading.Lock()
+# Unique to this run: a sandboxed test is often pid 12 every time, and the
+# default journal of an address is also looked for in /tmp/portserver-<uid>,
+# which the sandbox shares with the host: a journal that a failed run left
+# there must not meet a later run's server.
+_run_token = os.urandom(4).hex()
 
 
 def new_address(suite):
     """A fresh private abstract-namespace address, e.g. for suite 'compat'."""
     with _address_lock:
         _address_counter[0] += 1
-        return '@portserver-%s-%d-%d' % (suite, os.getpid(), _address_counter[0])
+        return '@portserver-%s-%d-%s-%d' % (suite, os.getpid(), _run_token,
+                                            _address_counter[0])
 
 
 def sockaddr(address):

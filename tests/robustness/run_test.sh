@@ -10,6 +10,10 @@ set -eu
 script="$1"
 shift
 # Hermetic: servers started without --portserver_state_file keep their
-# default journal under the test's own tmpdir, never in /tmp/portserver-<uid>.
+# default journal under the test's own tmpdir. They also look for it in
+# /tmp/portserver-<uid> (a journal of the same address from a start without
+# XDG_RUNTIME_DIR): test addresses are unique to each run
+# (tests/testlib.py), and the tests that write there leave nothing behind
+# when they pass.
 export XDG_RUNTIME_DIR="${TEST_TMPDIR:-$(mktemp -d)}"
 exec /usr/bin/python3 "$script" "$@"
