@@ -5,11 +5,14 @@
 #include "app/platform_windows.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/windows/windows_error.h"
 #include "adapters/windows/windows_lease_store.h"
@@ -206,20 +209,49 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     std::string base = pipe.ok() ? pipe->substr(9) : options.address;
     // Its name (JournalFileName: pipes whose names differ only in bytes
     // written '_', such as two non-ASCII names of one length, shared one
-    // journal before 0.4.2), or the name servers before gave it, if that
-    // one exists and the other does not: an upgrade keeps its leases.
-    std::string name = JournalFileName(base) + ".journal";
+    // journal before 0.4.2; the digits of the name in lower case, as pipe
+    // names ignore case), or the name servers before gave it, if that one
+    // exists, the other does not, and its leases are all in this server's
+    // pool: that name is also the journal of another pipe now ("a_b" for
+    // "a_b" as for "a\b" before), whose leases are left to it.
+    const std::string name =
+        JournalFileName(base, absl::AsciiStrToLower(base)) + ".journal";
     const std::string legacy = LegacyJournalFileName(base) + ".journal";
-    const std::wstring wide = Widen(absl::StrCat(*dir, "\\", name));
-    const std::wstring wide_legacy = Widen(absl::StrCat(*dir, "\\", legacy));
-    if (legacy != name &&
-        GetFileAttributesW(wide.c_str()) == INVALID_FILE_ATTRIBUTES &&
-        GetFileAttributesW(wide_legacy.c_str()) != INVALID_FILE_ATTRIBUTES) {
-      PS_LOG(INFO) << "State file " << *dir << "\\" << legacy
-                   << " has the name servers before 0.4.2 gave it: using it";
-      name = legacy;
-    }
     *path = absl::StrCat(*dir, "\\", name);
+    const std::string legacy_path = absl::StrCat(*dir, "\\", legacy);
+    if (legacy != name &&
+        GetFileAttributesW(Widen(*path).c_str()) == INVALID_FILE_ATTRIBUTES &&
+        GetFileAttributesW(Widen(legacy_path).c_str()) !=
+            INVALID_FILE_ATTRIBUTES) {
+      std::string text;
+      if (std::FILE* f = _wfopen(Widen(legacy_path).c_str(), L"rb")) {
+        char buffer[65536];
+        size_t n;
+        while ((n = std::fread(buffer, 1, sizeof(buffer), f)) > 0) {
+          text.append(buffer, n);
+        }
+        std::fclose(f);
+      }
+      if (!LegacyJournalFitsPool(text, options.pool)) {
+        PS_LOG(WARNING) << "State file " << legacy_path
+                        << " has the name servers before 0.4.2 gave the "
+                           "journal of this pipe, but holds leases outside "
+                           "this server's pool: it is left to the server "
+                           "whose journal it is now";
+      } else {
+        absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> old =
+            WindowsLeaseStore::Open(legacy_path, contents, StartsAsJournal);
+        if (old.ok()) {
+          PS_LOG(INFO) << "State file " << legacy_path
+                       << " has the name servers before 0.4.2 gave it: "
+                          "using it";
+          *path = legacy_path;
+          return std::unique_ptr<LeaseStore>(std::move(*old));
+        }
+        if (!absl::IsAlreadyExists(old.status())) return old.status();
+        // In use: the pipe whose journal that name is now is served.
+      }
+    }
   }
   absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
       WindowsLeaseStore::Open(*path, contents,

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -28,6 +29,7 @@ namespace portserver {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr DWORD kStartMillis = 60000;  // Failure guard, not a sleep.
@@ -360,6 +362,78 @@ TEST_F(PortserverE2eTest, LookAlikePipeNamesAreTwoServers) {
       EXPECT_EQ(ParsePort(reply.data), first) << address;
     }
     EXPECT_NE(StatsEventName(pair[0]), StatsEventName(pair[1]));
+  }
+  SetEnvironmentVariableW(L"LOCALAPPDATA",
+                          had > 0 && had < 1024 ? saved : nullptr);
+}
+
+// The other order (a review): the plain name first. Its journal has the
+// name the other pipe's servers before 0.4.2 used, which that pipe's server
+// must leave to it, running or stopped with a live lease.
+TEST_F(PortserverE2eTest, LookAlikePipeNamesPlainNameFirst) {
+  const std::string local = NewTempDirectory();
+  wchar_t saved[1024];
+  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
+  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  const std::string base = UniquePipeAddress("e2e-alike2");
+  const std::string plain = base + "-a_b", alike = base + "-a\\b";
+  int first = 0;
+  const std::string pool = UniquePool(2, &first);
+  std::unique_ptr<ChildProcess> server =
+      Server::Start(plain, absl::StrCat("--portserver_static_pool=", pool));
+  ASSERT_NE(server, nullptr);
+  ASSERT_TRUE(server->WaitForOutput("Serving on", kStartMillis))
+      << server->Output();
+  ASSERT_EQ(ParsePort(AskLikePython(plain, GetCurrentProcessId()).data), first);
+  // Running: the look-alike serves too.
+  std::unique_ptr<ChildProcess> other = Server::Start(
+      alike, absl::StrCat("--portserver_static_pool=", UniquePool(2)));
+  ASSERT_NE(other, nullptr);
+  EXPECT_TRUE(other->WaitForOutput("Serving on", kStartMillis))
+      << other->Output();
+  other->Kill();
+  // Stopped with a live lease: the look-alike leaves it alone.
+  server->Kill();
+  other = Server::Start(
+      alike, absl::StrCat("--portserver_static_pool=", UniquePool(2)));
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(other->WaitForOutput("Serving on", kStartMillis))
+      << other->Output();
+  EXPECT_THAT(other->Output(), Not(HasSubstr("dropping")));
+  other->Kill();
+  server =
+      Server::Start(plain, absl::StrCat("--portserver_static_pool=", pool));
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(server->WaitForOutput("restored 1 of 1", kStartMillis))
+      << server->Output();
+  SetEnvironmentVariableW(L"LOCALAPPDATA",
+                          had > 0 && had < 1024 ? saved : nullptr);
+}
+
+// Pipe names ignore case: "@Case\A" and "@case\a" are one server, and a
+// restart under the other spelling finds its journal (a review: the digits
+// were of the name as typed).
+TEST_F(PortserverE2eTest, PipeNameInOtherCapitalsKeepsTheJournal) {
+  const std::string local = NewTempDirectory();
+  wchar_t saved[1024];
+  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
+  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  for (const char* tail : {"-CaseA", "-Case\\A"}) {
+    const std::string upper = UniquePipeAddress("e2e-case") + tail;
+    const std::string pool = UniquePool(2);
+    std::unique_ptr<ChildProcess> server =
+        Server::Start(upper, absl::StrCat("--portserver_static_pool=", pool));
+    ASSERT_NE(server, nullptr);
+    ASSERT_TRUE(server->WaitForOutput("Serving on", kStartMillis))
+        << server->Output();
+    ASSERT_NE(ParsePort(AskLikePython(upper, GetCurrentProcessId()).data), 0)
+        << server->Output();
+    server->Kill();
+    server = Server::Start(absl::AsciiStrToLower(upper),
+                           absl::StrCat("--portserver_static_pool=", pool));
+    ASSERT_NE(server, nullptr);
+    EXPECT_TRUE(server->WaitForOutput("restored 1 of 1", kStartMillis))
+        << tail << ": " << server->Output();
   }
   SetEnvironmentVariableW(L"LOCALAPPDATA",
                           had > 0 && had < 1024 ? saved : nullptr);
