@@ -136,7 +136,8 @@ absl::StatusOr<int> PortPicker::FromServer(const std::string& address,
     absl::MutexLock lock(&mu_);
     plain_only = plain_only_.count(address) != 0;
   }
-  if (!label.empty() && !plain_only) {
+  const bool extended = !label.empty() && !plain_only;
+  if (extended) {
     absl::StatusOr<std::vector<int>> got =
         GetPortsFromPortServer(address, pid, 1, label);
     if (got.ok()) {
@@ -145,10 +146,17 @@ absl::StatusOr<int> PortPicker::FromServer(const std::string& address,
           "portserver at ", address, " granted ", got->size(), " ports for 1"));
     }
     if (!absl::IsUnimplemented(got.status())) return got.status();
+  }
+  absl::StatusOr<int> port = GetPortFromPortServer(address, pid);
+  if (extended && port.ok()) {
+    // Closed without a reply, then a port for the plain request: a server
+    // without the extended protocol. (Ours closes without a reply only when
+    // it cannot answer at all, out of descriptors: then the plain request
+    // fails too, and the next pick tries the extended one again.)
     absl::MutexLock lock(&mu_);
     plain_only_.insert(address);
   }
-  return GetPortFromPortServer(address, pid);
+  return port;
 }
 
 absl::StatusOr<int> PortPicker::PickUnusedPort() {

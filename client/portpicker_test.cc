@@ -385,6 +385,26 @@ TEST_F(PortPickerTest, PickUnusedPortAsksPythonsServerPlainlyAfterOneTry) {
                           absl::StrCat(getpid(), "\n")));
 }
 
+// A server that closed without a reply once (ours out of descriptors) and
+// then failed the plain request too is not taken for python's: the next
+// pick asks with the label again (a review: it was plain from then on).
+TEST_F(PortPickerTest, OneSilentCloseDoesNotMakeAServerPlainOnly) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  FakePortServer fake([calls](const std::string& request) -> std::string {
+    if ((*calls)++ < 2) return "";  // Both requests of the first pick.
+    if (!testing::IsExtended(request))
+      return absl::StrCat(kOtherFakePort, "\n");
+    return absl::StrCat("portserver/1 ok ports=", kFakePort, "\nend\n");
+  });
+  ScopedEnv env(kPortServerAddressEnv, fake.address());
+  ScopedEnv label("TEST_TARGET", "//pkg:some_test");
+  absl::StatusOr<int> first = picker_.PickUnusedPort(777);
+  ASSERT_TRUE(first.ok()) << first.status();  // Picked without the server.
+  EXPECT_THAT(picker_.PickUnusedPort(777), IsOkAndHolds(kFakePort));
+  ASSERT_THAT(fake.requests(), SizeIs(3));
+  EXPECT_TRUE(testing::IsExtended(fake.requests()[2])) << fake.requests()[2];
+}
+
 // A refusal of the labelled request falls back as a plain one's would: no
 // second, plain request that the server might grant.
 TEST_F(PortPickerTest, RefusedLabelledRequestFallsBackWithoutTheServer) {
