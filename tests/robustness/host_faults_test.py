@@ -342,29 +342,44 @@ class CleanStopTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': 0})
         self.assertEqual(server.stop(), 0)
 
-    def test_look_alike_addresses_have_journals_of_their_own(self):
-        # "@x:a" and "@x_a" are two servers, but their default journals
-        # had one name ("x_a..."): the second took the first's journal and
-        # dropped its lease of a live owner as outside its own pool (a
-        # Windows trial found it with two non-ASCII pipe names).
-        runtime = os.path.join(self.workdir, 'runtime-alike')
+    def leases_survive_a_look_alike(self, tag, first, second):
+        """`first` leases a port to a live owner and stops (its journal
+        stays); `second`, with another pool, starts and stops; `first`
+        restarts and still has the lease. Returns `second`'s log."""
+        runtime = os.path.join(self.workdir, 'runtime-' + tag)
         os.makedirs(runtime, exist_ok=True)
         env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
-        first, second = self.address + ':a', self.address + '_a'
         server = self.start_server(self.POOL, address=first, env=env)
         owner = self.owner()
         held = self.lease(server, owner, 1)
         self.assertEqual(server.stop(), 0)
         other = self.start_server('35110-35119', address=second, env=env)
-        self.assertNotIn('dropping', other.log())
+        log = other.log()
+        self.assertNotIn('dropping', log)
         self.assertEqual(other.stop(), 0)
         server = self.start_server(self.POOL, address=first, env=env)
         self.assert_stats(server, {'leased-ports': len(held)})
+        return log
+
+    def test_look_alike_addresses_have_journals_of_their_own(self):
+        # "@x:a" and "@x_a" are two servers, but their default journals
+        # had one name ("x_a..."): the second took the first's journal and
+        # dropped its lease of a live owner as outside its own pool (a
+        # Windows trial found it with two non-ASCII pipe names).
+        self.leases_survive_a_look_alike(
+            'alike', self.address + ':a', self.address + '_a')
+
+    def test_look_alike_leaves_a_stopped_servers_leases_alone(self):
+        # The other order (a review): "@x_a" first. The name servers before
+        # 0.4.2 gave "@x:a"'s journal is "@x_a"'s journal now, and "@x:a"
+        # took it for its old one, dropping the lease as outside its pool.
+        log = self.leases_survive_a_look_alike(
+            'alike-stopped', self.address + '_c', self.address + ':c')
+        self.assertIn('holds leases outside this server\'s pool', log)
 
     def test_look_alike_of_a_running_server_starts_too(self):
-        # The other order (a review): "@x_a" runs, then "@x:a" starts. The
-        # name servers before 0.4.2 gave "@x:a"'s journal is "@x_a"'s
-        # journal now: in use, so "@x:a" exited 2.
+        # The other order (a review): "@x_a" runs, then "@x:a" starts: that
+        # journal is in use, so "@x:a" exited 2.
         runtime = os.path.join(self.workdir, 'runtime-alike-running')
         os.makedirs(runtime, exist_ok=True)
         env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
@@ -375,25 +390,6 @@ class CleanStopTest(FaultTestBase):
         for pool in ('35110-35119', self.POOL):  # Another pool; the same.
             other = self.start_server(pool, address=alike, env=env)
             self.assertEqual(other.stop(), 0, other.log())
-
-    def test_look_alike_leaves_a_stopped_servers_leases_alone(self):
-        # The other order (a review): "@x_a" stops with a live lease, then
-        # "@x:a" (another pool) starts and took that journal for its old
-        # one, dropping the lease as outside its pool.
-        runtime = os.path.join(self.workdir, 'runtime-alike-stopped')
-        os.makedirs(runtime, exist_ok=True)
-        env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
-        plain, alike = self.address + '_c', self.address + ':c'
-        server = self.start_server(self.POOL, address=plain, env=env)
-        owner = self.owner()
-        held = self.lease(server, owner, 1)
-        self.assertEqual(server.stop(), 0)
-        other = self.start_server('35110-35119', address=alike, env=env)
-        self.assertNotIn('dropping', other.log())
-        self.assertIn('holds leases outside this server\'s pool', other.log())
-        self.assertEqual(other.stop(), 0)
-        server = self.start_server(self.POOL, address=plain, env=env)
-        self.assert_stats(server, {'leased-ports': len(held)})
 
     def test_journal_of_an_older_server_is_taken_over(self):
         # Servers before 0.4.2 named the journal of "@x:up" "x_up...": an

@@ -75,6 +75,26 @@ int ParsePort(const std::string& reply) {
   return port;
 }
 
+// LOCALAPPDATA, where a default journal goes, set to `dir` while in scope:
+// the servers started meanwhile inherit it.
+class ScopedLocalAppData {
+ public:
+  explicit ScopedLocalAppData(const std::string& dir) {
+    had_ = GetEnvironmentVariableW(L"LOCALAPPDATA", saved_, 1024);
+    SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(dir).c_str());
+  }
+  ScopedLocalAppData(const ScopedLocalAppData&) = delete;
+  ScopedLocalAppData& operator=(const ScopedLocalAppData&) = delete;
+  ~ScopedLocalAppData() {
+    SetEnvironmentVariableW(L"LOCALAPPDATA",
+                            had_ > 0 && had_ < 1024 ? saved_ : nullptr);
+  }
+
+ private:
+  wchar_t saved_[1024];
+  DWORD had_;
+};
+
 class PortserverE2eTest : public ::testing::Test {
  protected:
   // A server on a fresh pipe with a journal in a fresh directory.
@@ -301,9 +321,7 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   const std::string local =
       NewTempDirectory() + "\\\xC5\x81ukasz-\xE5\xBC\xA0\xE4\xBC\x9F";
   ASSERT_TRUE(CreateDirectoryW(Widen(local).c_str(), nullptr));
-  wchar_t saved[1024];
-  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
-  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  ScopedLocalAppData app_data(local);
   address_ = UniquePipeAddress("e2e-\xE6\x97\xA5\xE6\x9C\xAC-\xC5\x82");
   // A metrics file of such a name too (it was written under the name the
   // code page makes of it, "m\xC3\x83\xC2\xA9trics...": a reviewer).
@@ -311,8 +329,6 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   server_ = Server::Start(
       address_, absl::StrCat("--portserver_static_pool=", pool,
                              " --portserver_metrics_file=", Quote(metrics)));
-  SetEnvironmentVariableW(L"LOCALAPPDATA",
-                          had > 0 && had < 1024 ? saved : nullptr);
   ASSERT_NE(server_, nullptr);
   ASSERT_TRUE(server_->WaitForOutput("Serving on", kStartMillis))
       << server_->Output();
@@ -340,9 +356,7 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
 // pipe's lock, and the second was refused as "already in use").
 TEST_F(PortserverE2eTest, LookAlikePipeNamesAreTwoServers) {
   const std::string local = NewTempDirectory();
-  wchar_t saved[1024];
-  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
-  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  ScopedLocalAppData app_data(local);
   const std::string base = UniquePipeAddress("e2e-alike");
   const std::vector<std::vector<std::string>> pairs = {
       {base + "-\xE5\xBC\xA0\xE4\xBC\x9F", base + "-\xE6\x9D\x8E\xE6\x98\x8E"},
@@ -363,8 +377,6 @@ TEST_F(PortserverE2eTest, LookAlikePipeNamesAreTwoServers) {
     }
     EXPECT_NE(StatsEventName(pair[0]), StatsEventName(pair[1]));
   }
-  SetEnvironmentVariableW(L"LOCALAPPDATA",
-                          had > 0 && had < 1024 ? saved : nullptr);
 }
 
 // The other order (a review): the plain name first. Its journal has the
@@ -372,9 +384,7 @@ TEST_F(PortserverE2eTest, LookAlikePipeNamesAreTwoServers) {
 // must leave to it, running or stopped with a live lease.
 TEST_F(PortserverE2eTest, LookAlikePipeNamesPlainNameFirst) {
   const std::string local = NewTempDirectory();
-  wchar_t saved[1024];
-  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
-  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  ScopedLocalAppData app_data(local);
   const std::string base = UniquePipeAddress("e2e-alike2");
   const std::string plain = base + "-a_b", alike = base + "-a\\b";
   int first = 0;
@@ -406,8 +416,6 @@ TEST_F(PortserverE2eTest, LookAlikePipeNamesPlainNameFirst) {
   ASSERT_NE(server, nullptr);
   EXPECT_TRUE(server->WaitForOutput("restored 1 of 1", kStartMillis))
       << server->Output();
-  SetEnvironmentVariableW(L"LOCALAPPDATA",
-                          had > 0 && had < 1024 ? saved : nullptr);
 }
 
 // Pipe names ignore case: "@Case\A" and "@case\a" are one server, and a
@@ -415,9 +423,7 @@ TEST_F(PortserverE2eTest, LookAlikePipeNamesPlainNameFirst) {
 // were of the name as typed).
 TEST_F(PortserverE2eTest, PipeNameInOtherCapitalsKeepsTheJournal) {
   const std::string local = NewTempDirectory();
-  wchar_t saved[1024];
-  DWORD had = GetEnvironmentVariableW(L"LOCALAPPDATA", saved, 1024);
-  SetEnvironmentVariableW(L"LOCALAPPDATA", Widen(local).c_str());
+  ScopedLocalAppData app_data(local);
   for (const char* tail : {"-CaseA", "-Case\\A"}) {
     const std::string upper = UniquePipeAddress("e2e-case") + tail;
     const std::string pool = UniquePool(2);
@@ -435,8 +441,6 @@ TEST_F(PortserverE2eTest, PipeNameInOtherCapitalsKeepsTheJournal) {
     EXPECT_TRUE(server->WaitForOutput("restored 1 of 1", kStartMillis))
         << tail << ": " << server->Output();
   }
-  SetEnvironmentVariableW(L"LOCALAPPDATA",
-                          had > 0 && had < 1024 ? saved : nullptr);
 }
 
 TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
