@@ -13,8 +13,9 @@
 namespace portserver {
 
 // "Global\portserver-stats-<pipe name without \\.\pipe\>" for the server on
-// `address` ('\' in the name becomes '_'). The server waits on this
-// auto-reset event; each time it is set, the statistics are logged.
+// `address` ('\' in the name becomes '_', and then "-" and the name's FNV-1a
+// in 8 hex digits follow, so that "a\b" and "a_b" differ). The server waits
+// on this auto-reset event; each time it is set, the statistics are logged.
 std::string StatsEventName(const std::string& address);
 
 }  // namespace portserver

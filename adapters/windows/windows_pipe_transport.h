@@ -76,8 +76,10 @@ class WindowsPipeTransport final : public Transport {
   // name longer than 256 characters.
   static absl::StatusOr<std::string> PipeName(const std::string& address);
 
-  // "Global\portserver-pipe-<name, lower case, '\' as '_'>": the named
-  // mutex a server holds while it serves `pipe_name` ("\\.\pipe\...").
+  // "Global\portserver-pipe-<name, lower case, '\' as '_'>", and if a '\'
+  // was written '_', "-" and the lower-case name's FNV-1a in 8 hex digits
+  // (so that "a\b" and "a_b" differ): the named mutex a server holds while
+  // it serves `pipe_name` ("\\.\pipe\...").
   static std::string PipeLockName(const std::string& pipe_name);
 
   // Takes the pipe's lock (PipeLockName), then creates the completion port
