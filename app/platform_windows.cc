@@ -151,20 +151,9 @@ class WindowsSignalWatcher final : public SignalWatcher {
 
 std::string StatsEventName(const std::string& address) {
   absl::StatusOr<std::string> pipe = WindowsPipeTransport::PipeName(address);
-  std::string name = pipe.ok() ? pipe->substr(9) : address;  // After \\.\pipe\.
-  // A kernel object's name has no backslash after its namespace: each is
-  // written '_', with the name's FNV-1a after it, so that "a\b" and "a_b"
-  // differ.
-  const std::string hash = Fnv1aHex(name);
-  bool rewritten = false;
-  for (char& c : name) {
-    if (c == '\\') {
-      c = '_';
-      rewritten = true;
-    }
-  }
-  if (rewritten) absl::StrAppend(&name, "-", hash);
-  return absl::StrCat("Global\\portserver-stats-", name);
+  return absl::StrCat("Global\\portserver-stats-",
+                      WindowsPipeTransport::KernelObjectName(
+                          pipe.ok() ? pipe->substr(9) : address));
 }
 
 std::vector<std::string> Utf8Arguments(int argc, char** argv) {

@@ -12,10 +12,10 @@
 
 namespace portserver {
 
-// "Global\portserver-stats-<pipe name without \\.\pipe\>" for the server on
-// `address` ('\' in the name becomes '_', and then "-" and the name's FNV-1a
-// in 8 hex digits follow, so that "a\b" and "a_b" differ). The server waits
-// on this auto-reset event; each time it is set, the statistics are logged.
+// "Global\portserver-stats-" and WindowsPipeTransport::KernelObjectName of
+// the pipe name without "\\.\pipe\", for the server on `address`. The
+// server waits on this auto-reset event; each time it is set, the
+// statistics are logged.
 std::string StatsEventName(const std::string& address);
 
 }  // namespace portserver

@@ -444,12 +444,10 @@ class ServeLoop final {
 
 }  // namespace
 
-std::string WindowsPipeTransport::PipeLockName(const std::string& pipe_name) {
-  std::string name = absl::AsciiStrToLower(
-      pipe_name.substr(std::min(pipe_name.size(), sizeof(kPipePrefix) - 1)));
+std::string WindowsPipeTransport::KernelObjectName(std::string name) {
   // A kernel object's name has no backslash after its namespace: each is
-  // written '_', with the name's FNV-1a after it, so that pipes "a\b" and
-  // "a_b" (two servers) do not share one lock.
+  // written '_', with the name's FNV-1a after it, so that "a\b" and "a_b"
+  // differ.
   const std::string hash = Fnv1aHex(name);
   bool rewritten = false;
   for (char& c : name) {
@@ -459,7 +457,13 @@ std::string WindowsPipeTransport::PipeLockName(const std::string& pipe_name) {
     }
   }
   if (rewritten) name += "-" + hash;
-  return "Global\\portserver-pipe-" + name;
+  return name;
+}
+
+std::string WindowsPipeTransport::PipeLockName(const std::string& pipe_name) {
+  return "Global\\portserver-pipe-" +
+         KernelObjectName(absl::AsciiStrToLower(pipe_name.substr(
+             std::min(pipe_name.size(), sizeof(kPipePrefix) - 1))));
 }
 
 absl::StatusOr<std::string> WindowsPipeTransport::PipeName(

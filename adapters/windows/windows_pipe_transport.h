@@ -76,10 +76,13 @@ class WindowsPipeTransport final : public Transport {
   // name longer than 256 characters.
   static absl::StatusOr<std::string> PipeName(const std::string& address);
 
-  // "Global\portserver-pipe-<name, lower case, '\' as '_'>", and if a '\'
-  // was written '_', "-" and the lower-case name's FNV-1a in 8 hex digits
-  // (so that "a\b" and "a_b" differ): the named mutex a server holds while
-  // it serves `pipe_name` ("\\.\pipe\...").
+  // `name` fit for a kernel object's name after its namespace: each '\'
+  // written '_', and if one was, "-" and the FNV-1a of `name` in 8 hex
+  // digits after it (so that "a\b" and "a_b" differ). Thread-safe.
+  static std::string KernelObjectName(std::string name);
+  // "Global\portserver-pipe-" and KernelObjectName of the pipe name (without
+  // "\\.\pipe\") in lower case: the named mutex a server holds while it
+  // serves `pipe_name` ("\\.\pipe\...").
   static std::string PipeLockName(const std::string& pipe_name);
 
   // Takes the pipe's lock (PipeLockName), then creates the completion port
