@@ -128,15 +128,15 @@ absl::StatusOr<int> PortPicker::PickUnusedPort(int64_t pid) {
   return port;
 }
 
+bool PortPicker::PlainOnly(const std::string& address) {
+  absl::MutexLock lock(&mu_);
+  return plain_only_.count(address) != 0;
+}
+
 absl::StatusOr<int> PortPicker::FromServer(const std::string& address,
                                            int64_t pid) {
   const std::string label = DefaultLabel();
-  bool plain_only;
-  {
-    absl::MutexLock lock(&mu_);
-    plain_only = plain_only_.count(address) != 0;
-  }
-  const bool extended = !label.empty() && !plain_only;
+  const bool extended = !label.empty() && !PlainOnly(address);
   if (extended) {
     absl::StatusOr<std::vector<int>> got =
         GetPortsFromPortServer(address, pid, 1, label);
@@ -181,12 +181,7 @@ absl::StatusOr<std::vector<int>> PortPicker::PickUnusedPorts(int n) {
   const int missing = n - static_cast<int>(ports.size());
   const std::string address =
       EnvironmentUtf8(kPortServerAddressEnv).value_or("");
-  bool plain_only;
-  {
-    absl::MutexLock lock(&mu_);
-    plain_only = plain_only_.count(address) != 0;
-  }
-  if (missing > 1 && !address.empty() && !plain_only) {
+  if (missing > 1 && !address.empty() && !PlainOnly(address)) {
     // Round trips to a server of the extended protocol, each all or none
     // (at most kMaxPortsPerRequest ports); only a server without it
     // (python's: Unimplemented) gets one request per port.

@@ -164,6 +164,8 @@ class PortPicker {
   void AddReservedPort(int port);
 
  private:
+  // Whether the server at `address` was seen without the extended protocol.
+  bool PlainOnly(const std::string& address);
   // One port for `pid` from the server at `address`, as PickUnusedPort asks.
   absl::StatusOr<int> FromServer(const std::string& address, int64_t pid);
 
