@@ -553,51 +553,57 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const bool other_usable =
         lstat(other.c_str(), &other_dir) == 0 && S_ISDIR(other_dir.st_mode) &&
         other_dir.st_uid == euid && (other_dir.st_mode & 077) == 0;
-    std::string name = names.front();
     const std::string place_chosen = dir;
-    bool found = false;
-    for (const std::string& place : {place_chosen, other}) {
-      if (found || (place != place_chosen && !other_usable)) continue;
-      for (const std::string& candidate : names) {
-        const std::string candidate_path = place + "/" + candidate;
-        struct stat journal;
-        if (found || lstat(candidate_path.c_str(), &journal) != 0 ||
-            !S_ISREG(journal.st_mode) || journal.st_uid != euid) {
-          continue;
-        }
-        if (candidate != names.front()) {
-          std::ifstream in(candidate_path, std::ios::binary);
-          std::stringstream text;
-          text << in.rdbuf();
-          if (!LegacyJournalFitsPool(text.str(), options.pool)) {
-            PS_LOG(WARNING)
-                << "State file " << candidate_path
-                << " has the name servers before 0.4.2 gave the journal of "
-                   "this address, but holds leases outside this server's "
-                   "pool: it is left to the server whose journal it is now "
-                   "(an address that differs from this one only in "
-                   "characters written '_')";
+    // The first place and name, in that order, that hold a journal this
+    // server may take; false if none does.
+    auto find_journal = [&](std::string* place_found, std::string* name_found) {
+      for (const std::string& place : {place_chosen, other}) {
+        if (place != place_chosen && !other_usable) continue;
+        for (const std::string& candidate : names) {
+          const std::string candidate_path = place + "/" + candidate;
+          struct stat journal;
+          if (lstat(candidate_path.c_str(), &journal) != 0 ||
+              !S_ISREG(journal.st_mode) || journal.st_uid != euid) {
             continue;
           }
+          if (candidate != names.front()) {
+            std::ifstream in(candidate_path, std::ios::binary);
+            std::stringstream text;
+            text << in.rdbuf();
+            if (!LegacyJournalFitsPool(text.str(), options.pool)) {
+              PS_LOG(WARNING)
+                  << "State file " << candidate_path
+                  << " has the name servers before 0.4.2 gave the journal of "
+                     "this address, but holds leases outside this server's "
+                     "pool: it is left to the server whose journal it is now "
+                     "(an address that differs from this one only in "
+                     "characters written '_')";
+              continue;
+            }
+          }
+          *place_found = place;
+          *name_found = candidate;
+          return true;
         }
-        found = true;
-        if (place != place_chosen) {
-          PS_LOG(WARNING) << "State file " << candidate_path
-                          << " found in the other default place (the server "
-                             "ran "
-                          << (use_runtime ? "without" : "with")
-                          << " XDG_RUNTIME_DIR before): using it, not "
-                          << place_chosen << "/" << names.front();
-        }
-        if (candidate != names.front()) {
-          PS_LOG(INFO) << "State file " << candidate_path
-                       << " has the name servers before 0.4.2 gave it: "
-                          "using it (once it holds no live lease, a clean "
-                          "stop removes it and the next start uses "
-                       << names.front() << ")";
-        }
-        dir = place;
-        name = candidate;
+      }
+      return false;
+    };
+    std::string name = names.front();
+    if (find_journal(&dir, &name)) {
+      const std::string found = dir + "/" + name;
+      if (dir != place_chosen) {
+        PS_LOG(WARNING) << "State file " << found
+                        << " found in the other default place (the server ran "
+                        << (use_runtime ? "without" : "with")
+                        << " XDG_RUNTIME_DIR before): using it, not "
+                        << place_chosen << "/" << names.front();
+      }
+      if (name != names.front()) {
+        PS_LOG(INFO) << "State file " << found
+                     << " has the name servers before 0.4.2 gave it: using it "
+                        "(once it holds no live lease, a clean stop removes "
+                        "it and the next start uses "
+                     << names.front() << ")";
       }
     }
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
