@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "app/log.h"
+#include "app/started_thread.h"
 #ifdef _WIN32
 #include "adapters/windows/windows_lease_store.h"
 #endif
@@ -176,7 +177,7 @@ MetricsFileWriter::MetricsFileWriter(std::string path,
                                      std::function<std::string()> text)
     : path_(std::move(path)), interval_(interval), text_(std::move(text)) {
   WriteOnce();  // The file exists once the constructor returns.
-  thread_ = std::thread([this] { Loop(); });
+  thread_ = StartThread([this] { Loop(); });
 }
 
 MetricsFileWriter::~MetricsFileWriter() {

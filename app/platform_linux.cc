@@ -35,6 +35,7 @@
 #include "adapters/linux/linux_unix_transport.h"
 #include "app/log.h"
 #include "app/platform.h"
+#include "app/started_thread.h"
 #include "domain/lease_journal.h"
 
 namespace portserver {
@@ -344,7 +345,7 @@ class LinuxSignalWatcher final : public SignalWatcher {
       sigaddset(&set_, sig);
     }
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
-    thread_ = std::thread([this] { Loop(); });
+    thread_ = StartThread([this] { Loop(); });
   }
   ~LinuxSignalWatcher() override {
     closing_.store(true);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "app/log.h"
+#include "app/started_thread.h"
 #include "app/version.h"
 #include "domain/lease_journal.h"
 #include "domain/request_codec.h"
@@ -167,7 +168,7 @@ absl::Status Server::Serve() {
   bool retake_stop = false;
   std::thread retake;
   if (service_.RetakeReservations(0) > 0) {
-    retake = std::thread([&] {
+    retake = StartThread([&] {
       std::unique_lock<std::mutex> lock(retake_mu);
       while (!retake_cv.wait_for(lock, kRetakeInterval,
                                  [&] { return retake_stop; })) {

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <future>
+#include <utility>
 
 #include "adapters/linux/pidfd.h"
 
@@ -25,7 +27,17 @@ LinuxPidfdWatcher::LinuxPidfdWatcher(std::function<void(int64_t)> on_exit)
     ev.events = EPOLLIN;
     ev.data.u64 = kWakeKey;
     epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
-    thread_ = std::thread([this] { Loop(); });
+    // Returns once the thread runs: until then glibc keeps every signal,
+    // faults too, blocked in it (pthread_create(3) blocks all around
+    // clone(2)), and a server's threads never block a fault once it serves
+    // (app/started_thread.h says why).
+    std::promise<void> running;
+    std::future<void> ran = running.get_future();
+    thread_ = std::thread([this, running = std::move(running)]() mutable {
+      running.set_value();
+      Loop();
+    });
+    ran.wait();
   }
 }
 

@@ -66,6 +66,13 @@ class LinuxPortLockProbe::Workers {
     for (size_t i = 0; i < count; ++i)
       threads_.emplace_back([this] { Loop(); });
     pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    // Until a new thread first runs, glibc keeps every signal blocked in it
+    // (faults too: pthread_create blocks all around clone(2) and the thread
+    // restores its mask when it starts). Waiting here for each worker to
+    // have started means that once the server serves, no thread of it
+    // blocks a fault, however late the scheduler runs a worker.
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [&] { return started_ == threads_.size(); });
   }
   Workers(const Workers&) = delete;
   Workers& operator=(const Workers&) = delete;
@@ -134,6 +141,11 @@ class LinuxPortLockProbe::Workers {
   }
 
   void Loop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++started_;
+    }
+    done_.notify_one();
     uint64_t seen = 0;
     while (true) {
       const std::function<void(size_t)>* fn;
@@ -166,7 +178,10 @@ class LinuxPortLockProbe::Workers {
   int placed_for_ = -1;  // The caller's CPU the workers are kept off.
   std::mutex mu_;
   std::condition_variable wake_;  // A new range, or stop.
-  std::condition_variable done_;  // joined_ reached 0 after the range closed.
+  // joined_ reached 0 after the range closed, or a worker started.
+  std::condition_variable done_;
+  size_t started_ = 0;  // Workers that have run (the constructor waits).
+
   const std::function<void(size_t)>* fn_ = nullptr;
   size_t n_ = 0;
   std::atomic<size_t> next_{0};  // The next index to run.
