@@ -15,6 +15,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -471,6 +472,22 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 
 namespace {
 
+// `path` made absolute (from the working directory) with its directory
+// resolved (std::filesystem::weakly_canonical: symbolic links, `.`, `..`
+// and repeated slashes; a part that does not exist yet is only tidied).
+// The socket file itself is not followed. `path` as given if the working
+// directory cannot be read.
+std::string CanonicalSocketPath(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code error;
+  const fs::path absolute = fs::absolute(path, error);
+  if (error) return path;
+  const fs::path directory =
+      fs::weakly_canonical(absolute.parent_path(), error);
+  if (error) return absolute.lexically_normal().string();
+  return (directory / absolute.filename()).string();
+}
+
 // One journal per server. Servers on different addresses are different
 // servers. An abstract address (`@name`) exists once per network namespace:
 // `@x` in a container, an `unshare -n` or a Bazel `block-network` test is
@@ -478,11 +495,13 @@ namespace {
 // named after the namespace too (the inode of /proc/self/ns/net, unique
 // while the namespace lives). A path address names one filesystem object,
 // which only one server can listen on, whichever namespace it runs in (a
-// bind mount reaches that same server): its journal is keyed by the path
-// alone, and the journal's lock keeps a second server off it.
+// bind mount reaches that same server): its journal is keyed by that file,
+// its path made absolute and canonical (so `rel.sock`, `./rel.sock` and
+// `/tmp//d/rel.sock` are one server, and `rel.sock` in two directories
+// two), and the journal's lock keeps a second server off it.
 // The default journal's file names for `address`: its name since 0.4.2,
-// then the name servers before gave it (JournalFileName,
-// LegacyJournalFileName), if different.
+// then the names servers before gave it (JournalFileName of a path address
+// as spelled, LegacyJournalFileName), if different.
 std::vector<std::string> DefaultJournalNames(const std::string& address) {
   bool abstract = !address.empty() && address[0] == '@';
   const std::string text = address.substr(abstract ? 1 : 0);
@@ -492,9 +511,14 @@ std::vector<std::string> DefaultJournalNames(const std::string& address) {
     suffix = absl::StrCat(".netns-", static_cast<uint64_t>(netns.st_ino),
                           ".journal");
   }
-  std::vector<std::string> names = {JournalFileName(text) + suffix};
-  std::string legacy = LegacyJournalFileName(text) + suffix;
-  if (legacy != names.front()) names.push_back(legacy);
+  const std::string key = abstract ? text : CanonicalSocketPath(text);
+  std::vector<std::string> names = {JournalFileName(key) + suffix};
+  for (const std::string& legacy :
+       {JournalFileName(text) + suffix, LegacyJournalFileName(text) + suffix}) {
+    if (std::find(names.begin(), names.end(), legacy) == names.end()) {
+      names.push_back(legacy);
+    }
+  }
   return names;
 }
 
@@ -535,7 +559,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const bool use_runtime = runtime != nullptr && runtime[0] != '\0';
     std::string dir =
         use_runtime ? std::string(runtime) + "/portserver" : tmp_dir;
-    // Where the journal may already be: here, under its name or the one
+    // Where the journal may already be: here, under its name or one
     // servers before 0.4.2 gave it (an upgrade keeps its leases), or in the
     // other default place: the server was started before with
     // XDG_RUNTIME_DIR set and now without, or the other way round (a login
@@ -574,11 +598,12 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
             if (!LegacyJournalFitsPool(text.str(), options.pool)) {
               PS_LOG(WARNING)
                   << "State file " << candidate_path
-                  << " has the name servers before 0.4.2 gave the journal of "
+                  << " has a name servers before 0.4.2 gave the journal of "
                      "this address, but holds leases outside this server's "
                      "pool: it is left to the server whose journal it is now "
                      "(an address that differs from this one only in "
-                     "characters written '_')";
+                     "characters written '_', or a relative path of another "
+                     "directory)";
               continue;
             }
           }
@@ -601,7 +626,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       }
       if (name != names.front()) {
         PS_LOG(INFO) << "State file " << found
-                     << " has the name servers before 0.4.2 gave it: using it "
+                     << " has a name servers before 0.4.2 gave it: using it "
                         "(once it holds no live lease, a clean stop removes "
                         "it and the next start uses "
                      << names.front() << ")";

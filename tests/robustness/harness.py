@@ -168,13 +168,16 @@ class Server(object):
     """One //app:portserver process."""
 
     def __init__(self, pool, address=None, args=(), preexec_fn=None,
-                 env=None):
+                 env=None, cwd=None):
         self.pool = pool_ports(pool)
         self.address = address or new_address()
-        self.argv = [PORTSERVER_BIN, '--portserver_static_pool=' + pool,
+        # Absolute: the server may run in another directory (cwd).
+        self.argv = [os.path.abspath(PORTSERVER_BIN),
+                     '--portserver_static_pool=' + pool,
                      '--portserver_address=' + self.address] + list(args)
         self.preexec_fn = preexec_fn
         self.env = env  # None: ours.
+        self.cwd = cwd  # None: ours (a relative path address is from it).
         self.proc = None
         self.returncode = None
 
@@ -184,7 +187,7 @@ class Server(object):
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
                                      preexec_fn=self.preexec_fn,
-                                     env=self.env)
+                                     env=self.env, cwd=self.cwd)
         self.stderr = LineCollector(self.proc.stderr)
         self.stdout = LineCollector(self.proc.stdout)
         needle = 'Serving on ' + self.address

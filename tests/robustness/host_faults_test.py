@@ -24,8 +24,10 @@ hygiene of its state.
 
 import errno
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 
 import harness
 
@@ -342,6 +344,58 @@ class CleanStopTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': 0})
         self.assertEqual(server.stop(), 0)
 
+    def short_directory(self):
+        """A new directory whose path leaves room for a socket's name
+        (sun_path is 108 bytes; the test's own directory is longer)."""
+        path = tempfile.mkdtemp(prefix='ps-', dir='/tmp')
+        self.addCleanup(shutil.rmtree, path, ignore_errors=True)
+        return path
+
+    def test_path_address_spelled_otherwise_keeps_its_journal(self):
+        # A path address's journal was named after the path as spelled:
+        # `rel.sock` started in its directory, then restarted as
+        # `<dir>//./rel.sock` (a script run from elsewhere), found no
+        # journal and leased a live owner's port again (a new user's
+        # trial: four spellings of one socket, four journals).
+        runtime = os.path.join(self.workdir, 'runtime-spelling')
+        os.makedirs(runtime, exist_ok=True)
+        sockets = self.short_directory()
+        env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+        server = self.start_server(self.POOL, address='rel.sock', env=env,
+                                   cwd=sockets)
+        path = os.path.join(sockets, 'rel.sock')
+        owner = self.owner()
+        held = [harness.ask(path, owner.pid) for _ in range(2)]
+        self.assertNotIn(None, held, server.log())
+        self.assertEqual(server.stop(), 0)
+        server = self.start_server(self.POOL,
+                                   address=sockets + '//./rel.sock', env=env)
+        self.assert_stats(server, {'leased-ports': len(held)})
+        other = self.owner()
+        for port in self.lease(server, other, 8):
+            self.assertNotIn(port, held, server.log())
+        self.assertEqual(len(os.listdir(os.path.join(runtime, 'portserver'))),
+                         2, 'one journal and its lock')
+
+    def test_one_relative_path_in_two_directories_is_two_servers(self):
+        # `rel.sock` in two directories names two sockets, but both servers
+        # took one journal, and the second exited 2 ("in use by another
+        # port server").
+        runtime = os.path.join(self.workdir, 'runtime-relative')
+        os.makedirs(runtime, exist_ok=True)
+        env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+        servers = []
+        for pool in (self.POOL, '35110-35119'):
+            where = self.short_directory()
+            server = self.start_server(pool, address='rel.sock', env=env,
+                                       cwd=where)
+            owner = self.owner()
+            port = harness.ask(os.path.join(where, 'rel.sock'), owner.pid)
+            self.assertIn(port, server.pool, server.log())
+            servers.append(server)
+        for server in servers:
+            self.assertEqual(server.stop(), 0, server.log())
+
     def leases_survive_a_look_alike(self, tag, first, second):
         """`first` leases a port to a live owner and stops (its journal
         stays); `second`, with another pool, starts and stops; `first`
@@ -409,7 +463,7 @@ class CleanStopTest(FaultTestBase):
         server = self.start_server(
             self.POOL, address=address,
             env=dict(os.environ, XDG_RUNTIME_DIR=runtime))
-        self.assertIn('has the name servers before 0.4.2 gave it',
+        self.assertIn('has a name servers before 0.4.2 gave it',
                       server.log())
         self.assert_stats(server, {'leased-ports': len(held)})
 
