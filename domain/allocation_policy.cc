@@ -289,6 +289,17 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
   return result;
 }
 
+void AllocationPolicy::Prefetch(size_t count) {
+  if (count < 2 || count > pool_size_) return;
+  std::vector<uint16_t> front;
+  front.reserve(std::min(count, free_.size()));
+  for (auto it = free_.begin(); it != free_.end() && front.size() < count;
+       ++it) {
+    front.push_back(*it);
+  }
+  port_probe_.Prefetch(front);
+}
+
 Allocation AllocationPolicy::Allocate(const Owner& owner) {
   Allocation result;
   BeginRequest(owner, result);

@@ -128,6 +128,16 @@ class AllocationPolicy {
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 
+  // Before a request for `count` ports is decided (its owner's checks
+  // first): hints the port probe (PortProbe::Prefetch) with the ports
+  // AllocateMany() would probe first, the front of the queue, so that the
+  // probe may check them while the owner is checked. Nothing for fewer
+  // than 2 or more than the pool holds. CancelPrefetch() after the request
+  // releases what AllocateMany() did not use (a denial). The hint changes
+  // no answer: a port that AllocateMany() then probes is as if probed then.
+  void Prefetch(size_t count);
+  void CancelPrefetch() { port_probe_.CancelPrefetch(); }
+
   // The platform says `pid` may have exited: reclaims its ports if the
   // process probe agrees. Returns the number of ports returned to the queue;
   // `*unknown` (if given) says whether the probe could not tell (the ports

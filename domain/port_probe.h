@@ -58,7 +58,7 @@ class PortProbe {
   // the lease ends. For kBusy and kUnknown nothing is reserved.
   //
   // The default serves probes that only tell free from busy: IsFree() ?
-  // kFree : kBusy. The domain calls only Check() and CheckMany().
+  // kFree : kBusy. Of the two, the domain calls only Check().
   virtual PortState Check(uint16_t port) {
     return IsFree(port) ? PortState::kFree : PortState::kBusy;
   }
@@ -75,6 +75,23 @@ class PortProbe {
     for (uint16_t port : ports) states.push_back(Check(port));
     return states;
   }
+
+  // A hint that CheckMany(ports) will probably follow soon on this thread,
+  // after other work: a request for several ports names them before its
+  // owner's checks. A probe may start checking them now on threads of its
+  // own, so that the two overlap (LinuxPortLockProbe does), and return at
+  // once. Whatever is called next settles the hint first: CheckMany() and
+  // Check() answer each port of the hint as checked then (a reservation is
+  // held from then on), and every reservation the hint made that the call
+  // does not answer for is released, as CancelPrefetch() does. The answers
+  // must be those Check() would have given. Default: nothing.
+  virtual void Prefetch(const std::vector<uint16_t>& ports) {}
+
+  // Settles a Prefetch() that no CheckMany() or Check() followed (the
+  // request was denied before its ports were checked): its checks stop
+  // (at most one port each on the probe's threads) and its reservations
+  // are released. A no-op without one. Default: nothing.
+  virtual void CancelPrefetch() {}
 
   // True if `port` may be leased now: IsLeasable(Check(port)) for a probe
   // that overrides Check(). Any failure to tell counts as "not free". Same

@@ -77,6 +77,11 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
         " cannot be resolved; run the server in the callers' pid "
         "namespace";
   } else {
+    // The ports a request for several would probe first are named to the
+    // probe now, so that it may check them while the owner is checked
+    // below (the new owner's checks cost about as much as a few ports').
+    // CancelPrefetch() below releases what the request did not use.
+    if (count > 1) policy_.Prefetch(count);
     // Map first: pid 1 of a caller's own pid namespace (a container's
     // entrypoint asking for itself) is a process like any other here.
     bool not_found = false;
@@ -161,6 +166,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
         }
       }
     }
+    if (count > 1) policy_.CancelPrefetch();
   }
   NoteOutcomeLocked(d);
   Count(d.outcome);

@@ -3,6 +3,7 @@
 #include <map>
 #include <numeric>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "adapters/fake/fake_lease_store.h"
@@ -530,6 +531,95 @@ TEST(PortServiceConcurrency, ConcurrentCallersNeverShareAPort) {
   }
   EXPECT_EQ(total, 1000u);
   EXPECT_EQ(all.size(), total) << "a port was leased twice";
+}
+
+// ------------------------------------------------------------- prefetch
+
+// A port probe and a process probe that write what they are asked into one
+// log, in order.
+class LoggingPortProbe final : public PortProbe {
+ public:
+  LoggingPortProbe(FakePortProbe& inner, std::vector<std::string>& log)
+      : inner_(inner), log_(log) {}
+  PortState Check(uint16_t port) override {
+    log_.push_back("check " + std::to_string(port));
+    return inner_.Check(port);
+  }
+  std::vector<PortState> CheckMany(
+      const std::vector<uint16_t>& ports) override {
+    log_.push_back("check-many " + Join(ports));
+    std::vector<PortState> states;
+    for (uint16_t port : ports) states.push_back(inner_.Check(port));
+    return states;
+  }
+  void Prefetch(const std::vector<uint16_t>& ports) override {
+    log_.push_back("prefetch " + Join(ports));
+  }
+  void CancelPrefetch() override { log_.push_back("cancel"); }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+  void Release(uint16_t port) override { inner_.Release(port); }
+
+ private:
+  static std::string Join(const std::vector<uint16_t>& ports) {
+    std::string text;
+    for (uint16_t port : ports) {
+      text += (text.empty() ? "" : ",") + std::to_string(port);
+    }
+    return text;
+  }
+  FakePortProbe& inner_;
+  std::vector<std::string>& log_;
+};
+
+class LoggingProcessProbe final : public ProcessProbe {
+ public:
+  LoggingProcessProbe(FakeProcessProbe& inner, std::vector<std::string>& log)
+      : inner_(inner), log_(log) {}
+  Result Probe(int64_t pid) override {
+    log_.push_back("owner " + std::to_string(pid));
+    return inner_.Probe(pid);
+  }
+
+ private:
+  FakeProcessProbe& inner_;
+  std::vector<std::string>& log_;
+};
+
+// A request for several ports names the ports it will probe first to the
+// port probe before its owner is checked (so that a probe with threads may
+// check them meanwhile), then asks for exactly those, and settles the hint
+// whatever the outcome.
+TEST(PortServicePrefetch, NamesTheFirstPortsBeforeTheOwnerIsChecked) {
+  std::vector<std::string> log;
+  FakeProcessProbe fake_processes;
+  FakePortProbe fake_ports;
+  LoggingProcessProbe processes(fake_processes, log);
+  LoggingPortProbe ports(fake_ports, log);
+  PortService service(Range(100, 109), processes, ports);
+  fake_processes.Spawn(42);
+  Decision d = service.AllocateMany(42, 4, "", PeerCredentials{});
+  ASSERT_TRUE(d.granted()) << OutcomeName(d.outcome);
+  EXPECT_EQ(d.ports, (std::vector<uint16_t>{100, 101, 102, 103}));
+  EXPECT_EQ(log,
+            (std::vector<std::string>{"prefetch 100,101,102,103", "owner 42",
+                                      "check-many 100,101,102,103", "cancel"}));
+
+  // Denied (no such process): the hint is cancelled, nothing probed.
+  log.clear();
+  d = service.AllocateMany(43, 3, "", PeerCredentials{});
+  EXPECT_EQ(d.outcome, Outcome::kNoSuchProcess);
+  EXPECT_EQ(log, (std::vector<std::string>{"prefetch 104,105,106", "owner 43",
+                                           "cancel"}));
+
+  // One port, or more than the pool: no hint.
+  log.clear();
+  d = service.AllocateMany(42, 1, "", PeerCredentials{});
+  ASSERT_TRUE(d.granted());
+  d = service.AllocateMany(42, 11, "", PeerCredentials{});
+  EXPECT_FALSE(d.granted());
+  for (const std::string& entry : log) {
+    EXPECT_EQ(entry.rfind("prefetch", 0), std::string::npos) << entry;
+  }
 }
 
 }  // namespace

@@ -85,9 +85,16 @@ class LinuxPortLockProbe::Workers {
     for (std::thread& thread : threads_) thread.join();
   }
 
-  // Runs fn(0) ... fn(n - 1) on the caller and the workers. One call at a
-  // time (the probe is thread-compatible).
+  // Runs fn(0) ... fn(n - 1) on the caller and the workers. One range at
+  // a time (the probe is thread-compatible).
   void ForEach(size_t n, const std::function<void(size_t)>& fn) {
+    Start(n, fn);
+    Finish();
+  }
+
+  // Opens the range fn(0) ... fn(n - 1) to the workers and returns; `fn`
+  // lives until Finish() or Abandon().
+  void Start(size_t n, const std::function<void(size_t)>& fn) {
     PlaceWorkers();
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -98,14 +105,29 @@ class LinuxPortLockProbe::Workers {
       ++generation_;
     }
     wake_.notify_all();
-    Run(fn, n);
+  }
+
+  // Runs what the workers have not taken on the caller, then waits for the
+  // workers that joined.
+  void Finish() {
+    Run(*fn_, n_);
+    Close();
+  }
+
+  // No index is taken any more: waits only for those the workers run.
+  void Abandon() {
+    next_.store(n_);
+    Close();
+  }
+
+ private:
+  void Close() {
     std::unique_lock<std::mutex> lock(mu_);
     open_ = false;  // Every index is taken: no worker joins any more.
     done_.wait(lock, [this] { return joined_ == 0; });
     fn_ = nullptr;
   }
 
- private:
   void Run(const std::function<void(size_t)>& fn, size_t n) {
     for (size_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) fn(i);
   }
@@ -243,7 +265,47 @@ LinuxPortLockProbe::LinuxPortLockProbe(PortProbe& inner, std::string prefix,
 }
 
 LinuxPortLockProbe::~LinuxPortLockProbe() {
+  CancelPrefetch();
   for (const auto& [port, fd] : held_) close(fd);
+}
+
+void LinuxPortLockProbe::Prefetch(const std::vector<uint16_t>& ports) {
+  CancelPrefetch();
+  if (workers_ == nullptr || ports.size() < kMinPortsForWorkers) return;
+  auto p = std::make_unique<Prefetched>();
+  const size_t n = ports.size();
+  p->ports = ports;
+  p->states.assign(n, PortState::kUnknown);
+  p->fds.assign(n, -1);
+  p->checked.assign(n, 0);
+  p->skip.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) p->skip[i] = held_.count(ports[i]) != 0;
+  Prefetched* raw = p.get();
+  p->check = [this, raw](size_t i) {
+    if (raw->skip[i]) return;
+    raw->fds[i] = TryLock(raw->ports[i], &raw->states[i]);
+    if (raw->fds[i] >= 0) raw->states[i] = inner_.Check(raw->ports[i]);
+    raw->checked[i] = 1;
+  };
+  p->running = true;
+  prefetched_ = std::move(p);
+  workers_->Start(n, prefetched_->check);
+}
+
+void LinuxPortLockProbe::FinishPrefetch() {
+  if (prefetched_ != nullptr && prefetched_->running) {
+    workers_->Finish();
+    prefetched_->running = false;
+  }
+}
+
+void LinuxPortLockProbe::CancelPrefetch() {
+  if (prefetched_ == nullptr) return;
+  if (prefetched_->running) workers_->Abandon();
+  for (int fd : prefetched_->fds) {
+    if (fd >= 0) close(fd);
+  }
+  prefetched_.reset();
 }
 
 int LinuxPortLockProbe::TryLock(uint16_t port, PortState* state) const {
@@ -276,7 +338,33 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
   std::vector<PortState> states(n, PortState::kFree);
   std::vector<int> fds(n, -1);
   std::vector<bool> held_before(n, false);
-  for (size_t i = 0; i < n; ++i) {
+  // The answers of a Prefetch() of these ports, checked while the caller
+  // did other work (its locks held since); the locks of ports not asked
+  // about now are given back.
+  std::vector<size_t> todo;  // Indices still to check.
+  todo.reserve(n);
+  if (prefetched_ != nullptr) {
+    FinishPrefetch();
+    Prefetched& p = *prefetched_;
+    std::unordered_map<uint16_t, size_t> at;
+    for (size_t j = 0; j < p.ports.size(); ++j) {
+      if (p.checked[j]) at[p.ports[j]] = j;
+    }
+    for (size_t i = 0; i < n; ++i) {
+      auto it = at.find(ports[i]);
+      if (it == at.end()) {
+        todo.push_back(i);
+        continue;
+      }
+      states[i] = p.states[it->second];
+      fds[i] = p.fds[it->second];
+      p.fds[it->second] = -1;  // Taken: CancelPrefetch() leaves it.
+    }
+    CancelPrefetch();
+  } else {
+    for (size_t i = 0; i < n; ++i) todo.push_back(i);
+  }
+  for (size_t i : todo) {
     auto it = held_.find(ports[i]);
     if (it == held_.end()) continue;
     fds[i] = it->second;
@@ -285,17 +373,18 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
   // Run on several threads: index i touches only fds[i] and states[i]
   // (held_before, a std::vector<bool> whose elements share words, is not
   // touched), TryLock() and inner_.Check() keep no state of this object.
-  std::function<void(size_t)> check = [&](size_t i) {
+  std::function<void(size_t)> check = [&](size_t k) {
+    const size_t i = todo[k];
     if (fds[i] < 0) {
       fds[i] = TryLock(ports[i], &states[i]);
       if (fds[i] < 0) return;
     }
     states[i] = inner_.Check(ports[i]);
   };
-  if (workers_ != nullptr && n >= kMinPortsForWorkers) {
-    workers_->ForEach(n, check);
+  if (workers_ != nullptr && todo.size() >= kMinPortsForWorkers) {
+    workers_->ForEach(todo.size(), check);
   } else {
-    for (size_t i = 0; i < n; ++i) check(i);
+    for (size_t k = 0; k < todo.size(); ++k) check(k);
   }
   for (size_t i = 0; i < n; ++i) {
     if (fds[i] < 0) continue;
@@ -315,6 +404,7 @@ bool LinuxPortLockProbe::IsFree(uint16_t port) {
 }
 
 bool LinuxPortLockProbe::Reserve(uint16_t port) {
+  CancelPrefetch();
   if (held_.count(port) != 0) return true;
   PortState state;
   int fd = TryLock(port, &state);
@@ -324,6 +414,7 @@ bool LinuxPortLockProbe::Reserve(uint16_t port) {
 }
 
 void LinuxPortLockProbe::Release(uint16_t port) {
+  CancelPrefetch();
   auto it = held_.find(port);
   if (it == held_.end()) return;
   close(it->second);

@@ -55,6 +55,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -97,13 +98,22 @@ class LinuxPortLockProbe final : public PortProbe {
   // the leasable ones are held on return, as Check() holds them. Fewer
   // than 4 ports run on the caller alone.
   std::vector<PortState> CheckMany(const std::vector<uint16_t>& ports) override;
+  // Starts Check() of `ports` on the worker threads alone and returns: the
+  // next CheckMany() or Check() takes their answers (and locks) and checks
+  // only the rest, on the caller too. Ports whose locks this probe already
+  // holds are left to that call. Nothing with one thread, or for fewer
+  // than 4 ports.
+  void Prefetch(const std::vector<uint16_t>& ports) override;
+  // The workers take no more ports of the Prefetch() (each finishes the
+  // one it checks) and the locks it took are given back.
+  void CancelPrefetch() override;
   // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
-  // Gives the port's lock back.
+  // Gives the port's lock back (after CancelPrefetch()).
   void Release(uint16_t port) override;
   // Takes the port's lock without a bind test (a restored lease, whose
   // owner may have bound it); false if another process holds it or no lock
-  // socket could be made.
+  // socket could be made. After CancelPrefetch().
   bool Reserve(uint16_t port) override;
 
   size_t locks_held() const { return held_.size(); }
@@ -115,10 +125,28 @@ class LinuxPortLockProbe final : public PortProbe {
   // kBusy if another process holds it, kUnknown if no socket could be made.
   int TryLock(uint16_t port, PortState* state) const;
 
+  // Waits for the Prefetch() running on the workers, the caller checking
+  // the ports they have not taken yet.
+  void FinishPrefetch();
+
   PortProbe& inner_;
   const std::string prefix_;
   std::unordered_map<uint16_t, int> held_;  // port -> lock descriptor
   std::unique_ptr<Workers> workers_;        // Null with one thread.
+
+  // The Prefetch() not yet taken by CheckMany() nor cancelled. Index i is
+  // written by the one thread that checks ports_[i] (checked_ is char, not
+  // bool, so that no two indices share a word).
+  struct Prefetched {
+    std::vector<uint16_t> ports;
+    std::vector<PortState> states;
+    std::vector<int> fds;       // -1: no lock taken.
+    std::vector<char> checked;  // 1 once ports[i] was checked.
+    std::vector<char> skip;     // 1: its lock was held before.
+    std::function<void(size_t)> check;
+    bool running = false;  // Open to the workers.
+  };
+  std::unique_ptr<Prefetched> prefetched_;
 };
 
 // The ports whose locks are held under the names of servers before 0.3.0

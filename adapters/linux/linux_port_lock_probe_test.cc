@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <mutex>
 #include <random>
 #include <sstream>
@@ -329,6 +331,125 @@ TEST(LinuxPortLockProbeMany, WorkersRunOffTheCallersCpu) {
         << "a worker could run on the caller's CPU " << caller_cpu;
     for (uint16_t port : asked) many.Release(port);
   }
+}
+
+// ----------------------------------------------------------------- Prefetch
+
+// A prefetch's answers are CheckMany()'s: the same states, the locks of
+// the leasable ports asked about held, and those of ports prefetched but
+// not asked about given back.
+TEST(LinuxPortLockProbePrefetch, AnswersAsCheckManyAndKeepsOnlyAskedLocks) {
+  FakePortProbe ports;
+  LinuxPortLockProbe many(ports, Prefix(), /*threads=*/3);
+  LinuxPortLockProbe other(ports, Prefix());
+  ports.Occupy(23002);
+  ports.LingerInTimeWait(23004);
+  ASSERT_TRUE(other.IsFree(23006));                // Another server holds it.
+  ASSERT_EQ(many.Check(23008), PortState::kFree);  // Held already.
+  std::vector<uint16_t> prefetched;
+  for (uint16_t port = 23000; port < 23012; ++port) prefetched.push_back(port);
+  many.Prefetch(prefetched);
+  std::vector<uint16_t> asked(prefetched.begin(), prefetched.begin() + 10);
+  asked.push_back(23020);  // Not prefetched.
+  std::vector<PortState> states = many.CheckMany(asked);
+  const std::vector<PortState> expected = {
+      PortState::kFree, PortState::kFree,          PortState::kBusy,
+      PortState::kFree, PortState::kReuseAddrOnly, PortState::kFree,
+      PortState::kBusy, PortState::kFree,          PortState::kFree,
+      PortState::kFree, PortState::kFree};
+  EXPECT_EQ(states, expected);
+  EXPECT_EQ(many.locks_held(), 9u);
+  for (uint16_t port : {23010, 23011}) {
+    EXPECT_TRUE(other.IsFree(port)) << port << ": prefetched, not asked, "
+                                    << "and its lock is still held";
+  }
+  for (size_t i = 0; i < asked.size(); ++i) {
+    if (!IsLeasable(states[i])) continue;
+    EXPECT_FALSE(other.IsFree(asked[i])) << asked[i] << ": lock not held";
+  }
+}
+
+// An inner probe that counts its checks per port and lets the test wait
+// until a worker has checked one.
+class CountingProbe final : public PortProbe {
+ public:
+  PortState Check(uint16_t port) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++checks_[port];
+    checked_.notify_all();
+    return PortState::kFree;
+  }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+  // Bounded only so that a broken build fails, within the test's timeout,
+  // instead of hanging.
+  bool WaitForChecks(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return checked_.wait_for(lock, std::chrono::seconds(10),
+                             [&] { return Total() >= n; });
+  }
+  size_t total() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Total();
+  }
+  int checks(uint16_t port) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return checks_[port];
+  }
+
+ private:
+  size_t Total() const {
+    size_t total = 0;
+    for (const auto& [port, n] : checks_) total += static_cast<size_t>(n);
+    return total;
+  }
+  std::mutex mu_;
+  std::condition_variable checked_;
+  std::map<uint16_t, int> checks_;
+};
+
+// The point of a prefetch: its ports are checked on the workers while the
+// caller does something else, before CheckMany() is called; CheckMany()
+// then checks no port a second time.
+TEST(LinuxPortLockProbePrefetch, WorkersCheckBeforeCheckManyIsCalled) {
+  CountingProbe counting;
+  LinuxPortLockProbe many(counting, Prefix(), /*threads=*/2);
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 24000; port < 24020; ++port) asked.push_back(port);
+  many.Prefetch(asked);
+  ASSERT_TRUE(counting.WaitForChecks(1)) << "no port checked after Prefetch";
+  EXPECT_EQ(many.CheckMany(asked),
+            std::vector<PortState>(asked.size(), PortState::kFree));
+  for (uint16_t port : asked) EXPECT_EQ(counting.checks(port), 1) << port;
+  EXPECT_EQ(many.locks_held(), asked.size());
+  for (uint16_t port : asked) many.Release(port);
+}
+
+// A request denied after its prefetch (its owner is gone): every lock the
+// prefetch took is given back, and the workers stop taking ports. The
+// same when something other than CheckMany() comes next (a Release() of
+// another port, a Reserve()).
+TEST(LinuxPortLockProbePrefetch, CancelAndOtherCallsGiveEveryLockBack) {
+  FakePortProbe ports;
+  LinuxPortLockProbe many(ports, Prefix(), /*threads=*/3);
+  LinuxPortLockProbe other(ports, Prefix());
+  ASSERT_EQ(many.Check(25100), PortState::kFree);  // A lease's lock.
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 25000; port < 25040; ++port) asked.push_back(port);
+  const std::vector<std::function<void()>> next = {
+      [&] { many.CancelPrefetch(); },
+      [&] { many.Release(25100); },
+      [&] { many.Reserve(25101); },
+  };
+  for (size_t k = 0; k < next.size(); ++k) {
+    SCOPED_TRACE(k);
+    many.Prefetch(asked);
+    next[k]();
+    for (uint16_t port : asked) {
+      ASSERT_TRUE(other.IsFree(port)) << port << ": lock kept";
+      other.Release(port);
+    }
+  }
+  EXPECT_EQ(many.locks_held(), 1u);  // 25101, reserved.
 }
 
 // ------------------------------------------------------------- lock names
