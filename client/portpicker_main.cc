@@ -48,6 +48,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "app/version.h"
 #include "client/cli_platform.h"
 #include "client/control_client.h"
 #include "client/portpicker.h"
@@ -69,9 +70,12 @@ constexpr char kUsage[] =
     "                 the extended protocol; python's server gets N plain\n"
     "                 requests, and ports taken before a refusal stay\n"
     "                 leased to pid until it exits\n"
+    "                 (also -n=N, or N right after -n)\n"
     "  --no-fallback  exit 1 if the server cannot lease them (or leases\n"
     "                 them to this command instead of pid), instead of\n"
     "                 picking ports without it\n"
+    "  --version      print the version and exit\n"
+    "  --             the arguments after it are pid and bind_timeout\n"
     "Exit status: 0 ports printed, 1 no ports found (or not written), 2 bad\n"
     "arguments.\n";
 
@@ -174,21 +178,31 @@ int main(int argc, char** argv) {
   int count = 1;
   bool fallback = true;
   std::vector<std::string> positional;
+  bool options_ended = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    if (arg == "-h" || arg == "--help") {
+    if (options_ended) {
+      positional.push_back(arg);
+    } else if (arg == "--") {
+      options_ended = true;
+    } else if (arg == "-h" || arg == "--help") {
       std::fputs(kUsage, stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("portpicker (portserver) %s\n",
+                  portserver::kPortserverVersion);
       return 0;
     } else if (arg == "--no-fallback") {
       fallback = false;
-    } else if (arg == "-n" || arg.rfind("-n=", 0) == 0 ||
-               arg.rfind("--n=", 0) == 0) {
+    } else if (arg.rfind("-n", 0) == 0 || arg.rfind("--n=", 0) == 0) {
+      // -n N, -nN, -n=N (getopt's forms) and --n=N.
       std::string value;
       if (arg == "-n") {
         if (i + 1 >= argc) return BadArgument("-n needs a number");
         value = argv[++i];
       } else {
-        value = arg.substr(arg.find('=') + 1);
+        value =
+            arg.substr(arg[1] == '-' || arg[2] == '=' ? arg.find('=') + 1 : 2);
       }
       if (!absl::SimpleAtoi(value, &count) || count < 1 ||
           count > static_cast<int>(portserver::kMaxPortsPerRequest)) {

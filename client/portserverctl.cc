@@ -92,6 +92,8 @@ constexpr char kUsageText[] =
 #endif
     "  --json              machine-readable output (one JSON object)\n"
     "  -h, --help          print this help and exit\n"
+    "  --version           print portserverctl's version and exit (the\n"
+    "                      version command asks the server for its own)\n"
     "\n"
     "exit status: 0 done, 1 refused or not found (who: a port not leased)\n"
     "or the output could not be written, 2 usage, 3 no server (or one\n"
@@ -472,6 +474,10 @@ int main(int argc, char** argv) {
     };
     if (arg == "-h" || arg == "--help") {
       std::fputs(kUsageText, stdout);
+      return Finish(kDone);
+    } else if (arg == "--version") {
+      // This program's own; the `version` command asks the server too.
+      std::printf("portserverctl %s\n", portserver::kPortserverVersion);
       return Finish(kDone);
     } else if (arg == "--json") {
       args.json = true;

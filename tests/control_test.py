@@ -614,6 +614,32 @@ class AllOrNoneTest(ControlTestCase):
         self.assertEqual(len(set(ports)), 3)
         self.assertEqual(self.ctl_json('status')['leased'], 4)
 
+    def test_count_in_getopt_forms_and_options_ended(self):
+        # `portpicker -n3` was "unknown option -n3" (a new user's trial):
+        # getopt's forms -nN and -n=N are N too, and after `--` the pid.
+        for form, count in ((['-n2'], 2), (['-n=1'], 1), (['--', ], 1)):
+            owner = self.sleeper()
+            ports, _ = self.portpicker(*(form + [str(owner.pid)]))
+            self.assertEqual(len(ports), count, form)
+            self.assertEqual(
+                sorted(lease['port'] for lease in self.ctl_json(
+                    'leases', '--owner', str(owner.pid))['leases']),
+                sorted(ports), form)
+
+    def test_version_flags_need_no_server(self):
+        # `--version` was an unknown option of both tools; it prints the
+        # tool's own version (the server's: `portserverctl version`).
+        server_says = self.ctl_json('version')
+        nowhere = {'PORTSERVER_ADDRESS': '@nothing-listens-' + str(os.getpid())}
+        code, out, err = self.ctl('--version', env_extra=nowhere)
+        self.assertEqual((code, err), (0, ''))
+        self.assertEqual(out, 'portserverctl %s\n' % server_says['client'])
+        code, out, err = self.run_tool([PORTPICKER_BIN, '--version'],
+                                       env_extra=nowhere)
+        self.assertEqual((code, err), (0, ''))
+        self.assertEqual(out, 'portpicker (portserver) %s\n' %
+                         server_says['client'])
+
     def test_biggest_holders_logged_once_per_episode(self):
         hog = self.sleeper('hog')
         self.portpicker('-n', '4', str(hog.pid), label='//pkg:hog_test')
