@@ -68,8 +68,9 @@ constexpr char kUsageText[] =
     "                      (L as portpicker sends a label: cut to 128 bytes,\n"
     "                      control characters as '?')\n"
     "  who PORT...         who holds each port, or whether it is free, in\n"
-    "                      TIME_WAIT, busy outside the server, unknown (the\n"
-    "                      probe could not tell) or not in the pool\n"
+    "                      TIME_WAIT, busy outside the server, locked by\n"
+    "                      another port server, unknown (the probe could\n"
+    "                      not tell) or not in the pool\n"
 #ifdef _WIN32
     "  release PORT...     end these leases now (all or none; only their\n"
     "                      owner's user or an administrator)\n"
@@ -368,6 +369,7 @@ class Ctl {
             {"free", "free"},
             {"time-wait", "time-wait (SO_REUSEADDR binds only, for now)"},
             {"busy", "busy (in use outside the server)"},
+            {"locked", "locked (another port server leased it)"},
             {"unknown", "unknown (the probe could not tell)"},
             {"not-in-pool", "not in the pool"}};
         auto said = kSaid.find(state);

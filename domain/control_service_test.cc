@@ -396,7 +396,7 @@ TEST(ControlServiceLimits, LongestRecordsFitInOneReply) {
   EXPECT_EQ(seen.size(), count);
 }
 
-TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
+TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyLockedAndOutsideThePool) {
   ASSERT_FALSE(Ask("portserver/1 allocate pid=43\n").is_error());
   ports_.Occupy(102);
   ports_.LingerInTimeWait(103);
@@ -409,6 +409,11 @@ TEST_F(ControlServiceTest, WhoTellsLeasedFreeBusyAndOutsideThePool) {
   EXPECT_EQ(p.records[2].Get("state"), "busy");
   EXPECT_EQ(p.records[3].Get("state"), "time-wait");
   EXPECT_EQ(p.records[4].Get("state"), "not-in-pool");
+  // A neighbouring server holds the port's lock: not just "busy".
+  ports_.LockElsewhere(104);
+  EXPECT_EQ(Ask("portserver/1 who ports=104\n").records[0].Get("state"),
+            "locked");
+  ports_.Vacate(104);
   ports_.RunOutOfDescriptors(true);
   EXPECT_EQ(Ask("portserver/1 who ports=104\n").records[0].Get("state"),
             "unknown");

@@ -14,6 +14,8 @@ const char* PortReportStateName(PortReport::State state) {
       return "time-wait";
     case PortReport::State::kBusy:
       return "busy";
+    case PortReport::State::kLocked:
+      return "locked";
     case PortReport::State::kUnknown:
       return "unknown";
     case PortReport::State::kNotInPool:

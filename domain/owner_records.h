@@ -141,6 +141,8 @@ struct PortReport {
     kTimeWait,   // In the pool, not leased, but only a bind with
                  // SO_REUSEADDR takes it now (a TIME_WAIT socket lingers).
     kBusy,       // In the pool, not leased, but in use outside the server.
+    kLocked,     // In the pool, not leased here, but another port server
+                 // holds its lock (PortProbe::HeldByAnotherServer).
     kUnknown,    // In the pool, not leased; the probe could not tell.
     kNotInPool,  // Not the server's to lease.
   };
@@ -149,7 +151,7 @@ struct PortReport {
   LeaseView lease;  // When kLeased.
 };
 
-// "leased", "free", "time-wait", "busy", "unknown", "not-in-pool".
+// "leased", "free", "time-wait", "busy", "locked", "unknown", "not-in-pool".
 const char* PortReportStateName(PortReport::State state);
 
 struct ReleaseOutcome {

@@ -93,6 +93,12 @@ class PortProbe {
   // are released. A no-op without one. Default: nothing.
   virtual void CancelPrefetch() {}
 
+  // For a port Check() has just found kBusy: true if another port server
+  // holds its reservation (a neighbouring server leased it), as far as this
+  // probe can tell; false if someone else uses the port, or this probe
+  // reserves nothing. Reserves nothing. Default: false.
+  virtual bool HeldByAnotherServer(uint16_t port) { return false; }
+
   // True if `port` may be leased now: IsLeasable(Check(port)) for a probe
   // that overrides Check(). Any failure to tell counts as "not free". Same
   // reservation rule as Check().

@@ -382,7 +382,9 @@ PortReport PortService::Describe(uint16_t port, const PeerCredentials& peer) {
       r.state = PortReport::State::kTimeWait;
       break;
     case PortState::kBusy:
-      r.state = PortReport::State::kBusy;
+      r.state = port_probe_.HeldByAnotherServer(port)
+                    ? PortReport::State::kLocked
+                    : PortReport::State::kBusy;
       break;
     case PortState::kUnknown:
       r.state = PortReport::State::kUnknown;

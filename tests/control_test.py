@@ -357,6 +357,30 @@ class LeasesTest(ControlTestCase):
             report = self.ctl_json('who', str(free), expect=1)
             self.assertEqual(report['ports'][0]['state'], 'busy')
 
+    def test_who_tells_a_neighbouring_servers_lease_from_other_use(self):
+        # A port a neighbouring server (same pool, another address) leased
+        # was "busy (in use outside the server)", as if some program had
+        # bound it: now "locked", since the neighbour holds its lock.
+        neighbour = Server(sorted(self.pool))
+        self.addCleanup(neighbour.stop)
+        owner = self.sleeper()
+        code, out, err = self.run_tool(
+            [PORTPICKER_BIN, '--no-fallback', str(owner.pid)],
+            env_extra={'PORTSERVER_ADDRESS': neighbour.address})
+        self.assertEqual(code, 0, err + neighbour.log.text())
+        theirs = int(out)
+        report = self.ctl_json('who', str(theirs), expect=1)
+        self.assertEqual(report['ports'][0]['state'], 'locked')
+        code, out, _ = self.ctl('who', str(theirs))
+        self.assertIn('locked (another port server leased it)', out)
+        # Bound by a program, not leased by a server: still "busy".
+        other = min(self.pool - {theirs})
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(('127.0.0.1', other))
+            s.listen(1)
+            report = self.ctl_json('who', str(other), expect=1)
+            self.assertEqual(report['ports'][0]['state'], 'busy')
+
 
 class ControlBytesTest(ControlTestCase):
     POOL_SIZE = 2

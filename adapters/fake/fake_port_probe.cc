@@ -12,10 +12,16 @@ void FakePortProbe::LingerInTimeWait(uint16_t port) {
   time_wait_.insert(port);
 }
 
+void FakePortProbe::LockElsewhere(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  locked_elsewhere_.insert(port);
+}
+
 void FakePortProbe::Vacate(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   occupied_.erase(port);
   time_wait_.erase(port);
+  locked_elsewhere_.erase(port);
 }
 
 void FakePortProbe::RunOutOfDescriptors(bool out) {
@@ -42,7 +48,9 @@ PortState FakePortProbe::Check(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   ++probe_count_;
   PortState state = out_of_descriptors_ ? PortState::kUnknown
-                    : fail_all_ || occupied_.count(port) != 0 ? PortState::kBusy
+                    : fail_all_ || occupied_.count(port) != 0 ||
+                            locked_elsewhere_.count(port) != 0
+                        ? PortState::kBusy
                     : time_wait_.count(port) != 0 ? PortState::kReuseAddrOnly
                                                   : PortState::kFree;
   if (IsLeasable(state)) reserved_.insert(port);
@@ -53,7 +61,9 @@ bool FakePortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
 bool FakePortProbe::Reserve(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (occupied_.count(port) != 0) return false;  // Someone else holds it.
+  if (occupied_.count(port) != 0 || locked_elsewhere_.count(port) != 0) {
+    return false;  // Someone else holds it.
+  }
   reserved_.insert(port);
   return true;
 }
@@ -61,6 +71,11 @@ bool FakePortProbe::Reserve(uint16_t port) {
 void FakePortProbe::Release(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   reserved_.erase(port);
+}
+
+bool FakePortProbe::HeldByAnotherServer(uint16_t port) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return locked_elsewhere_.count(port) != 0;
 }
 
 }  // namespace portserver

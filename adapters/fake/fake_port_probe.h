@@ -5,6 +5,7 @@
 //   FakePortProbe ports;
 //   ports.Occupy(15000);        // Check(15000) == kBusy
 //   ports.LingerInTimeWait(15001);  // Check(15001) == kReuseAddrOnly
+//   ports.LockElsewhere(15002); // kBusy, and HeldByAnotherServer(15002)
 //   ports.FailAll(true);        // every Check() == kBusy
 //   ports.RunOutOfDescriptors(true);  // every Check() == kUnknown
 //
@@ -25,7 +26,10 @@ class FakePortProbe final : public PortProbe {
   void Occupy(uint16_t port);
   // Only a bind with SO_REUSEADDR would take `port` (until Vacate()).
   void LingerInTimeWait(uint16_t port);
-  // Frees the port of Occupy() and LingerInTimeWait().
+  // Another port server holds `port`'s lock (until Vacate()): Check() says
+  // kBusy and HeldByAnotherServer() true.
+  void LockElsewhere(uint16_t port);
+  // Frees the port of Occupy(), LingerInTimeWait() and LockElsewhere().
   void Vacate(uint16_t port);
   void FailAll(bool fail);
   void RunOutOfDescriptors(bool out);
@@ -39,11 +43,14 @@ class FakePortProbe final : public PortProbe {
   // Fails for an Occupy()'d port, as a lock another server holds.
   bool Reserve(uint16_t port) override;
   void Release(uint16_t port) override;
+  // True for a port of LockElsewhere().
+  bool HeldByAnotherServer(uint16_t port) override;
 
  private:
   mutable std::mutex mu_;
   std::set<uint16_t> occupied_;
   std::set<uint16_t> time_wait_;
+  std::set<uint16_t> locked_elsewhere_;
   std::set<uint16_t> reserved_;
   bool fail_all_ = false;
   bool out_of_descriptors_ = false;

@@ -403,6 +403,14 @@ bool LinuxPortLockProbe::IsFree(uint16_t port) {
   return IsLeasable(Check(port));
 }
 
+bool LinuxPortLockProbe::HeldByAnotherServer(uint16_t port) {
+  if (held_.count(port) != 0) return false;
+  PortState state;
+  int fd = TryLock(port, &state);
+  if (fd >= 0) close(fd);
+  return fd < 0 && state == PortState::kBusy;
+}
+
 bool LinuxPortLockProbe::Reserve(uint16_t port) {
   CancelPrefetch();
   if (held_.count(port) != 0) return true;

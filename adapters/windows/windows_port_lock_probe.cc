@@ -48,6 +48,13 @@ bool WindowsPortLockProbe::IsFree(uint16_t port) {
   return IsLeasable(Check(port));
 }
 
+bool WindowsPortLockProbe::HeldByAnotherServer(uint16_t port) {
+  if (held_.count(port) != 0) return false;
+  PortState state = PortState::kUnknown;
+  ScopedHandle taken = TryLock(port, &state);  // Closed on return.
+  return !taken.valid() && state == PortState::kBusy;
+}
+
 bool WindowsPortLockProbe::Reserve(uint16_t port) {
   if (held_.count(port) != 0) return true;
   PortState state = PortState::kBusy;

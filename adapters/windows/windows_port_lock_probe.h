@@ -51,6 +51,10 @@ class WindowsPortLockProbe final : public PortProbe {
   PortState Check(uint16_t port) override;
   // IsLeasable(Check(port)).
   bool IsFree(uint16_t port) override;
+  // True if another process has the port's lock object: another port
+  // server (or a tool that keeps off leased ports by the same name). False
+  // if this probe holds it or it does not exist (one made is not kept).
+  bool HeldByAnotherServer(uint16_t port) override;
   // Gives the port's lock back.
   void Release(uint16_t port) override;
   // Takes the port's lock without a bind test (a lease restored from the

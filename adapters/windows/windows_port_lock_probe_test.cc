@@ -40,6 +40,27 @@ TEST(WindowsPortLockProbe, BusyPortHoldsNoLock) {
   EXPECT_TRUE(second.IsFree(20000));
 }
 
+// Who holds a busy port's lock: another server (true), or nobody, the
+// port being in use outside any server (false). Asking keeps no lock.
+TEST(WindowsPortLockProbe, TellsALockAnotherServerHoldsFromOtherUse) {
+  FakePortProbe ports;
+  const std::string prefix = UniquePrefix();
+  WindowsPortLockProbe mine(ports, prefix);
+  WindowsPortLockProbe other(ports, prefix);
+  ASSERT_TRUE(other.IsFree(26000));
+  ports.Occupy(26001);
+  ASSERT_EQ(mine.Check(26000), PortState::kBusy);
+  ASSERT_EQ(mine.Check(26001), PortState::kBusy);
+  EXPECT_TRUE(mine.HeldByAnotherServer(26000));
+  EXPECT_FALSE(mine.HeldByAnotherServer(26001));
+  EXPECT_FALSE(mine.HeldByAnotherServer(26002));  // Free: nobody's.
+  ASSERT_TRUE(mine.IsFree(26002));
+  EXPECT_FALSE(mine.HeldByAnotherServer(26002));  // Its own.
+  EXPECT_EQ(mine.locks_held(), 1u);
+  ports.Vacate(26001);
+  EXPECT_TRUE(other.IsFree(26001)) << "asking kept the lock of 26001";
+}
+
 // Check() passes the inner probe's state through once the lock is held,
 // holds the lock for every leasable state and none otherwise.
 TEST(WindowsPortLockProbe, CheckPassesTheInnerStateThrough) {
