@@ -404,6 +404,7 @@ bool LinuxPortLockProbe::IsFree(uint16_t port) {
 }
 
 bool LinuxPortLockProbe::HeldByAnotherServer(uint16_t port) {
+  CancelPrefetch();  // Its locks are this server's, not another's.
   if (held_.count(port) != 0) return false;
   PortState state;
   int fd = TryLock(port, &state);

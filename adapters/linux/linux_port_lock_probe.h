@@ -111,7 +111,8 @@ class LinuxPortLockProbe final : public PortProbe {
   bool IsFree(uint16_t port) override;
   // True if another process binds the port's lock name: another port
   // server (or a tool that keeps off leased ports by the same name). False
-  // if this probe holds it or it is free (a free one is not kept).
+  // if this probe holds it or it is free (a free one is not kept). After
+  // CancelPrefetch().
   bool HeldByAnotherServer(uint16_t port) override;
   // Gives the port's lock back (after CancelPrefetch()).
   void Release(uint16_t port) override;
