@@ -526,6 +526,13 @@ WindowsPipeTransport::Create(const Options& options) {
     if (error == ERROR_ALREADY_EXISTS || error == ERROR_ACCESS_DENIED) {
       return InUseError(options.address);
     }
+    if (error == ERROR_INVALID_HANDLE) {
+      // CreateMutexW's answer when an object of another type has the name.
+      return absl::AlreadyExistsError(
+          "cannot create the pipe's lock " + PipeLockName(*name) +
+          ": another program made an object of another kind (an event?) "
+          "with that name");
+    }
     return WindowsError("cannot create the pipe's lock", error);
   }
   if (WaitNamedPipeW(wide.c_str(), 1) ||

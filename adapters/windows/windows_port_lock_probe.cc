@@ -19,9 +19,14 @@ ScopedHandle WindowsPortLockProbe::TryLock(uint16_t port,
   DWORD error = GetLastError();
   if (lock.valid() && error != ERROR_ALREADY_EXISTS) return lock;
   // Exists (ours to open, or another user's: access denied) -> another
-  // server holds it; anything else (out of memory or handles) -> unknown.
+  // server holds it. An object of another type (an event, a semaphore) of
+  // that name: ERROR_INVALID_HANDLE (CreateMutexW's documentation) -> held
+  // by some other program, busy like a lock: as kUnknown, which stops a
+  // whole request, any local program could deny every request by making
+  // one event. Anything else (out of memory or handles) -> unknown.
   *state = lock.valid() || error == ERROR_ACCESS_DENIED ||
-                   error == ERROR_ALREADY_EXISTS
+                   error == ERROR_ALREADY_EXISTS ||
+                   error == ERROR_INVALID_HANDLE
                ? PortState::kBusy
                : PortState::kUnknown;
   return ScopedHandle();

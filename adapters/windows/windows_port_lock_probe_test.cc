@@ -61,6 +61,22 @@ TEST(WindowsPortLockProbe, TellsALockAnotherServerHoldsFromOtherUse) {
   EXPECT_TRUE(other.IsFree(26001)) << "asking kept the lock of 26001";
 }
 
+// An object of another type under a port's lock name (any program may make
+// an event of any name): that port is busy, not "cannot tell", which
+// denied every request while the event lived (a Windows trial).
+TEST(WindowsPortLockProbe, AnEventUnderTheLockNameMakesThatPortBusyOnly) {
+  FakePortProbe ports;
+  const std::string prefix = UniquePrefix();
+  ScopedHandle squat(CreateEventW(
+      nullptr, TRUE, FALSE, Widen(prefix + std::to_string(27000)).c_str()));
+  ASSERT_TRUE(squat.valid());
+  WindowsPortLockProbe probe(ports, prefix);
+  EXPECT_EQ(probe.Check(27000), PortState::kBusy);
+  EXPECT_TRUE(probe.HeldByAnotherServer(27000));
+  EXPECT_EQ(probe.Check(27001), PortState::kFree);
+  EXPECT_EQ(probe.locks_held(), 1u);
+}
+
 // Check() passes the inner probe's state through once the lock is held,
 // holds the lock for every leasable state and none otherwise.
 TEST(WindowsPortLockProbe, CheckPassesTheInnerStateThrough) {
