@@ -22,6 +22,57 @@ int Fail(int code, const absl::Status& status) {
   return code;
 }
 
+// The files the server writes must be distinct: a metrics file that is
+// the journal (or its lock or temporary file) was replaced by metrics text
+// every 15 s, and a clean stop removed it with the leases (a Windows
+// trial). Each pair of the journal's files, the metrics file's and the
+// path sockets' that name one file (portserver::FileIdentity) is refused.
+absl::Status CheckFilesDiffer(const portserver::Options& options,
+                              const std::string& journal_path) {
+  struct Named {
+    int group;  // Files of one group may not collide with another's.
+    std::string what;
+    std::string path;
+  };
+  std::vector<Named> files;
+  if (!journal_path.empty()) {
+    files.push_back({0, "the state file", journal_path});
+    files.push_back({0, "the state file's lock", journal_path + ".lock"});
+    files.push_back(
+        {0, "the state file's temporary file", journal_path + ".tmp"});
+  }
+  if (!options.metrics_file.empty()) {
+    files.push_back({1, "the metrics file", options.metrics_file});
+    files.push_back({1, "the metrics file's temporary file",
+                     options.metrics_file + ".tmp"});
+  }
+#ifndef _WIN32
+  std::vector<std::string> addresses = {options.address};
+  addresses.insert(addresses.end(), options.extra_addresses.begin(),
+                   options.extra_addresses.end());
+  for (const std::string& address : addresses) {
+    if (!address.empty() && address[0] != '@') {
+      files.push_back({2, "the socket " + address, address});
+    }
+  }
+#endif
+  for (size_t i = 0; i < files.size(); ++i) {
+    for (size_t j = i + 1; j < files.size(); ++j) {
+      if (files[i].group == files[j].group) continue;
+      if (portserver::FileIdentity(files[i].path) !=
+          portserver::FileIdentity(files[j].path)) {
+        continue;
+      }
+      return absl::InvalidArgumentError(
+          files[i].what + " (" + files[i].path + ") and " + files[j].what +
+          " (" + files[j].path +
+          ") are one file: the server would write one over the other; "
+          "give them different names");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -47,6 +98,14 @@ int main(int argc, char** argv) {
       MakePlatformAdapters(options);
   if (!platform.ok()) return Fail(2, platform.status());
 
+  // A journal named on the command line is checked first, before anything
+  // is written (the default one once it is chosen, below).
+  if (options.state_file != "none") {
+    if (absl::Status distinct = CheckFilesDiffer(options, options.state_file);
+        !distinct.ok()) {
+      return Fail(2, distinct);
+    }
+  }
   if (!options.metrics_file.empty()) {
     absl::Status metrics_file = CheckMetricsFile(options.metrics_file);
     if (!metrics_file.ok()) return Fail(2, metrics_file);
@@ -56,6 +115,10 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<LeaseStore>> store =
       OpenLeaseStore(options, &journal_path, &journal);
   if (!store.ok()) return Fail(2, store.status());
+  if (absl::Status distinct = CheckFilesDiffer(options, journal_path);
+      !distinct.ok()) {
+    return Fail(2, distinct);
+  }
 
   Server server(options, (*platform)->adapters());
   server.SetListeningOn((*platform)->listening_on());

@@ -55,6 +55,14 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents);
 
+// A name for the file `path` names, equal for two spellings of one file, to
+// tell whether two paths the server writes collide: Linux: absolute, with
+// its directory's symbolic links, `.` and `..` resolved
+// (std::filesystem::weakly_canonical; the last name is not followed);
+// Windows: WindowsLeaseStore::FullPath, in lower case (names ignore case).
+// Hard links are not seen. Not for opening. Thread-safe.
+std::string FileIdentity(const std::string& path);
+
 // The id of this boot, for the journal (PortService::SetBootId): on Linux
 // /proc/sys/kernel/random/boot_id (a UUID, random(4)); "" where there is
 // none (Windows).

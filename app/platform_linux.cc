@@ -470,14 +470,12 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
       new LinuxAdapters(std::move(*transport), std::move(*reserved)));
 }
 
-namespace {
-
 // `path` made absolute (from the working directory) with its directory
 // resolved (std::filesystem::weakly_canonical: symbolic links, `.`, `..`
 // and repeated slashes; a part that does not exist yet is only tidied).
-// The socket file itself is not followed. `path` as given if the working
+// The file itself is not followed. `path` as given if the working
 // directory cannot be read.
-std::string CanonicalSocketPath(const std::string& path) {
+std::string FileIdentity(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code error;
   const fs::path absolute = fs::absolute(path, error);
@@ -487,6 +485,8 @@ std::string CanonicalSocketPath(const std::string& path) {
   if (error) return absolute.lexically_normal().string();
   return (directory / absolute.filename()).string();
 }
+
+namespace {
 
 // One journal per server. Servers on different addresses are different
 // servers. An abstract address (`@name`) exists once per network namespace:
@@ -511,7 +511,7 @@ std::vector<std::string> DefaultJournalNames(const std::string& address) {
     suffix = absl::StrCat(".netns-", static_cast<uint64_t>(netns.st_ino),
                           ".journal");
   }
-  const std::string key = abstract ? text : CanonicalSocketPath(text);
+  const std::string key = abstract ? text : FileIdentity(text);
   std::vector<std::string> names = {JournalFileName(key) + suffix};
   for (const std::string& legacy :
        {JournalFileName(text) + suffix, LegacyJournalFileName(text) + suffix}) {

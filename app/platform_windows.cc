@@ -184,10 +184,19 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
       new WindowsAdapters(std::move(*transport)));
 }
 
+std::string FileIdentity(const std::string& path) {
+  return absl::AsciiStrToLower(WindowsLeaseStore::FullPath(path));
+}
+
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents) {
   if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
-  *path = options.state_file;
+  // As Windows resolves it: "X\sj" and "X\sj." (trailing dots go), or a
+  // short 8.3 name, are one journal and must get one lock (they got two,
+  // and two servers shared the journal: a Windows trial).
+  *path = options.state_file.empty()
+              ? options.state_file
+              : WindowsLeaseStore::FullPath(options.state_file);
   if (path->empty()) {
     absl::StatusOr<std::string> dir = WindowsLeaseStore::DefaultDirectory();
     if (!dir.ok()) return dir.status();

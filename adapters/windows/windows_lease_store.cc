@@ -308,4 +308,32 @@ bool WindowsLeaseStore::IsDevice(const std::string& utf8_path) {
   return IsDeviceWide(Widen(utf8_path));
 }
 
+std::string WindowsLeaseStore::FullPath(const std::string& utf8_path) {
+  const std::wstring wide = Widen(utf8_path);
+  DWORD size = GetFullPathNameW(wide.c_str(), 0, nullptr, nullptr);
+  if (size == 0) return utf8_path;
+  std::wstring full(size, L'\0');
+  size = GetFullPathNameW(wide.c_str(), size, full.data(), nullptr);
+  if (size == 0 || size >= full.size()) return utf8_path;
+  full.resize(size);
+  // GetLongPathNameW needs the file to exist: else its directory, which
+  // must (the journal is created in it), then the name as given.
+  auto longer = [](const std::wstring& path) -> std::wstring {
+    DWORD n = GetLongPathNameW(path.c_str(), nullptr, 0);
+    if (n == 0) return L"";
+    std::wstring out(n, L'\0');
+    n = GetLongPathNameW(path.c_str(), out.data(), n);
+    if (n == 0 || n >= out.size()) return L"";
+    out.resize(n);
+    return out;
+  };
+  if (std::wstring whole = longer(full); !whole.empty()) return Narrow(whole);
+  const size_t slash = full.find_last_of(L'\\');
+  if (slash != std::wstring::npos && slash > 0) {
+    std::wstring dir = longer(full.substr(0, slash));
+    if (!dir.empty()) return Narrow(dir + full.substr(slash));
+  }
+  return Narrow(full);
+}
+
 }  // namespace portserver

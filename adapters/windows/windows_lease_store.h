@@ -60,6 +60,14 @@ class WindowsLeaseStore final : public LeaseStore {
   // or lose what is written. Thread-safe.
   static bool IsDevice(const std::string& utf8_path);
 
+  // `utf8_path` as Windows resolves it: absolute, `.`, `..` and `/`
+  // resolved and trailing dots and spaces of each name dropped
+  // (GetFullPathNameW), and short 8.3 names made long where the file or
+  // its directories exist (GetLongPathNameW). Two spellings of one file
+  // ("X\sj" and "X\sj.") then derive one lock and one temporary file.
+  // `utf8_path` as given if Windows cannot resolve it. Thread-safe.
+  static std::string FullPath(const std::string& utf8_path);
+
   // Opens (creating) the journal at `path` and locks it. Its directory must
   // exist. `*contents` receives what the file holds. AlreadyExists if
   // another server holds the lock; FailedPrecondition (the message saying

@@ -170,6 +170,44 @@ class PoolSpellingTest(harness.ServerTestCase):
                               server.pool, server.log())
 
 
+class FilesThatCollideTest(harness.ServerTestCase):
+    """The files the server writes are distinct: a metrics file that was
+    the journal (a Windows trial) was replaced by metrics text every 15 s,
+    and a clean stop removed it with the leases."""
+
+    def test_one_file_named_twice_is_refused_before_serving(self):
+        where = os.path.join(harness.tmpdir(), 'collide')
+        os.makedirs(where, exist_ok=True)
+        journal = os.path.join(where, 'leases')
+        spelled = os.path.join(where, '.', '..', 'collide', 'leases')
+        for args, said in (
+                (['--portserver_metrics_file=' + journal],
+                 'the state file (%s) and the metrics file' % journal),
+                (['--portserver_metrics_file=' + spelled],
+                 'and the metrics file (%s)' % spelled),
+                (['--portserver_metrics_file=' + journal + '.lock'],
+                 "the state file's lock"),
+                (['--portserver_metrics_file=' + journal[:-1] + 's',
+                  '--portserver_state_file=' + journal[:-1] + 's.tmp'],
+                 "the state file (%s.tmp) and the metrics file's temporary "
+                 "file" % journal)):
+            with self.subTest(args=args):
+                if not any('state_file' in a for a in args):
+                    args = args + ['--portserver_state_file=' + journal]
+                server = harness.Server('35520-35529', args=args)
+                self.servers.append(server)
+                server.start(expect_serving=False)
+                self.assertEqual(server.wait_exit(), 2, server.log())
+                self.assertIn(said, server.log())
+                self.assertIn('are one file', server.log())
+        # Distinct files: it serves.
+        server = harness.Server('35520-35529', args=[
+            '--portserver_state_file=' + journal,
+            '--portserver_metrics_file=' + journal + '.prom'])
+        self.servers.append(server)
+        server.start()
+
+
 class IdleFloodTest(harness.ServerTestCase):
     """50 idle connections under a descriptor limit of 64 (a chaos test).
 

@@ -528,6 +528,40 @@ TEST_F(PortserverE2eTest, DeviceAsMetricsFileExitsTwo) {
   }
 }
 
+// One journal spelled two ways ("X\\j" and "X\\j.": Windows drops trailing
+// dots) is one journal with one lock: the second server exits 2 (it got a
+// lock of its own, "j..lock", served on the same file and, restarted
+// alone, dropped the first's leases: a Windows trial).
+TEST_F(PortserverE2eTest, SecondServerOnAnotherSpellingOfTheJournalExitsTwo) {
+  StartServer(UniquePool(2));
+  std::unique_ptr<ChildProcess> second =
+      Server::Start(UniquePipeAddress("e2e-spelling"),
+                    absl::StrCat("--portserver_static_pool=", UniquePool(2),
+                                 " --portserver_state_file=", journal_, "."));
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->Wait(kStartMillis), std::optional<DWORD>(2))
+      << second->Output();
+  EXPECT_THAT(second->Output(), HasSubstr("is in use by another port server"));
+}
+
+// The metrics file may not be the journal, or its lock or temporary file
+// (the metrics would replace the journal every 15 s, and a clean stop
+// remove it with the leases).
+TEST_F(PortserverE2eTest, MetricsFileThatIsTheJournalExitsTwo) {
+  const std::string journal = NewTempDirectory() + "\\leases.journal";
+  for (const std::string& metrics :
+       {journal, journal + ".", absl::AsciiStrToUpper(journal) + ".LOCK"}) {
+    std::unique_ptr<ChildProcess> server =
+        Server::Start(UniquePipeAddress("e2e-collide"),
+                      absl::StrCat("--portserver_static_pool=", UniquePool(1),
+                                   " --portserver_state_file=", journal,
+                                   " --portserver_metrics_file=", metrics));
+    ASSERT_NE(server, nullptr);
+    EXPECT_EQ(server->Wait(kStartMillis), std::optional<DWORD>(2)) << metrics;
+    EXPECT_THAT(server->Output(), HasSubstr("are one file")) << metrics;
+  }
+}
+
 TEST_F(PortserverE2eTest, SecondServerOnTheSamePipeExitsTwo) {
   StartServer(UniquePool(2));
   std::unique_ptr<ChildProcess> second = Server::Start(
