@@ -488,6 +488,12 @@ std::string FileIdentity(const std::string& path) {
 
 namespace {
 
+// The default journal's directory without XDG_RUNTIME_DIR, and its
+// fallback.
+std::string TmpDirectory() {
+  return "/tmp/portserver-" + std::to_string(geteuid());
+}
+
 // One journal per server. Servers on different addresses are different
 // servers. An abstract address (`@name`) exists once per network namespace:
 // `@x` in a container, an `unshare -n` or a Bazel `block-network` test is
@@ -531,7 +537,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
   bool default_directory = path->empty();
   if (default_directory) {
     const uid_t euid = geteuid();
-    const std::string tmp_dir = "/tmp/portserver-" + std::to_string(euid);
+    const std::string tmp_dir = TmpDirectory();
     const char* runtime = std::getenv("XDG_RUNTIME_DIR");
     struct stat runtime_dir;
     if (runtime != nullptr && runtime[0] != '\0' &&
@@ -640,7 +646,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       // pool). This server's own journal is the new name.
       absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> legacy =
           LinuxLeaseStore::Open(*path, contents, /*remove_directory=*/true,
-                                StartsAsJournal);
+                                StartsAsJournal, dir == tmp_dir ? "" : tmp_dir);
       if (legacy.ok()) return std::unique_ptr<LeaseStore>(std::move(*legacy));
       if (!absl::IsAlreadyExists(legacy.status())) return legacy.status();
       PS_LOG(INFO) << "State file " << *path
@@ -652,12 +658,19 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       *path = dir + "/" + names.front();
     }
   }
+  // A default journal outside /tmp/portserver-<uid> moves there if its
+  // directory goes with the one above it while the server runs (logind
+  // removes $XDG_RUNTIME_DIR at the last logout): a restart looks there.
+  const std::string fallback =
+      default_directory && path->substr(0, path->rfind('/')) != TmpDirectory()
+          ? TmpDirectory()
+          : "";
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,
                             /*remove_directory=*/default_directory,
                             // Someone else's file named by mistake is
                             // refused, not overwritten.
-                            StartsAsJournal);
+                            StartsAsJournal, fallback);
   if (!store.ok()) return store.status();
   return std::unique_ptr<LeaseStore>(std::move(*store));
 }

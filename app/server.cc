@@ -133,6 +133,7 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
                     "pool, or recorded twice)";
   }
   journal_path_ = path;
+  journal_store_ = &store;
   journal_attached_ = true;
   // Each watch taken checks its owner by start time (TryWatch): the pid
   // may have gone to another process since Restore probed it.
@@ -192,7 +193,10 @@ absl::Status Server::Serve() {
   if (journal_attached_) {
     journal_attached_ = false;
     Stats s = service_.stats();
-    if (service_.DetachStore()) {
+    const bool removed = service_.DetachStore();
+    // Serving has stopped: the store's own thread-compatible Location().
+    NoteJournalMove(journal_store_->Location());
+    if (removed) {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " removed: no live leases to keep";
     } else if (service_.journal_behind()) {
@@ -383,7 +387,19 @@ void Server::CheckUnwatched() {
   checking_ = 0;
 }
 
+void Server::NoteJournalMove(const std::string& now) {
+  if (now.empty() || now == journal_path_) return;
+  PS_LOG(WARNING) << "State file " << journal_path_ << " moved to " << now
+                  << ": its directory was removed with the one above it "
+                     "(XDG_RUNTIME_DIR at the user's last logout?); a "
+                     "restart looks for it there";
+  journal_path_ = now;
+}
+
 void Server::LogJournalEvent(const Decision& d) {
+  if (d.journal_event != JournalEvent::kNone) {
+    NoteJournalMove(service_.store_location());
+  }
   switch (d.journal_event) {
     case JournalEvent::kNone:
       return;

@@ -151,6 +151,9 @@ class Server final : private RequestHandler {
   // be watched after all.
   void CheckUnwatched();
   void LogJournalEvent(const Decision& d);
+  // Logs (once) that the journal is now at `now` (LeaseStore::Location()),
+  // if it is not journal_path_, and follows it.
+  void NoteJournalMove(const std::string& now);
 
   std::vector<std::string> listening_on_;
   OwnerWatcher* watcher_ = nullptr;
@@ -163,8 +166,9 @@ class Server final : private RequestHandler {
   // the probe could not confirm): then it stays listed.
   int64_t checking_ = 0;
   bool checking_listed_again_ = false;
-  std::vector<int64_t> to_watch_;  // Guarded by unwatched_mu_.
-  std::string journal_path_;       // Set by UseJournal.
+  std::vector<int64_t> to_watch_;        // Guarded by unwatched_mu_.
+  std::string journal_path_;             // Set by UseJournal; follows a move.
+  LeaseStore* journal_store_ = nullptr;  // Set by UseJournal.
   bool journal_attached_ = false;
   LogRateLimiter refusals_{kRefusalLinesPerSecond, absl::Seconds(1)};
   // Descriptor exhaustion can fail many watches at once.

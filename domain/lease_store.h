@@ -45,6 +45,11 @@ class LeaseStore {
   // be used afterwards. False if this store keeps its files (the default:
   // the Windows journal stays), true if it removed them.
   virtual bool Remove() { return false; }
+
+  // Where the store is now (a file's path), for messages; "" if it does not
+  // say. May change while serving: a default journal whose directory went
+  // with its parent moves where a restart looks (LinuxLeaseStore).
+  virtual std::string Location() const { return ""; }
 };
 
 }  // namespace portserver

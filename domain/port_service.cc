@@ -301,6 +301,11 @@ bool PortService::DetachStore() {
   return removed;
 }
 
+std::string PortService::store_location() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return store_ == nullptr ? "" : store_->Location();
+}
+
 bool PortService::journal_behind() const {
   std::lock_guard<std::mutex> lock(mu_);
   return journal_behind_;

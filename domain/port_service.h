@@ -229,6 +229,8 @@ class PortService : public RequestHandler {
   // True while the journal is behind (see AttachStore): it lacks the grants
   // made since a write failed. Stays as the last attempt left it after
   // DetachStore().
+  // The attached store's LeaseStore::Location() ("" without one).
+  std::string store_location() const;
   bool journal_behind() const;
 
   Stats stats() const;

@@ -186,7 +186,7 @@ absl::Status LinuxLeaseStore::MakePrivateDirectory(const std::string& dir) {
 
 absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
     const std::string& path, std::string* contents, bool remove_directory,
-    JournalTest is_journal) {
+    JournalTest is_journal, std::string fallback_directory) {
   auto refuse = [](const std::string& why) {
     return absl::FailedPreconditionError(absl::StrCat(why, ": ", kRemedy));
   };
@@ -263,7 +263,8 @@ absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> LinuxLeaseStore::Open(
     return refuse(NotAJournalMessage(state_file));
   }
   return std::unique_ptr<LinuxLeaseStore>(new LinuxLeaseStore(
-      path, fd, lock_fd, remove_directory, std::move(is_journal)));
+      path, fd, lock_fd, remove_directory, std::move(is_journal),
+      std::move(fallback_directory)));
 }
 
 int64_t LinuxLeaseStore::SizeOf(int fd) {
@@ -278,12 +279,30 @@ bool LinuxLeaseStore::Intact() {
          SizeOf(fd_) >= written_;
 }
 
+absl::Status LinuxLeaseStore::RemakeDirectory() {
+  const std::string dir = DirectoryOf(path_);
+  absl::Status made = MakePrivateDirectory(dir);
+  if (made.ok() || fallback_directory_.empty() || fallback_directory_ == dir) {
+    return made;
+  }
+  struct stat parent {};
+  if (stat(DirectoryOf(dir).c_str(), &parent) == 0) return made;
+  // The directory above is gone too ($XDG_RUNTIME_DIR at the last logout):
+  // the journal moves where a restart looks for it.
+  absl::Status fallback = MakePrivateDirectory(fallback_directory_);
+  if (!fallback.ok()) return fallback;
+  path_ = fallback_directory_ + path_.substr(dir.size());
+  lock_path_ = path_ + ".lock";
+  tmp_path_ = path_ + ".tmp";
+  return absl::OkStatus();
+}
+
 StoreResult LinuxLeaseStore::RelockIfLost() {
   if (NamesFile(lock_path_, lock_fd_)) return {};
   if (remove_directory_) {
     // Our default directory may have gone with the files: make it again
-    // (checked private, as at start-up).
-    absl::Status made = MakePrivateDirectory(DirectoryOf(path_));
+    // (checked private, as at start-up), or move (RemakeDirectory).
+    absl::Status made = RemakeDirectory();
     if (!made.ok()) return StoreResult{false, std::string(made.message())};
   }
   int error = 0;

@@ -61,9 +61,16 @@ class LinuxLeaseStore final : public LeaseStore {
   // (FailedPrecondition, the message saying what to do) on a file that is
   // not its to overwrite or delete (see above); null `is_journal`: any
   // regular file may be the journal.
+  // `fallback_directory` (with `remove_directory`): where the journal moves
+  // if its directory is removed together with the directory above it while
+  // the store is open (logind removes /run/user/<uid> at the last logout,
+  // and with it $XDG_RUNTIME_DIR/portserver): made private there, it is
+  // written whole under the same name, where a restart looks ("" = no
+  // move: the journal stays unwritten until its directory can be made).
   static absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> Open(
       const std::string& path, std::string* contents,
-      bool remove_directory = false, JournalTest is_journal = nullptr);
+      bool remove_directory = false, JournalTest is_journal = nullptr,
+      std::string fallback_directory = "");
 
   // Creates `dir` (mode 0700) if missing. Fails unless it is then a real
   // directory (not a symlink) owned by this user and closed to others: a
@@ -74,7 +81,8 @@ class LinuxLeaseStore final : public LeaseStore {
 
   StoreResult Append(std::string_view record) override;
   // Also re-takes the lock if its file was deleted or replaced (making the
-  // directory again first if it was made for us and is gone); fails (and
+  // directory again first if it was made for us and is gone, or moving to
+  // the fallback directory if the one above it is gone too); fails (and
   // writes nothing) if another server holds the new lock by then.
   StoreResult Replace(std::string_view contents) override;
   // Two stat(2)s.
@@ -83,10 +91,11 @@ class LinuxLeaseStore final : public LeaseStore {
   bool Remove() override;  // True.
 
   const std::string& path() const { return path_; }
+  std::string Location() const override { return path_; }
 
  private:
   LinuxLeaseStore(std::string path, int fd, int lock_fd, bool remove_directory,
-                  JournalTest is_journal)
+                  JournalTest is_journal, std::string fallback_directory)
       : path_(std::move(path)),
         lock_path_(path_ + ".lock"),
         tmp_path_(path_ + ".tmp"),
@@ -94,20 +103,27 @@ class LinuxLeaseStore final : public LeaseStore {
         lock_fd_(lock_fd),
         remove_directory_(remove_directory),
         is_journal_(std::move(is_journal)),
+        fallback_directory_(std::move(fallback_directory)),
         written_(SizeOf(fd)) {}
+
+  // Makes the journal's directory again (remove_directory_), or moves the
+  // journal's names to fallback_directory_ if the directory above it is
+  // gone too.
+  absl::Status RemakeDirectory();
 
   static int64_t SizeOf(int fd);
 
   // Takes a fresh lock if lock_path_ no longer names the file we hold.
   StoreResult RelockIfLost();
 
-  const std::string path_;
-  const std::string lock_path_;
-  const std::string tmp_path_;
+  std::string path_;  // Change only on a move (RemakeDirectory).
+  std::string lock_path_;
+  std::string tmp_path_;
   int fd_;       // O_APPEND descriptor of the current file.
   int lock_fd_;  // Holds the flock on lock_path_ (replaced if it is deleted).
   const bool remove_directory_;
   const JournalTest is_journal_;  // May be null.
+  const std::string fallback_directory_;
   // Bytes the current file holds as far as this store knows: its size when
   // opened or replaced, plus what was appended since. Fewer: truncated.
   int64_t written_;

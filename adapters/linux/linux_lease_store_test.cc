@@ -207,6 +207,57 @@ TEST(LinuxLeaseStoreFaults, DeletedDefaultDirectoryIsMadeAgain) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
 }
 
+// $XDG_RUNTIME_DIR/portserver removed with $XDG_RUNTIME_DIR (logind at the
+// last logout): the journal could not be made again, every lease it held
+// was lost, and a restart leased live owners' ports again (a new user's
+// trial). With a fallback directory it moves there, whole, with its lock.
+TEST(LinuxLeaseStoreFaults, JournalMovesToTheFallbackWhenItsParentIsGone) {
+  const std::string runtime = Unique("runtime");
+  ASSERT_EQ(mkdir(runtime.c_str(), 0700), 0);
+  const std::string dir = runtime + "/portserver";
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+  const std::string fallback = Unique("fallback");
+  const std::string path = dir + "/x.journal";
+  std::string contents;
+  auto store = LinuxLeaseStore::Open(path, &contents, /*remove_directory=*/true,
+                                     nullptr, fallback);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->Append("lease\n").ok);
+  EXPECT_EQ((*store)->Location(), path);
+  for (const std::string& gone : {path, path + ".lock"}) {
+    ASSERT_EQ(unlink(gone.c_str()), 0);
+  }
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+  ASSERT_EQ(rmdir(runtime.c_str()), 0);
+  EXPECT_FALSE((*store)->Intact());
+  ASSERT_TRUE((*store)->Replace("snapshot\n").ok);
+  const std::string moved = fallback + "/x.journal";
+  EXPECT_EQ((*store)->Location(), moved);
+  EXPECT_TRUE((*store)->Intact());
+  EXPECT_EQ(ReadFile(moved), "snapshot\n");
+  ASSERT_TRUE((*store)->Append("more\n").ok);
+  EXPECT_EQ(ReadFile(moved), "snapshot\nmore\n");
+  struct stat st {};
+  ASSERT_EQ(stat(fallback.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  // Its lock moved too: a second server on it is refused.
+  std::string other;
+  auto second = LinuxLeaseStore::Open(moved, &other);
+  EXPECT_TRUE(absl::IsAlreadyExists(second.status())) << second.status();
+  // Without a fallback it stays where it was, unwritten (as before).
+  ASSERT_EQ(mkdir(runtime.c_str(), 0700), 0);
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+  auto stays = LinuxLeaseStore::Open(path, &contents, true);
+  ASSERT_TRUE(stays.ok()) << stays.status();
+  for (const std::string& gone : {path, path + ".lock"}) {
+    ASSERT_EQ(unlink(gone.c_str()), 0);
+  }
+  ASSERT_EQ(rmdir(dir.c_str()), 0);
+  ASSERT_EQ(rmdir(runtime.c_str()), 0);
+  EXPECT_FALSE((*stays)->Replace("snapshot\n").ok);
+  EXPECT_EQ((*stays)->Location(), path);
+}
+
 TEST(LinuxLeaseStoreFaults, RemoveLeavesNothingBehind) {
   std::string dir = Unique("state");
   ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());

@@ -344,6 +344,34 @@ class CleanStopTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': 0})
         self.assertEqual(server.stop(), 0)
 
+    def test_journal_outlives_its_runtime_directory(self):
+        # logind removes $XDG_RUNTIME_DIR at the user's last logout, and
+        # the journal in it with it: a running server could not make its
+        # directory again, lost every lease it held, and a restart leased
+        # live owners' ports again (a new user's trial, rm -rf for logind).
+        runtime = os.path.join(self.workdir, 'runtime-gone')
+        os.makedirs(runtime, exist_ok=True)
+        server = self.start_default(runtime)
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        shutil.rmtree(runtime)
+        held += self.lease(server, owner, 1)  # Finds it gone, moves.
+        self.assertIn('moved to /tmp/portserver-%d/' % os.geteuid(),
+                      server.log())
+        self.assertEqual(server.stop(), 0)
+        self.assertIn('kept: 3 live lease(s)', server.log())
+        os.makedirs(runtime)  # The next login's, empty.
+        server = self.start_default(runtime)
+        self.assertIn('found in the other default place', server.log())
+        self.assert_stats(server, {'leased-ports': len(held)})
+        other = self.owner()
+        for port in self.lease(server, other, 7):
+            self.assertNotIn(port, held, server.log())
+        harness.kill_owner(owner)
+        harness.kill_owner(other)
+        self.assert_stats(server, {'leased-ports': 0})
+        self.assertEqual(server.stop(), 0)
+
     def short_directory(self):
         """A new directory whose path leaves room for a socket's name
         (sun_path is 108 bytes; the test's own directory is longer)."""
