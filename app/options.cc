@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "app/version.h"
@@ -192,6 +193,27 @@ absl::Status Bad(const std::string& message) {
   return absl::InvalidArgumentError(message);
 }
 
+// The flag name that `prefix` abbreviates, as python's argparse takes any
+// unambiguous prefix of a long option (allow_abbrev, on by default: the
+// reference server's --portserver_static=..., --portserver_addr=...,
+// --verb): "" if none does; an error if several do.
+absl::StatusOr<std::string> Unabbreviated(std::string_view prefix) {
+  std::vector<std::string> names = {"help", "version",
+                                    std::string(kAddressAlias)};
+  for (const FlagSpec& f : kFlags) names.push_back(f.name);
+  std::vector<std::string> matches;
+  for (const std::string& name : names) {
+    if (!prefix.empty() && name.compare(0, prefix.size(), prefix) == 0) {
+      matches.push_back(name);
+    }
+  }
+  if (matches.size() > 1) {
+    return Bad(absl::StrCat("ambiguous flag '--", std::string(prefix),
+                            "': could be --", absl::StrJoin(matches, ", --")));
+  }
+  return matches.empty() ? "" : matches.front();
+}
+
 }  // namespace
 
 absl::StatusOr<CommandLine> ParseCommandLine(int argc,
@@ -222,6 +244,21 @@ absl::StatusOr<CommandLine> ParseCommandLine(int argc,
     if (size_t eq = body.find('='); eq != std::string_view::npos) {
       value = body.substr(eq + 1);
       body = body.substr(0, eq);
+    }
+    std::string whole;  // `body` written out, if it was abbreviated.
+    if (FindFlag(body) == nullptr && arg[1] == '-') {
+      absl::StatusOr<std::string> name = Unabbreviated(body);
+      if (!name.ok()) return name.status();
+      whole = *name;
+      if (whole == "help" && !value) {
+        result.help = true;
+        continue;
+      }
+      if (whole == "version" && !value) {
+        result.version = true;
+        continue;
+      }
+      if (!whole.empty()) body = whole;
     }
     const FlagSpec* flag = FindFlag(body);
     bool negated = false;

@@ -45,6 +45,34 @@ TEST(Options, AliasSetsTheAddress) {
   EXPECT_EQ(cl->options.address, "@other");
 }
 
+// python's argparse takes any unambiguous prefix of a long option, so a
+// command line or unit file that works with the reference server may
+// abbreviate (a new user's trial: ours exited 2 on them).
+TEST(Options, UnambiguousPrefixesAsPythonsArgparse) {
+  absl::StatusOr<CommandLine> cl =
+      Parse({"--portserver_static=100-101", "--portserver_addr=@abbrev",
+             "--verb", "--deb"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.pool, (std::vector<uint16_t>{100, 101}));
+  EXPECT_EQ(cl->options.address, "@abbrev");
+  EXPECT_TRUE(cl->options.verbose);
+  EXPECT_TRUE(cl->options.debug);
+  cl = Parse({"--portserver_unix", "@spaced"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_EQ(cl->options.address, "@spaced");
+  cl = Parse({"--he"});
+  ASSERT_TRUE(cl.ok()) << cl.status();
+  EXPECT_TRUE(cl->help);
+  for (const char* ambiguous : {"--portserver_", "--v", "--portserver_m"}) {
+    cl = Parse({ambiguous});
+    ASSERT_FALSE(cl.ok()) << ambiguous;
+    EXPECT_THAT(std::string(cl.status().message()),
+                HasSubstr(std::string("ambiguous flag '") + ambiguous))
+        << ambiguous;
+  }
+  EXPECT_FALSE(Parse({"-portserver_static=100-101"}).ok());  // -- only.
+}
+
 TEST(Options, ExtraAddressesAreACommaSeparatedList) {
   absl::StatusOr<CommandLine> cl = Parse({});
   ASSERT_TRUE(cl.ok());

@@ -892,6 +892,21 @@ class FlagsTest(ServerTestCase):
                        '--portserver_static_pool=20625-20626'])
         self.assertIn(ask(address2, os.getpid()), server2.pool, server2.log())
 
+    def test_abbreviated_flags_as_argparse(self):
+        # The reference parses with argparse, which takes any unambiguous
+        # prefix of a long flag: a unit file written for it may say
+        # --portserver_static= and --portserver_addr= (a new user's trial:
+        # ours exited 2).
+        address = new_address()
+        server = self.start_server(
+            '20627-20628', address=address,
+            flag_args=['--portserver_static=20627-20628',
+                       '--portserver_addr=' + address, '--verb'])
+        self.assertIn(ask(address, os.getpid()), server.pool, server.log())
+        self.assert_usage_error(
+            ['--portserver_=20629', '--portserver_address=' + new_address()],
+            'ambiguous')
+
     def test_default_address(self):
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
