@@ -62,6 +62,13 @@ absl::StatusOr<int> ParseReply(absl::string_view reply,
   // As python: the first line counts; it may lack its newline.
   absl::string_view line =
       absl::StripAsciiWhitespace(reply.substr(0, reply.find('\n')));
+  if (line.empty() && reply.find('\n') != absl::string_view::npos) {
+    // Our Windows server's denial (WindowsPipeTransport::kDenialReply):
+    // what python's client takes for "failed to find a port".
+    return absl::ResourceExhaustedError(
+        absl::StrCat("portserver at ", address, " denied a port to pid ", pid,
+                     " (replied with an empty line)"));
+  }
   int port = 0;
   if (line.empty() || !absl::ascii_isdigit(line[0]) ||
       !absl::SimpleAtoi(line, &port) || port > kMaxPort) {

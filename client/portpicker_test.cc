@@ -92,8 +92,12 @@ TEST(GetPortFromPortServer, AcceptsAReplyWithoutNewlineOrWithCarriageReturn) {
   }
 }
 
+// Denials: a close without a reply (the reference), "0" (python's
+// docstring), and an empty line (our Windows server, for python's Windows
+// client, which raises on a pipe closed without a reply).
 TEST(GetPortFromPortServer, DenialIsResourceExhausted) {
-  for (const std::string& reply : std::vector<std::string>{"", "0\n"}) {
+  for (const std::string& reply :
+       std::vector<std::string>{"", "0\n", "\n", "\r\n"}) {
     FakePortServer fake(Reply(reply));
     EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),
                 StatusIs(absl::StatusCode::kResourceExhausted))
@@ -103,7 +107,7 @@ TEST(GetPortFromPortServer, DenialIsResourceExhausted) {
 
 TEST(GetPortFromPortServer, GarbageReplyIsInternal) {
   for (const std::string& reply : std::vector<std::string>{
-           "abc\n", "\n", "-5\n", "+5\n", "65536\n", "99999999999\n", "12x\n",
+           "abc\n", "-5\n", "+5\n", "65536\n", "99999999999\n", "12x\n",
            "1 2\n", std::string(100, '7')}) {
     FakePortServer fake(Reply(reply));
     EXPECT_THAT(GetPortFromPortServer(fake.address(), 4242),

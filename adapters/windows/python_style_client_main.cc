@@ -4,9 +4,11 @@
 //
 //   python_style_client ADDRESS [PID]     (PID defaults to this process)
 //
-// Prints what the server sent and exits 0; on a failure prints
-// "<step> failed: <Win32 error>" to stderr and exits 1 (a denial is
-// "ReadFile failed: 109", ERROR_BROKEN_PIPE); exits 2 on bad arguments.
+// Prints what the server sent and exits 0 (our server's denial is an empty
+// line, which python takes for a failure and falls back on); on a failure
+// prints "<step> failed: <Win32 error>" to stderr and exits 1 (a server
+// that closes without a reply: "ReadFile failed: 109", ERROR_BROKEN_PIPE,
+// which python raises); exits 2 on bad arguments.
 #include <cstdio>
 #include <cstdlib>
 #include <string>

@@ -21,10 +21,15 @@ struct PythonStyleReply {
   // 0 if the read returned bytes; else the Win32 error of the step that
   // failed, as python would raise it: ERROR_FILE_NOT_FOUND (no server, the
   // only one python catches), ERROR_PIPE_BUSY (no free instance),
-  // ERROR_BROKEN_PIPE (closed without a reply: a denial).
+  // ERROR_BROKEN_PIPE (closed without a reply, which python raises).
   unsigned long error = 0;
   const char* step = "";  // "CreateFile", "WriteFile" or "ReadFile".
   std::string data;       // What the one ReadFile returned.
+
+  // A denial python takes as one (ValueError, caught: "Portserver failed
+  // to find a port.", then its fallback): the read returned an empty line
+  // (WindowsPipeTransport::kDenialReply).
+  bool denied() const { return error == 0 && data == "\n"; }
 };
 
 // Sends `request` as is (python sends "<pid>\n").

@@ -20,6 +20,8 @@
 #include "domain/request_codec.h"
 
 namespace portserver {
+
+constexpr char WindowsPipeTransport::kDenialReply[];
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -390,6 +392,8 @@ class ServeLoop final {
     request.peer = instance->peer;
     std::string reply = handler_.HandleRequest(request);
     if (end != Request::End::kOverCapacity) instance->reply = std::move(reply);
+    if (instance->reply.empty())
+      instance->reply = WindowsPipeTransport::kDenialReply;
     if (instance->pending) {
       instance->phase = Instance::Phase::kCancelling;
       CancelIoEx(instance->pipe.get(), &instance->overlapped);

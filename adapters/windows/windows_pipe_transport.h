@@ -4,9 +4,16 @@
 // free instances always wait for the next clients: the python client opens
 // the pipe once and fails on ERROR_PIPE_BUSY, it never waits. Each
 // connection delivers one Request (up to the first '\n', end of stream,
-// `max_request_bytes` or `read_timeout`), gets the handler's reply, if any,
-// in one write, and is closed. A slow or idle client never stalls the
-// others.
+// `max_request_bytes` or `read_timeout`), gets the handler's reply in one
+// write, and is closed. A slow or idle client never stalls the others.
+//
+// No reply (a denial) is written as kDenialReply, a lone newline: python's
+// Windows client reads the pipe with ReadFile and catches only
+// FileNotFoundError, so a pipe closed without a reply raised
+// BrokenPipeError out of pick_unused_port() on every denial; an empty line
+// is its "Portserver failed to find a port." (a ValueError it catches), and
+// it falls back as on Linux, where the reference closes without a reply
+// (portpicker 1.5.2's _get_windows_port_from_port_server).
 //
 // Address (portserver(1)): "@name" is the pipe "\\.\pipe\name"; a name that
 // already starts with "\\.\pipe\" is used as is.
@@ -64,9 +71,14 @@ class WindowsPipeTransport final : public Transport {
     size_t max_connections = 1024;
     // Free instances kept waiting for clients. A client that arrives while
     // all are taken, before the server has made new ones, gets
-    // ERROR_PIPE_BUSY. >= 1.
-    size_t listening_instances = 16;
+    // ERROR_PIPE_BUSY (python's client then fails: it does not wait). 64:
+    // under wine, 32 python-style clients started at once got 3 busy
+    // answers with 16 (64 got 32). >= 1.
+    size_t listening_instances = 64;
   };
+
+  // What a denial (the handler's empty reply) is written as; see above.
+  static constexpr char kDenialReply[] = "\n";
 
   // The uid of a caller whose user cannot be told.
   static constexpr uint32_t kUnknownUid = 0xFFFFFFFFu;

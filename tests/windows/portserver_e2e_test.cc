@@ -469,19 +469,22 @@ TEST_F(PortserverE2eTest, DeadOwnersPortsComeBack) {
   EXPECT_NE(again, third);
 }
 
-TEST_F(PortserverE2eTest, DenialsCloseThePipeWithoutAReply) {
+// A denial is an empty line, then the close: python's Windows client raised
+// BrokenPipeError out of pick_unused_port() on a pipe closed without a
+// reply (it catches only FileNotFoundError), where on Linux it falls back;
+// an empty line is a ValueError it catches, and it falls back.
+TEST_F(PortserverE2eTest, DenialsAreAnEmptyLinePythonFallsBackOn) {
   StartServer(UniquePool(1));
   // No such process; then an invalid pid.
   PythonStyleReply reply = AskLikePython(address_, 0x7FFFFFF0);
-  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
-  EXPECT_STREQ(reply.step, "ReadFile");
+  EXPECT_TRUE(reply.denied()) << reply.step << " " << reply.error;
   reply = AskLikePython(address_, 0);
-  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  EXPECT_TRUE(reply.denied()) << reply.step << " " << reply.error;
   // The one port goes to this live process; the next request finds the pool
   // exhausted.
   EXPECT_NE(Ask(GetCurrentProcessId()), 0);
   reply = AskLikePython(address_, GetCurrentProcessId());
-  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  EXPECT_TRUE(reply.denied()) << reply.step << " " << reply.error;
   absl::StatusOr<int> cpp =
       portpicker::GetPortFromPortServer(address_, GetCurrentProcessId());
   EXPECT_EQ(cpp.status().code(), absl::StatusCode::kResourceExhausted)
@@ -591,8 +594,7 @@ TEST_F(PortserverE2eTest, TwoServersWithDefaultFlagsNeverLeaseOnePort) {
   ASSERT_TRUE(other->WaitForOutput("Serving on", kStartMillis))
       << other->Output();
   PythonStyleReply reply = AskLikePython(other_address, GetCurrentProcessId());
-  EXPECT_EQ(reply.error, static_cast<DWORD>(ERROR_BROKEN_PIPE))
-      << "the other server leased " << reply.data;
+  EXPECT_TRUE(reply.denied()) << "the other server leased " << reply.data;
   EXPECT_TRUE(other->WaitForOutput("denied (pool-exhausted)", kStartMillis))
       << other->Output();
 }
@@ -620,8 +622,7 @@ TEST_F(PortserverE2eTest, JournalKeepsALiveOwnersLeasesAcrossKillAndRestart) {
       Quote(ExePath("adapters/windows/python_style_client.exe")) + " @none",
       false, CREATE_SUSPENDED);
   ASSERT_NE(late, nullptr);
-  EXPECT_EQ(AskLikePython(address_, late->pid()).error,
-            static_cast<DWORD>(ERROR_BROKEN_PIPE));
+  EXPECT_TRUE(AskLikePython(address_, late->pid()).denied());
 }
 
 TEST_F(PortserverE2eTest, StatisticsEventLogsTheStatistics) {
