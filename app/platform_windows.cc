@@ -212,12 +212,20 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     // exists, the other does not, and its leases are all in this server's
     // pool: that name is also the journal of another pipe now ("a_b" for
     // "a_b" as for "a\b" before), whose leases are left to it.
-    const std::string name =
+    std::string name =
         JournalFileName(base, absl::AsciiStrToLower(base)) + ".journal";
+    if (WindowsLeaseStore::IsDevice(absl::StrCat(*dir, "\\", name))) {
+      // A DOS device name (a pipe named CON, com1, nul.x: the part before
+      // the first dot counts): a leading '_' makes it a file name, and the
+      // digits keep it apart from a pipe named "_con.x"
+      // ("_con.x-1b2c3d4e.journal").
+      name = absl::StrCat("_", LegacyJournalFileName(base), "-",
+                          Fnv1aHex(absl::AsciiStrToLower(base)), ".journal");
+    }
     const std::string legacy = LegacyJournalFileName(base) + ".journal";
     *path = absl::StrCat(*dir, "\\", name);
     const std::string legacy_path = absl::StrCat(*dir, "\\", legacy);
-    if (legacy != name &&
+    if (legacy != name && !WindowsLeaseStore::IsDevice(legacy_path) &&
         GetFileAttributesW(Widen(*path).c_str()) == INVALID_FILE_ATTRIBUTES &&
         GetFileAttributesW(Widen(legacy_path).c_str()) !=
             INVALID_FILE_ATTRIBUTES) {

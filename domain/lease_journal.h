@@ -53,6 +53,7 @@
 #ifndef PORTSERVER_DOMAIN_LEASE_JOURNAL_H_
 #define PORTSERVER_DOMAIN_LEASE_JOURNAL_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -144,8 +145,14 @@ JournalReplay ParseJournal(std::string_view text);
 // rewritten, '-' and the FNV-1a of the whole text in 8 hex digits, so that
 // addresses that differ only in such bytes get journals of their own
 // ("x a" and "x_a"; "/run/a/b" and "/run/a_b"; two non-ASCII pipe names of
-// one length). E.g. "/run/x.sock" -> "_run_x.sock-0f3c55b8",
-// "unittest-portserver" -> itself.
+// one length). A name longer than kMaxJournalStem is cut there and gets
+// the digits too, so that with its suffixes (".netns-<inode>.journal.lock")
+// it stays within the 255 bytes of a file name (NAME_MAX; NTFS likewise):
+// a Windows pipe name of 243 characters, or a relative socket path made
+// absolute in a deep directory, could not open its journal.
+// E.g. "/run/x.sock" -> "_run_x.sock-0f3c55b8", "unittest-portserver" ->
+// itself.
+inline constexpr size_t kMaxJournalStem = 190;
 std::string JournalFileName(std::string_view address_text);
 // The name before portserver 0.4.2, without the FNV-1a part: a server looks
 // for its journal under this name too, so that an upgrade keeps its leases.

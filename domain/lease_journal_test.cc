@@ -411,4 +411,25 @@ TEST(JournalFileName, IsDistinctForAddressesThatLookAlike) {
   }
 }
 
+// A long address (a Windows pipe name of up to 247 characters, a relative
+// socket path made absolute in a deep directory) keeps its journal's name
+// within NAME_MAX with every suffix, and still one name per address.
+TEST(JournalFileName, LongAddressesAreCutAndStayDistinct) {
+  const std::string deep = "/" + std::string(300, 'd') + "/rel.sock";
+  const std::string plain(250, 'p');
+  std::set<std::string> names;
+  for (const std::string& address :
+       {deep, deep + "2", plain, plain + "q", std::string(190, 'p')}) {
+    const std::string name = JournalFileName(address);
+    EXPECT_LE(name.size() + std::string(".netns-18446744073709551615"
+                                        ".journal.lock")
+                                .size(),
+              255u)
+        << address;
+    names.insert(name);
+  }
+  EXPECT_EQ(names.size(), 5u);
+  EXPECT_EQ(JournalFileName(std::string(190, 'p')), std::string(190, 'p'));
+}
+
 }  // namespace portserver

@@ -348,6 +348,29 @@ TEST_F(PortserverE2eTest, NonAsciiPipeNameAndProfileFolder) {
   EXPECT_EQ(attributes & FILE_ATTRIBUTE_DIRECTORY, 0u);
 }
 
+// Pipe names whose default journal would be a DOS device ("con.x" is CON)
+// or longer than a file name may be serve with a journal of their own (a
+// Windows trial: exit 2, "...\\CON.journal is a device", or "cannot open
+// ...journal.lock" for a name of 243 characters).
+TEST_F(PortserverE2eTest, DeviceAndLongPipeNamesGetAJournal) {
+  const std::string local = NewTempDirectory();
+  ScopedLocalAppData app_data(local);
+  const std::string unique = UniquePipeAddress("e2e-dev").substr(1);
+  for (const std::string& address :
+       {"@con." + unique, "@COM1." + unique,
+        "@" + unique + std::string(243 - unique.size(), 'l')}) {
+    std::unique_ptr<ChildProcess> server = Server::Start(
+        address, absl::StrCat("--portserver_static_pool=", UniquePool(1)));
+    ASSERT_NE(server, nullptr);
+    ASSERT_TRUE(server->WaitForOutput("Serving on", kStartMillis))
+        << address << "\n"
+        << server->Output();
+    PythonStyleReply reply = AskLikePython(address, GetCurrentProcessId());
+    EXPECT_EQ(reply.error, 0u) << reply.step;
+    EXPECT_FALSE(reply.denied()) << server->Output();
+  }
+}
+
 // Pipe names that differ only in what a derived name writes '_' are two
 // servers, each with a journal, a pipe lock and a statistics event of its
 // own (a Windows trial: two non-ASCII names of one length shared one
