@@ -396,13 +396,16 @@ std::string UsageText() {
       "shutting down) stop the server: it logs the statistics and exits 0.\n"
       "statistics: logged each time the auto-reset event\n"
       "Global\\portserver-stats-<pipe name> is set ('\\' in the name written\n"
-      "'_'); Windows has no SIGUSR1.\n"
+      "'_', and then '-' and 8 hex digits added; the server logs the name\n"
+      "at start-up); Windows has no SIGUSR1.\n"
       "exit status: 0 after a stop as above; 2, before anything is served,\n"
       "for a bad flag or pool, an address that is not a pipe name or a\n"
       "pipe in use, --portserver_extra_addresses, a state file that is not\n"
       "a journal of the server's, is in use by another server or whose\n"
-      "directory is missing, a default journal with no LOCALAPPDATA or no\n"
-      "directory %LOCALAPPDATA%\\portserver, or a metrics file that is not\n"
+      "directory is missing, a default journal whose directory\n"
+      "%LOCALAPPDATA%\\portserver cannot be made (LOCALAPPDATA unset or not a\n"
+      "directory), files that collide (the journal named as the metrics\n"
+      "file), or a metrics file that is not\n"
       "the server's or whose directory is missing or not writable; 1 if\n"
       "serving fails later.\n");
 #else
@@ -419,9 +422,10 @@ std::string UsageText() {
       "(--portserver_reserve_pool_in_kernel), a state file that is not a\n"
       "journal of the server's, is in use by another server or whose\n"
       "directory is missing, a default journal directory that is not a\n"
-      "directory, is another user's or is open to group or others, or a\n"
-      "metrics file that is not the server's or whose directory is missing\n"
-      "or not writable; 1 if serving fails later.\n");
+      "directory, is another user's or is open to group or others, files\n"
+      "that collide (the journal named as the metrics file), or a metrics\n"
+      "file that is not the server's or whose directory is missing or not\n"
+      "writable; 1 if serving fails later.\n");
 #endif
   return usage;
 }

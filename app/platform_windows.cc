@@ -283,7 +283,9 @@ std::unique_ptr<SignalWatcher> WatchSignals(const Options& options,
     PS_LOG(WARNING) << WindowsErrorText(
                            "Cannot create the statistics event " + name, error)
                     << "; statistics are logged at exit only";
-  } else if (Verbose()) {
+  } else {
+    // Always: with a backslash in the pipe name the event's name has digits
+    // no one can guess.
     PS_LOG(INFO) << "Set the event " << name << " to log the statistics";
   }
   return std::make_unique<WindowsSignalWatcher>(
