@@ -46,6 +46,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "app/version.h"
@@ -76,8 +77,8 @@ constexpr char kUsage[] =
     "                 picking ports without it\n"
     "  --version      print the version and exit\n"
     "  --             the arguments after it are pid and bind_timeout\n"
-    "Exit status: 0 ports printed, 1 no ports found (or not written), 2 bad\n"
-    "arguments.\n";
+    "Exit status: 0 ports printed, 1 no ports found (or not written: the\n"
+    "server's leases of them are then released), 2 bad arguments.\n";
 
 constexpr char kShortUsage[] =
     "usage: portpicker [-h] [-n N] [--no-fallback] [pid] [bind_timeout]";
@@ -127,6 +128,29 @@ absl::StatusOr<std::vector<int>> FromServer(const std::string& address,
     plain.push_back(*port);
   }
   return plain;
+}
+
+// Ports leased to a pid that this command could not print: a script that
+// sees exit 1 takes them for not given, and a retry would lease more. They
+// are released (the extended protocol's `release`); a server without it
+// (python's) keeps them until the pid exits. Says which.
+void GiveBack(const std::vector<int>& ports) {
+  const std::string address =
+      portpicker::EnvironmentUtf8(portpicker::kPortServerAddressEnv)
+          .value_or("");
+  absl::StatusOr<portserver::ParsedReply> reply = portpicker::ControlExchange(
+      address, portserver::FormatControlRequest(
+                   "release", {{"ports", absl::StrJoin(ports, ",")}}));
+  if (reply.ok() && !reply->is_error()) {
+    PrintError(ports.size() == 1 ? "the port was released"
+                                 : "the ports were released");
+    return;
+  }
+  PrintError(absl::StrCat(
+      ports.size() == 1 ? "the port stays" : "the ports stay",
+      " leased until the pid exits: ",
+      reply.ok() ? std::string(portpicker::RefusalStatus(*reply).message())
+                 : std::string(reply.status().message())));
 }
 
 absl::StatusOr<std::vector<int>> WithoutServer(int count) {
@@ -257,11 +281,13 @@ int main(int argc, char** argv) {
   for (int port : *ports) {
     if (std::printf("%d\n", port) < 0) {
       PrintError(std::string("cannot write the port: ") + std::strerror(errno));
+      if (leased) GiveBack(*ports);
       return 1;
     }
   }
   if (std::fflush(stdout) != 0) {
     PrintError(std::string("cannot write the ports: ") + std::strerror(errno));
+    if (leased) GiveBack(*ports);
     return 1;
   }
   if (!held.empty()) portpicker::KeepBoundInBackground(held, bind_timeout);

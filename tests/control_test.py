@@ -191,6 +191,25 @@ class LeasesTest(ControlTestCase):
             self.assertEqual(done.returncode, 1, (args, done.stderr))
             self.assertIn('cannot write the output', done.stderr, args)
 
+    def test_portpicker_that_cannot_print_gives_the_ports_back(self):
+        # `portpicker -n 2 $pid > /dev/full` exited 1 ("cannot write the
+        # ports") with both ports still leased: a script takes exit 1 for
+        # "no ports", and a retry leaked more (a new user's trial).
+        owner = self.sleeper()
+        env = dict(os.environ, PORTSERVER_ADDRESS=self.server.address)
+        env.pop('TEST_TARGET', None)
+        with open('/dev/full', 'w') as full:
+            done = subprocess.run(
+                [PORTPICKER_BIN, '--no-fallback', '-n', '2', str(owner.pid)],
+                env=env, stdin=subprocess.DEVNULL, stdout=full,
+                stderr=subprocess.PIPE, text=True, timeout=RUN_TIMEOUT)
+        self.assertEqual(done.returncode, 1, done.stderr)
+        self.assertIn('cannot write the ports', done.stderr)
+        self.assertIn('the ports were released', done.stderr)
+        self.assertEqual(self.ctl_json('leases', '--owner',
+                                       str(owner.pid))['leases'], [],
+                         self.server.log.text())
+
     def test_leak_is_found_by_its_label(self):
         leaky = self.sleeper('leaky')
         other = self.sleeper('tidy')
