@@ -114,8 +114,6 @@ uint64_t DescriptorsWanted(const Options& options) {
 // (one owner leases 65 ports under a limit of 79 without a journal, 238
 // under 256 with one).
 constexpr uint64_t kOwnDescriptors = 16;
-// The process probe's remembered pidfds, at most (LinuxProcessProbe).
-constexpr uint64_t kCachedPidfds = 64;
 
 // Raises the soft RLIMIT_NOFILE to the hard one, then says what the limit
 // allows. A fully leased pool needs a lock per port and, at worst, a pidfd
@@ -168,10 +166,10 @@ size_t RaiseDescriptorLimit(const Options& options) {
   uint64_t locks =
       limit.rlim_cur > kOwnDescriptors ? limit.rlim_cur - kOwnDescriptors : 0;
   uint64_t locks_busy = locks > connections ? locks - connections : 0;
-  // Owners of a port each (a lock and a pidfd), all connections open, the
-  // probe's remembered pidfds full.
-  uint64_t room = locks_busy > kCachedPidfds ? locks_busy - kCachedPidfds : 0;
-  uint64_t owners = std::min<uint64_t>(pool, room / 2);
+  // Owners of a port each (a lock and a pidfd), all connections open: the
+  // process probe's remembered pidfds (LinuxProcessProbe, up to 64) give
+  // way when descriptors run out.
+  uint64_t owners = std::min<uint64_t>(pool, locks_busy / 2);
   if (locks < pool) {  // Not a lock per port, even with few connections.
     PS_LOG(WARNING)
         << "Descriptor limit (RLIMIT_NOFILE) is " << limit.rlim_cur

@@ -87,6 +87,9 @@ class LinuxProcessProbe final : public ProcessProbe {
   // pidfd outlives its process for longer than until the next new pid is
   // probed. One epoll_wait() when none exited.
   void ForgetExited();
+  // Forgets every remembered process (closing its pidfd): out of
+  // descriptors, the cache gives way. False if none was remembered.
+  bool ForgetAll();
   // At most 64 pidfds (the processes asking now), and a quarter of the
   // descriptor limit.
   const size_t max_known_;

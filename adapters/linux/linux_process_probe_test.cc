@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -563,6 +564,41 @@ TEST(LinuxProcessProbe, ForgetsOnlyTheDeadAmongMany) {
   for (size_t i = 5; i < living.size(); ++i) {
     kill(living[i], SIGKILL);
     waitpid(living[i], nullptr, 0);
+  }
+}
+
+// Out of descriptors, the remembered pidfds give way: a new process is
+// still told alive, not "cannot tell" (a new user's trial: each owner cost
+// the server two descriptors, its watch and the probe's remembered pidfd,
+// and under a low limit owners were denied as probe failures).
+TEST(LinuxProcessProbe, RememberedPidfdsGiveWayWhenDescriptorsRunOut) {
+  LinuxProcessProbe probe;
+  std::vector<pid_t> children = ProbedChildren(probe, 10);
+  ASSERT_EQ(children.size(), 10u);
+  pid_t late = fork();
+  if (late == 0) {
+    pause();
+    _exit(0);
+  }
+  ASSERT_GT(late, 0);
+  rlimit saved{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  // The lowest free descriptor: every one below it is taken, so a limit
+  // there leaves none to open.
+  int lowest = dup(0);
+  ASSERT_GE(lowest, 0);
+  close(lowest);
+  rlimit full = saved;
+  full.rlim_cur = static_cast<rlim_t>(lowest);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &full), 0);
+  ASSERT_LT(dup(0), 0);  // Truly full.
+  const ProcessProbe::Result result = probe.Probe(late);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  EXPECT_EQ(result.state, ProcessProbe::State::kAlive);
+  children.push_back(late);
+  for (pid_t child : children) {
+    kill(child, SIGKILL);
+    waitpid(child, nullptr, 0);
   }
 }
 
