@@ -196,8 +196,14 @@ ControlRequest ParseControlRequest(std::string_view line) {
               std::to_string(kControlProtocolVersion);
     return r;
   }
-  if (words.size() < 2 || !IsToken(words[1])) {
+  if (words.size() < 2 || words[1].empty()) {
     r.error = "no verb after " + std::string(words[0]);
+    return r;
+  }
+  if (!IsToken(words[1])) {
+    // "STATUS", "status\0": there is a verb, but not one of this form.
+    r.error = "bad verb \"" + DisplayCommandLine(std::string(words[1]), 32) +
+              "\": verbs are lower-case letters, digits, '-' and '_'";
     return r;
   }
   r.verb = std::string(words[1]);

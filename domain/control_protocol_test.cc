@@ -57,6 +57,13 @@ TEST(ControlProtocol, RejectsMalformedRequestsWithAReason) {
     EXPECT_FALSE(r.ok) << bad;
     EXPECT_FALSE(r.error.empty()) << bad;
   }
+  // A verb of another form is named, not called missing (a new user:
+  // "portserver/1 STATUS" was "no verb after portserver/1").
+  EXPECT_EQ(ParseControlRequest("portserver/1 STATUS\n").error,
+            "bad verb \"STATUS\": verbs are lower-case letters, digits, '-' "
+            "and '_'");
+  EXPECT_EQ(ParseControlRequest("portserver/1\n").error,
+            "no verb after portserver/1");
 }
 
 TEST(ControlProtocol, NewerVersionIsUnsupportedNotMalformed) {
