@@ -181,7 +181,9 @@ std::string NotAJournalMessage(std::string_view what) {
 }
 
 bool StartsAsJournal(std::string_view text) {
-  if (text.empty() || text.substr(0, text.find('\n')) == kHeader) return true;
+  std::string_view first = text.substr(0, text.find('\n'));
+  if (!first.empty() && first.back() == '\r') first.remove_suffix(1);
+  if (text.empty() || first == kHeader) return true;
   // A journal whose header is damaged, or which was truncated while the
   // server ran and then appended to: an intact lease record (its checksum
   // right) is found in no one else's file.
@@ -248,6 +250,10 @@ JournalReplay ParseJournal(std::string_view text) {
     }
     std::string_view line = text.substr(0, newline);
     text.remove_prefix(newline + 1);
+    // CRLF line ends (an editor, git's autocrlf, a copy through a Windows
+    // tool): the records are the same, and refusing the file would lose
+    // its leases (a Windows trial).
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (number == 1) {
       if (line != kHeader) problem(number, "not a portserver-journal 1 header");
       if (line == kHeader || line.empty()) continue;

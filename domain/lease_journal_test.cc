@@ -35,6 +35,22 @@ TEST(LeaseJournal, RoundTripsASnapshot) {
   EXPECT_EQ(r.lines, 4u);
 }
 
+// A journal whose line ends became CRLF (an editor, git's autocrlf, a copy
+// through a Windows tool) is the same journal: it was refused as someone
+// else's file ("remove it"), which would have lost its leases (a Windows
+// trial).
+TEST(LeaseJournal, CrlfLineEndsReadAsTheSameJournal) {
+  Leases leases = {{15000, Owner{1234, 99}}, {15001, Owner{1235, 7}}};
+  const std::string lf = JournalSnapshot(leases);
+  std::string crlf;
+  for (char c : lf) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  JournalReplay r = ParseJournal(crlf);
+  EXPECT_TRUE(r.problems.empty()) << r.problems.front();
+  EXPECT_EQ(r.leases, leases);
+  EXPECT_TRUE(StartsAsJournal(crlf));
+  EXPECT_TRUE(StartsAsJournal("portserver-journal 1\r\n"));
+}
+
 TEST(LeaseJournal, AppendedLinesFollowTheSnapshot) {
   std::string text =
       JournalSnapshot({{100, Owner{5, 6}}}) + JournalLease(101, Owner{7, 8});

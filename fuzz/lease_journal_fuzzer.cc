@@ -47,12 +47,17 @@ JournalReplay ReadBack(const std::string& snapshot, const std::string& kind,
 void Check(std::string_view text) {
   JournalReplay r = ParseJournal(text);
 
-  // Complete lines of the input, newline included (as JournalLease ends).
-  std::unordered_set<std::string_view> lines;
+  // Complete lines of the input, newline included (as JournalLease ends);
+  // a CRLF line as the LF line it is read as.
+  std::unordered_set<std::string> lines;
   for (std::string_view rest = text;;) {
     size_t newline = rest.find('\n');
     if (newline == std::string_view::npos) break;
-    lines.insert(rest.substr(0, newline + 1));
+    std::string line(rest.substr(0, newline + 1));
+    if (line.size() >= 2 && line[line.size() - 2] == '\r') {
+      line.erase(line.size() - 2, 1);
+    }
+    lines.insert(std::move(line));
     rest.remove_prefix(newline + 1);
   }
 
