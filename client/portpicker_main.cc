@@ -277,17 +277,25 @@ int main(int argc, char** argv) {
       }
     }
   }
-  // Flushed before fork(), or the child would inherit the buffered lines.
-  for (int port : *ports) {
-    if (std::printf("%d\n", port) < 0) {
-      PrintError(std::string("cannot write the port: ") + std::strerror(errno));
-      if (leased) GiveBack(*ports);
-      return 1;
+  // Written before fork() (nothing buffered for the child to inherit), in
+  // as few writes as the output allows, counting what got out.
+  std::string text;
+  for (int port : *ports) absl::StrAppend(&text, port, "\n");
+  int error = 0;
+  const size_t written = portpicker::WriteStdout(text, &error);
+  if (written < text.size()) {
+    PrintError(std::string(ports->size() == 1 ? "cannot write the port: "
+                                              : "cannot write the ports: ") +
+               std::strerror(error));
+    // Released only if none got out: a reader that has one (`| head -1`)
+    // may be using it, and a release would lease it again (a reviewer).
+    if (leased && written == 0) {
+      GiveBack(*ports);
+    } else if (leased) {
+      PrintError(absl::StrCat(
+          "the ports stay leased: ", written, " of ", text.size(),
+          " bytes were written, and the reader may have taken some"));
     }
-  }
-  if (std::fflush(stdout) != 0) {
-    PrintError(std::string("cannot write the ports: ") + std::strerror(errno));
-    if (leased) GiveBack(*ports);
     return 1;
   }
   if (!held.empty()) portpicker::KeepBoundInBackground(held, bind_timeout);

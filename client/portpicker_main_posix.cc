@@ -16,6 +16,20 @@ namespace portpicker {
 
 int64_t ParentPid() { return getppid(); }
 
+size_t WriteStdout(const std::string& text, int* error) {
+  size_t done = 0;
+  while (done < text.size()) {
+    ssize_t n = write(STDOUT_FILENO, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *error = n < 0 ? errno : EIO;
+      return done;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
+}
+
 void KeepBoundInBackground(const std::vector<int>& held, double seconds) {
   const pid_t child = fork();
   if (child < 0) {

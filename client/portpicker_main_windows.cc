@@ -10,9 +10,13 @@
 #include <winsock2.h>
 #include <windows.h>
 // clang-format on
+#include <io.h>
 #include <tlhelp32.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "client/portpicker_main_platform.h"
@@ -35,6 +39,20 @@ int64_t ParentPid() {
   }
   CloseHandle(snapshot);
   return parent;
+}
+
+size_t WriteStdout(const std::string& text, int* error) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const size_t chunk = std::min<size_t>(text.size() - done, 1 << 20);
+    int n = _write(1, text.data() + done, static_cast<unsigned>(chunk));
+    if (n <= 0) {
+      *error = n < 0 ? errno : EIO;
+      return done;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return done;
 }
 
 void KeepBoundInBackground(const std::vector<int>& held, double seconds) {

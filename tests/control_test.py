@@ -640,6 +640,37 @@ class ConnectionCapTest(ControlTestCase):
             self.server.log.text())
 
 
+class ManyPortsOutputTest(ControlTestCase):
+    POOL_SIZE = 1024
+
+    def test_ports_a_reader_took_stay_leased(self):
+        # `portpicker -n 1024 $pid | head -1` with SIGPIPE ignored: the
+        # reader took the first port, the later writes failed (EPIPE), and
+        # portpicker released every port, the one in use too, which the
+        # next caller got (a reviewer). What got out stays leased.
+        owner = self.sleeper()
+        env = dict(os.environ, PORTSERVER_ADDRESS=self.server.address)
+        env.pop('TEST_TARGET', None)
+        # A pipe of one page (F_SETPIPE_SZ, fcntl(2)): the 1024 lines
+        # (about 6 KB) do not fit, so the writer is still writing when the
+        # reader, having taken its line, goes away.
+        reader, writer = os.pipe()
+        fcntl.fcntl(writer, 1031, 4096)  # F_SETPIPE_SZ
+        picker = subprocess.Popen(
+            [PORTPICKER_BIN, '--no-fallback', '-n', '1024', str(owner.pid)],
+            env=env, stdin=subprocess.DEVNULL, stdout=writer,
+            stderr=subprocess.PIPE,
+            preexec_fn=lambda: signal.signal(signal.SIGPIPE, signal.SIG_IGN))
+        os.close(writer)
+        # The first line only, as `head -1` takes it, then gone.
+        first = int(os.read(reader, 16).split(b'\n')[0])
+        os.close(reader)
+        _, err = picker.communicate(timeout=RUN_TIMEOUT)
+        report = self.ctl_json('who', str(first))['ports'][0]
+        self.assertEqual(report['state'], 'leased', err.decode())
+        self.assertEqual(report['pid'], owner.pid)
+
+
 class AllOrNoneTest(ControlTestCase):
     POOL_SIZE = 4
 
