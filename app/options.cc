@@ -196,17 +196,32 @@ absl::Status Bad(const std::string& message) {
 // The flag name that `prefix` abbreviates, as python's argparse takes any
 // unambiguous prefix of a long option (allow_abbrev, on by default: the
 // reference server's --portserver_static=..., --portserver_addr=...,
-// --verb): "" if none does; an error if several do.
+// --verb): "" if none does; an error if several do. The reference's own
+// flags come first: a prefix that names one of them there names it here
+// too, though our flags share it (--v is --verbose, not ambiguous with
+// --version; --portserver_st is the pool, not the state file), so that a
+// command line the reference takes means the same here.
 absl::StatusOr<std::string> Unabbreviated(std::string_view prefix) {
+  auto prefixed = [&](const std::vector<std::string>& names) {
+    std::vector<std::string> matches;
+    for (const std::string& name : names) {
+      if (!prefix.empty() && name.compare(0, prefix.size(), prefix) == 0) {
+        matches.push_back(name);
+      }
+    }
+    return matches;
+  };
+  // The reference's flags: those before kFirstOwnFlag, its alias, -h.
+  std::vector<std::string> reference = {"help", std::string(kAddressAlias)};
+  for (size_t i = 0; i < kFirstOwnFlag; ++i) {
+    reference.push_back(kFlags[i].name);
+  }
+  std::vector<std::string> matches = prefixed(reference);
+  if (matches.size() == 1) return matches.front();
   std::vector<std::string> names = {"help", "version",
                                     std::string(kAddressAlias)};
   for (const FlagSpec& f : kFlags) names.push_back(f.name);
-  std::vector<std::string> matches;
-  for (const std::string& name : names) {
-    if (!prefix.empty() && name.compare(0, prefix.size(), prefix) == 0) {
-      matches.push_back(name);
-    }
-  }
+  if (matches.empty()) matches = prefixed(names);
   if (matches.size() > 1) {
     return Bad(absl::StrCat("ambiguous flag '--", std::string(prefix),
                             "': could be --", absl::StrJoin(matches, ", --")));

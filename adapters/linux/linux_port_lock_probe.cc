@@ -348,7 +348,12 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     Prefetched& p = *prefetched_;
     std::unordered_map<uint16_t, size_t> at;
     for (size_t j = 0; j < p.ports.size(); ++j) {
-      if (p.checked[j]) at[p.ports[j]] = j;
+      // "Cannot tell" is not kept: it stops a whole request, and the
+      // descriptors the prefetch lacked may be free again now (a reviewer:
+      // the owner's checks competed for them).
+      if (p.checked[j] && p.states[j] != PortState::kUnknown) {
+        at[p.ports[j]] = j;
+      }
     }
     for (size_t i = 0; i < n; ++i) {
       auto it = at.find(ports[i]);

@@ -444,6 +444,37 @@ TEST(LinuxPortLockProbePrefetch, WorkersCheckBeforeCheckManyIsCalled) {
   for (uint16_t port : asked) many.Release(port);
 }
 
+// An inner probe that cannot tell the first time each port is asked (the
+// descriptors the prefetch needed were taken by the owner's checks), and
+// says free afterwards.
+class UnknownFirstProbe final : public PortProbe {
+ public:
+  PortState Check(uint16_t port) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_[port]++ == 0 ? PortState::kUnknown : PortState::kFree;
+  }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+
+ private:
+  std::mutex mu_;
+  std::map<uint16_t, int> calls_;
+};
+
+// "Cannot tell" from a prefetch is not taken as CheckMany's answer: it
+// stops a whole request (a reviewer: near the descriptor limit the
+// prefetch competes with the owner's checks, which then free theirs).
+TEST(LinuxPortLockProbePrefetch, UnknownIsCheckedAgain) {
+  UnknownFirstProbe first_unknown;
+  LinuxPortLockProbe many(first_unknown, Prefix(), /*threads=*/3);
+  std::vector<uint16_t> asked;
+  for (uint16_t port = 28000; port < 28008; ++port) asked.push_back(port);
+  many.Prefetch(asked);
+  EXPECT_EQ(many.CheckMany(asked),
+            std::vector<PortState>(asked.size(), PortState::kFree));
+  EXPECT_EQ(many.locks_held(), asked.size());
+  for (uint16_t port : asked) many.Release(port);
+}
+
 // A request denied after its prefetch (its owner is gone): every lock the
 // prefetch took is given back, and the workers stop taking ports. The
 // same when something other than CheckMany() comes next (a Release() of
