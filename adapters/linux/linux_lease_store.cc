@@ -288,10 +288,30 @@ absl::Status LinuxLeaseStore::RemakeDirectory() {
   struct stat parent {};
   if (stat(DirectoryOf(dir).c_str(), &parent) == 0) return made;
   // The directory above is gone too ($XDG_RUNTIME_DIR at the last logout):
-  // the journal moves where a restart looks for it.
+  // the journal moves where a restart looks for it, locked there first,
+  // and never over a file already there (another journal of this address,
+  // whose leases would be lost): then it stays unwritten, as without a
+  // fallback.
+  const std::string moved = fallback_directory_ + path_.substr(dir.size());
   absl::Status fallback = MakePrivateDirectory(fallback_directory_);
   if (!fallback.ok()) return fallback;
-  path_ = fallback_directory_ + path_.substr(dir.size());
+  struct stat existing {};
+  if (lstat(moved.c_str(), &existing) == 0) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(made.message(), "; ", moved,
+                     " exists already, so the journal does not move there"));
+  }
+  int error = 0;
+  std::string foreign;
+  const int fresh = TakeLock(moved + ".lock", &error, &foreign);
+  if (fresh < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        made.message(), "; cannot lock ", moved, ".lock to move there: ",
+        foreign.empty() ? std::string(std::strerror(error)) : foreign));
+  }
+  close(lock_fd_);
+  lock_fd_ = fresh;
+  path_ = moved;
   lock_path_ = path_ + ".lock";
   tmp_path_ = path_ + ".tmp";
   return absl::OkStatus();
@@ -301,9 +321,10 @@ StoreResult LinuxLeaseStore::RelockIfLost() {
   if (NamesFile(lock_path_, lock_fd_)) return {};
   if (remove_directory_) {
     // Our default directory may have gone with the files: make it again
-    // (checked private, as at start-up), or move (RemakeDirectory).
+    // (checked private, as at start-up), or move, locked (RemakeDirectory).
     absl::Status made = RemakeDirectory();
     if (!made.ok()) return StoreResult{false, std::string(made.message())};
+    if (NamesFile(lock_path_, lock_fd_)) return {};
   }
   int error = 0;
   std::string foreign;

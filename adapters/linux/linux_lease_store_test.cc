@@ -1,5 +1,7 @@
 #include "adapters/linux/linux_lease_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -256,6 +258,53 @@ TEST(LinuxLeaseStoreFaults, JournalMovesToTheFallbackWhenItsParentIsGone) {
   ASSERT_EQ(rmdir(runtime.c_str()), 0);
   EXPECT_FALSE((*stays)->Replace("snapshot\n").ok);
   EXPECT_EQ((*stays)->Location(), path);
+}
+
+// The move never writes over a file already at the fallback (another
+// journal of the address, whose leases would be lost), and changes nothing
+// when the lock there cannot be had (a reviewer: the names changed first,
+// so a failed move was logged as one, and a clean stop could remove
+// another server's .tmp).
+TEST(LinuxLeaseStoreFaults, JournalMovesOverNothingAndOnlyLocked) {
+  const std::string fallback = Unique("fallback");
+  ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(fallback).ok());
+  for (bool journal_there : {true, false}) {
+    SCOPED_TRACE(journal_there);
+    const std::string runtime = Unique("runtime");
+    ASSERT_EQ(mkdir(runtime.c_str(), 0700), 0);
+    const std::string dir = runtime + "/portserver";
+    ASSERT_TRUE(LinuxLeaseStore::MakePrivateDirectory(dir).ok());
+    const std::string name = journal_there ? "/kept.journal" : "/held.journal";
+    const std::string path = dir + name;
+    const std::string there = fallback + name;
+    std::string contents;
+    int held_lock = -1;  // Another server's lock there, without a journal.
+    if (journal_there) {
+      std::ofstream(there) << "portserver-journal 1\nsomeone's\n";
+    } else {
+      held_lock =
+          open((there + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+      ASSERT_GE(held_lock, 0);
+      ASSERT_EQ(flock(held_lock, LOCK_EX | LOCK_NB), 0);
+    }
+    auto store =
+        LinuxLeaseStore::Open(path, &contents, true, nullptr, fallback);
+    ASSERT_TRUE(store.ok()) << store.status();
+    for (const std::string& gone : {path, path + ".lock"}) {
+      ASSERT_EQ(unlink(gone.c_str()), 0);
+    }
+    ASSERT_EQ(rmdir(dir.c_str()), 0);
+    ASSERT_EQ(rmdir(runtime.c_str()), 0);
+    EXPECT_FALSE((*store)->Replace("snapshot\n").ok);
+    EXPECT_EQ((*store)->Location(), path);
+    if (journal_there) {
+      EXPECT_EQ(ReadFile(there), "portserver-journal 1\nsomeone's\n");
+    } else {
+      struct stat st {};
+      EXPECT_NE(lstat(there.c_str(), &st), 0) << "written without its lock";
+      close(held_lock);
+    }
+  }
 }
 
 TEST(LinuxLeaseStoreFaults, RemoveLeavesNothingBehind) {
