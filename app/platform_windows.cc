@@ -219,8 +219,10 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       // the first dot counts): a leading '_' makes it a file name, and the
       // digits keep it apart from a pipe named "_con.x"
       // ("_con.x-1b2c3d4e.journal").
-      name = absl::StrCat("_", LegacyJournalFileName(base), "-",
-                          Fnv1aHex(absl::AsciiStrToLower(base)), ".journal");
+      std::string stem = LegacyJournalFileName(base);
+      if (stem.size() > kMaxJournalStem) stem.resize(kMaxJournalStem);
+      name = absl::StrCat("_", stem, "-", Fnv1aHex(absl::AsciiStrToLower(base)),
+                          ".journal");
     }
     const std::string legacy = LegacyJournalFileName(base) + ".journal";
     *path = absl::StrCat(*dir, "\\", name);

@@ -38,6 +38,16 @@ class AfterReplyHandler final : public RequestHandler {
                              [this] { return client_done_ > calls_; });
     ++calls_;
     if (!seen) ++too_early_;
+    cv_.notify_all();
+  }
+  // Waits (up to 10 s, a failure guard) until AfterReply ran `n` times;
+  // false if it did not. A reply written asynchronously (the Windows
+  // denial's empty line) is followed by AfterReply once its write is done,
+  // which may be after the client has read it.
+  bool WaitForCalls(int n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10),
+                        [&] { return calls_ >= n; });
   }
   // The client has its whole reply (or end of stream) for one more request.
   void ClientDone() {

@@ -392,8 +392,16 @@ class ServeLoop final {
     request.peer = instance->peer;
     std::string reply = handler_.HandleRequest(request);
     if (end != Request::End::kOverCapacity) instance->reply = std::move(reply);
-    if (instance->reply.empty())
+    // A plain request's denial. An extended client always gets a reply,
+    // but for one closed at the connection cap: it is closed as on Linux
+    // (an empty line would read to it as a bad reply, a reviewer), and so
+    // is a connection closed at the cap before anything of it was read.
+    const bool plain =
+        !IsExtendedRequest(instance->data) &&
+        !(end == Request::End::kOverCapacity && instance->data.empty());
+    if (instance->reply.empty() && plain) {
       instance->reply = WindowsPipeTransport::kDenialReply;
+    }
     if (instance->pending) {
       instance->phase = Instance::Phase::kCancelling;
       CancelIoEx(instance->pipe.get(), &instance->overlapped);

@@ -7,7 +7,9 @@
 // `max_request_bytes` or `read_timeout`), gets the handler's reply in one
 // write, and is closed. A slow or idle client never stalls the others.
 //
-// No reply (a denial) is written as kDenialReply, a lone newline: python's
+// No reply to a plain request (a denial) is written as kDenialReply, a
+// lone newline (an extended request cut at the connection cap is closed
+// without one, as on Linux): python's
 // Windows client reads the pipe with ReadFile and catches only
 // FileNotFoundError, so a pipe closed without a reply raised
 // BrokenPipeError out of pick_unused_port() on every denial; an empty line
