@@ -625,8 +625,12 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
         PS_LOG(WARNING) << "State file " << found
                         << " found in the other default place (the server ran "
                         << (use_runtime ? "without" : "with")
-                        << " XDG_RUNTIME_DIR before): using it, not "
-                        << place_chosen << "/" << names.front();
+                        << " XDG_RUNTIME_DIR before"
+                        << (use_runtime ? ", or moved it there when its "
+                                          "runtime directory was removed"
+                                        : "")
+                        << "): using it, not " << place_chosen << "/"
+                        << names.front();
       }
       if (name != names.front()) {
         PS_LOG(INFO) << "State file " << found
