@@ -115,9 +115,11 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<LeaseStore>> store =
       OpenLeaseStore(options, &journal_path, &journal);
   if (!store.ok()) return Fail(2, store.status());
-  if (absl::Status distinct = CheckFilesDiffer(options, journal_path);
-      !distinct.ok()) {
-    return Fail(2, distinct);
+  if (options.state_file.empty()) {  // The default journal, chosen now.
+    if (absl::Status distinct = CheckFilesDiffer(options, journal_path);
+        !distinct.ok()) {
+      return Fail(2, distinct);
+    }
   }
 
   Server server(options, (*platform)->adapters());

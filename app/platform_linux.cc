@@ -492,6 +492,14 @@ std::string TmpDirectory() {
   return "/tmp/portserver-" + std::to_string(geteuid());
 }
 
+// Where a default journal in `dir` moves if `dir` goes with the directory
+// above it while the server runs (logind removes $XDG_RUNTIME_DIR at the
+// last logout): TmpDirectory(), where a restart looks; "" in it.
+std::string FallbackDirectoryFor(const std::string& dir) {
+  const std::string tmp = TmpDirectory();
+  return dir == tmp ? "" : tmp;
+}
+
 // One journal per server. Servers on different addresses are different
 // servers. An abstract address (`@name`) exists once per network namespace:
 // `@x` in a container, an `unshare -n` or a Bazel `block-network` test is
@@ -648,7 +656,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       // pool). This server's own journal is the new name.
       absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> legacy =
           LinuxLeaseStore::Open(*path, contents, /*remove_directory=*/true,
-                                StartsAsJournal, dir == tmp_dir ? "" : tmp_dir);
+                                StartsAsJournal, FallbackDirectoryFor(dir));
       if (legacy.ok()) return std::unique_ptr<LeaseStore>(std::move(*legacy));
       if (!absl::IsAlreadyExists(legacy.status())) return legacy.status();
       PS_LOG(INFO) << "State file " << *path
@@ -660,12 +668,9 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       *path = dir + "/" + names.front();
     }
   }
-  // A default journal outside /tmp/portserver-<uid> moves there if its
-  // directory goes with the one above it while the server runs (logind
-  // removes $XDG_RUNTIME_DIR at the last logout): a restart looks there.
   const std::string fallback =
-      default_directory && path->substr(0, path->rfind('/')) != TmpDirectory()
-          ? TmpDirectory()
+      default_directory
+          ? FallbackDirectoryFor(path->substr(0, path->rfind('/')))
           : "";
   absl::StatusOr<std::unique_ptr<LinuxLeaseStore>> store =
       LinuxLeaseStore::Open(*path, contents,

@@ -219,10 +219,9 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       // the first dot counts): a leading '_' makes it a file name, and the
       // digits keep it apart from a pipe named "_con.x"
       // ("_con.x-1b2c3d4e.journal").
-      std::string stem = LegacyJournalFileName(base);
-      if (stem.size() > kMaxJournalStem) stem.resize(kMaxJournalStem);
-      name = absl::StrCat("_", stem, "-", Fnv1aHex(absl::AsciiStrToLower(base)),
-                          ".journal");
+      name = absl::StrCat(
+          "_", JournalFileNameWithDigits(base, absl::AsciiStrToLower(base)),
+          ".journal");
     }
     const std::string legacy = LegacyJournalFileName(base) + ".journal";
     *path = absl::StrCat(*dir, "\\", name);

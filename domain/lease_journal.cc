@@ -204,12 +204,18 @@ std::string LegacyJournalFileName(std::string_view address_text) {
 
 std::string Fnv1aHex(std::string_view text) { return Hex8(Fnv1a(text)); }
 
+std::string JournalFileNameWithDigits(std::string_view address_text,
+                                      std::string_view hashed_text) {
+  std::string name = LegacyJournalFileName(address_text);
+  if (name.size() > kMaxJournalStem) name.resize(kMaxJournalStem);
+  return name + "-" + Fnv1aHex(hashed_text);
+}
+
 std::string JournalFileName(std::string_view address_text,
                             std::string_view hashed_text) {
   std::string name = LegacyJournalFileName(address_text);
   if (name == address_text && name.size() <= kMaxJournalStem) return name;
-  if (name.size() > kMaxJournalStem) name.resize(kMaxJournalStem);
-  return name + "-" + Fnv1aHex(hashed_text);
+  return JournalFileNameWithDigits(address_text, hashed_text);
 }
 
 std::string JournalFileName(std::string_view address_text) {

@@ -170,6 +170,12 @@ bool LegacyJournalFitsPool(std::string_view text,
 // (pipe names ignore case; "@A:b" and "@a:b" are one server).
 std::string JournalFileName(std::string_view address_text,
                             std::string_view hashed_text);
+// JournalFileName's form with the digits whatever the text: its bytes
+// written as LegacyJournalFileName writes them, cut to kMaxJournalStem,
+// then '-' and the FNV-1a of `hashed_text`. For a name that may not be a
+// file name as it is (Windows: a DOS device such as "con.x").
+std::string JournalFileNameWithDigits(std::string_view address_text,
+                                      std::string_view hashed_text);
 // The FNV-1a (32-bit) of `text` in 8 lowercase hex digits, as the journal's
 // checksums and JournalFileName use it; also what keeps the Windows names
 // derived from a pipe name distinct.

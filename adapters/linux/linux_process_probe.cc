@@ -262,7 +262,7 @@ void LinuxProcessProbe::ForgetExited() {
   if (n < 0) {
     // What is remembered must not be trusted then (PidfdSaysExited() fails
     // safe the same way): forget it all.
-    while (!known_.empty()) Forget(known_.begin());
+    ForgetAll();
     return;
   }
   for (int i = 0; i < n; ++i) {
