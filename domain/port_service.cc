@@ -128,13 +128,32 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
     } else if (who.state == ProcessProbe::State::kError) {
       d.outcome = Outcome::kProbeFailed;
     } else if (count != 1) {
+      const std::string detail = d.detail;  // The pid's mapping, if any.
       AllocateManyLocked(d, who, count);
+      // The port probe could not tell (mostly out of descriptors): what the
+      // process probe keeps only to save work gives way, and the request is
+      // tried once more (all or none: the first try gave its ports back).
+      if (!d.granted() && d.allocation.probe_failed &&
+          process_probe_.ReleaseCaches()) {
+        d.detail = detail;
+        d.pool_ran_out = false;
+        AllocateManyLocked(d, who, count);
+      }
+      if (!d.granted() && d.allocation.probe_failed) {
+        ++stats_.port_probe_failures;
+      }
       if (d.granted()) {
         RecordOwnerLocked(d, who, label);
         Journal(d);  // One append for them all.
       }
     } else {
       d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
+      // As for several ports above: the process probe's caches give way to
+      // the port probe, once.
+      if (!d.allocation.ok && d.allocation.probe_failed &&
+          process_probe_.ReleaseCaches()) {
+        d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
+      }
       stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
       if (d.allocation.ok) {
         d.outcome = Outcome::kGranted;

@@ -43,7 +43,6 @@ void PortService::AllocateManyLocked(Decision& d,
   Allocation total = policy_.AllocateMany(owner, count, &granted);
   stats_.num_ports_checked_for_last_request = total.ports_checked;
   d.allocation = total;
-  if (total.probe_failed) ++stats_.port_probe_failures;
   if (granted.size() < count) {
     // All or none: the ports taken go back first in line, never used.
     ledger_.ReleasePorts(d.pid, granted);

@@ -622,5 +622,73 @@ TEST(PortServicePrefetch, NamesTheFirstPortsBeforeTheOwnerIsChecked) {
   }
 }
 
+// A process probe that keeps descriptors only to save work (the Linux one's
+// remembered pidfds): giving them back lets the port probe make its locks.
+class CachingProcessProbe final : public ProcessProbe {
+ public:
+  CachingProcessProbe(FakeProcessProbe& inner, FakePortProbe& ports)
+      : inner_(inner), ports_(ports) {}
+  Result Probe(int64_t pid) override {
+    cached_ = caching_;  // Remembered: holds a descriptor.
+    return inner_.Probe(pid);
+  }
+  void set_caching(bool caching) { caching_ = caching; }
+  bool ReleaseCaches() override {
+    ++releases_;
+    if (!cached_) return false;
+    cached_ = false;
+    ports_.RunOutOfDescriptors(false);
+    return true;
+  }
+  int releases() const { return releases_; }
+
+ private:
+  FakeProcessProbe& inner_;
+  FakePortProbe& ports_;
+  bool caching_ = true;
+  bool cached_ = false;
+  int releases_ = 0;
+};
+
+// Out of descriptors, the port probe cannot tell whether a port is free;
+// the process probe's remembered descriptors then give way and the request
+// is tried once more, instead of being denied while descriptors sit in a
+// cache (a low descriptor limit: the lock of the next port could not be
+// made while 16 remembered pidfds were held).
+TEST(PortServiceDescriptors, ProcessProbeCachesGiveWayToThePortProbe) {
+  FakeProcessProbe fake_processes;
+  FakePortProbe ports;
+  CachingProcessProbe processes(fake_processes, ports);
+  PortService service(Range(100, 109), processes, ports);
+  fake_processes.Spawn(42);
+
+  ports.RunOutOfDescriptors(true);
+  Decision plain = service.Allocate(42);
+  ASSERT_TRUE(plain.granted())
+      << OutcomeName(plain.outcome) << " " << plain.detail;
+  EXPECT_EQ(plain.port, 100);
+  EXPECT_EQ(processes.releases(), 1);
+
+  ports.RunOutOfDescriptors(true);
+  Decision many = service.AllocateMany(42, 3, "", PeerCredentials{});
+  ASSERT_TRUE(many.granted())
+      << OutcomeName(many.outcome) << " " << many.detail;
+  EXPECT_EQ(many.ports, (std::vector<uint16_t>{101, 102, 103}));
+  EXPECT_EQ(processes.releases(), 2);
+  EXPECT_EQ(service.stats().port_probe_failures, 0u);
+
+  // Nothing kept to give back: denied as before, asked once a request.
+  processes.set_caching(false);
+  ports.RunOutOfDescriptors(true);
+  Decision denied = service.AllocateMany(42, 2, "", PeerCredentials{});
+  EXPECT_FALSE(denied.granted());
+  EXPECT_NE(denied.detail.find("could not tell"), std::string::npos)
+      << denied.detail;
+  denied = service.Allocate(42);
+  EXPECT_FALSE(denied.granted());
+  EXPECT_EQ(processes.releases(), 4);
+  EXPECT_EQ(service.stats().port_probe_failures, 2u);
+}
+
 }  // namespace
 }  // namespace portserver

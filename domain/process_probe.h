@@ -65,6 +65,14 @@ class ProcessProbe {
   virtual Mapping MapNamedPid(int64_t caller, int64_t named) {
     return Mapping{Mapping::Kind::kSame, named};
   }
+
+  // Gives back what the probe keeps only to save work (the Linux probe's
+  // remembered pidfds): called when the port probe could not tell whether
+  // a port is free, which is mostly a process out of descriptors, so that
+  // the descriptors go to the ports' locks. True if anything was given
+  // back (then the domain asks the port probe once more). The default
+  // keeps nothing: false.
+  virtual bool ReleaseCaches() { return false; }
 };
 
 }  // namespace portserver

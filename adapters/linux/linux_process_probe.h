@@ -59,6 +59,10 @@ class LinuxProcessProbe final : public ProcessProbe {
   size_t cache_hits_for_test() const { return cache_hits_; }
   ~LinuxProcessProbe() override;
 
+  // Forgets every remembered process, closing its pidfd (the port probe ran
+  // out of descriptors). True if any was remembered.
+  bool ReleaseCaches() override { return ForgetAll(); }
+
  private:
   // The pids of `pid` from our namespace inward (NSpid); empty if unknown.
   std::vector<int64_t> NamespacePids(int64_t pid) const;
