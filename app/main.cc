@@ -98,29 +98,29 @@ int main(int argc, char** argv) {
       MakePlatformAdapters(options);
   if (!platform.ok()) return Fail(2, platform.status());
 
-  // A journal named on the command line is checked first, before anything
-  // is written (the default one once it is chosen, below).
-  if (options.state_file != "none") {
-    if (absl::Status distinct = CheckFilesDiffer(options, options.state_file);
+  // Before anything is written (the journal, its lock, the default
+  // journal's directory): the files must differ, then the metrics file must
+  // be writable. A metrics file naming the default journal exited 2 once
+  // that journal and its lock were made, and left them behind; in a default
+  // directory not made yet it was refused for that directory's absence,
+  // not for being the journal.
+  auto before_writing = [&](const std::string& journal_path) {
+    if (absl::Status distinct = CheckFilesDiffer(options, journal_path);
         !distinct.ok()) {
-      return Fail(2, distinct);
+      return distinct;
     }
-  }
-  if (!options.metrics_file.empty()) {
-    absl::Status metrics_file = CheckMetricsFile(options.metrics_file);
-    if (!metrics_file.ok()) return Fail(2, metrics_file);
+    return options.metrics_file.empty()
+               ? absl::OkStatus()
+               : CheckMetricsFile(options.metrics_file);
+  };
+  if (options.state_file == "none") {
+    if (absl::Status ok = before_writing(""); !ok.ok()) return Fail(2, ok);
   }
 
   std::string journal_path, journal;
   absl::StatusOr<std::unique_ptr<LeaseStore>> store =
-      OpenLeaseStore(options, &journal_path, &journal);
+      OpenLeaseStore(options, &journal_path, &journal, before_writing);
   if (!store.ok()) return Fail(2, store.status());
-  if (options.state_file.empty()) {  // The default journal, chosen now.
-    if (absl::Status distinct = CheckFilesDiffer(options, journal_path);
-        !distinct.ok()) {
-      return Fail(2, distinct);
-    }
-  }
 
   Server server(options, (*platform)->adapters());
   server.SetListeningOn((*platform)->listening_on());

@@ -52,8 +52,12 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 // Opens the lease journal that options.state_file names ("" = the
 // platform's per-user default, "none" = no journal: returns null). `*path`
 // receives the file used and `*contents` what it holds. Errors name the file.
+// `before_writing` is called with each path about to be opened as the
+// journal, before it (or the default directory) is made; an error from it
+// is returned as is, with nothing written.
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
-    const Options& options, std::string* path, std::string* contents);
+    const Options& options, std::string* path, std::string* contents,
+    const std::function<absl::Status(const std::string&)>& before_writing);
 
 // A name for the file `path` names, equal for two spellings of one file, to
 // tell whether two paths the server writes collide: Linux: absolute, with

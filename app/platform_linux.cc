@@ -537,7 +537,8 @@ std::vector<std::string> DefaultJournalNames(const std::string& address) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
-    const Options& options, std::string* path, std::string* contents) {
+    const Options& options, std::string* path, std::string* contents,
+    const std::function<absl::Status(const std::string&)>& before_writing) {
   if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
   *path = options.state_file;
   bool default_directory = path->empty();
@@ -648,9 +649,10 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
                      << names.front() << ")";
       }
     }
+    *path = dir + "/" + name;
+    if (absl::Status ok = before_writing(*path); !ok.ok()) return ok;
     absl::Status made = LinuxLeaseStore::MakePrivateDirectory(dir);
     if (!made.ok()) return made;
-    *path = dir + "/" + name;
     if (name != names.front()) {
       // In use: the server whose journal that name is now runs (same
       // pool). This server's own journal is the new name.
@@ -663,10 +665,13 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
                    << " is in use by another server: using " << place_chosen
                    << "/" << names.front();
       dir = place_chosen;
+      *path = dir + "/" + names.front();
+      if (absl::Status ok = before_writing(*path); !ok.ok()) return ok;
       made = LinuxLeaseStore::MakePrivateDirectory(dir);
       if (!made.ok()) return made;
-      *path = dir + "/" + names.front();
     }
+  } else if (absl::Status ok = before_writing(*path); !ok.ok()) {
+    return ok;
   }
   const std::string fallback =
       default_directory

@@ -189,7 +189,8 @@ std::string FileIdentity(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
-    const Options& options, std::string* path, std::string* contents) {
+    const Options& options, std::string* path, std::string* contents,
+    const std::function<absl::Status(const std::string&)>& before_writing) {
   if (options.state_file == "none") return std::unique_ptr<LeaseStore>();
   // As Windows resolves it: "X\sj" and "X\sj." (trailing dots go), or a
   // short 8.3 name, are one journal and must get one lock (they got two,
@@ -245,6 +246,8 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
                            "journal of this pipe, but holds leases outside "
                            "this server's pool: it is left to the server "
                            "whose journal it is now";
+      } else if (absl::Status ok = before_writing(legacy_path); !ok.ok()) {
+        return ok;
       } else {
         absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> old =
             WindowsLeaseStore::Open(legacy_path, contents, StartsAsJournal);
@@ -260,6 +263,7 @@ absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
       }
     }
   }
+  if (absl::Status ok = before_writing(*path); !ok.ok()) return ok;
   absl::StatusOr<std::unique_ptr<WindowsLeaseStore>> store =
       WindowsLeaseStore::Open(*path, contents,
                               // Someone else's file named by mistake is

@@ -239,6 +239,40 @@ class FilesThatCollideTest(harness.ServerTestCase):
         self.servers.append(server)
         server.start()
 
+    def test_metrics_file_that_is_the_default_journal_writes_nothing(self):
+        # The default journal is chosen at start-up: a metrics file naming
+        # it was refused only once that journal and its lock were made (and
+        # they were left behind), and where the default directory did not
+        # exist yet, for that directory's absence rather than as one file.
+        runtime = os.path.join(harness.tmpdir(), 'collide-default')
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+        env = dict(os.environ, XDG_RUNTIME_DIR=runtime)
+        address = harness.new_address()
+        server = harness.Server('35530-35539', address=address, env=env)
+        self.servers.append(server)
+        server.start()
+        said = [l for l in server.log().splitlines() if 'State file ' in l]
+        self.assertTrue(said, server.log())
+        journal = said[0].split('State file ', 1)[1].split(':', 1)[0]
+        directory = os.path.dirname(journal)
+        self.assertEqual(directory, os.path.join(runtime, 'portserver'))
+        self.assertEqual(server.stop(), 0, server.log())
+        self.assertFalse(os.path.exists(directory))  # A clean, empty stop.
+        for made_before in (False, True):
+            with self.subTest(directory_made_before=made_before):
+                if made_before:
+                    os.mkdir(directory, 0o700)
+                server = harness.Server(
+                    '35530-35539', address=address, env=env,
+                    args=['--portserver_metrics_file=' + journal])
+                self.servers.append(server)
+                server.start(expect_serving=False)
+                self.assertEqual(server.wait_exit(), 2, server.log())
+                self.assertIn('are one file', server.log())
+                self.assertEqual(os.path.exists(directory), made_before)
+                if made_before:
+                    self.assertEqual(os.listdir(directory), [])
+
 
 class IdleFloodTest(harness.ServerTestCase):
     """50 idle connections under a descriptor limit of 64 (a chaos test).
