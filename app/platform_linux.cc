@@ -122,7 +122,7 @@ constexpr uint64_t kOwnDescriptors = 16;
 // descriptors are taken, and in a process with several threads each growth
 // waits for an RCU grace period (expand_fdtable() calls synchronize_rcu()
 // when the table is shared: fs/file.c): a request that took the 256th,
-// 512th or 1,024th descriptor (a lock per leased port) waited 7 to 17 ms
+// 512th or 1,024th descriptor (a lock per leased port) waited 7 to 33 ms
 // for it here, against 0.13 ms for the others. A table of the pool's size
 // costs 8 bytes a descriptor of kernel memory (128 KB for the default
 // pool). Best effort: nothing happens if no descriptor can be had.

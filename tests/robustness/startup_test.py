@@ -9,7 +9,7 @@
                        the ports' locks.
   DescriptorTableTest  the descriptor table is sized for the pool at
                        start-up (each growth later waited an RCU grace
-                       period: 7 to 17 ms of one request).
+                       period: 7 to 33 ms of one request).
   PoolSpellingTest     a pool written with blanks (' 10-20') is served and
                        logged without them, as "pool 10-20".
   IdleFloodTest        under a low descriptor limit, idle connections are
@@ -210,7 +210,7 @@ class DescriptorTableTest(harness.ServerTestCase):
     process with several threads each growth waits for an RCU grace period
     (synchronize_rcu() in expand_fdtable(), fs/file.c): the request that
     took the 256th, 512th or 1,024th descriptor (a lock per leased port)
-    waited 7 to 17 ms for it, the others 0.13 ms. The table is sized for
+    waited 7 to 33 ms for it, the others 0.13 ms. The table is sized for
     the pool at start-up, while the server has one thread."""
     POOL = '38000-39999'    # 2,000 ports: a lock each.
 
