@@ -53,8 +53,9 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
 // platform's per-user default, "none" = no journal: returns null). `*path`
 // receives the file used and `*contents` what it holds. Errors name the file.
 // `before_writing` is called with each path about to be opened as the
-// journal, before it (or the default directory) is made; an error from it
-// is returned as is, with nothing written.
+// journal, before it is made (on Linux before the default directory is
+// made too; Windows makes that directory first); an error from it is
+// returned as is, and the journal is not written.
 absl::StatusOr<std::unique_ptr<LeaseStore>> OpenLeaseStore(
     const Options& options, std::string* path, std::string* contents,
     const std::function<absl::Status(const std::string&)>& before_writing);
