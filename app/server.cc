@@ -448,6 +448,23 @@ void Server::OwnerExited(int64_t pid) {
   }
 }
 
+bool Server::ReleaseDescriptors() { return service_.ReleaseProbeCaches(); }
+
+void Server::RefusedForDescriptors() {
+  service_.CountRefusedConnection();
+  uint64_t held_back = 0;
+  if (!refusals_.Allow(absl::Now(), &held_back)) return;
+  PS_LOG(WARNING) << "A connection was closed unanswered: no descriptor was "
+                     "left for it (RLIMIT_NOFILE; each leased port holds "
+                     "one, each owner one more). Raise the limit or shrink "
+                     "the pool; refused-connections counts these"
+                  << (held_back > 0
+                          ? absl::StrCat(" [", held_back,
+                                         " earlier refusal line(s) suppressed "
+                                         "by the rate limit]")
+                          : "");
+}
+
 std::string Server::HandleRequest(const Request& request) {
   CheckUnwatched();
   if (IsExtendedRequest(request.data)) return HandleControl(request);

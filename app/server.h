@@ -118,6 +118,11 @@ class Server final : private RequestHandler {
   // What a client need not wait for: the exit watch of the owners granted
   // since the last call and their command lines.
   void AfterReply() override;
+  // Out of descriptors: the process probe's remembered pidfds give way.
+  bool ReleaseDescriptors() override;
+  // A connection closed unanswered for want of a descriptor: counted as a
+  // refused connection and logged (rate-limited, with the refusals).
+  void RefusedForDescriptors() override;
   // An extended request (app/control.cc): answered by control_, logged.
   std::string HandleControl(const Request& request);
   // Logs the biggest holders on the first pool-exhausted denial of an

@@ -119,7 +119,8 @@ std::string PrometheusText(const Stats& s, const PoolView& pool,
   w.Counter("portserver_client_request_errors_total",
             "Plain requests that could not be read.", s.client_request_errors);
   w.Counter("portserver_refused_connections_total",
-            "Connections closed unread at the connection cap.",
+            "Connections closed unread at the connection cap or for want of a "
+            "descriptor.",
             s.refused_connections);
   w.Counter("portserver_pids_translated_total",
             "Pids named in another pid namespace and translated.",

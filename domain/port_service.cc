@@ -192,6 +192,16 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
   return d;
 }
 
+bool PortService::ReleaseProbeCaches() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return process_probe_.ReleaseCaches();
+}
+
+void PortService::CountRefusedConnection() {
+  std::lock_guard<std::mutex> lock(mu_);
+  Count(Outcome::kOverCapacity);
+}
+
 void PortService::Count(Outcome outcome) {
   switch (outcome) {
     case Outcome::kGranted:

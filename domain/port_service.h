@@ -95,8 +95,8 @@ struct Stats {
   uint64_t num_ports_managed = 0;
   uint64_t num_ports_checked_for_last_request = 0;
   uint64_t total_allocations = 0;
-  // Connections turned away unread at the connection cap (not counted as
-  // requests).
+  // Connections turned away unread at the connection cap, or for want of a
+  // descriptor (not counted as requests).
   uint64_t refused_connections = 0;
   // Denials by reason (they add up to denied_allocations).
   uint64_t denied_invalid_pid = 0;      // pid <= 0 or 1 (init).
@@ -234,6 +234,13 @@ class PortService : public RequestHandler {
   bool journal_behind() const;
 
   Stats stats() const;
+
+  // ProcessProbe::ReleaseCaches(), for a transport out of descriptors
+  // (RequestHandler::ReleaseDescriptors). Thread-safe.
+  bool ReleaseProbeCaches();
+  // Counts a connection closed unanswered, as at the connection cap
+  // (refused_connections). Thread-safe.
+  void CountRefusedConnection();
 
   // --- The extended protocol (domain/port_service_control.cc). ---
 

@@ -59,6 +59,15 @@ class RequestHandler {
   // handle other requests before a reply's write completes. The default
   // does nothing.
   virtual void AfterReply() {}
+  // Called by a transport that could not accept a connection for want of
+  // descriptors (EMFILE, ENFILE): gives back descriptors kept only to save
+  // work (the process probe's remembered pidfds). True if any was given
+  // back; the transport then tries once more. The default gives nothing.
+  virtual bool ReleaseDescriptors() { return false; }
+  // Called when a connection was closed unanswered because no descriptor
+  // was left for it: to count it (as a refused connection) and say why.
+  // The default does nothing.
+  virtual void RefusedForDescriptors() {}
 };
 
 struct ServeResult {

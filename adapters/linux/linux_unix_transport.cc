@@ -285,6 +285,7 @@ class ServeLoop final {
   }
 
   void AcceptReady(int listen_fd) {
+    bool released = false;  // ReleaseDescriptors() was asked.
     for (int i = 0; i < kMaxAcceptsPerWakeup; ++i) {
       int fd =
           accept4(listen_fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -322,8 +323,15 @@ class ServeLoop final {
           return;
         default:
           // EMFILE, ENFILE, ENOBUFS, ENOMEM or unknown: out of resources.
-          // Turn one client away with the spare descriptor, or stop
-          // accepting for a while; never spin on a readable listener.
+          // Descriptors kept only to save work give way first (once a
+          // wake-up); else one client is turned away with the spare
+          // descriptor (counted and logged by the handler), or accepting
+          // stops for a while; never spin on a readable listener.
+          if ((errno == EMFILE || errno == ENFILE) && !released &&
+              handler_.ReleaseDescriptors()) {
+            released = true;
+            continue;
+          }
           if (!DropOneClient(listen_fd)) PauseAccepting();
           return;
       }
@@ -339,6 +347,7 @@ class ServeLoop final {
     int error = errno;
     if (fd >= 0) close(fd);
     *reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) handler_.RefusedForDescriptors();
     return fd >= 0 || error == EAGAIN;
   }
 

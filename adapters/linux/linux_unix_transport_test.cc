@@ -181,10 +181,26 @@ class RecordingHandler final : public RequestHandler {
     return seen_;
   }
 
+  // A descriptor kept only to save work: ReleaseDescriptors() closes it.
+  void KeepSpare(int fd) { spare_.store(fd); }
+  bool ReleaseDescriptors() override {
+    ++releases_;
+    int fd = spare_.exchange(-1);
+    if (fd < 0) return false;
+    close(fd);
+    return true;
+  }
+  void RefusedForDescriptors() override { ++refused_; }
+  int releases() const { return releases_.load(); }
+  int refused() const { return refused_.load(); }
+
  private:
   const std::function<std::string(const Request&)> reply_;
   mutable std::mutex mu_;
   std::vector<Seen> seen_;
+  std::atomic<int> spare_{-1};
+  std::atomic<int> releases_{0};
+  std::atomic<int> refused_{0};
 };
 
 // Runs Serve() on a thread until Stop() or destruction.
@@ -573,11 +589,54 @@ TEST(LinuxUnixTransport, OutOfDescriptorsTurnsClientsAwayAndRecovers) {
   close(client);
   ASSERT_TRUE(connected);
   EXPECT_EQ(reply, "");
+  // The handler was asked for descriptors (it kept none) and told of the
+  // client turned away, to count and log it.
+  EXPECT_GE(handler.releases(), 1);
+  EXPECT_EQ(handler.refused(), 1);
 
   EXPECT_EQ(Call(transport->address(), "2\n"), "ok\n");
   std::vector<Seen> seen = handler.seen();
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[1].data, "2\n");
+  EXPECT_TRUE(server.Stop().ok);
+}
+
+// Out of descriptors, what the handler keeps only to save work (the
+// process probe's remembered pidfds) gives way, and the client is served
+// rather than turned away (a new user's trial: under a low limit every
+// client was reset while pidfds sat in that cache).
+TEST(LinuxUnixTransport, OutOfDescriptorsTheHandlersSpareOnesGiveWay) {
+  Options options = AbstractOptions();
+  options.read_timeout = absl::Seconds(60);
+  std::unique_ptr<LinuxUnixTransport> transport = MustCreate(options);
+  ASSERT_NE(transport, nullptr);
+  RecordingHandler handler;
+  ServingThread server(*transport, handler);
+  ASSERT_EQ(Call(transport->address(), "1\n"), "ok\n");
+
+  int client = NewClientSocket();
+  ASSERT_GE(client, 0);
+  int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(spare, 0);
+  handler.KeepSpare(spare);
+  rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  rlimit lowered = saved;
+  lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  bool connected = ConnectSocket(client, transport->address());
+  bool sent = connected && send(client, "2\n", 2, MSG_NOSIGNAL) == 2;
+  std::optional<std::string> reply;
+  if (sent) reply = ReadUntilEof(client);
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  close(client);
+  ASSERT_TRUE(sent);
+  EXPECT_EQ(reply, "ok\n");
+  EXPECT_EQ(handler.releases(), 1);
+  EXPECT_EQ(handler.refused(), 0);
   EXPECT_TRUE(server.Stop().ok);
 }
 

@@ -128,6 +128,29 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertLessEqual(abs(leased - expected), 5,
                              (leased, expected, server.log()))
 
+    def test_clients_turned_away_for_want_of_descriptors_are_told(self):
+        # Once the leases' locks took every descriptor, each new connection
+        # was accepted with the spare descriptor and closed unanswered:
+        # nothing was logged and refused-connections stayed 0, while
+        # clients read "Broken pipe" or fell back (a new user's trial).
+        server = self.start_limited(OWN + 40)
+        self.assertGreater(self.lease_until_denied(server), 0)
+        idle = []
+        try:
+            for _ in range(6):     # The last descriptors, then none.
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(testlib.sockaddr(server.address))
+                idle.append(s)
+            said = server.stderr.wait_for(
+                lambda l: 'closed unanswered: no descriptor' in l,
+                timeout=harness.STARTUP_TIMEOUT)
+            self.assertIsNotNone(said, server.log())
+        finally:
+            for s in idle:
+                s.close()
+        self.assertGreaterEqual(server.stats()['refused-connections'], 1,
+                                server.log())
+
     def test_locks_fit_with_few_connections_is_information(self):
         # Not a descriptor per connection too: still every port can be
         # leased while few connections are open, so no warning.
