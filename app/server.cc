@@ -76,36 +76,30 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
                  << replay.leases.size()
                  << " lease(s) ended with that boot; none is restored";
   }
-  // A journal of this address written under another pool (the flag was
-  // changed between runs) holds leases this server cannot keep: it has no
-  // such ports to lease. Dropping them is said, never silent: the owners,
-  // if alive, are no longer protected by this journal.
-  {
-    std::vector<bool> in_pool(65536, false);
-    for (uint16_t port : options_.pool) in_pool[port] = true;
-    std::vector<uint16_t> outside;
-    for (const auto& lease : replay.leases) {
-      if (!in_pool[lease.first]) outside.push_back(lease.first);
-    }
-    if (!outside.empty()) {
-      std::string ports;
-      for (size_t i = 0; i < outside.size() && i < 20; ++i) {
-        absl::StrAppend(&ports, i == 0 ? "" : ", ", outside[i]);
-      }
-      if (outside.size() > 20) absl::StrAppend(&ports, ", ...");
-      PS_LOG(WARNING) << "State file " << path << ": dropping "
-                      << outside.size()
-                      << " journaled lease(s) on ports outside this server's "
-                         "pool "
-                      << options_.pool_spec << " (" << ports
-                      << "), journaled under another pool: the journal is "
-                         "rewritten without them, so their owners, if still "
-                         "alive, are no longer protected by it";
-    }
-  }
   std::vector<uint16_t> unreserved;
   // With their notes: each restored lease keeps its label and lease time.
   size_t restored = service_.Restore(replay, &unreserved);
+  // A journal of this address written under another pool (the flag was
+  // changed between runs, or mistyped) holds leases this server cannot
+  // lease: those whose owners live are carried in its journal, said, never
+  // silent. Dropping them let one start with a narrower pool hand those
+  // ports out again later while their owners lived (a new user's trial).
+  if (std::vector<uint16_t> carried = service_.CarriedPorts();
+      !carried.empty()) {
+    std::string ports;
+    for (size_t i = 0; i < carried.size() && i < 20; ++i) {
+      absl::StrAppend(&ports, i == 0 ? "" : ", ", carried[i]);
+    }
+    if (carried.size() > 20) absl::StrAppend(&ports, ", ...");
+    PS_LOG(WARNING) << "State file " << path << ": " << carried.size()
+                    << " journaled lease(s) on ports outside this server's "
+                       "pool "
+                    << options_.pool_spec << " (" << ports
+                    << "), journaled under another pool, are carried: this "
+                       "server does not lease them, and keeps them in the "
+                       "journal while their owners live, so that a server "
+                       "started with their pool restores them";
+  }
   if (!unreserved.empty()) {
     std::string ports;
     for (size_t i = 0; i < unreserved.size() && i < 20; ++i) {
@@ -194,6 +188,12 @@ absl::Status Server::Serve() {
     journal_attached_ = false;
     Stats s = service_.stats();
     const bool removed = service_.DetachStore();
+    // Pruned by DetachStore(): those whose owners still live.
+    const size_t carried = service_.CarriedPorts().size();
+    const std::string carried_text =
+        carried == 0 ? ""
+                     : absl::StrCat(" and ", carried,
+                                    " carried lease(s) outside the pool");
     // Serving has stopped: the store's own thread-compatible Location().
     NoteJournalMove(journal_store_->Location());
     if (removed) {
@@ -205,12 +205,13 @@ absl::Status Server::Serve() {
                        "could not be written (journal-missed-grants): a "
                        "restart restores only those it holds, of "
                     << s.leased_ports << " live lease(s)";
-    } else if (s.leased_ports == 0) {
+    } else if (s.leased_ports == 0 && carried == 0) {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " kept (this platform keeps it): no live lease in it";
     } else {
       PS_LOG(INFO) << "State file " << journal_path_
-                   << " kept: " << s.leased_ports << " live lease(s)";
+                   << " kept: " << s.leased_ports << " live lease(s)"
+                   << carried_text;
     }
   }
   if (!result.ok) {

@@ -314,7 +314,8 @@ bool PortService::DetachStore() {
   std::lock_guard<std::mutex> lock(mu_);
   if (store_ == nullptr) return false;
   bool removed = false;
-  if (ledger_.leased_ports() == 0) {
+  PruneCarriedLocked();
+  if (ledger_.leased_ports() == 0 && carried_.empty()) {
     removed = store_->Remove();  // Unless the store keeps its files.
   }
   if (!removed) {
@@ -349,6 +350,27 @@ JournalNote PortService::NoteLocked(uint16_t port) const {
   return note;
 }
 
+void PortService::PruneCarriedLocked() {
+  std::map<int64_t, ProcessProbe::Result> seen;
+  auto ended = [&](const JournalNote& note) {
+    auto it = seen.find(note.owner.pid);
+    if (it == seen.end()) {
+      it = seen.emplace(note.owner.pid, process_probe_.Probe(note.owner.pid))
+               .first;
+    }
+    return OwnerHasEnded(note.owner, it->second);
+  };
+  carried_.erase(std::remove_if(carried_.begin(), carried_.end(), ended),
+                 carried_.end());
+}
+
+std::vector<uint16_t> PortService::CarriedPorts() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<uint16_t> ports;
+  for (const JournalNote& note : carried_) ports.push_back(note.port);
+  return ports;
+}
+
 void PortService::SetBootId(std::string boot_id) {
   std::lock_guard<std::mutex> lock(mu_);
   boot_id_ = std::move(boot_id);
@@ -361,8 +383,19 @@ bool PortService::FromAnotherBoot(const JournalReplay& replay) const {
 }
 
 StoreResult PortService::CompactLocked() {
+  PruneCarriedLocked();
+  std::vector<std::pair<uint16_t, Owner>> leases = ledger_.Leases();
+  std::map<uint16_t, const JournalNote*> carried;
+  for (const JournalNote& note : carried_) {
+    leases.emplace_back(note.port, note.owner);
+    carried[note.port] = &note;
+  }
   StoreResult r = store_->Replace(JournalSnapshot(
-      ledger_.Leases(), [this](uint16_t port) { return NoteLocked(port); },
+      leases,
+      [&](uint16_t port) {
+        auto it = carried.find(port);
+        return it == carried.end() ? NoteLocked(port) : *it->second;
+      },
       boot_id_));
   if (r.ok) {
     appended_ = 0;
@@ -476,6 +509,7 @@ size_t PortService::Restore(const JournalReplay& replay,
   // Probe each owner once.
   std::map<int64_t, ProcessProbe::Result> seen;
   std::vector<std::pair<uint16_t, Owner>> alive;  // Or not known to be gone.
+  std::map<uint16_t, size_t> carried_at;          // Port -> index in carried_.
   for (const auto& lease : leases) {
     const Owner& owner = lease.second;
     if (owner.pid <= 1) continue;
@@ -483,7 +517,16 @@ size_t PortService::Restore(const JournalReplay& replay,
     if (it == seen.end()) {
       it = seen.emplace(owner.pid, process_probe_.Probe(owner.pid)).first;
     }
-    if (!OwnerHasEnded(owner, it->second)) alive.push_back(lease);
+    if (OwnerHasEnded(owner, it->second)) continue;
+    if (in_pool_[lease.first]) {
+      alive.push_back(lease);
+    } else if (carried_at.count(lease.first) == 0) {
+      carried_at[lease.first] = carried_.size();
+      JournalNote note;
+      note.port = lease.first;
+      note.owner = owner;
+      carried_.push_back(note);
+    }
   }
   size_t restored = policy_.Restore(alive, unreserved);
   // The journal keeps no uid nor command line: read them again, as at lease
@@ -505,6 +548,11 @@ size_t PortService::Restore(const JournalReplay& replay,
   // Only notes of the very lease restored (same port and owner); in journal
   // order, so the last one wins.
   for (const JournalNote& note : replay.notes) {
+    if (auto it = carried_at.find(note.port);
+        it != carried_at.end() && carried_[it->second].owner == note.owner) {
+      carried_[it->second] = note;
+      continue;
+    }
     if (ledger_.HolderOf(note.port) != std::optional<Owner>(note.owner)) {
       continue;
     }

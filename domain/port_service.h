@@ -187,8 +187,19 @@ class PortService : public RequestHandler {
   // label and lease time of its note (JournalReplay::notes: the last note
   // of the same port and owner wins). Notes of leases not restored are
   // ignored.
+  //
+  // A lease on a port outside the pool (the journal was written under
+  // another pool: a mistyped or narrowed --portserver_static_pool) whose
+  // owner has not ended is carried: not leased nor served by this server,
+  // but written into every snapshot of the journal, with its note, until
+  // its owner is found ended (at a compaction or DetachStore()), so that a
+  // server started again with that pool restores it. Dropping them let one
+  // start with a narrower pool hand those ports out again later while
+  // their owners lived (a new user's trial).
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
+  // The carried leases' ports (see Restore), in journal order.
+  std::vector<uint16_t> CarriedPorts() const;
   // The id of this boot (Linux: /proc/sys/kernel/random/boot_id), written
   // into every snapshot of the journal (JournalBootRecord). Restore() keeps
   // no lease of a journal of another boot: its owners ended with it, and a
@@ -317,6 +328,8 @@ class PortService : public RequestHandler {
   // and CompactLocked write after its lease: Journal is called after
   // RecordOwnerLocked has set it.
   JournalNote NoteLocked(uint16_t port) const;
+  // REQUIRES: mu_ held. Drops the carried leases whose owners have ended.
+  void PruneCarriedLocked();
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).
@@ -334,7 +347,10 @@ class PortService : public RequestHandler {
   OwnerRecords records_;         // Guarded by mu_.
   // Guarded by mu_: owners whose command line is still to be read.
   std::vector<Owner> pending_records_;
-  LeaseNotes notes_;           // Guarded by mu_: label and time by port.
+  LeaseNotes notes_;  // Guarded by mu_: label and time by port.
+  // Guarded by mu_: leases outside the pool carried in the journal, each
+  // with its note (see Restore).
+  std::vector<JournalNote> carried_;
   std::vector<bool> in_pool_;  // By port. Constant after construction.
   size_t pool_first_ = 65536;  // The pool's lowest and highest ports.
   size_t pool_last_ = 0;

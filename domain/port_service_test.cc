@@ -290,6 +290,71 @@ TEST(PortServiceJournal, RestoredLeasesKeepTheirLabelAndLeaseTime) {
   EXPECT_EQ(Notes(third), before);
 }
 
+// A journal written under a wider pool, restored by a server with a
+// narrower one (a mistyped flag): the leases outside its pool whose owners
+// live are carried in its journal, with their notes, so that a server with
+// the first pool restores them. Dropped, they were handed out again later
+// while their owners lived (a new user's trial).
+TEST(PortServiceJournal, LeasesOutsideThePoolAreCarriedWhileTheirOwnersLive) {
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  FakeProcessInfo info;
+  FakeLeaseStore store;
+  processes.Spawn(10);
+  processes.Spawn(11);
+  {
+    PortService wide(Range(100, 109), processes, ports);
+    wide.SetProcessInfo(&info);
+    ASSERT_TRUE(wide.AttachStore(&store).ok);
+    ASSERT_TRUE(wide.AllocateMany(10, 8, "//pkg:a", {}).granted());  // 100-107
+    ASSERT_TRUE(wide.Allocate(11).granted());                        // 108
+    EXPECT_FALSE(wide.DetachStore());
+  }
+  const std::map<uint16_t, std::pair<std::string, int64_t>> notes_before = [&] {
+    PortService probe(Range(100, 109), processes, ports);
+    probe.Restore(ParseJournal(store.contents()));
+    return Notes(probe);
+  }();
+  ASSERT_EQ(notes_before.size(), 9u);
+
+  // The narrow server: 100-104 are its own, 105-108 are carried.
+  FakeLeaseStore narrow_store;
+  {
+    PortService narrow(Range(100, 104), processes, ports);
+    EXPECT_EQ(narrow.Restore(ParseJournal(store.contents())), 5u);
+    EXPECT_EQ(narrow.CarriedPorts(),
+              (std::vector<uint16_t>{105, 106, 107, 108}));
+    ASSERT_TRUE(narrow.AttachStore(&narrow_store).ok);
+    // Only its own pool is leased: the carried ports are never handed out.
+    processes.Spawn(20);
+    EXPECT_EQ(narrow.Allocate(20).outcome, Outcome::kPoolExhausted);
+    // A stop with carried leases keeps the journal.
+    EXPECT_FALSE(narrow.DetachStore());
+    EXPECT_FALSE(narrow_store.removed());
+  }
+  // Started again with the wide pool: every lease comes back, with its note.
+  {
+    PortService wide(Range(100, 109), processes, ports);
+    EXPECT_EQ(wide.Restore(ParseJournal(narrow_store.contents())), 9u);
+    EXPECT_EQ(Notes(wide), notes_before);
+    EXPECT_TRUE(wide.CarriedPorts().empty());
+  }
+  // An owner that ends is carried no further (checked at compaction).
+  processes.Kill(11);
+  FakeLeaseStore after_exit;
+  {
+    PortService narrow(Range(100, 104), processes, ports);
+    narrow.Restore(ParseJournal(narrow_store.contents()));
+    processes.Kill(10);
+    ASSERT_TRUE(narrow.AttachStore(&after_exit).ok);
+    EXPECT_TRUE(narrow.CarriedPorts().empty());
+  }
+  // (100-104 stay leased until the pool's sweep finds owner 10 ended.)
+  for (const auto& [port, owner] : ParseJournal(after_exit.contents()).leases) {
+    EXPECT_LE(port, 104) << "carried after its owner ended";
+  }
+}
+
 TEST(PortServiceJournal, NotesComeBackOnlyWithTheirOwnLease) {
   FakeProcessProbe processes;
   FakePortProbe ports;

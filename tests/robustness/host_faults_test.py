@@ -620,6 +620,30 @@ class NetnsJournalTest(FaultTestBase):
         self.assertEqual(len(warned), 1, server.log())
         for port in held:
             self.assertIn(str(port), warned[0])
+        self.assertIn('are carried', warned[0])
+        # One start under the other pool (a mistyped flag) no longer frees
+        # them for good: the journal keeps them while their owner lives,
+        # and the server started again with the first pool restores them
+        # and leases them to no one else (they were dropped, and handed out
+        # again while their owner lived: a new user's trial).
+        self.assertEqual(server.stop(), 0)
+        self.assertIn('kept: 0 live lease(s) and 2 carried lease(s)',
+                      server.log())
+        server = self.start_server(
+            self.POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        self.assert_stats(server, {'leased-ports': len(held)})
+        other = self.owner()
+        for port in self.lease(server, other, 8):
+            self.assertNotIn(port, held, server.log())
+        # Carried no further once the owner has ended.
+        self.assertEqual(server.stop(), 0)
+        harness.kill_owner(owner)
+        server = self.start_server(
+            self.OTHER_POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        self.assertFalse(any('are carried' in l and str(held[0]) in l
+                             for l in messages(server)), server.log())
 
 
 class StartupLineTest(FaultTestBase):
