@@ -46,6 +46,14 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
                           " ports asked for, the pool has only " +
                           std::to_string(pool.pool)};
       }
+      if (d.allocation.probe_failed) {
+        // Not a pool that ran out, though the code stays (clients know
+        // it): the cause first ("pool exhausted (24 of 100 leased...)"
+        // with 76 ports free misled a new user).
+        return {code, "cannot check ports (" + d.detail + "; " +
+                          std::to_string(pool.leased) + " of " +
+                          std::to_string(pool.pool) + " leased)"};
+      }
       // Ports neither leased nor free are in use outside the server.
       return {code,
               "pool exhausted (" + std::to_string(pool.leased) + " of " +

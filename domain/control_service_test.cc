@@ -97,6 +97,10 @@ TEST_F(ControlServiceTest, SeveralPortsCountTimeWaitGrantsAndProbeFailures) {
   EXPECT_TRUE(p.is_error()) << last_.reply;
   EXPECT_NE(last_.reply.find("could%20not%20tell"), std::string::npos)
       << last_.reply;
+  // The cause first: not "pool exhausted" while ports are free.
+  EXPECT_EQ(p.header.Get("message").value_or("").rfind("cannot check ports", 0),
+            0u)
+      << last_.reply;
   EXPECT_EQ(service_.stats().port_probe_failures, 1u);
 }
 
