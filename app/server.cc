@@ -1,5 +1,6 @@
 #include "app/server.h"
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -79,6 +80,7 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   std::vector<uint16_t> unreserved;
   // With their notes: each restored lease keeps its label and lease time.
   size_t restored = service_.Restore(replay, &unreserved);
+  std::sort(unreserved.begin(), unreserved.end());  // Named in order below.
   // A journal of this address written under another pool (the flag was
   // changed between runs, or mistyped) holds leases this server cannot
   // lease: those whose owners live are carried in its journal, said, never
