@@ -562,6 +562,38 @@ TEST(LinuxUnixTransport, ShutdownBeforeServeMakesServeReturnAtOnce) {
   EXPECT_TRUE(transport->Serve(handler).ok);  // Stays shut down.
 }
 
+// Connects a client made beforehand while every descriptor below the limit
+// is taken (the limit lowered to the lowest free one: accept4() gets
+// EMFILE), sends `request` if not empty and reads until the end of the
+// stream; the limit is restored before returning. Nullopt if the client
+// could not connect or send.
+std::optional<std::string> AskWithEveryDescriptorTaken(
+    const std::string& address, std::string_view request) {
+  int client = NewClientSocket();
+  if (client < 0) return std::nullopt;
+  rlimit saved;
+  int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (getrlimit(RLIMIT_NOFILE, &saved) != 0 || lowest_free < 0) {
+    if (lowest_free >= 0) close(lowest_free);
+    close(client);
+    return std::nullopt;
+  }
+  close(lowest_free);
+  rlimit lowered = saved;
+  lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
+  std::optional<std::string> reply;
+  if (setrlimit(RLIMIT_NOFILE, &lowered) == 0) {
+    bool sent = ConnectSocket(client, address) &&
+                (request.empty() ||
+                 send(client, request.data(), request.size(), MSG_NOSIGNAL) ==
+                     static_cast<ssize_t>(request.size()));
+    if (sent) reply = ReadUntilEof(client);
+    EXPECT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  }
+  close(client);
+  return reply;
+}
+
 TEST(LinuxUnixTransport, OutOfDescriptorsTurnsClientsAwayAndRecovers) {
   Options options = AbstractOptions();
   options.read_timeout = absl::Seconds(60);
@@ -571,24 +603,7 @@ TEST(LinuxUnixTransport, OutOfDescriptorsTurnsClientsAwayAndRecovers) {
   ServingThread server(*transport, handler);
   ASSERT_EQ(Call(transport->address(), "1\n"), "ok\n");
 
-  int client = NewClientSocket();
-  ASSERT_GE(client, 0);
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(lowest_free, 0);
-  close(lowest_free);
-  // Every descriptor below the limit is taken: accept4() gets EMFILE.
-  rlimit lowered = saved;
-  lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
-  bool connected = ConnectSocket(client, transport->address());
-  std::optional<std::string> reply;
-  if (connected) reply = ReadUntilEof(client);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-  close(client);
-  ASSERT_TRUE(connected);
-  EXPECT_EQ(reply, "");
+  EXPECT_EQ(AskWithEveryDescriptorTaken(transport->address(), ""), "");
   // The handler was asked for descriptors (it kept none) and told of the
   // client turned away, to count and log it.
   EXPECT_GE(handler.releases(), 1);
@@ -614,27 +629,10 @@ TEST(LinuxUnixTransport, OutOfDescriptorsTheHandlersSpareOnesGiveWay) {
   ServingThread server(*transport, handler);
   ASSERT_EQ(Call(transport->address(), "1\n"), "ok\n");
 
-  int client = NewClientSocket();
-  ASSERT_GE(client, 0);
   int spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
   ASSERT_GE(spare, 0);
   handler.KeepSpare(spare);
-  rlimit saved;
-  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
-  int lowest_free = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(lowest_free, 0);
-  close(lowest_free);
-  rlimit lowered = saved;
-  lowered.rlim_cur = static_cast<rlim_t>(lowest_free);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
-  bool connected = ConnectSocket(client, transport->address());
-  bool sent = connected && send(client, "2\n", 2, MSG_NOSIGNAL) == 2;
-  std::optional<std::string> reply;
-  if (sent) reply = ReadUntilEof(client);
-  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
-  close(client);
-  ASSERT_TRUE(sent);
-  EXPECT_EQ(reply, "ok\n");
+  EXPECT_EQ(AskWithEveryDescriptorTaken(transport->address(), "2\n"), "ok\n");
   EXPECT_EQ(handler.releases(), 1);
   EXPECT_EQ(handler.refused(), 0);
   EXPECT_TRUE(server.Stop().ok);
