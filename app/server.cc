@@ -114,23 +114,32 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
                        "the port while this one was down), or descriptors "
                        "ran out";
   }
+  const size_t carried = service_.CarriedPorts().size();
+  const std::string carried_text =
+      carried == 0 ? "" : absl::StrCat(", ", carried, " carried (above)");
   if (replay.leases.empty()) {
     PS_LOG(INFO) << "State file " << path
                  << ": no leases to restore (new or empty journal)";
-  } else if (restored == replay.leases.size()) {
+  } else if (restored + carried >= replay.leases.size()) {
     PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
-                 << replay.leases.size()
-                 << " journaled lease(s), all owners still live";
+                 << replay.leases.size() << " journaled lease(s)"
+                 << carried_text << ", all owners still live";
   } else {
     PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
-                 << replay.leases.size() << " journaled lease(s); dropped "
-                 << replay.leases.size() - restored
-                 << " (owner exited or its pid reused, port outside the "
-                    "pool, or recorded twice)";
+                 << replay.leases.size() << " journaled lease(s)"
+                 << carried_text << "; dropped "
+                 << replay.leases.size() - restored - carried
+                 << " (owner exited or its pid reused, or recorded twice)";
   }
   journal_path_ = path;
   journal_store_ = &store;
   journal_attached_ = true;
+  // Restore() probed every owner, and the process probe remembers a pidfd
+  // for each (up to its cap): the watches and the locks need those
+  // descriptors more. Under a low limit a restart left owners unwatched,
+  // the journal unwritten and every client turned away (a new user's
+  // trial).
+  service_.ReleaseProbeCaches();
   // Each watch taken checks its owner by start time (TryWatch): the pid
   // may have gone to another process since Restore probed it.
   std::set<int64_t> owners;
@@ -281,8 +290,12 @@ Server::OwnerCheck Server::ReclaimIfGone(int64_t pid) {
   return unknown ? OwnerCheck::kUnknown : OwnerCheck::kAlive;
 }
 
+namespace {
+constexpr char kCannotWatch[] = "cannot watch it for its exit";
+}  // namespace
+
 bool Server::TryWatch(int64_t pid, const char** why) {
-  *why = "cannot watch it for its exit";
+  *why = kCannotWatch;
   if (watcher_ == nullptr) return true;
   switch (watcher_->Watch(pid)) {
     case OwnerWatcher::Result::kAlreadyWatching:
@@ -313,7 +326,14 @@ bool Server::TryWatch(int64_t pid, const char** why) {
 
 void Server::Watch(int64_t pid) {
   const char* why = nullptr;
-  if (!TryWatch(pid, &why)) AddUnwatched(pid, why);
+  if (TryWatch(pid, &why)) return;
+  // No watch could be taken (mostly out of descriptors): the process
+  // probe's remembered pidfds give way to it, once.
+  if (why == kCannotWatch && service_.ReleaseProbeCaches() &&
+      TryWatch(pid, &why)) {
+    return;
+  }
+  AddUnwatched(pid, why);
 }
 
 void Server::AddUnwatched(int64_t pid, const char* why) {

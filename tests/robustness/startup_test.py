@@ -128,6 +128,31 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertLessEqual(abs(leased - expected), 5,
                              (leased, expected, server.log()))
 
+    def test_restart_under_a_low_limit_watches_and_serves_every_owner(self):
+        # The restore probes every owner, and the process probe remembered
+        # a pidfd for each (up to 16 under a limit of 64): with the locks
+        # and the watches, the restarted server ran out of descriptors,
+        # left owners unwatched, could not rewrite its journal and turned
+        # every client away until an owner exited (a new user's trial).
+        journal = os.path.join(harness.tmpdir(), 'low-limit.journal')
+        args = ['--portserver_state_file=' + journal,
+                '--portserver_max_connections=%d' % MAX_CONNECTIONS]
+        server = self.start_server(self.POOL, args=args,
+                                   preexec_fn=limit_descriptors(64))
+        owners = 21
+        for i in range(owners):
+            self.assertIsNotNone(harness.ask(server.address, self.owner().pid),
+                                 'owner %d\n%s' % (i + 1, server.log()))
+        self.assertEqual(server.stop(), 0, server.log())
+        server = self.start_server(self.POOL, args=args,
+                                   preexec_fn=limit_descriptors(64))
+        log = server.log()
+        self.assertIn('restored %d of %d' % (owners, owners), log)
+        self.assertNotIn('cannot watch', log)
+        self.assertNotIn('cannot be rewritten', log)
+        self.assertIsNotNone(harness.ask(server.address, self.owner().pid),
+                             server.log())
+
     def test_clients_turned_away_for_want_of_descriptors_are_told(self):
         # Once the leases' locks took every descriptor, each new connection
         # was accepted with the spare descriptor and closed unanswered:
