@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstddef>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
@@ -180,6 +181,7 @@ LinuxProcessProbe::~LinuxProcessProbe() {
 }
 
 ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
+  last_probed_ = pid;
   if (!use_pidfds_ || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
     return ReadProc(pid);
   }
@@ -240,6 +242,19 @@ void LinuxProcessProbe::Forget(
   epoll_ctl(known_epoll_, EPOLL_CTL_DEL, it->second.pidfd, nullptr);
   close(it->second.pidfd);
   known_.erase(it);
+}
+
+bool LinuxProcessProbe::ReleaseCaches() {
+  bool any = false;
+  for (auto it = known_.begin(); it != known_.end();) {
+    auto next = std::next(it);
+    if (it->first != last_probed_) {
+      Forget(it);
+      any = true;
+    }
+    it = next;
+  }
+  return any;
 }
 
 bool LinuxProcessProbe::ForgetAll() {
