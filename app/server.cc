@@ -118,8 +118,17 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   const std::string carried_text =
       carried == 0 ? "" : absl::StrCat(", ", carried, " carried (above)");
   if (replay.leases.empty()) {
+    // The default place depends on the environment: a server started
+    // before with another XDG_RUNTIME_DIR (a login shell, then cron or
+    // sudo) journaled elsewhere, and its leases are not seen here (a new
+    // user's trial). Said where people look first.
     PS_LOG(INFO) << "State file " << path
-                 << ": no leases to restore (new or empty journal)";
+                 << ": no leases to restore (new or empty journal)"
+                 << (options_.state_file.empty()
+                         ? "; the default place depends on XDG_RUNTIME_DIR "
+                           "(a server started with another one journaled "
+                           "elsewhere): --portserver_state_file fixes it"
+                         : "");
   } else if (restored + carried >= replay.leases.size()) {
     PS_LOG(INFO) << "State file " << path << ": restored " << restored << " of "
                  << replay.leases.size() << " journaled lease(s)"

@@ -292,6 +292,14 @@ class CleanStopTest(FaultTestBase):
         runtime = os.path.join(self.workdir, 'runtime')
         os.makedirs(runtime, exist_ok=True)
         server = self.start_default(runtime)
+        # A default journal found empty says where its place comes from: a
+        # server started before with another XDG_RUNTIME_DIR journaled
+        # elsewhere, and its live owners' ports were leased again (a new
+        # user's trial).
+        self.assertTrue(any('no leases to restore' in l and
+                            'XDG_RUNTIME_DIR' in l and
+                            '--portserver_state_file' in l
+                            for l in messages(server)), server.log())
         state_dir = os.path.join(runtime, 'portserver')
         self.assertTrue(os.listdir(state_dir), 'no journal while serving')
         owner = self.owner()
@@ -656,6 +664,9 @@ class StartupLineTest(FaultTestBase):
         self.assertTrue(any('no leases to restore' in l for l in lines),
                         server.log())
         self.assertFalse(any('0 of 0' in l for l in lines), server.log())
+        # A journal named on the command line: no word of XDG_RUNTIME_DIR.
+        self.assertFalse(any('XDG_RUNTIME_DIR' in l for l in lines),
+                         server.log())
         owner = self.owner()
         self.lease(server, owner, 3)
         server = self.crash_and_restart(server, journal)
