@@ -196,11 +196,13 @@ absl::Status Bad(const std::string& message) {
 // The flag name that `prefix` abbreviates, as python's argparse takes any
 // unambiguous prefix of a long option (allow_abbrev, on by default: the
 // reference server's --portserver_static=..., --portserver_addr=...,
-// --verb): "" if none does; an error if several do. The reference's own
-// flags come first: a prefix that names one of them there names it here
-// too, though our flags share it (--v is --verbose, not ambiguous with
-// --version; --portserver_st is the pool, not the state file), so that a
-// command line the reference takes means the same here.
+// --verb): "" if none does; an error if several do. Only the reference's
+// flags are abbreviated, so that a command line the reference takes means
+// the same here (--v is --verbose, though --version shares it;
+// --portserver_st is the pool, not the state file). This server's own
+// flags take their whole names: abbreviated, a typo of one silently named
+// another (--portserver_e=x was --portserver_extra_addresses, and a server
+// started on the default address: a new user's trial).
 absl::StatusOr<std::string> Unabbreviated(std::string_view prefix) {
   auto prefixed = [&](const std::vector<std::string>& names) {
     std::vector<std::string> matches;
@@ -217,16 +219,12 @@ absl::StatusOr<std::string> Unabbreviated(std::string_view prefix) {
     reference.push_back(kFlags[i].name);
   }
   std::vector<std::string> matches = prefixed(reference);
-  if (matches.size() == 1) return matches.front();
-  std::vector<std::string> names = {"help", "version",
-                                    std::string(kAddressAlias)};
-  for (const FlagSpec& f : kFlags) names.push_back(f.name);
-  if (matches.empty()) matches = prefixed(names);
   if (matches.size() > 1) {
     return Bad(absl::StrCat("ambiguous flag '--", std::string(prefix),
                             "': could be --", absl::StrJoin(matches, ", --")));
   }
-  return matches.empty() ? "" : matches.front();
+  if (matches.size() == 1) return matches.front();
+  return prefix == "version" ? "version" : "";
 }
 
 }  // namespace
@@ -377,6 +375,11 @@ std::string UsageText() {
       "or a close without reply when no port can be given. Tools speak an\n"
       "extended protocol on the same socket (docs/protocol.md; "
       "portserverctl).\n"
+      "\n"
+      "The flags python's portserver has (--help, --portserver_static_pool,\n"
+      "--portserver_address and its alias, --verbose, --debug) may be\n"
+      "abbreviated as its argparse allows (--portserver_static=...); the\n"
+      "others take their whole names.\n"
       "\n"
       "options:\n"
       "  -h, --help\n"

@@ -35,7 +35,11 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
     case Outcome::kInvalidPid:
       return {code, "pid " + pid + " is not a valid pid (want > 1)"};
     case Outcome::kInit:
-      return {code, "pid 1 is init: the client was probably reparented"};
+      // Named as such (portpicker 1), or the pid of a client's parent that
+      // has exited ($PPID after reparenting): init owns no lease.
+      return {code,
+              "pid 1 is init, which cannot own ports (a client whose parent "
+              "exited may have named it as $PPID)"};
     case Outcome::kNoSuchProcess:
       return {code, "no process has pid " + pid};
     case Outcome::kProbeFailed:
