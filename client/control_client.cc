@@ -24,8 +24,9 @@ absl::StatusOr<ParsedReply> ControlExchange(const std::string& address,
   if (reply->empty()) {
     return absl::UnimplementedError(absl::StrCat(
         "portserver at ", address,
-        " does not speak the extended protocol (it closed without a reply; "
-        "python's portserver does that)"));
+        " closed without a reply: python's portserver does that (it does "
+        "not speak the extended protocol), and ours at its connection cap "
+        "or out of descriptors (its log says so)"));
   }
   ParsedReply parsed = portserver::ParseControlReply(*reply);
   if (!parsed.ok) {

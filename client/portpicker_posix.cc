@@ -101,6 +101,15 @@ absl::Status IoError(absl::string_view what, const std::string& address,
                      int error) {
   std::string message =
       absl::StrCat(what, " portserver at ", address, ": ", ErrnoText(error));
+  if (error == EPIPE || error == ECONNRESET) {
+    // Closed before it read the request: our server does that at its
+    // connection cap and when no descriptor is left for the connection,
+    // and says which in its log (a new user read "Broken pipe" alone).
+    absl::StrAppend(&message,
+                    " (the server closed the connection unread: at its "
+                    "connection cap, or out of descriptors; its log says "
+                    "which)");
+  }
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINPROGRESS) {
     return absl::DeadlineExceededError(message);
   }
