@@ -345,9 +345,13 @@ class ServeLoop final {
     close(*reserve_fd_);
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
     int error = errno;
-    if (fd >= 0) close(fd);
+    if (fd >= 0) {
+      // Counted before the close: a client that reads the end of the
+      // stream finds it counted.
+      handler_.RefusedForDescriptors();
+      close(fd);
+    }
     *reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) handler_.RefusedForDescriptors();
     return fd >= 0 || error == EAGAIN;
   }
 
