@@ -226,22 +226,42 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
                                           std::vector<uint16_t>* ports) {
   Allocation result;
   BeginRequest(owner, result);
+  AllocateManyBegun(owner, count, ports, result);
+  return result;
+}
+
+Allocation AllocationPolicy::AllocateManyAgain(const Owner& owner, size_t count,
+                                               std::vector<uint16_t>* ports) {
+  Allocation result;
+  AllocateManyBegun(owner, count, ports, result);
+  return result;
+}
+
+Allocation AllocationPolicy::AllocateAgain(const Owner& owner) {
+  Allocation result;
+  AllocateBegun(owner, result);
+  return result;
+}
+
+void AllocationPolicy::AllocateManyBegun(const Owner& owner, size_t count,
+                                         std::vector<uint16_t>* ports,
+                                         Allocation& result) {
   const size_t first = ports->size();
   if (count > pool_size_) {
-    return result;  // Never all at once: nothing probed, nothing reserved.
+    return;  // Never all at once: nothing probed, nothing reserved.
   }
   if (options_.max_ports_per_owner != 0 &&
       ledger_.PortCount(owner.pid) + count > options_.max_ports_per_owner) {
     // All or none: more than the quota leaves room for is denied before
     // any port is probed.
     result.over_quota = true;
-    return result;
+    return;
   }
   while (ports->size() - first < count && !free_.empty()) {
     if (!TryBatch(count - (ports->size() - first), owner, result, ports)) {
       result.ok = false;  // Take() said ok for each port leased.
       result.port = 0;
-      return result;
+      return;
     }
   }
   // The queue could not give them all: the rest as plain requests would get
@@ -279,14 +299,13 @@ Allocation AllocationPolicy::AllocateMany(const Owner& owner, size_t count,
       result.owner_ended = true;
       result.ok = false;
       result.port = 0;
-      return result;
+      return;
     }
     if (!a.ok) break;
   }
   result.ok = ports->size() - first == count;
   result.port = result.ok && count > 0 ? (*ports)[first] : 0;
   result.reuse_addr_only = result.reuse_addr_only_grants != 0;
-  return result;
 }
 
 void AllocationPolicy::Prefetch(size_t count) {

@@ -128,6 +128,16 @@ class AllocationPolicy {
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 
+  // Allocate() and AllocateMany() once more within the same request (the
+  // port probe could not tell, and descriptors were freed since): no new
+  // tick of the backoff clock (it would thaw the ports the first try found
+  // busy) and no second per-request sweep. The first try must have left
+  // nothing leased for the request (AllocateMany's caller gave its ports
+  // back: all or none).
+  Allocation AllocateAgain(const Owner& owner);
+  Allocation AllocateManyAgain(const Owner& owner, size_t count,
+                               std::vector<uint16_t>* ports);
+
   // Before a request for `count` ports is decided (its owner's checks
   // first): hints the port probe (PortProbe::Prefetch) with the ports
   // AllocateMany() would probe first, the front of the queue, so that the
@@ -192,6 +202,9 @@ class AllocationPolicy {
   // Allocate() after its BeginRequest(), into `result`; AllocateMany's
   // fallback, within its one request.
   void AllocateBegun(const Owner& owner, Allocation& result);
+  // AllocateMany() after its BeginRequest(), into `result`.
+  void AllocateManyBegun(const Owner& owner, size_t count,
+                         std::vector<uint16_t>* ports, Allocation& result);
   // Probes up to `want` ports from the front of the queue together and
   // leases the free ones to `owner` (appended to `ports`); busy and
   // TIME_WAIT ones are set aside. False if the probe could not tell

@@ -132,12 +132,17 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       AllocateManyLocked(d, who, count);
       // The port probe could not tell (mostly out of descriptors): what the
       // process probe keeps only to save work gives way, and the request is
-      // tried once more (all or none: the first try gave its ports back).
+      // tried once more (all or none: the first try gave its ports back),
+      // unless the owner was found ended (a reviewer: the retry leased to
+      // an owner the first try had found gone).
       if (!d.granted() && d.allocation.probe_failed &&
-          process_probe_.ReleaseCaches()) {
+          !d.allocation.owner_ended && process_probe_.ReleaseCaches()) {
+        const Allocation first = d.allocation;
         d.detail = detail;
         d.pool_ran_out = false;
-        AllocateManyLocked(d, who, count);
+        AllocateManyLocked(d, who, count, /*again=*/true);
+        AddCounts(first, d.allocation);
+        stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
       }
       if (!d.granted() && d.allocation.probe_failed) {
         ++stats_.port_probe_failures;
@@ -152,7 +157,9 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       // the port probe, once.
       if (!d.allocation.ok && d.allocation.probe_failed &&
           process_probe_.ReleaseCaches()) {
-        d.allocation = policy_.Allocate(Owner{d.pid, who.incarnation});
+        const Allocation first = d.allocation;
+        d.allocation = policy_.AllocateAgain(Owner{d.pid, who.incarnation});
+        AddCounts(first, d.allocation);
       }
       stats_.num_ports_checked_for_last_request = d.allocation.ports_checked;
       if (d.allocation.ok) {
@@ -190,6 +197,14 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
   NoteOutcomeLocked(d);
   Count(d.outcome);
   return d;
+}
+
+void PortService::AddCounts(const Allocation& from, Allocation& to) {
+  to.ports_checked += from.ports_checked;
+  to.ports_busy += from.ports_busy;
+  to.ports_reclaimed += from.ports_reclaimed;
+  to.ports_set_aside += from.ports_set_aside;
+  to.ports_reuse_addr_only += from.ports_reuse_addr_only;
 }
 
 bool PortService::ReleaseProbeCaches() {

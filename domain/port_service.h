@@ -304,8 +304,10 @@ class PortService : public RequestHandler {
   Decision AllocateLocked(int64_t pid, const PeerCredentials& peer = {},
                           size_t count = 1, std::string_view label = {});
   // REQUIRES: mu_ held. The count > 1 grant, undone if one port fails.
+  // `again`: the same request's second try (AllocationPolicy::
+  // AllocateManyAgain: no second tick of the clock, no second sweep).
   void AllocateManyLocked(Decision& d, const ProcessProbe::Result& who,
-                          size_t count);
+                          size_t count, bool again = false);
   // REQUIRES: mu_ held; d granted. Records the owner, fills d.ports.
   void RecordOwnerLocked(Decision& d, const ProcessProbe::Result& who,
                          std::string_view label);
@@ -328,6 +330,8 @@ class PortService : public RequestHandler {
   // and CompactLocked write after its lease: Journal is called after
   // RecordOwnerLocked has set it.
   JournalNote NoteLocked(uint16_t port) const;
+  // Adds the probe counts of a request's first try to its second's.
+  static void AddCounts(const Allocation& from, Allocation& to);
   // REQUIRES: mu_ held. Drops the carried leases whose owners have ended.
   void PruneCarriedLocked();
 

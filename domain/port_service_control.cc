@@ -37,10 +37,11 @@ Decision PortService::AllocateMany(int64_t pid, size_t count,
 
 void PortService::AllocateManyLocked(Decision& d,
                                      const ProcessProbe::Result& who,
-                                     size_t count) {
+                                     size_t count, bool again) {
   const Owner owner{d.pid, who.incarnation};
   std::vector<uint16_t> granted;
-  Allocation total = policy_.AllocateMany(owner, count, &granted);
+  Allocation total = again ? policy_.AllocateManyAgain(owner, count, &granted)
+                           : policy_.AllocateMany(owner, count, &granted);
   stats_.num_ports_checked_for_last_request = total.ports_checked;
   d.allocation = total;
   if (granted.size() < count) {

@@ -755,5 +755,110 @@ TEST(PortServiceDescriptors, ProcessProbeCachesGiveWayToThePortProbe) {
   EXPECT_EQ(service.stats().port_probe_failures, 2u);
 }
 
+// A port probe that runs out of descriptors after `checks_left` checks
+// (every answer then kUnknown) until given descriptors back, and logs the
+// ports it checks.
+class RunningOutPortProbe final : public PortProbe {
+ public:
+  explicit RunningOutPortProbe(FakePortProbe& inner) : inner_(inner) {}
+  PortState Check(uint16_t port) override {
+    checked_.push_back(port);
+    if (out_) return PortState::kUnknown;
+    if (checks_left_ > 0 && --checks_left_ == 0) out_ = true;
+    return inner_.Check(port);
+  }
+  bool IsFree(uint16_t port) override { return IsLeasable(Check(port)); }
+  void Release(uint16_t port) override { inner_.Release(port); }
+  void RunOutAfter(int checks) { checks_left_ = checks; }
+  void RunOutNow() { out_ = true; }
+  void GiveDescriptorsBack() { out_ = false; }
+  bool out() const { return out_; }
+  const std::vector<uint16_t>& checked() const { return checked_; }
+
+ private:
+  FakePortProbe& inner_;
+  int checks_left_ = 0;
+  bool out_ = false;
+  std::vector<uint16_t> checked_;
+};
+
+// A process probe whose caches give the port probe its descriptors back,
+// and that can make an owner end at a given probe.
+class GivingProcessProbe final : public ProcessProbe {
+ public:
+  GivingProcessProbe(FakeProcessProbe& inner, RunningOutPortProbe& ports)
+      : inner_(inner), ports_(ports) {}
+  Result Probe(int64_t pid) override {
+    if (++probes_ == end_at_) {
+      inner_.Kill(pid);
+      ports_.RunOutNow();
+    }
+    return inner_.Probe(pid);
+  }
+  bool ReleaseCaches() override {
+    ++releases_;
+    ports_.GiveDescriptorsBack();
+    return true;
+  }
+  // The owner ends at the n-th probe from now (and the port probe runs out
+  // of descriptors with it).
+  void EndOwnerAtProbe(int n) { end_at_ = probes_ + n; }
+  int releases() const { return releases_; }
+
+ private:
+  FakeProcessProbe& inner_;
+  RunningOutPortProbe& ports_;
+  int probes_ = 0;
+  int end_at_ = -1;
+  int releases_ = 0;
+};
+
+// The second try is the same request: no second tick of the backoff clock,
+// which would thaw and probe again the ports the first try found busy (a
+// reviewer: a port found busy twice in one request had its backoff doubled).
+TEST(PortServiceDescriptors, TheSecondTryIsTheSameRequest) {
+  FakeProcessProbe fake_processes;
+  FakePortProbe fake_ports;
+  RunningOutPortProbe ports(fake_ports);
+  GivingProcessProbe processes(fake_processes, ports);
+  PortService service(Range(100, 104), processes, ports);
+  fake_processes.Spawn(42);
+  fake_ports.Occupy(100);
+  ports.RunOutAfter(1);  // 100 is found busy, then descriptors run out.
+  Decision d = service.Allocate(42);
+  ASSERT_TRUE(d.granted()) << OutcomeName(d.outcome) << " " << d.detail;
+  EXPECT_EQ(d.port, 101);
+  EXPECT_EQ(processes.releases(), 1);
+  EXPECT_EQ(ports.checked(), (std::vector<uint16_t>{100, 101, 101}));
+  EXPECT_EQ(d.allocation.ports_checked, 3u);  // Both tries counted.
+  EXPECT_EQ(d.allocation.ports_busy, 1u);
+  // 100 stays set aside for its backoff (a second tick thawed it).
+  EXPECT_EQ(service.stats().busy_ports_cooling, 1u);
+}
+
+// An owner found ended during its request is denied as one that had ended
+// before it, and the request is not tried again: the second try leased the
+// ports to the ended owner (a reviewer).
+TEST(PortServiceDescriptors, NoSecondTryForAnOwnerFoundEnded) {
+  FakeProcessProbe fake_processes;
+  FakePortProbe fake_ports;
+  RunningOutPortProbe ports(fake_ports);
+  GivingProcessProbe processes(fake_processes, ports);
+  PortService service(Range(100, 104), processes, ports);
+  fake_processes.Spawn(42);
+  ASSERT_TRUE(service.AllocateMany(42, 2, "", PeerCredentials{}).granted());
+  // 3 ports are left for 4: the queue runs out and the sweep of an
+  // exhausted queue (the request's third probe of its owner, after its own
+  // and the per-request sweep's) finds the owner ended; its ports, back in
+  // the queue, cannot be checked (out of descriptors).
+  processes.EndOwnerAtProbe(3);
+  Decision d = service.AllocateMany(42, 4, "", PeerCredentials{});
+  EXPECT_EQ(d.outcome, Outcome::kNoSuchProcess)
+      << OutcomeName(d.outcome) << " " << d.detail;
+  EXPECT_TRUE(d.allocation.owner_ended);
+  EXPECT_EQ(processes.releases(), 0);
+  EXPECT_TRUE(service.PortsOf(42).empty());
+}
+
 }  // namespace
 }  // namespace portserver
