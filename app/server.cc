@@ -143,12 +143,6 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   journal_path_ = path;
   journal_store_ = &store;
   journal_attached_ = true;
-  // Restore() probed every owner, and the process probe remembers a pidfd
-  // for each (up to its cap): the watches and the locks need those
-  // descriptors more. Under a low limit a restart left owners unwatched,
-  // the journal unwritten and every client turned away (a new user's
-  // trial).
-  service_.ReleaseProbeCaches();
   // Each watch taken checks its owner by start time (TryWatch): the pid
   // may have gone to another process since Restore probed it.
   std::set<int64_t> owners;
@@ -299,14 +293,19 @@ Server::OwnerCheck Server::ReclaimIfGone(int64_t pid) {
   return unknown ? OwnerCheck::kUnknown : OwnerCheck::kAlive;
 }
 
-namespace {
-constexpr char kCannotWatch[] = "cannot watch it for its exit";
-}  // namespace
-
 bool Server::TryWatch(int64_t pid, const char** why) {
-  *why = kCannotWatch;
+  *why = "cannot watch it for its exit";
   if (watcher_ == nullptr) return true;
-  switch (watcher_->Watch(pid)) {
+  OwnerWatcher::Result result = watcher_->Watch(pid);
+  // No watch could be had (mostly out of descriptors): the process probe's
+  // remembered pidfds give way to it, once. Under a low limit a restart
+  // left 7 of 21 owners unwatched, the journal unwritten and every client
+  // turned away (a new user's trial).
+  if (result == OwnerWatcher::Result::kUnavailable &&
+      service_.ReleaseProbeCaches()) {
+    result = watcher_->Watch(pid);
+  }
+  switch (result) {
     case OwnerWatcher::Result::kAlreadyWatching:
       return true;
     case OwnerWatcher::Result::kWatching:
@@ -335,14 +334,7 @@ bool Server::TryWatch(int64_t pid, const char** why) {
 
 void Server::Watch(int64_t pid) {
   const char* why = nullptr;
-  if (TryWatch(pid, &why)) return;
-  // No watch could be taken (mostly out of descriptors): the process
-  // probe's remembered pidfds give way to it, once.
-  if (why == kCannotWatch && service_.ReleaseProbeCaches() &&
-      TryWatch(pid, &why)) {
-    return;
-  }
-  AddUnwatched(pid, why);
+  if (!TryWatch(pid, &why)) AddUnwatched(pid, why);
 }
 
 void Server::AddUnwatched(int64_t pid, const char* why) {
@@ -482,14 +474,18 @@ void Server::OwnerExited(int64_t pid) {
 
 bool Server::ReleaseDescriptors() { return service_.ReleaseProbeCaches(); }
 
-void Server::RefusedForDescriptors() {
+void Server::RefusedForDescriptors(bool process_limit) {
   service_.CountRefusedConnection();
   uint64_t held_back = 0;
   if (!refusals_.Allow(absl::Now(), &held_back)) return;
-  PS_LOG(WARNING) << "A connection was closed unanswered: no descriptor was "
-                     "left for it (RLIMIT_NOFILE; each leased port holds "
-                     "one, each owner one more). Raise the limit or shrink "
-                     "the pool; refused-connections counts these"
+  PS_LOG(WARNING) << "A connection was closed unanswered: "
+                  << (process_limit
+                          ? "no descriptor was left for it (RLIMIT_NOFILE; "
+                            "each leased port holds one, each owner one "
+                            "more). Raise the limit or shrink the pool"
+                          : "the host is out of open files or kernel memory "
+                            "(ENFILE, ENOBUFS, ENOMEM)")
+                  << "; refused-connections counts these"
                   << (held_back > 0
                           ? absl::StrCat(" [", held_back,
                                          " earlier refusal line(s) suppressed "

@@ -122,7 +122,7 @@ class Server final : private RequestHandler {
   bool ReleaseDescriptors() override;
   // A connection closed unanswered for want of a descriptor: counted as a
   // refused connection and logged (rate-limited, with the refusals).
-  void RefusedForDescriptors() override;
+  void RefusedForDescriptors(bool process_limit) override;
   // An extended request (app/control.cc): answered by control_, logged.
   std::string HandleControl(const Request& request);
   // Logs the biggest holders on the first pool-exhausted denial of an

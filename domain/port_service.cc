@@ -136,7 +136,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       // unless the owner was found ended (a reviewer: the retry leased to
       // an owner the first try had found gone).
       if (!d.granted() && d.allocation.probe_failed &&
-          !d.allocation.owner_ended && process_probe_.ReleaseCaches()) {
+          !d.allocation.owner_ended && process_probe_.ReleaseCaches(d.pid)) {
         const Allocation first = d.allocation;
         d.detail = detail;
         d.pool_ran_out = false;
@@ -156,7 +156,7 @@ Decision PortService::AllocateLocked(int64_t pid, const PeerCredentials& peer,
       // As for several ports above: the process probe's caches give way to
       // the port probe, once.
       if (!d.allocation.ok && d.allocation.probe_failed &&
-          process_probe_.ReleaseCaches()) {
+          process_probe_.ReleaseCaches(d.pid)) {
         const Allocation first = d.allocation;
         d.allocation = policy_.AllocateAgain(Owner{d.pid, who.incarnation});
         AddCounts(first, d.allocation);
@@ -209,7 +209,7 @@ void PortService::AddCounts(const Allocation& from, Allocation& to) {
 
 bool PortService::ReleaseProbeCaches() {
   std::lock_guard<std::mutex> lock(mu_);
-  return process_probe_.ReleaseCaches();
+  return process_probe_.ReleaseCaches(/*keep=*/0);
 }
 
 void PortService::CountRefusedConnection() {
@@ -329,9 +329,15 @@ bool PortService::DetachStore() {
   std::lock_guard<std::mutex> lock(mu_);
   if (store_ == nullptr) return false;
   bool removed = false;
+  const size_t carried_before = carried_.size();
   PruneCarriedLocked();
   if (ledger_.leased_ports() == 0 && carried_.empty()) {
     removed = store_->Remove();  // Unless the store keeps its files.
+  }
+  if (!removed && carried_.size() != carried_before && !journal_behind_) {
+    // Carried leases whose owners ended are not left in the file (a
+    // restart would drop them, but the stop's figures would not match it).
+    if (!CompactLocked().ok) ++stats_.journal_errors;
   }
   if (!removed) {
     // A last attempt, as every request makes: a journal behind, or deleted

@@ -246,8 +246,8 @@ class PortService : public RequestHandler {
 
   Stats stats() const;
 
-  // ProcessProbe::ReleaseCaches(), for a transport out of descriptors
-  // (RequestHandler::ReleaseDescriptors). Thread-safe.
+  // ProcessProbe::ReleaseCaches(0), for a transport or a watch out of
+  // descriptors (RequestHandler::ReleaseDescriptors). Thread-safe.
   bool ReleaseProbeCaches();
   // Counts a connection closed unanswered, as at the connection cap
   // (refused_connections). Thread-safe.

@@ -353,6 +353,30 @@ TEST(PortServiceJournal, LeasesOutsideThePoolAreCarriedWhileTheirOwnersLive) {
   for (const auto& [port, owner] : ParseJournal(after_exit.contents()).leases) {
     EXPECT_LE(port, 104) << "carried after its owner ended";
   }
+
+  // At a stop, carried leases whose owners ended are left out of the file.
+  processes.Spawn(30);
+  processes.Spawn(31);
+  FakeLeaseStore stopped;
+  {
+    PortService wide(Range(100, 109), processes, ports);
+    ASSERT_TRUE(wide.AttachStore(&stopped).ok);
+    ASSERT_TRUE(wide.Allocate(30).granted());                 // 100
+    ASSERT_TRUE(wide.AllocateMany(31, 9, "", {}).granted());  // 101-109
+    EXPECT_FALSE(wide.DetachStore());
+  }
+  {
+    PortService narrow(Range(100, 104), processes, ports);
+    narrow.Restore(ParseJournal(stopped.contents()));
+    ASSERT_EQ(narrow.CarriedPorts().size(), 5u);
+    ASSERT_TRUE(narrow.AttachStore(&stopped).ok);
+    processes.Kill(31);  // Holds 101-104 (leased) and 105-109 (carried).
+    EXPECT_FALSE(narrow.DetachStore());
+    EXPECT_TRUE(narrow.CarriedPorts().empty());
+  }
+  for (const auto& [port, owner] : ParseJournal(stopped.contents()).leases) {
+    EXPECT_LE(port, 104) << "carried in the file after its owner ended";
+  }
 }
 
 TEST(PortServiceJournal, NotesComeBackOnlyWithTheirOwnLease) {
@@ -698,7 +722,7 @@ class CachingProcessProbe final : public ProcessProbe {
     return inner_.Probe(pid);
   }
   void set_caching(bool caching) { caching_ = caching; }
-  bool ReleaseCaches() override {
+  bool ReleaseCaches(int64_t /*keep*/) override {
     ++releases_;
     if (!cached_) return false;
     cached_ = false;
@@ -795,7 +819,7 @@ class GivingProcessProbe final : public ProcessProbe {
     }
     return inner_.Probe(pid);
   }
-  bool ReleaseCaches() override {
+  bool ReleaseCaches(int64_t /*keep*/) override {
     ++releases_;
     ports_.GiveDescriptorsBack();
     return true;

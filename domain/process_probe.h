@@ -67,12 +67,14 @@ class ProcessProbe {
   }
 
   // Gives back what the probe keeps only to save work (the Linux probe's
-  // remembered pidfds): called when the port probe could not tell whether
-  // a port is free, which is mostly a process out of descriptors, so that
-  // the descriptors go to the ports' locks. True if anything was given
-  // back (then the domain asks the port probe once more). The default
-  // keeps nothing: false.
-  virtual bool ReleaseCaches() { return false; }
+  // remembered pidfds) but what it keeps for pid `keep` (0: none): called
+  // when the process is out of descriptors (the port probe could not tell
+  // whether a port is free, a connection or an owner's watch could not be
+  // had), so that the descriptors go to the ports' locks, connections and
+  // watches. `keep` is the owner of the request at hand, which would need
+  // a descriptor again to be probed. True if anything was given back (then
+  // the caller tries once more). The default keeps nothing: false.
+  virtual bool ReleaseCaches(int64_t keep) { return false; }
 };
 
 }  // namespace portserver

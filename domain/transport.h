@@ -65,9 +65,11 @@ class RequestHandler {
   // back; the transport then tries once more. The default gives nothing.
   virtual bool ReleaseDescriptors() { return false; }
   // Called when a connection was closed unanswered because no descriptor
-  // was left for it: to count it (as a refused connection) and say why.
-  // The default does nothing.
-  virtual void RefusedForDescriptors() {}
+  // (or kernel memory) was left for it: to count it (as a refused
+  // connection) and say why. `process_limit`: the process's own descriptor
+  // limit was reached (EMFILE), not the host's file table or memory
+  // (ENFILE, ENOBUFS, ENOMEM). The default does nothing.
+  virtual void RefusedForDescriptors(bool process_limit) {}
 };
 
 struct ServeResult {

@@ -181,7 +181,6 @@ LinuxProcessProbe::~LinuxProcessProbe() {
 }
 
 ProcessProbe::Result LinuxProcessProbe::Probe(int64_t pid) {
-  last_probed_ = pid;
   if (!use_pidfds_ || pid <= 0 || pid > std::numeric_limits<pid_t>::max()) {
     return ReadProc(pid);
   }
@@ -244,11 +243,11 @@ void LinuxProcessProbe::Forget(
   known_.erase(it);
 }
 
-bool LinuxProcessProbe::ReleaseCaches() {
+bool LinuxProcessProbe::ReleaseCaches(int64_t keep) {
   bool any = false;
   for (auto it = known_.begin(); it != known_.end();) {
     auto next = std::next(it);
-    if (it->first != last_probed_) {
+    if (it->first != keep) {
       Forget(it);
       any = true;
     }

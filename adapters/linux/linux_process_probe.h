@@ -59,11 +59,10 @@ class LinuxProcessProbe final : public ProcessProbe {
   size_t cache_hits_for_test() const { return cache_hits_; }
   ~LinuxProcessProbe() override;
 
-  // Forgets every remembered process but the one probed last (the owner of
-  // the request at hand, which would need a descriptor to be probed again),
-  // closing their pidfds: the port probe or a watch ran out of descriptors.
-  // True if any was forgotten.
-  bool ReleaseCaches() override;
+  // Forgets every remembered process but `keep` (the owner of the request
+  // at hand, which would need a descriptor again to be probed), closing
+  // their pidfds. True if any was forgotten.
+  bool ReleaseCaches(int64_t keep) override;
 
  private:
   // The pids of `pid` from our namespace inward (NSpid); empty if unknown.
@@ -107,7 +106,6 @@ class LinuxProcessProbe final : public ProcessProbe {
   const int known_epoll_;
   std::unordered_map<int64_t, Known> known_;  // Live processes seen.
   size_t cache_hits_ = 0;
-  int64_t last_probed_ = 0;  // The pid of the last Probe().
   // Our own pid namespace ("pid:[...]"), read once; empty if unknown (e.g.
   // a fixture proc root).
   std::string own_namespace_;

@@ -602,24 +602,28 @@ TEST(LinuxProcessProbe, RememberedPidfdsGiveWayWhenDescriptorsRunOut) {
   }
 }
 
-// ReleaseCaches() (another part of the server ran out of descriptors)
-// closes every remembered pidfd but that of the process probed last: the
-// owner of the request at hand, which would need a descriptor again to be
-// probed (then a denial at the limit said "cannot tell whether pid N is
-// alive" instead of naming the port probe).
-TEST(LinuxProcessProbe, ReleaseCachesKeepsTheOwnerProbedLast) {
+// ReleaseCaches(keep) (another part of the server ran out of descriptors)
+// closes every remembered pidfd but that of `keep`: the owner of the
+// request at hand, which would need a descriptor again to be probed (then
+// a denial at the limit said "cannot tell whether pid N is alive" instead
+// of naming the port probe). Not the process probed last: a sweep probes
+// other owners after the one asking (a reviewer).
+TEST(LinuxProcessProbe, ReleaseCachesKeepsTheOwnerAsked) {
   LinuxProcessProbe probe;
   int baseline = OpenDescriptors();
   std::vector<pid_t> children = ProbedChildren(probe, 8);
   ASSERT_EQ(children.size(), 8u);
   ASSERT_EQ(OpenDescriptors(), baseline + 8);
   ASSERT_EQ(probe.Probe(children[3]).state, ProcessProbe::State::kAlive);
-  EXPECT_TRUE(probe.ReleaseCaches());
+  ASSERT_EQ(probe.Probe(children[5]).state, ProcessProbe::State::kAlive);
+  EXPECT_TRUE(probe.ReleaseCaches(children[3]));
   EXPECT_EQ(OpenDescriptors(), baseline + 1);
   size_t hits = probe.cache_hits_for_test();
   EXPECT_EQ(probe.Probe(children[3]).state, ProcessProbe::State::kAlive);
   EXPECT_EQ(probe.cache_hits_for_test(), hits + 1);  // Still remembered.
-  EXPECT_FALSE(probe.ReleaseCaches());  // Nothing else to give back.
+  EXPECT_FALSE(probe.ReleaseCaches(children[3]));    // Nothing else.
+  EXPECT_TRUE(probe.ReleaseCaches(0));               // Not even that one.
+  EXPECT_EQ(OpenDescriptors(), baseline);
   for (pid_t child : children) {
     kill(child, SIGKILL);
     waitpid(child, nullptr, 0);

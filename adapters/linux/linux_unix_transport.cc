@@ -332,7 +332,7 @@ class ServeLoop final {
             released = true;
             continue;
           }
-          if (!DropOneClient(listen_fd)) PauseAccepting();
+          if (!DropOneClient(listen_fd, errno == EMFILE)) PauseAccepting();
           return;
       }
     }
@@ -340,7 +340,7 @@ class ServeLoop final {
 
   // Accepts one client with the spare descriptor freed and closes it.
   // Returns false if that did not work.
-  bool DropOneClient(int listen_fd) {
+  bool DropOneClient(int listen_fd, bool process_limit) {
     if (*reserve_fd_ < 0) return false;
     close(*reserve_fd_);
     int fd = accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
@@ -348,7 +348,7 @@ class ServeLoop final {
     if (fd >= 0) {
       // Counted before the close: a client that reads the end of the
       // stream finds it counted.
-      handler_.RefusedForDescriptors();
+      handler_.RefusedForDescriptors(process_limit);
       close(fd);
     }
     *reserve_fd_ = open("/dev/null", O_RDONLY | O_CLOEXEC);

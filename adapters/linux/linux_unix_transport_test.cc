@@ -190,9 +190,13 @@ class RecordingHandler final : public RequestHandler {
     close(fd);
     return true;
   }
-  void RefusedForDescriptors() override { ++refused_; }
+  void RefusedForDescriptors(bool process_limit) override {
+    ++refused_;
+    if (process_limit) ++refused_at_limit_;
+  }
   int releases() const { return releases_.load(); }
   int refused() const { return refused_.load(); }
+  int refused_at_limit() const { return refused_at_limit_.load(); }
 
  private:
   const std::function<std::string(const Request&)> reply_;
@@ -201,6 +205,7 @@ class RecordingHandler final : public RequestHandler {
   std::atomic<int> spare_{-1};
   std::atomic<int> releases_{0};
   std::atomic<int> refused_{0};
+  std::atomic<int> refused_at_limit_{0};
 };
 
 // Runs Serve() on a thread until Stop() or destruction.
@@ -608,6 +613,7 @@ TEST(LinuxUnixTransport, OutOfDescriptorsTurnsClientsAwayAndRecovers) {
   // client turned away, to count and log it.
   EXPECT_GE(handler.releases(), 1);
   EXPECT_EQ(handler.refused(), 1);
+  EXPECT_EQ(handler.refused_at_limit(), 1);  // EMFILE: the process's limit.
 
   EXPECT_EQ(Call(transport->address(), "2\n"), "ok\n");
   std::vector<Seen> seen = handler.seen();
