@@ -837,16 +837,27 @@ class GivingProcessProbe final : public ProcessProbe {
   int releases_ = 0;
 };
 
+// Pool 100-104, owner 42 alive, a port probe that may run out of
+// descriptors and a process probe that gives them back.
+class PortServiceSecondTry : public ::testing::Test {
+ protected:
+  PortServiceSecondTry()
+      : ports(fake_ports),
+        processes(fake_processes, ports),
+        service(Range(100, 104), processes, ports) {
+    fake_processes.Spawn(42);
+  }
+  FakeProcessProbe fake_processes;
+  FakePortProbe fake_ports;
+  RunningOutPortProbe ports;
+  GivingProcessProbe processes;
+  PortService service;
+};
+
 // The second try is the same request: no second tick of the backoff clock,
 // which would thaw and probe again the ports the first try found busy (a
 // reviewer: a port found busy twice in one request had its backoff doubled).
-TEST(PortServiceDescriptors, TheSecondTryIsTheSameRequest) {
-  FakeProcessProbe fake_processes;
-  FakePortProbe fake_ports;
-  RunningOutPortProbe ports(fake_ports);
-  GivingProcessProbe processes(fake_processes, ports);
-  PortService service(Range(100, 104), processes, ports);
-  fake_processes.Spawn(42);
+TEST_F(PortServiceSecondTry, IsTheSameRequest) {
   fake_ports.Occupy(100);
   ports.RunOutAfter(1);  // 100 is found busy, then descriptors run out.
   Decision d = service.Allocate(42);
@@ -863,13 +874,7 @@ TEST(PortServiceDescriptors, TheSecondTryIsTheSameRequest) {
 // An owner found ended during its request is denied as one that had ended
 // before it, and the request is not tried again: the second try leased the
 // ports to the ended owner (a reviewer).
-TEST(PortServiceDescriptors, NoSecondTryForAnOwnerFoundEnded) {
-  FakeProcessProbe fake_processes;
-  FakePortProbe fake_ports;
-  RunningOutPortProbe ports(fake_ports);
-  GivingProcessProbe processes(fake_processes, ports);
-  PortService service(Range(100, 104), processes, ports);
-  fake_processes.Spawn(42);
+TEST_F(PortServiceSecondTry, NotForAnOwnerFoundEnded) {
   ASSERT_TRUE(service.AllocateMany(42, 2, "", PeerCredentials{}).granted());
   // 3 ports are left for 4: the queue runs out and the sweep of an
   // exhausted queue (the request's third probe of its owner, after its own

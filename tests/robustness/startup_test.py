@@ -153,16 +153,9 @@ class DescriptorLimitTest(harness.ServerTestCase):
         # And a client gets in. (A status request: a new owner's lease would
         # take the last descriptors, and under UBSan its vptr check needs a
         # pipe, without which it reports a false "invalid vptr".)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.connect(testlib.sockaddr(server.address))
-            s.sendall(b'portserver/1 status\n')
-            reply = b''
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                reply += chunk
-        self.assertTrue(reply.startswith(b'portserver/1 ok'),
+        reply = harness.raw_exchange(server.address, b'portserver/1 status\n')
+        self.assertTrue(isinstance(reply, bytes) and
+                        reply.startswith(b'portserver/1 ok'),
                         (reply, server.log()))
 
     def test_clients_turned_away_for_want_of_descriptors_are_told(self):
