@@ -41,10 +41,7 @@ std::string Server::HandleControl(const Request& request) {
       }
       if (!debug.empty()) absl::StrAppend(&line, " [", debug, "]");
     }
-    if (held_back > 0) {
-      absl::StrAppend(&line, " [", held_back,
-                      " earlier refusal line(s) suppressed by the rate limit]");
-    }
+    absl::StrAppend(&line, HeldBackNote(held_back));
     PS_LOG(INFO) << line;
   }
   return std::move(r.reply);

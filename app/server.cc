@@ -25,6 +25,16 @@ constexpr std::chrono::milliseconds kRetakeInterval(20);
 // held (a socket and a bind each, some 10-30 us) whatever their number.
 constexpr size_t kRetakesPerInterval = 64;
 
+// Up to 20 of `ports` for a log line: "15001, 15002, ...".
+std::string FirstPorts(const std::vector<uint16_t>& ports) {
+  std::string text;
+  for (size_t i = 0; i < ports.size() && i < 20; ++i) {
+    absl::StrAppend(&text, i == 0 ? "" : ", ", ports[i]);
+  }
+  if (ports.size() > 20) absl::StrAppend(&text, ", ...");
+  return text;
+}
+
 const char* EndName(Request::End end) {
   switch (end) {
     case Request::End::kNewline:
@@ -86,35 +96,26 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   // lease: those whose owners live are carried in its journal, said, never
   // silent. Dropping them let one start with a narrower pool hand those
   // ports out again later while their owners lived (a new user's trial).
-  if (std::vector<uint16_t> carried = service_.CarriedPorts();
-      !carried.empty()) {
-    std::string ports;
-    for (size_t i = 0; i < carried.size() && i < 20; ++i) {
-      absl::StrAppend(&ports, i == 0 ? "" : ", ", carried[i]);
-    }
-    if (carried.size() > 20) absl::StrAppend(&ports, ", ...");
-    PS_LOG(WARNING) << "State file " << path << ": " << carried.size()
+  const std::vector<uint16_t> carried_ports = service_.CarriedPorts();
+  if (!carried_ports.empty()) {
+    PS_LOG(WARNING) << "State file " << path << ": " << carried_ports.size()
                     << " journaled lease(s) on ports outside this server's "
                        "pool "
-                    << options_.pool_spec << " (" << ports
+                    << options_.pool_spec << " (" << FirstPorts(carried_ports)
                     << "), journaled under another pool, are carried: this "
                        "server does not lease them, and keeps them in the "
                        "journal while their owners live, so that a server "
                        "started with their pool restores them";
   }
   if (!unreserved.empty()) {
-    std::string ports;
-    for (size_t i = 0; i < unreserved.size() && i < 20; ++i) {
-      absl::StrAppend(&ports, i == 0 ? "" : ", ", unreserved[i]);
-    }
-    if (unreserved.size() > 20) absl::StrAppend(&ports, ", ...");
     PS_LOG(WARNING) << "State file " << path << ": " << unreserved.size()
-                    << " restored lease(s) without their port lock (" << ports
+                    << " restored lease(s) without their port lock ("
+                    << FirstPorts(unreserved)
                     << "): another port server holds it (it may have leased "
                        "the port while this one was down), or descriptors "
                        "ran out";
   }
-  const size_t carried = service_.CarriedPorts().size();
+  const size_t carried = carried_ports.size();
   const std::string carried_text =
       carried == 0 ? "" : absl::StrCat(", ", carried, " carried (above)");
   if (replay.leases.empty()) {
@@ -472,6 +473,14 @@ void Server::OwnerExited(int64_t pid) {
   }
 }
 
+std::string Server::HeldBackNote(uint64_t held_back) {
+  return held_back == 0
+             ? ""
+             : absl::StrCat(" [", held_back,
+                            " earlier refusal line(s) suppressed by the rate "
+                            "limit]");
+}
+
 bool Server::ReleaseDescriptors() { return service_.ReleaseProbeCaches(); }
 
 void Server::RefusedForDescriptors(bool process_limit) {
@@ -486,11 +495,7 @@ void Server::RefusedForDescriptors(bool process_limit) {
                           : "the host is out of open files or kernel memory "
                             "(ENFILE, ENOBUFS, ENOMEM)")
                   << "; refused-connections counts these"
-                  << (held_back > 0
-                          ? absl::StrCat(" [", held_back,
-                                         " earlier refusal line(s) suppressed "
-                                         "by the rate limit]")
-                          : "");
+                  << HeldBackNote(held_back);
 }
 
 std::string Server::HandleRequest(const Request& request) {
@@ -538,10 +543,7 @@ std::string Server::HandleRequest(const Request& request) {
     absl::StrAppend(&line, " (", d.allocation.ports_busy,
                     " port(s) found in use by others)");
   }
-  if (held_back > 0) {
-    absl::StrAppend(&line, " [", held_back,
-                    " earlier refusal line(s) suppressed by the rate limit]");
-  }
+  absl::StrAppend(&line, HeldBackNote(held_back));
   PS_LOG(INFO) << line;
   return std::move(d.reply);
 }

@@ -123,6 +123,9 @@ class Server final : private RequestHandler {
   // A connection closed unanswered for want of a descriptor: counted as a
   // refused connection and logged (rate-limited, with the refusals).
   void RefusedForDescriptors(bool process_limit) override;
+  // " [N earlier refusal line(s) suppressed by the rate limit]" for a
+  // refusal line after `held_back` held back (refusals_); "" for none.
+  static std::string HeldBackNote(uint64_t held_back);
   // An extended request (app/control.cc): answered by control_, logged.
   std::string HandleControl(const Request& request);
   // Logs the biggest holders on the first pool-exhausted denial of an

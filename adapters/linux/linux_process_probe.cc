@@ -257,9 +257,7 @@ bool LinuxProcessProbe::ReleaseCaches(int64_t keep) {
 }
 
 bool LinuxProcessProbe::ForgetAll() {
-  if (known_.empty()) return false;
-  while (!known_.empty()) Forget(known_.begin());
-  return true;
+  return ReleaseCaches(/*keep=*/0);  // No process has pid 0.
 }
 
 void LinuxProcessProbe::ForgetExited() {
