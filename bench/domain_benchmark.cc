@@ -21,6 +21,11 @@
 //                            owner dies; requests from a new pid until one
 //                            is granted. Time per *reclaimed port found*;
 //                            `requests` counts the denials on the way.
+//   JournalSnapshot          the journal's text for N leases with notes
+//                            (lease time, a 15-byte label): what a grant of
+//                            N ports appends (N = 20) and what a compaction
+//                            writes while the service waits (10,000,
+//                            64,000).
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -29,6 +34,7 @@
 #include "adapters/fake/fake_port_probe.h"
 #include "adapters/fake/fake_process_probe.h"
 #include "benchmark/benchmark.h"
+#include "domain/lease_journal.h"
 #include "domain/port_service.h"
 
 namespace portserver {
@@ -132,6 +138,34 @@ void BM_AllocateAfterOwnerDied(benchmark::State& state) {
   ReportProbes(state, w, process_before, port_before, requests);
 }
 BENCHMARK(BM_AllocateAfterOwnerDied)->Arg(100)->Arg(10000)->Arg(64000);
+
+void BM_JournalSnapshot(benchmark::State& state) {
+  std::vector<std::pair<uint16_t, Owner>> leases;
+  for (int64_t i = 0; i < state.range(0); ++i) {
+    leases.push_back(
+        {static_cast<uint16_t>(1024 + i),
+         Owner{kFirstPid + i / 10, 1234567 + static_cast<uint64_t>(i)}});
+  }
+  auto note_of = [](uint16_t port) {
+    JournalNote note;
+    note.port = port;
+    note.unix_seconds = 1764552000;
+    note.label = "//pkg:some_test";
+    return note;
+  };
+  size_t bytes = 0;
+  for (auto _ : state) {
+    std::string text = JournalSnapshot(leases, note_of);
+    bytes = text.size();
+    benchmark::DoNotOptimize(text.data());
+  }
+  state.counters["bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_JournalSnapshot)
+    ->Arg(20)
+    ->Arg(10000)
+    ->Arg(64000)
+    ->Unit(benchmark::kMicrosecond);
 
 void BM_Churn(benchmark::State& state) {
   World w(state.range(0));

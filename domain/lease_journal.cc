@@ -1,7 +1,8 @@
 #include "domain/lease_journal.h"
 
-#include <cstdio>
+#include <charconv>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "domain/control_protocol.h"
@@ -21,10 +22,39 @@ uint32_t Fnv1a(std::string_view s) {
   return h;
 }
 
+// The checksum's 8 lower-case hex digits (printf's "%08x").
+void AppendHex8(std::string& out, uint32_t v) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  char buf[8];
+  for (int i = 7; i >= 0; --i) {
+    buf[i] = kDigits[v & 0xf];
+    v >>= 4;
+  }
+  out.append(buf, sizeof(buf));
+}
+
 std::string Hex8(uint32_t v) {
-  char buf[9];
-  std::snprintf(buf, sizeof(buf), "%08x", v);
-  return buf;
+  std::string hex;
+  AppendHex8(hex, v);
+  return hex;
+}
+
+// std::to_string(v), appended without a string of its own: a snapshot of a
+// full pool formats 130,000 records while the service waits.
+template <typename Integer>
+void AppendDecimal(std::string& out, Integer v) {
+  static_assert(std::is_integral_v<Integer>);
+  char buf[24];
+  std::to_chars_result r = std::to_chars(buf, buf + sizeof(buf), v);
+  out.append(buf, r.ptr);
+}
+
+// Ends the record whose body starts at out[start]: " <checksum>\n".
+void EndRecord(std::string& out, size_t start) {
+  const uint32_t sum = Fnv1a(std::string_view(out).substr(start));
+  out += ' ';
+  AppendHex8(out, sum);
+  out += '\n';
 }
 
 // Parses a plain unsigned decimal that fits in uint64; false otherwise.
@@ -122,34 +152,66 @@ std::string JournalBootRecord(std::string_view boot_id) {
   return body + " " + Hex8(Fnv1a(body)) + "\n";
 }
 
+void AppendJournalLease(std::string& out, uint16_t port, const Owner& owner) {
+  const size_t start = out.size();
+  out += "L ";
+  AppendDecimal(out, port);
+  out += ' ';
+  AppendDecimal(out, owner.pid);
+  out += ' ';
+  AppendDecimal(out, owner.incarnation);
+  EndRecord(out, start);
+}
+
 std::string JournalLease(uint16_t port, const Owner& owner) {
-  std::string body = "L " + std::to_string(port) + " " +
-                     std::to_string(owner.pid) + " " +
-                     std::to_string(owner.incarnation);
-  return body + " " + Hex8(Fnv1a(body)) + "\n";
+  std::string record;
+  AppendJournalLease(record, port, owner);
+  return record;
+}
+
+void AppendJournalLeaseNote(std::string& out, uint16_t port,
+                            int64_t unix_seconds, std::string_view label) {
+  label = label.substr(0, kMaxLabelBytes);
+  if (unix_seconds <= 0 && label.empty()) return;
+  const size_t start = out.size();
+  out += "N ";
+  AppendDecimal(out, port);
+  out += ' ';
+  if (unix_seconds > 0) {
+    AppendDecimal(out, unix_seconds);
+  } else {
+    out += '-';
+  }
+  out += ' ';
+  if (label.empty()) {
+    out += '-';
+  } else if (label == "-") {
+    out += "%2D";  // "-" alone means no label.
+  } else {
+    out += PercentEncode(label);
+  }
+  EndRecord(out, start);
 }
 
 std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
                              std::string_view label) {
-  label = label.substr(0, kMaxLabelBytes);
-  if (unix_seconds <= 0 && label.empty()) return "";
-  std::string body = "N " + std::to_string(port) + " " +
-                     (unix_seconds > 0 ? std::to_string(unix_seconds) : "-") +
-                     " ";
-  if (label.empty()) {
-    body += "-";
-  } else if (label == "-") {
-    body += "%2D";  // "-" alone means no label.
-  } else {
-    body += PercentEncode(label);
-  }
-  return body + " " + Hex8(Fnv1a(body)) + "\n";
+  std::string record;
+  AppendJournalLeaseNote(record, port, unix_seconds, label);
+  return record;
+}
+
+void AppendJournalLeaseWithNote(std::string& out, uint16_t port,
+                                const Owner& owner, int64_t unix_seconds,
+                                std::string_view label) {
+  AppendJournalLease(out, port, owner);
+  AppendJournalLeaseNote(out, port, unix_seconds, label);
 }
 
 std::string JournalLeaseWithNote(uint16_t port, const Owner& owner,
                                  int64_t unix_seconds, std::string_view label) {
-  return JournalLease(port, owner) +
-         JournalLeaseNote(port, unix_seconds, label);
+  std::string records;
+  AppendJournalLeaseWithNote(records, port, owner, unix_seconds, label);
+  return records;
 }
 
 std::string JournalSnapshot(
@@ -166,9 +228,10 @@ std::string JournalSnapshot(
   for (const auto& [port, owner] : leases) {
     if (note_of) {
       JournalNote note = note_of(port);
-      text += JournalLeaseWithNote(port, owner, note.unix_seconds, note.label);
+      AppendJournalLeaseWithNote(text, port, owner, note.unix_seconds,
+                                 note.label);
     } else {
-      text += JournalLease(port, owner);
+      AppendJournalLease(text, port, owner);
     }
   }
   return text;

@@ -92,6 +92,11 @@ std::string JournalLeaseNote(uint16_t port, int64_t unix_seconds,
 // each lease.
 std::string JournalLeaseWithNote(uint16_t port, const Owner& owner,
                                  int64_t unix_seconds, std::string_view label);
+// The same records appended to `out` (no string of their own: a grant of
+// many ports, and a snapshot, build one text).
+void AppendJournalLeaseWithNote(std::string& out, uint16_t port,
+                                const Owner& owner, int64_t unix_seconds,
+                                std::string_view label);
 
 // The B record: the id of the boot (Linux: /proc/sys/kernel/random/boot_id)
 // the journal was written in, right after the header of a snapshot. A

@@ -191,6 +191,25 @@ TEST(LeaseJournalNotes, RoundTripASnapshotWithNotes) {
   EXPECT_NE(text.find("N 1 - %2D "), std::string::npos) << text;
 }
 
+// The records' exact bytes, checksums computed apart from this code (FNV-1a
+// of the body, in python): what older servers and the robustness tests'
+// own writers expect. Extremes of each field.
+TEST(LeaseJournal, RecordsAreWrittenByteForByte) {
+  EXPECT_EQ(JournalLease(1, Owner{1, 0}), "L 1 1 0 af87bd2b\n");
+  EXPECT_EQ(JournalLease(65535, Owner{4194304, 18446744073709551615u}),
+            "L 65535 4194304 18446744073709551615 a9e031d9\n");
+  EXPECT_EQ(JournalLeaseNote(65535, 1764552000, "x y%"),
+            "N 65535 1764552000 x%20y%25 88453f89\n");
+  EXPECT_EQ(JournalLeaseNote(1, -1, "-"), "N 1 - %2D da0515e8\n");
+  EXPECT_EQ(JournalLeaseNote(1, 4102444800, ""), "N 1 4102444800 - 5add46e8\n");
+  std::string appended = "anything before\n";
+  AppendJournalLeaseWithNote(appended, 1, Owner{1, 0}, -1, "-");
+  EXPECT_EQ(appended,
+            "anything before\nL 1 1 0 af87bd2b\nN 1 - %2D da0515e8\n");
+  EXPECT_EQ(JournalLeaseWithNote(1, Owner{1, 0}, -1, "-"),
+            "L 1 1 0 af87bd2b\nN 1 - %2D da0515e8\n");
+}
+
 TEST(LeaseJournalNotes, NothingToNoteWritesNothing) {
   EXPECT_EQ(JournalLeaseNote(100, -1, ""), "");
   EXPECT_EQ(JournalLeaseNote(100, 0, ""), "");

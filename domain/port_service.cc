@@ -263,8 +263,8 @@ void PortService::Journal(Decision& d) {
   // Each lease, then its note (label and lease time) on the next line.
   auto append = [&](std::string& out, uint16_t port) {
     JournalNote note = NoteLocked(port);
-    out += JournalLeaseWithNote(port, Owner{d.pid, d.incarnation},
-                                note.unix_seconds, note.label);
+    AppendJournalLeaseWithNote(out, port, Owner{d.pid, d.incarnation},
+                               note.unix_seconds, note.label);
   };
   std::string records;
   if (d.ports.empty()) {
