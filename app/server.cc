@@ -109,7 +109,7 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   }
   if (!unreserved.empty()) {
     PS_LOG(WARNING) << "State file " << path << ": " << unreserved.size()
-                    << " restored lease(s) without their port lock ("
+                    << " restored or carried lease(s) without their port lock ("
                     << FirstPorts(unreserved)
                     << "): another port server holds it (it may have leased "
                        "the port while this one was down), or descriptors "

@@ -381,8 +381,11 @@ void PortService::PruneCarriedLocked() {
     }
     return OwnerHasEnded(note.owner, it->second);
   };
-  carried_.erase(std::remove_if(carried_.begin(), carried_.end(), ended),
-                 carried_.end());
+  auto first_ended = std::remove_if(carried_.begin(), carried_.end(), ended);
+  for (auto it = first_ended; it != carried_.end(); ++it) {
+    port_probe_.Release(it->port);  // The lock Restore() took for it.
+  }
+  carried_.erase(first_ended, carried_.end());
 }
 
 std::vector<uint16_t> PortService::CarriedPorts() const {
@@ -511,7 +514,18 @@ std::vector<std::pair<uint16_t, Owner>> PortService::Leases() const {
 
 size_t PortService::RetakeReservations(size_t max_tries) {
   std::lock_guard<std::mutex> lock(mu_);
-  return policy_.RetakeReservations(max_tries);
+  // The carried ports' turn after the restored ones', as many tries each.
+  for (size_t n = std::min(max_tries, carried_unreserved_.size()); n > 0; --n) {
+    const uint16_t port = carried_unreserved_.front();
+    carried_unreserved_.pop_front();
+    const bool carried =
+        std::any_of(carried_.begin(), carried_.end(),
+                    [&](const JournalNote& note) { return note.port == port; });
+    if (carried && !port_probe_.Reserve(port)) {
+      carried_unreserved_.push_back(port);  // Still held by the neighbour.
+    }
+  }
+  return policy_.RetakeReservations(max_tries) + carried_unreserved_.size();
 }
 
 size_t PortService::Restore(
@@ -550,6 +564,14 @@ size_t PortService::Restore(const JournalReplay& replay,
     }
   }
   size_t restored = policy_.Restore(alive, unreserved);
+  // A carried lease keeps its port's lock, as a lease does: a neighbouring
+  // server whose pool holds the port must not lease it while its owner
+  // lives (a start with a narrower pool no longer frees it to them).
+  for (const JournalNote& note : carried_) {
+    if (port_probe_.Reserve(note.port)) continue;
+    carried_unreserved_.push_back(note.port);  // RetakeReservations().
+    if (unreserved != nullptr) unreserved->push_back(note.port);
+  }
   // The journal keeps no uid nor command line: read them again, as at lease
   // time, so that the owner may still release its ports and listings still
   // name it. Label and lease time come back from the notes below.

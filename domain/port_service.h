@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -195,7 +196,11 @@ class PortService : public RequestHandler {
   // its owner is found ended (at a compaction or DetachStore()), so that a
   // server started again with that pool restores it. Dropping them let one
   // start with a narrower pool hand those ports out again later while
-  // their owners lived (a new user's trial).
+  // their owners lived (a new user's trial). A carried lease holds its
+  // port's reservation (PortProbe::Reserve, released when its owner is
+  // found ended), so that a neighbouring server whose pool holds the port
+  // does not lease it meanwhile; a carried port that cannot be reserved is
+  // added to `unreserved` too.
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
   // The carried leases' ports (see Restore), in journal order.
@@ -213,8 +218,9 @@ class PortService : public RequestHandler {
   // Tries again to reserve at most `max_tries` of the restored ports
   // Restore() could not, so that a neighbouring server that lets go of one
   // cannot lease it again (AllocationPolicy::RetakeReservations; every
-  // request tries a few too). Returns how many remain unreserved.
-  // Thread-safe.
+  // request tries a few too), and at most `max_tries` of the carried ones
+  // (one no longer carried is done with). Returns how many remain
+  // unreserved. Thread-safe.
   size_t RetakeReservations(size_t max_tries = SIZE_MAX);
 
   // From now on, journals each grant to `store` and compacts it (rewrites
@@ -355,6 +361,9 @@ class PortService : public RequestHandler {
   // Guarded by mu_: leases outside the pool carried in the journal, each
   // with its note (see Restore).
   std::vector<JournalNote> carried_;
+  // Carried ports Restore() could not reserve, in turn for
+  // RetakeReservations().
+  std::deque<uint16_t> carried_unreserved_;
   std::vector<bool> in_pool_;  // By port. Constant after construction.
   size_t pool_first_ = 65536;  // The pool's lowest and highest ports.
   size_t pool_last_ = 0;

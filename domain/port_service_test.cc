@@ -295,6 +295,43 @@ TEST(PortServiceJournal, RestoredLeasesKeepTheirLabelAndLeaseTime) {
 // live are carried in its journal, with their notes, so that a server with
 // the first pool restores them. Dropped, they were handed out again later
 // while their owners lived (a new user's trial).
+// A carried lease keeps its port's reservation (on Linux, the lock that
+// keeps a neighbouring server whose pool holds the port from leasing it),
+// until its owner is found ended; one that cannot be reserved is named.
+TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
+  FakeProcessProbe processes;
+  processes.Spawn(10);
+  processes.Spawn(11);
+  FakeLeaseStore store;
+  {
+    FakePortProbe wide_ports;
+    PortService wide(Range(100, 109), processes, wide_ports);
+    ASSERT_TRUE(wide.AttachStore(&store).ok);
+    ASSERT_TRUE(wide.AllocateMany(10, 3, "", {}).granted());  // 100-102
+    ASSERT_TRUE(wide.AllocateMany(11, 2, "", {}).granted());  // 103-104
+    EXPECT_FALSE(wide.DetachStore());
+  }
+  FakePortProbe ports;
+  ports.LockElsewhere(104);  // A neighbour holds it already.
+  PortService narrow(Range(100, 100), processes, ports);
+  std::vector<uint16_t> unreserved;
+  EXPECT_EQ(narrow.Restore(ParseJournal(store.contents()), &unreserved), 1u);
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102, 103, 104}));
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102, 103}));
+  EXPECT_EQ(unreserved, (std::vector<uint16_t>{104}));
+  // Retaken once the neighbour lets go, as a restored lease's lock is.
+  EXPECT_EQ(narrow.RetakeReservations(), 1u);
+  ports.Vacate(104);
+  EXPECT_EQ(narrow.RetakeReservations(), 0u);
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102, 103, 104}));
+  // Owner 11 ends: found at the next compaction, its carried ports let go.
+  processes.Kill(11);
+  FakeLeaseStore next;
+  ASSERT_TRUE(narrow.AttachStore(&next).ok);
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102}));
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102}));
+}
+
 TEST(PortServiceJournal, LeasesOutsideThePoolAreCarriedWhileTheirOwnersLive) {
   FakeProcessProbe processes;
   FakePortProbe ports;

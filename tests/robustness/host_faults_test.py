@@ -576,6 +576,7 @@ class NetnsJournalTest(FaultTestBase):
     host's, with its own journal.
     """
     POOL = '35300-35309'
+    POOL_PORTS = range(35300, 35310)
     OTHER_POOL = '35310-35319'
 
     def start_default(self, runtime, pool, netns=False):
@@ -652,6 +653,38 @@ class NetnsJournalTest(FaultTestBase):
             args=['--portserver_state_file=' + journal])
         self.assertFalse(any('are carried' in l and str(held[0]) in l
                              for l in messages(server)), server.log())
+
+    def test_carried_leases_keep_neighbours_off_their_ports(self):
+        journal = os.path.join(self.workdir, 'carried-locks.journal')
+        server = self.start_server(
+            self.POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        owner = self.owner()
+        held = self.lease(server, owner, 2)
+        self.assertEqual(server.stop(), 0)
+        # Started again under a narrower pool: the two leases are carried.
+        narrow = self.start_server(
+            self.OTHER_POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        self.assertTrue(any('are carried' in l for l in messages(narrow)),
+                        narrow.log())
+        # A neighbouring server whose pool holds them leases neither while
+        # their owner lives: the carried leases hold the ports' locks (they
+        # took none, and the neighbour handed them to its own clients).
+        neighbour = self.start_server(
+            self.POOL, address=harness.new_address(),
+            args=['--portserver_state_file=' +
+                  os.path.join(self.workdir, 'neighbour.journal')])
+        other = self.owner()
+        got = self.lease(neighbour, other, len(self.POOL_PORTS) - len(held))
+        self.assertFalse(set(got) & set(held), neighbour.log())
+        self.assertIsNone(harness.ask(neighbour.address, other.pid),
+                          neighbour.log())
+        # The narrow server lets go of them once their owner has ended
+        # (found at its stop's check).
+        self.assertEqual(neighbour.stop(), 0)
+        harness.kill_owner(owner)
+        self.assertEqual(narrow.stop(), 0, narrow.log())
 
 
 class StartupLineTest(FaultTestBase):
