@@ -103,9 +103,10 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
                        "pool "
                     << options_.pool_spec << " (" << FirstPorts(carried_ports)
                     << "), journaled under another pool, are carried: this "
-                       "server does not lease them, and keeps them in the "
-                       "journal while their owners live, so that a server "
-                       "started with their pool restores them";
+                       "server does not lease them, but holds their port "
+                       "locks and keeps them in the journal while their "
+                       "owners live, so that a server started with their "
+                       "pool restores them (portserverctl who shows them)";
   }
   if (!unreserved.empty()) {
     PS_LOG(WARNING) << "State file " << path << ": " << unreserved.size()

@@ -350,10 +350,13 @@ class Ctl {
       if (!r) return code;
       for (ReplyLine& l : r->records) records.push_back(std::move(l));
     }
+    // A carried lease (outside the pool, journaled under another pool and
+    // kept for its live owner) is held too.
+    auto held = [](const ReplyLine& p) {
+      return p.Get("state") == "leased" || p.Get("state") == "carried";
+    };
     bool all_leased = true;
-    for (const ReplyLine& p : records) {
-      all_leased = all_leased && p.Get("state") == "leased";
-    }
+    for (const ReplyLine& p : records) all_leased = all_leased && held(p);
     if (args_.json) {
       std::vector<std::string> items;
       for (const ReplyLine& p : records) items.push_back(JsonObject(p));
@@ -364,7 +367,7 @@ class Ctl {
     Table t({"PORT", "STATE", "PID", "UID", "SINCE", "LABEL", "COMMAND"});
     for (const ReplyLine& p : records) {
       std::string state = p.Get("state").value_or("?");
-      if (state != "leased") {
+      if (!held(p)) {
         static const std::map<std::string, std::string> kSaid = {
             {"free", "free"},
             {"time-wait", "time-wait (SO_REUSEADDR binds only, for now)"},
@@ -380,7 +383,10 @@ class Ctl {
       }
       std::vector<std::string> row = LeaseRow(p, now);
       if (row[3] != "?") row[3] += " ago";
-      t.Add({row[0], "leased", row[1], row[2], row[3], row[4], row[5]});
+      t.Add({row[0],
+             state == "leased" ? "leased"
+                               : "carried (outside the pool, for its owner)",
+             row[1], row[2], row[3], row[4], row[5]});
     }
     std::fputs(t.Render().c_str(), stdout);
     return all_leased ? kDone : kRefused;

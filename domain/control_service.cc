@@ -380,7 +380,8 @@ void ControlService::Who(const ControlRequest& r, const PeerCredentials& peer,
     PortReport report = service_.Describe(port, peer);
     answer.Record("port");
     answer.RecordField("state", PortReportStateName(report.state));
-    if (report.state == PortReport::State::kLeased) {
+    if (report.state == PortReport::State::kLeased ||
+        report.state == PortReport::State::kCarried) {
       LeaseFields(report.lease, answer);
     } else {
       answer.RecordField("port", port);

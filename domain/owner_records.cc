@@ -20,6 +20,8 @@ const char* PortReportStateName(PortReport::State state) {
       return "unknown";
     case PortReport::State::kNotInPool:
       return "not-in-pool";
+    case PortReport::State::kCarried:
+      return "carried";
   }
   return "unknown";
 }

@@ -145,13 +145,18 @@ struct PortReport {
                  // holds its lock (PortProbe::HeldByAnotherServer).
     kUnknown,    // In the pool, not leased; the probe could not tell.
     kNotInPool,  // Not the server's to lease.
+    kCarried,    // Not in the pool, but its lease, journaled under another
+                 // pool, is carried for its live owner (PortService::
+                 // Restore): `lease` says to whom (pid, label and lease
+                 // time; no uid nor command line).
   };
   uint16_t port = 0;
   State state = State::kNotInPool;
-  LeaseView lease;  // When kLeased.
+  LeaseView lease;  // When kLeased or kCarried.
 };
 
-// "leased", "free", "time-wait", "busy", "locked", "unknown", "not-in-pool".
+// "leased", "free", "time-wait", "busy", "locked", "unknown", "not-in-pool",
+// "carried".
 const char* PortReportStateName(PortReport::State state);
 
 struct ReleaseOutcome {

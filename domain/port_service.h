@@ -299,8 +299,9 @@ class PortService : public RequestHandler {
   // namespace, as Allocate does); the leases show pids of ours.
   LeasePage ListLeases(const LeaseQuery& query, const PeerCredentials& peer);
 
-  // Who holds `port`, or whether it is free, busy or outside the pool. A
-  // port not leased is probed (and any reservation let go at once).
+  // Who holds `port`, or whether it is free, busy or outside the pool (or
+  // carried there for its owner: Restore). A port of the pool not leased
+  // is probed (and any reservation let go at once).
   PortReport Describe(uint16_t port, const PeerCredentials& peer);
 
   PoolView pool_view() const;

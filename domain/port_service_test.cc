@@ -307,8 +307,8 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
     FakePortProbe wide_ports;
     PortService wide(Range(100, 109), processes, wide_ports);
     ASSERT_TRUE(wide.AttachStore(&store).ok);
-    ASSERT_TRUE(wide.AllocateMany(10, 3, "", {}).granted());  // 100-102
-    ASSERT_TRUE(wide.AllocateMany(11, 2, "", {}).granted());  // 103-104
+    ASSERT_TRUE(wide.AllocateMany(10, 3, "//pkg:a", {}).granted());  // 100-102
+    ASSERT_TRUE(wide.AllocateMany(11, 2, "", {}).granted());         // 103-104
     EXPECT_FALSE(wide.DetachStore());
   }
   FakePortProbe ports;
@@ -319,6 +319,12 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
   EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102, 103, 104}));
   EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102, 103}));
   EXPECT_EQ(unreserved, (std::vector<uint16_t>{104}));
+  // `who` names a carried port's owner, label and lease time.
+  PortReport carried = narrow.Describe(101, {});
+  EXPECT_EQ(carried.state, PortReport::State::kCarried);
+  EXPECT_EQ(carried.lease.pid, 10);
+  EXPECT_EQ(carried.lease.label, "//pkg:a");
+  EXPECT_EQ(narrow.Describe(105, {}).state, PortReport::State::kNotInPool);
   // Retaken once the neighbour lets go, as a restored lease's lock is.
   EXPECT_EQ(narrow.RetakeReservations(), 1u);
   ports.Vacate(104);

@@ -668,6 +668,13 @@ class NetnsJournalTest(FaultTestBase):
             args=['--portserver_state_file=' + journal])
         self.assertTrue(any('are carried' in l for l in messages(narrow)),
                         narrow.log())
+        # `who` names their owner.
+        reply = harness.raw_exchange(
+            narrow.address,
+            b'portserver/1 who ports=%d,35320\n' % held[0]).decode()
+        self.assertIn('state=carried port=%d pid=%d ' % (held[0], owner.pid),
+                      reply)
+        self.assertIn('state=not-in-pool port=35320', reply)
         # A neighbouring server whose pool holds them leases neither while
         # their owner lives: the carried leases hold the ports' locks (they
         # took none, and the neighbour handed them to its own clients).
