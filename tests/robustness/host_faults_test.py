@@ -13,7 +13,8 @@ hygiene of its state.
                       live leases the journal stays.
   NetnsJournalTest    default servers on one abstract address in two
                       network namespaces keep apart journals; leases
-                      outside the pool are dropped loudly.
+                      outside the pool are carried loudly, with their
+                      ports' locks.
   StartupLineTest     the start-up line says what was restored.
   OthersFilesTest     a state file that is not a journal (a typo naming
                       someone else's file, a directory, a FIFO, a device,
