@@ -147,8 +147,11 @@ void Server::UseJournal(LeaseStore& store, std::string_view contents,
   journal_attached_ = true;
   // Each watch taken checks its owner by start time (TryWatch): the pid
   // may have gone to another process since Restore probed it.
+  // Carried leases' owners too: their ports' locks are let go as soon as
+  // they end, not at the next compaction.
   std::set<int64_t> owners;
   for (const auto& lease : service_.Leases()) owners.insert(lease.second.pid);
+  for (int64_t pid : service_.CarriedOwners()) owners.insert(pid);
   for (int64_t pid : owners) Watch(pid);
   StoreResult compacted = service_.AttachStore(&store);
   if (!compacted.ok) {

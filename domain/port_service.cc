@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 #include "domain/control_protocol.h"
 #include "domain/lease_journal.h"
@@ -381,11 +382,25 @@ void PortService::PruneCarriedLocked() {
     }
     return OwnerHasEnded(note.owner, it->second);
   };
+  DropCarriedLocked(ended);
+}
+
+size_t PortService::DropCarriedLocked(
+    const std::function<bool(const JournalNote&)>& ended) {
   auto first_ended = std::remove_if(carried_.begin(), carried_.end(), ended);
+  const size_t dropped = static_cast<size_t>(carried_.end() - first_ended);
   for (auto it = first_ended; it != carried_.end(); ++it) {
-    port_probe_.Release(it->port);  // The lock Restore() took for it.
+    port_probe_.Release(it->port);  // The reservation Restore() took for it.
   }
   carried_.erase(first_ended, carried_.end());
+  return dropped;
+}
+
+std::vector<int64_t> PortService::CarriedOwners() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::set<int64_t> pids;
+  for (const JournalNote& note : carried_) pids.insert(note.owner.pid);
+  return std::vector<int64_t>(pids.begin(), pids.end());
 }
 
 std::vector<uint16_t> PortService::CarriedPorts() const {
@@ -494,7 +509,24 @@ std::string PortService::HandleRequest(const Request& request) {
 
 size_t PortService::OwnerExited(int64_t pid, bool* unknown) {
   std::lock_guard<std::mutex> lock(mu_);
-  return policy_.OwnerExited(pid, unknown);
+  const size_t back = policy_.OwnerExited(pid, unknown);
+  ForgetCarriedOfLocked(pid);
+  return back;
+}
+
+void PortService::ForgetCarriedOfLocked(int64_t pid) {
+  auto of_pid = [&](const JournalNote& note) { return note.owner.pid == pid; };
+  if (std::none_of(carried_.begin(), carried_.end(), of_pid)) return;
+  const ProcessProbe::Result now = process_probe_.Probe(pid);
+  auto ended = [&](const JournalNote& note) {
+    return of_pid(note) && OwnerHasEnded(note.owner, now);
+  };
+  if (DropCarriedLocked(ended) == 0) return;
+  // Not left in the file until the next compaction (a restart would drop
+  // them anyway: their owner has ended).
+  if (store_ != nullptr && !journal_behind_ && !CompactLocked().ok) {
+    ++stats_.journal_errors;
+  }
 }
 
 void PortService::SetSweepPerRequest(size_t n) {

@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -163,7 +164,9 @@ class PortService : public RequestHandler {
 
   // Notification that `pid` may have exited; see AllocationPolicy. Returns
   // the number of ports that came back; `*unknown` (if given) says whether
-  // the process probe could not tell.
+  // the process probe could not tell. Carried leases of `pid` (Restore)
+  // whose owner has ended are dropped too, their reservations released and
+  // the journal rewritten without them (they come back to no pool).
   size_t OwnerExited(int64_t pid, bool* unknown = nullptr);
 
   // See AllocationPolicy::set_sweep_per_request.
@@ -205,6 +208,9 @@ class PortService : public RequestHandler {
                  std::vector<uint16_t>* unreserved = nullptr);
   // The carried leases' ports (see Restore), in journal order.
   std::vector<uint16_t> CarriedPorts() const;
+  // Their owners' pids, each once: to be watched for their exits as the
+  // owners of leases are (OwnerExited).
+  std::vector<int64_t> CarriedOwners() const;
   // The id of this boot (Linux: /proc/sys/kernel/random/boot_id), written
   // into every snapshot of the journal (JournalBootRecord). Restore() keeps
   // no lease of a journal of another boot: its owners ended with it, and a
@@ -341,6 +347,13 @@ class PortService : public RequestHandler {
   static void AddCounts(const Allocation& from, Allocation& to);
   // REQUIRES: mu_ held. Drops the carried leases whose owners have ended.
   void PruneCarriedLocked();
+  // REQUIRES: mu_ held. PruneCarriedLocked() for `pid`'s carried leases
+  // alone, and the journal rewritten if any was dropped.
+  void ForgetCarriedOfLocked(int64_t pid);
+  // REQUIRES: mu_ held. Drops the carried leases `ended` says so of (called
+  // once each), releasing their reservations. Returns how many.
+  size_t DropCarriedLocked(
+      const std::function<bool(const JournalNote&)>& ended);
 
   mutable std::mutex mu_;
   ProcessProbe& process_probe_;  // Guarded by mu_ (thread-compatible).

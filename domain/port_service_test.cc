@@ -330,12 +330,23 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
   ports.Vacate(104);
   EXPECT_EQ(narrow.RetakeReservations(), 0u);
   EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102, 103, 104}));
-  // Owner 11 ends: found at the next compaction, its carried ports let go.
-  processes.Kill(11);
+  EXPECT_EQ(narrow.CarriedOwners(), (std::vector<int64_t>{10, 11}));
   FakeLeaseStore next;
   ASSERT_TRUE(narrow.AttachStore(&next).ok);
+  // Owner 11 ends: at its exit notice, its carried ports are let go and the
+  // journal no longer holds them.
+  processes.Kill(11);
+  narrow.OwnerExited(11);
   EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102}));
   EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100, 101, 102}));
+  std::vector<uint16_t> journaled;
+  for (const auto& [port, owner] : ParseJournal(next.contents()).leases) {
+    journaled.push_back(port);
+  }
+  EXPECT_EQ(journaled, (std::vector<uint16_t>{100, 101, 102}));
+  // A notice for a live owner drops nothing.
+  narrow.OwnerExited(10);
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102}));
 }
 
 TEST(PortServiceJournal, LeasesOutsideThePoolAreCarriedWhileTheirOwnersLive) {

@@ -688,10 +688,20 @@ class NetnsJournalTest(FaultTestBase):
         self.assertFalse(set(got) & set(held), neighbour.log())
         self.assertIsNone(harness.ask(neighbour.address, other.pid),
                           neighbour.log())
-        # The narrow server lets go of them once their owner has ended
-        # (found at its stop's check).
-        self.assertEqual(neighbour.stop(), 0)
+        # The narrow server lets go of them as soon as their owner ends
+        # (its exit is watched, as a lease's owner's is): the neighbour then
+        # leases them, while the narrow server still runs.
         harness.kill_owner(owner)
+        def who(port):
+            return harness.raw_exchange(
+                narrow.address, b'portserver/1 who ports=%d\n' % port).decode()
+        self.assertTrue(
+            harness.poll_until(lambda: 'state=not-in-pool' in who(held[-1]),
+                               10), narrow.log())
+        self.assertEqual(
+            sorted(self.lease(neighbour, other, len(held))), sorted(held),
+            neighbour.log())
+        self.assertEqual(neighbour.stop(), 0)
         self.assertEqual(narrow.stop(), 0, narrow.log())
 
 
