@@ -70,6 +70,9 @@ Server::Server(const Options& options, const Adapters& adapters)
     return std::vector<ExtraStat>{
         {"unwatched-owners", unwatched_owners(), false,
          "Owners whose exit is not watched (checked one per request)."},
+        {"carried-leases", service_.CarriedPorts().size(), false,
+         "Journaled leases on ports outside the pool, kept (not leased) "
+         "for their live owners."},
         {"refusal-lines-suppressed", refusals_.suppressed(), true,
          "Refusal log lines held back by the rate limit."}};
   });
@@ -268,6 +271,7 @@ void Server::DumpStats() {
   PS_LOG(INFO) << "time-wait-grants " << s.time_wait_grants;
   PS_LOG(INFO) << "port-probe-failures " << s.port_probe_failures;
   PS_LOG(INFO) << "unwatched-owners " << unwatched_owners();
+  PS_LOG(INFO) << "carried-leases " << service_.CarriedPorts().size();
   PS_LOG(INFO) << "refusal-lines-suppressed " << refusals_.suppressed();
   PS_LOG(INFO) << "journal-outages " << s.journal_outages;
   PS_LOG(INFO) << "journal-missed-grants " << s.journal_missed_grants;

@@ -44,7 +44,8 @@ STAT_NAMES = (
     'num-ports-checked-for-last-request', 'total-allocations',
     'denied-invalid-pid', 'denied-no-such-process', 'denied-pool-exhausted',
     'denied-quota', 'refused-connections', 'leased-ports', 'owners',
-    'busy-ports-cooling', 'unwatched-owners', 'refusal-lines-suppressed',
+    'busy-ports-cooling', 'unwatched-owners', 'carried-leases',
+    'refusal-lines-suppressed',
     'journal-outages', 'journal-missed-grants', 'journal-rewrites',
     'journal-errors', 'journal-compactions')
 LAST_STAT = STAT_NAMES[-1]

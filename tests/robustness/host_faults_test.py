@@ -669,6 +669,7 @@ class NetnsJournalTest(FaultTestBase):
             args=['--portserver_state_file=' + journal])
         self.assertTrue(any('are carried' in l for l in messages(narrow)),
                         narrow.log())
+        self.assert_stats(narrow, {'carried-leases': len(held)})
         # `who` names their owner.
         reply = harness.raw_exchange(
             narrow.address,
