@@ -298,7 +298,11 @@ Server::OwnerCheck Server::ReclaimIfGone(int64_t pid) {
     PS_LOG(INFO) << "Owner pid " << pid << " exited: " << back
                  << " port(s) back in the pool";
   }
-  if (back > 0 || service_.PortsOf(pid).empty()) return OwnerCheck::kHoldsNone;
+  // Holds(), not PortsOf(): an owner of carried leases alone matters too
+  // (a reviewer: one that could not be watched was dropped from the
+  // unwatched owners while alive, and its carried ports kept locked after
+  // its end).
+  if (back > 0 || !service_.Holds(pid)) return OwnerCheck::kHoldsNone;
   return unknown ? OwnerCheck::kUnknown : OwnerCheck::kAlive;
 }
 

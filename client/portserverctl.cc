@@ -10,7 +10,8 @@
 //
 // The address defaults to $PORTSERVER_ADDRESS, then @unittest-portserver.
 // Output is for people (aligned columns, ages such as "3m12s") unless --json.
-// Exit status: 0 done; 1 refused, (who) a port not leased, or the output
+// Exit status: 0 done; 1 refused, (who) a port neither leased nor carried, or
+// the output
 // could not be written; 2 usage; 3 no server (none listening, or one without
 // the extended protocol).
 #include <algorithm>
@@ -70,7 +71,9 @@ constexpr char kUsageText[] =
     "  who PORT...         who holds each port (1024 at most), or whether\n"
     "                      it is free, in TIME_WAIT, busy outside the\n"
     "                      server, locked by another port server, unknown\n"
-    "                      (the probe could not tell) or not in the pool\n"
+    "                      (the probe could not tell), not in the pool, or\n"
+    "                      carried (outside the pool, kept for the owner of\n"
+    "                      a lease journaled under another pool)\n"
 #ifdef _WIN32
     "  release PORT...     end these leases now (all or none; only their\n"
     "                      owner's user or an administrator)\n"
@@ -96,7 +99,8 @@ constexpr char kUsageText[] =
     "  --version           print portserverctl's version and exit (the\n"
     "                      version command asks the server for its own)\n"
     "\n"
-    "exit status: 0 done, 1 refused or not found (who: a port not leased)\n"
+    "exit status: 0 done, 1 refused or not found (who: a port neither leased\n"
+    "nor carried)\n"
     "or the output could not be written, 2 usage, 3 no server (or one\n"
     "without the extended protocol).\n";
 

@@ -1,8 +1,10 @@
 #include "domain/lease_journal.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -467,4 +469,89 @@ TEST(JournalFileName, LongAddressesAreCutAndStayDistinct) {
   EXPECT_EQ(JournalFileName(std::string(190, 'p')), std::string(190, 'p'));
 }
 
+}  // namespace portserver
+
+namespace portserver {
+// The records as they were formatted before they were appended in place
+// (temporary strings, snprintf): a differential check of the new code.
+namespace former {
+uint32_t OldFnv1a(std::string_view s) {
+  uint32_t h = 2166136261u;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return h;
+}
+std::string OldHex8(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof(buf), "%08x", v);
+  return buf;
+}
+std::string OldLease(uint16_t port, const Owner& owner) {
+  std::string body = "L " + std::to_string(port) + " " +
+                     std::to_string(owner.pid) + " " +
+                     std::to_string(owner.incarnation);
+  return body + " " + OldHex8(OldFnv1a(body)) + "\n";
+}
+std::string OldNote(uint16_t port, int64_t unix_seconds,
+                    std::string_view label) {
+  label = label.substr(0, kMaxLabelBytes);
+  if (unix_seconds <= 0 && label.empty()) return "";
+  std::string body = "N " + std::to_string(port) + " " +
+                     (unix_seconds > 0 ? std::to_string(unix_seconds) : "-") +
+                     " ";
+  if (label.empty()) {
+    body += "-";
+  } else if (label == "-") {
+    body += "%2D";
+  } else {
+    body += PercentEncode(label);
+  }
+  return body + " " + OldHex8(OldFnv1a(body)) + "\n";
+}
+}  // namespace former
+
+TEST(LeaseJournal, AppendedRecordsMatchTheFormerFormattingByteForByte) {
+  using namespace former;
+  std::mt19937_64 rng(42);
+  const std::vector<int64_t> i64s = {
+      0, 1, -1, 9, 10, INT64_MIN, INT64_MAX, -4194304, 4194304, 1764552000};
+  const std::vector<uint64_t> u64s = {0, 1, 9, 10, UINT64_MAX, 1ull << 63};
+  const std::vector<std::string> labels = {"",
+                                           "-",
+                                           "--",
+                                           " ",
+                                           "%",
+                                           "x y%",
+                                           std::string(200, 'a'),
+                                           std::string(127, 'a') + " b",
+                                           std::string(128, 'a') + " ",
+                                           std::string("\0\x01\xff\n", 4),
+                                           "//pkg:some_test",
+                                           "\xc3\xa9"};
+  for (int round = 0; round < 20000; ++round) {
+    uint16_t port = static_cast<uint16_t>(rng());
+    int64_t pid =
+        round < 100 ? i64s[round % i64s.size()] : static_cast<int64_t>(rng());
+    uint64_t inc = round < 100 ? u64s[round % u64s.size()] : rng();
+    int64_t secs = round < 100 ? i64s[(round / 3) % i64s.size()]
+                               : static_cast<int64_t>(rng() >> (rng() % 64));
+    if (rng() % 4 == 0) secs = -secs;
+    std::string label = labels[rng() % labels.size()];
+    if (rng() % 3 == 0) {
+      label.clear();
+      for (size_t n = rng() % 140; n > 0; --n)
+        label += static_cast<char>(rng());
+    }
+    Owner owner{pid, inc};
+    ASSERT_EQ(JournalLease(port, owner), OldLease(port, owner));
+    ASSERT_EQ(JournalLeaseNote(port, secs, label), OldNote(port, secs, label))
+        << secs << " [" << label << "]";
+    std::string out = "prefix";
+    AppendJournalLeaseWithNote(out, port, owner, secs, label);
+    ASSERT_EQ(out,
+              "prefix" + OldLease(port, owner) + OldNote(port, secs, label));
+  }
+}
 }  // namespace portserver

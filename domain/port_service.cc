@@ -330,12 +330,11 @@ bool PortService::DetachStore() {
   std::lock_guard<std::mutex> lock(mu_);
   if (store_ == nullptr) return false;
   bool removed = false;
-  const size_t carried_before = carried_.size();
   PruneCarriedLocked();
   if (ledger_.leased_ports() == 0 && carried_.empty()) {
     removed = store_->Remove();  // Unless the store keeps its files.
   }
-  if (!removed && carried_.size() != carried_before && !journal_behind_) {
+  if (!removed && carried_dropped_ && !journal_behind_) {
     // Carried leases whose owners ended are not left in the file (a
     // restart would drop them, but the stop's figures would not match it).
     if (!CompactLocked().ok) ++stats_.journal_errors;
@@ -389,8 +388,12 @@ size_t PortService::DropCarriedLocked(
     const std::function<bool(const JournalNote&)>& ended) {
   auto first_ended = std::remove_if(carried_.begin(), carried_.end(), ended);
   const size_t dropped = static_cast<size_t>(carried_.end() - first_ended);
+  if (dropped > 0) carried_dropped_ = true;
   for (auto it = first_ended; it != carried_.end(); ++it) {
     port_probe_.Release(it->port);  // The reservation Restore() took for it.
+    carried_unreserved_.erase(std::remove(carried_unreserved_.begin(),
+                                          carried_unreserved_.end(), it->port),
+                              carried_unreserved_.end());
   }
   carried_.erase(first_ended, carried_.end());
   return dropped;
@@ -438,6 +441,7 @@ StoreResult PortService::CompactLocked() {
       boot_id_));
   if (r.ok) {
     appended_ = 0;
+    carried_dropped_ = false;
     ++stats_.journal_compactions;
   }
   return r;
@@ -510,23 +514,29 @@ std::string PortService::HandleRequest(const Request& request) {
 size_t PortService::OwnerExited(int64_t pid, bool* unknown) {
   std::lock_guard<std::mutex> lock(mu_);
   const size_t back = policy_.OwnerExited(pid, unknown);
-  ForgetCarriedOfLocked(pid);
+  if (ForgetCarriedOfLocked(pid) && unknown != nullptr) *unknown = true;
   return back;
 }
 
-void PortService::ForgetCarriedOfLocked(int64_t pid) {
+bool PortService::Holds(int64_t pid) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return !ledger_.PortsOf(pid).empty() ||
+         std::any_of(carried_.begin(), carried_.end(),
+                     [&](const JournalNote& n) { return n.owner.pid == pid; });
+}
+
+bool PortService::ForgetCarriedOfLocked(int64_t pid) {
   auto of_pid = [&](const JournalNote& note) { return note.owner.pid == pid; };
-  if (std::none_of(carried_.begin(), carried_.end(), of_pid)) return;
+  if (std::none_of(carried_.begin(), carried_.end(), of_pid)) return false;
   const ProcessProbe::Result now = process_probe_.Probe(pid);
-  auto ended = [&](const JournalNote& note) {
+  if (now.state == ProcessProbe::State::kError) return true;
+  // The journal keeps their lines until its next compaction (or the stop):
+  // harmless, as a restart drops the leases of owners that ended, and no
+  // rewrite of the whole file on the watcher's thread.
+  DropCarriedLocked([&](const JournalNote& note) {
     return of_pid(note) && OwnerHasEnded(note.owner, now);
-  };
-  if (DropCarriedLocked(ended) == 0) return;
-  // Not left in the file until the next compaction (a restart would drop
-  // them anyway: their owner has ended).
-  if (store_ != nullptr && !journal_behind_ && !CompactLocked().ok) {
-    ++stats_.journal_errors;
-  }
+  });
+  return false;
 }
 
 void PortService::SetSweepPerRequest(size_t n) {
@@ -577,6 +587,12 @@ size_t PortService::Restore(const JournalReplay& replay,
   std::map<int64_t, ProcessProbe::Result> seen;
   std::vector<std::pair<uint16_t, Owner>> alive;  // Or not known to be gone.
   std::map<uint16_t, size_t> carried_at;          // Port -> index in carried_.
+  // Each port is carried once (the first lease of it read wins), also
+  // across calls: one reservation per port, let go with its one lease.
+  for (size_t i = 0; i < carried_.size(); ++i) {
+    carried_at[carried_[i].port] = i;
+  }
+  const size_t carried_before = carried_.size();
   for (const auto& lease : leases) {
     const Owner& owner = lease.second;
     if (owner.pid <= 1) continue;
@@ -599,10 +615,11 @@ size_t PortService::Restore(const JournalReplay& replay,
   // A carried lease keeps its port's lock, as a lease does: a neighbouring
   // server whose pool holds the port must not lease it while its owner
   // lives (a start with a narrower pool no longer frees it to them).
-  for (const JournalNote& note : carried_) {
-    if (port_probe_.Reserve(note.port)) continue;
-    carried_unreserved_.push_back(note.port);  // RetakeReservations().
-    if (unreserved != nullptr) unreserved->push_back(note.port);
+  for (size_t i = carried_before; i < carried_.size(); ++i) {
+    const uint16_t port = carried_[i].port;
+    if (port_probe_.Reserve(port)) continue;
+    carried_unreserved_.push_back(port);  // RetakeReservations().
+    if (unreserved != nullptr) unreserved->push_back(port);
   }
   // The journal keeps no uid nor command line: read them again, as at lease
   // time, so that the owner may still release its ports and listings still

@@ -165,9 +165,13 @@ class PortService : public RequestHandler {
   // Notification that `pid` may have exited; see AllocationPolicy. Returns
   // the number of ports that came back; `*unknown` (if given) says whether
   // the process probe could not tell. Carried leases of `pid` (Restore)
-  // whose owner has ended are dropped too, their reservations released and
-  // the journal rewritten without them (they come back to no pool).
+  // whose owner has ended are dropped too and their reservations released
+  // (they come back to no pool; the journal drops them at its next
+  // compaction); `*unknown` also if the probe could not tell for them.
   size_t OwnerExited(int64_t pid, bool* unknown = nullptr);
+  // True while `pid` holds a lease or a carried lease: whether its exit
+  // still matters. Thread-safe.
+  bool Holds(int64_t pid) const;
 
   // See AllocationPolicy::set_sweep_per_request.
   void SetSweepPerRequest(size_t n);
@@ -203,7 +207,8 @@ class PortService : public RequestHandler {
   // port's reservation (PortProbe::Reserve, released when its owner is
   // found ended), so that a neighbouring server whose pool holds the port
   // does not lease it meanwhile; a carried port that cannot be reserved is
-  // added to `unreserved` too.
+  // added to `unreserved` too. A port is carried once, for the first lease
+  // of it read (in this call or an earlier one).
   size_t Restore(const JournalReplay& replay,
                  std::vector<uint16_t>* unreserved = nullptr);
   // The carried leases' ports (see Restore), in journal order.
@@ -348,8 +353,8 @@ class PortService : public RequestHandler {
   // REQUIRES: mu_ held. Drops the carried leases whose owners have ended.
   void PruneCarriedLocked();
   // REQUIRES: mu_ held. PruneCarriedLocked() for `pid`'s carried leases
-  // alone, and the journal rewritten if any was dropped.
-  void ForgetCarriedOfLocked(int64_t pid);
+  // alone. True if it has some and the process probe could not tell.
+  bool ForgetCarriedOfLocked(int64_t pid);
   // REQUIRES: mu_ held. Drops the carried leases `ended` says so of (called
   // once each), releasing their reservations. Returns how many.
   size_t DropCarriedLocked(
@@ -378,6 +383,9 @@ class PortService : public RequestHandler {
   // Carried ports Restore() could not reserve, in turn for
   // RetakeReservations().
   std::deque<uint16_t> carried_unreserved_;
+  // Carried leases were dropped since the last snapshot: the journal still
+  // names them (a stop rewrites it).
+  bool carried_dropped_ = false;
   std::vector<bool> in_pool_;  // By port. Constant after construction.
   size_t pool_first_ = 65536;  // The pool's lowest and highest ports.
   size_t pool_last_ = 0;
