@@ -62,11 +62,13 @@ size_t ProbeThreads() {
 class LinuxAdapters final : public PlatformAdapters {
  public:
   LinuxAdapters(std::unique_ptr<LinuxUnixTransport> transport,
-                std::unique_ptr<LinuxReservedPorts> reserved)
+                std::unique_ptr<LinuxReservedPorts> reserved, int reserve_below)
       : locking_probe_(port_probe_, LinuxPortLockProbe::kDefaultPrefix,
                        ProbeThreads()),
         reserved_(std::move(reserved)),
-        transport_(std::move(transport)) {}
+        transport_(std::move(transport)) {
+    locking_probe_.set_reserve_below(reserve_below);
+  }
   ~LinuxAdapters() override {
     if (reserved_ == nullptr || CountPorts(reserved_->added()) == 0) return;
     absl::Status restored = reserved_->Restore();
@@ -116,6 +118,25 @@ uint64_t DescriptorsWanted(const Options& options) {
 // (one owner leases 65 ports under a limit of 79 without a journal, 238
 // under 256 with one).
 constexpr uint64_t kOwnDescriptors = 16;
+
+// Descriptors the locks of restored leases leave free under the limit, to
+// serve with: a few requests at once (a connection, a lock and two bind
+// tests, a new owner's pidfd each) and the journal's rewrite.
+constexpr uint64_t kServingDescriptors = 16;
+
+// The descriptor number restored leases' locks stay below
+// (LinuxPortLockProbe::set_reserve_below): the limit less
+// kServingDescriptors; 0 (none) without a limit.
+int ReserveBelow() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
+      limit.rlim_cur == RLIM_INFINITY ||
+      limit.rlim_cur <= kOwnDescriptors + kServingDescriptors) {
+    return 0;
+  }
+  return static_cast<int>(
+      std::min<uint64_t>(limit.rlim_cur - kServingDescriptors, INT_MAX));
+}
 
 // Grows the process's descriptor table to `descriptors` entries now, while
 // the process has one thread. The kernel grows it by doubling as
@@ -487,8 +508,8 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   if (!reserved.ok()) return reserved.status();
   WarnOfPortsItMayNotBind(options);
   WarnOfLegacyLocks();
-  return std::unique_ptr<PlatformAdapters>(
-      new LinuxAdapters(std::move(*transport), std::move(*reserved)));
+  return std::unique_ptr<PlatformAdapters>(new LinuxAdapters(
+      std::move(*transport), std::move(*reserved), ReserveBelow()));
 }
 
 // `path` made absolute (from the working directory) with its directory

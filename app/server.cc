@@ -221,12 +221,24 @@ absl::Status Server::Serve() {
     if (removed) {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " removed: no live leases to keep";
-    } else if (service_.journal_behind()) {
+    } else if (service_.journal_behind() &&
+               service_.stats().journal_missed_grants > 0) {
       PS_LOG(ERROR) << "State file " << journal_path_
                     << " kept, but it lacks the leases granted while it "
                        "could not be written (journal-missed-grants): a "
                        "restart restores only those it holds, of "
                     << s.leased_ports << " live lease(s)";
+    } else if (service_.journal_behind()) {
+      // Only a rewrite failed (a compaction, the start-up's): no grant is
+      // missing from the file (a new user's trial read the message above
+      // with journal-missed-grants 0 and a complete journal).
+      PS_LOG(WARNING) << "State file " << journal_path_
+                      << " kept as last written: it could not be rewritten "
+                         "(journal-errors), but no grant is missing from it "
+                         "("
+                      << s.leased_ports
+                      << " live lease(s)); a lease released since comes "
+                         "back to its owner at a restart if it still lives";
     } else if (s.leased_ports == 0 && carried == 0) {
       PS_LOG(INFO) << "State file " << journal_path_
                    << " kept (this platform keeps it): no live lease in it";

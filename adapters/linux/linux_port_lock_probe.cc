@@ -448,11 +448,24 @@ bool LinuxPortLockProbe::HeldByAnotherServer(uint16_t port) {
 bool LinuxPortLockProbe::Reserve(uint16_t port) {
   CancelPrefetch();
   if (held_.count(port) != 0) return true;
+  // Full, and no lock given back since: no system call (the server retries
+  // such leases every 20 ms).
+  if (held_.size() >= reserve_full_at_) return false;
   PortState state;
   int fd = TryLock(port, &state);
   if (fd < 0) return false;
+  if (reserve_below_ > 0 && fd >= reserve_below_) {
+    close(fd);
+    reserve_full_at_ = held_.size();
+    return false;
+  }
   held_[port] = fd;
   return true;
+}
+
+void LinuxPortLockProbe::set_reserve_below(int fd_limit) {
+  reserve_below_ = fd_limit;
+  reserve_full_at_ = SIZE_MAX;
 }
 
 void LinuxPortLockProbe::Release(uint16_t port) {
@@ -461,6 +474,7 @@ void LinuxPortLockProbe::Release(uint16_t port) {
   if (it == held_.end()) return;
   close(it->second);
   held_.erase(it);
+  reserve_full_at_ = SIZE_MAX;  // A descriptor is free again.
 }
 
 }  // namespace portserver

@@ -117,9 +117,22 @@ class LinuxPortLockProbe final : public PortProbe {
   // Gives the port's lock back (after CancelPrefetch()).
   void Release(uint16_t port) override;
   // Takes the port's lock without a bind test (a restored lease, whose
-  // owner may have bound it); false if another process holds it or no lock
-  // socket could be made. After CancelPrefetch().
+  // owner may have bound it); false if another process holds it, no lock
+  // socket could be made, or its descriptor would be set_reserve_below()'s
+  // limit or more. After CancelPrefetch().
   bool Reserve(uint16_t port) override;
+
+  // Reserve() takes no lock whose descriptor number is `fd_limit` or more
+  // (descriptors are numbered from the lowest free one: about the number
+  // in use), so that the locks of a journal's leases, restored before the
+  // server serves, leave descriptors to serve with: a server restarted
+  // under a limit its journal's leases outnumber took every descriptor for
+  // them and closed every connection unanswered (a new user's trial). Such
+  // a lease is kept without its lock, as one a neighbour holds. After a
+  // Reserve() refused so, the next ones fail without a system call until a
+  // lock is given back. 0 (the default): no limit. Check() and CheckMany()
+  // are not limited: a request runs out on its own (kUnknown).
+  void set_reserve_below(int fd_limit);
 
   size_t locks_held() const { return held_.size(); }
 
@@ -152,6 +165,9 @@ class LinuxPortLockProbe final : public PortProbe {
     bool running = false;  // Open to the workers.
   };
   std::unique_ptr<Prefetched> prefetched_;
+
+  int reserve_below_ = 0;              // set_reserve_below().
+  size_t reserve_full_at_ = SIZE_MAX;  // held_.size() at the last refusal.
 };
 
 // The ports whose locks are held under the names of servers before 0.3.0

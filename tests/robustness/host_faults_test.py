@@ -159,6 +159,32 @@ class DiskFullTest(FaultTestBase):
                       'behind must say that it lacks leases, not that it '
                       'keeps them all:\n%s' % server.log())
 
+    def test_clean_stop_after_a_failed_rewrite_alone_lacks_no_grant(self):
+        # Only a rewrite failed (here a release's; at start-up, one under a
+        # low descriptor limit): no grant is missing from the journal, and
+        # the stop said it lacked the grants made while it could not be
+        # written, with journal-missed-grants 0 (a new user's trial).
+        journal = os.path.join(self.mount, 'x.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 3)
+        self.fill()
+        reply = harness.raw_exchange(
+            server.address, b'portserver/1 release ports=%d\n' % held[0])
+        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+        self.assertEqual(server.stats()['journal-missed-grants'], 0)
+        start = server.stderr.count()
+        self.assertEqual(server.stop(), 0, server.log())
+        kept = [l for l in messages(server, start) if 'State file' in l]
+        self.assertTrue(kept, server.log())
+        said = kept[-1].split(journal, 1)[-1]  # Not the path's words.
+        self.assertNotIn('lacks', said, server.log())
+        self.assertIn('no grant is missing', said, server.log())
+        # As said: every grant is there (the released one too).
+        server = self.start(journal)
+        self.assert_stats(server, {'leased-ports': len(held)})
+
+
 class DeletedJournalTest(FaultTestBase):
     POOL = '35000-35099'
 

@@ -158,6 +158,35 @@ class DescriptorLimitTest(harness.ServerTestCase):
                         reply.startswith(b'portserver/1 ok'),
                         (reply, server.log()))
 
+    def test_restart_under_a_limit_its_journal_outnumbers_still_serves(self):
+        # 80 leases journaled, restarted under a limit of 64: the restored
+        # leases' locks took every descriptor, the journal could not be
+        # rewritten and every client (even `status`) was closed unanswered
+        # while the owner lived (a new user's trial). Now the locks leave
+        # descriptors to serve with; the leases beyond are kept without
+        # their lock, said at start-up.
+        journal = os.path.join(harness.tmpdir(), 'outnumbered.journal')
+        args = ['--portserver_state_file=' + journal,
+                '--portserver_max_connections=%d' % MAX_CONNECTIONS]
+        server = self.start_server(self.POOL, args=args)
+        owner = self.owner()
+        reply = harness.raw_exchange(
+            server.address, b'portserver/1 allocate pid=%d count=80\n' % owner.pid)
+        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+        self.assertEqual(server.stop(), 0, server.log())
+        server = self.start_server(self.POOL, args=args,
+                                   preexec_fn=limit_descriptors(64))
+        log = server.log()
+        self.assertIn('restored 80 of 80', log)
+        self.assertIn('without their port lock', log)
+        self.assertNotIn('cannot be rewritten', log)
+        reply = harness.raw_exchange(server.address, b'portserver/1 status\n')
+        self.assertTrue(isinstance(reply, bytes) and
+                        reply.startswith(b'portserver/1 ok'),
+                        (reply, server.log()))
+        self.assertEqual(server.stop(), 0, server.log())
+        self.assertNotIn('lacks the leases', server.log())
+
     def test_clients_turned_away_for_want_of_descriptors_are_told(self):
         # Once the leases' locks took every descriptor, each new connection
         # was accepted with the spare descriptor and closed unanswered:
