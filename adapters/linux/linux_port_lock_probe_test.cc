@@ -56,6 +56,32 @@ TEST(LinuxPortLockProbe, TwoServersNeverBothGetAPort) {
   EXPECT_EQ(a.locks_held(), 1u);
 }
 
+// Restored leases' locks stay below the descriptor number given, so that
+// the server keeps descriptors to serve with; a lock given back lets the
+// next one in. Check() is not limited.
+TEST(LinuxPortLockProbe, ReserveStaysBelowTheDescriptorLimitGiven) {
+  FakePortProbe ports;
+  LinuxPortLockProbe probe(ports, Prefix());
+  const int lowest_free = dup(0);  // Descriptors go to the lowest free one.
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  probe.set_reserve_below(lowest_free + 3);
+  std::vector<bool> reserved;
+  for (uint16_t port = 20100; port < 20106; ++port) {
+    reserved.push_back(probe.Reserve(port));
+  }
+  EXPECT_EQ(reserved,
+            (std::vector<bool>{true, true, true, false, false, false}));
+  EXPECT_EQ(probe.locks_held(), 3u);
+  probe.Release(20101);
+  EXPECT_TRUE(probe.Reserve(20104));
+  EXPECT_FALSE(probe.Reserve(20105));
+  EXPECT_EQ(probe.Check(20106), PortState::kFree);  // A grant is not held back.
+  EXPECT_EQ(probe.locks_held(), 4u);
+  probe.set_reserve_below(0);  // No limit.
+  EXPECT_TRUE(probe.Reserve(20105));
+}
+
 TEST(LinuxPortLockProbe, ReleaseLetsAnotherServerTakeThePort) {
   FakePortProbe ports;
   LinuxPortLockProbe a(ports, Prefix());
