@@ -41,7 +41,11 @@ std::pair<std::string, std::string> DenialText(const Decision& d,
               "pid 1 is init, which cannot own ports (a client whose parent "
               "exited may have named it as $PPID)"};
     case Outcome::kNoSuchProcess:
-      return {code, "no process has pid " + pid};
+      // A zombie (ended, not yet waited for by its parent) is listed by ps:
+      // "no process" alone sent a new user's trial the wrong way.
+      return {code, "no live process has pid " + pid +
+                        " (none, or one that has ended and awaits its "
+                        "parent's wait(): a zombie)"};
     case Outcome::kProbeFailed:
       return {code, "cannot tell whether pid " + pid + " is alive"};
     case Outcome::kPoolExhausted:

@@ -159,6 +159,9 @@ TEST_F(ControlServiceTest, DenialsSayWhy) {
             "denied: pid 42 runs as uid 1000, the caller as uid 2000");
   p = Ask("portserver/1 allocate pid=4242\n");
   EXPECT_EQ(p.header.Get("code"), "no-such-process");
+  EXPECT_EQ(p.header.Get("message"),
+            "no live process has pid 4242 (none, or one that has ended and "
+            "awaits its parent's wait(): a zombie)");
   p = Ask("portserver/1 allocate pid=42 count=0\n");
   EXPECT_EQ(p.header.Get("code"), "bad-argument");
   p = Ask("portserver/1 allocate pid=42 count=1025\n");
