@@ -110,6 +110,14 @@ absl::Status IoError(absl::string_view what, const std::string& address,
                     "connection cap, or out of descriptors; its log says "
                     "which)");
   }
+  if (error == ENOENT && !address.empty() && address[0] != '@') {
+    // The '@' is what a newcomer drops (PORTSERVER_ADDRESS=unittest-
+    // portserver): a path was looked for (a new user's trial).
+    absl::StrAppend(&message,
+                    " (no socket file at that path; an abstract address, "
+                    "such as the default @unittest-portserver, starts with "
+                    "'@')");
+  }
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINPROGRESS) {
     return absl::DeadlineExceededError(message);
   }

@@ -123,6 +123,21 @@ TEST(GetPortFromPortServer, NoServerIsUnavailable) {
               StatusIs(absl::StatusCode::kUnavailable));
 }
 
+// An address without its '@' names a path: the message says so (a new
+// user's trial read only "No such file or directory").
+TEST(GetPortFromPortServer, AMissingPathSaysAbstractAddressesStartWithAt) {
+  absl::StatusOr<int> port =
+      GetPortFromPortServer(UniqueAbstractAddress().substr(1), 4242);
+  ASSERT_FALSE(port.ok());
+  EXPECT_THAT(std::string(port.status().message()),
+              ::testing::HasSubstr("an abstract address, such as the default "
+                                   "@unittest-portserver, starts with '@'"));
+  port = GetPortFromPortServer(UniqueAbstractAddress(), 4242);
+  ASSERT_FALSE(port.ok());
+  EXPECT_THAT(std::string(port.status().message()),
+              ::testing::Not(::testing::HasSubstr("starts with '@'")));
+}
+
 TEST(GetPortFromPortServer, BadAddressIsInvalidArgument) {
   EXPECT_THAT(GetPortFromPortServer("", 4242),
               StatusIs(absl::StatusCode::kInvalidArgument));
