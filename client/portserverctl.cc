@@ -387,10 +387,14 @@ class Ctl {
       }
       std::vector<std::string> row = LeaseRow(p, now);
       if (row[3] != "?") row[3] += " ago";
-      t.Add({row[0],
-             state == "leased" ? "leased"
-                               : "carried (outside the pool, for its owner)",
-             row[1], row[2], row[3], row[4], row[5]});
+      std::string what = state == "leased"
+                             ? "leased"
+                             : "carried (outside the pool, for its owner)";
+      if (p.Get("unlocked")) {
+        // Restored while a neighbouring server held the port's lock.
+        what += ", without its lock (another server may lease it too)";
+      }
+      t.Add({row[0], what, row[1], row[2], row[3], row[4], row[5]});
     }
     std::fputs(t.Render().c_str(), stdout);
     return all_leased ? kDone : kRefused;

@@ -38,6 +38,7 @@
 #ifndef PORTSERVER_DOMAIN_ALLOCATION_POLICY_H_
 #define PORTSERVER_DOMAIN_ALLOCATION_POLICY_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -180,6 +181,11 @@ class AllocationPolicy {
   static constexpr size_t kRetakesPerRequest = 4;
   // Leased ports still without their reservation.
   size_t unreserved_leases() const { return unreserved_.size(); }
+  // Whether `port` is one of them. O(unreserved_leases()).
+  bool IsUnreserved(uint16_t port) const {
+    return std::find(unreserved_.begin(), unreserved_.end(), port) !=
+           unreserved_.end();
+  }
 
   // Changes options.sweep_per_request, e.g. once exit notifications work.
   void set_sweep_per_request(size_t n) { sweep_per_request_ = n; }

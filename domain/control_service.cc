@@ -95,6 +95,7 @@ void LeaseFields(const LeaseView& v, ControlReplyBuilder& reply) {
   } else if (!v.command_line.empty()) {
     reply.RecordField("cmdline", v.command_line);
   }
+  if (v.unreserved) reply.RecordField("unlocked", "1");
 }
 
 }  // namespace

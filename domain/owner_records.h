@@ -117,6 +117,11 @@ struct LeaseView {
   std::string label;           // The label given with this lease.
   std::string command_line;
   bool command_line_hidden = false;  // The caller may not see it.
+  // Kept without its reservation (PortProbe::Reserve failed at restore: a
+  // neighbouring server held the port's lock, or descriptors ran out), so
+  // that another server may lease the port too until it is retaken. Set by
+  // PortService::Describe only.
+  bool unreserved = false;
 };
 
 // Which leases to list: ports after `after`, matching the filters.

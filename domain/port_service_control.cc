@@ -366,6 +366,7 @@ PortReport PortService::Describe(uint16_t port, const PeerCredentials& peer) {
         info_ != nullptr ? info_->AccessFor(peer) : ProcessInfo::Access::kAll;
     r.state = PortReport::State::kLeased;
     r.lease = ViewLocked(port, *owner, access, peer);
+    r.lease.unreserved = policy_.IsUnreserved(port);
     return r;
   }
   if (port == 0 || !in_pool_[port]) {
@@ -382,6 +383,9 @@ PortReport PortService::Describe(uint16_t port, const PeerCredentials& peer) {
       r.lease.since_unix_ms =
           note.unix_seconds > 0 ? note.unix_seconds * 1000 : -1;
       r.lease.label = note.label;
+      r.lease.unreserved =
+          std::find(carried_unreserved_.begin(), carried_unreserved_.end(),
+                    port) != carried_unreserved_.end();
     }
     return r;
   }

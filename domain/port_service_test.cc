@@ -326,6 +326,9 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
   EXPECT_EQ(carried.lease.pid, 10);
   EXPECT_EQ(carried.lease.label, "//pkg:a");
   EXPECT_EQ(narrow.Describe(105, {}).state, PortReport::State::kNotInPool);
+  // The one a neighbour holds is said to be without its lock.
+  EXPECT_FALSE(carried.lease.unreserved);
+  EXPECT_TRUE(narrow.Describe(104, {}).lease.unreserved);
   // Retaken once the neighbour lets go, as a restored lease's lock is.
   EXPECT_EQ(narrow.RetakeReservations(), 1u);
   ports.Vacate(104);

@@ -34,6 +34,13 @@ LOOPBACK = {socket.AF_INET: '127.0.0.1', socket.AF_INET6: '::1'}
 WILDCARD = {socket.AF_INET: '0.0.0.0', socket.AF_INET6: '::'}
 
 
+def who(server, port):
+    """The reply of `server` to a `who` of `port` (bytes)."""
+    return compat_test.raw_exchange(
+        server.address, b'portserver/1 who ports=%d\n' % port,
+        stop_at_newline=False)
+
+
 def read_sysctl(path):
     with open(path) as f:
         return f.read().strip()
@@ -327,6 +334,8 @@ class NeighbourTest(BindableTestCase):
         # the port. The restarted server keeps the lease and says so.
         a, _, leased, _ = self.restart_after_a_neighbour_took_the_lease(
             '21168-21169', os.getpid())
+        # `who` says it too (the log alone did: a new user's trial).
+        self.assertIn(b' unlocked=1', who(a, leased), a.log())
         other = compat_test.spawn_sleeper(self)
         self.assertNotEqual(compat_test.ask(a.address, other.pid, a.pool),
                             leased, a.log())
@@ -352,6 +361,7 @@ class NeighbourTest(BindableTestCase):
         self.assertIsNotNone(a.stderr.wait_for(
             lambda line: 'Every restored lease holds its port lock again'
             in line, timeout=10), a.log())
+        self.assertNotIn(b'unlocked', who(a, leased), a.log())
         third = compat_test.spawn_sleeper(self)
         again = [compat_test.ask(b.address, third.pid, b.pool)
                  for _ in b.pool]
