@@ -24,6 +24,9 @@ constexpr std::chrono::milliseconds kRetakeInterval(20);
 // Locks tried per interval, in turn: bounds the time PortService's lock is
 // held (a socket and a bind each, some 10-30 us) whatever their number.
 constexpr size_t kRetakesPerInterval = 64;
+// How often an idle server checks its journal as each request does (a few
+// fstat() calls): one deleted or replaced is written afresh within this.
+constexpr std::chrono::seconds kJournalCheckInterval(1);
 
 // Up to 20 of `ports` for a log line: "15001, 15002, ...".
 std::string FirstPorts(const std::vector<uint16_t>& ports) {
@@ -175,36 +178,47 @@ absl::Status Server::Serve() {
                << options_.pool.size()
                << (options_.pool.size() == 1 ? " port" : " ports")
                << "; portserver " << kPortserverVersion << ")";
-  // Restored leases whose lock a neighbouring server held at start-up: the
-  // lock is taken as soon as that server lets go of it, so that it cannot
-  // lease the port again once its own owner ends. Each allocation tries a
-  // few (AllocationPolicy::kRetakesPerRequest), and between requests this
-  // thread tries kRetakesPerInterval every kRetakeInterval.
-  std::mutex retake_mu;
-  std::condition_variable retake_cv;
-  bool retake_stop = false;
-  std::thread retake;
-  if (service_.RetakeReservations(0) > 0) {
-    retake = StartThread([&] {
-      std::unique_lock<std::mutex> lock(retake_mu);
-      while (!retake_cv.wait_for(lock, kRetakeInterval,
-                                 [&] { return retake_stop; })) {
-        if (service_.RetakeReservations(kRetakesPerInterval) == 0) {
-          PS_LOG(INFO) << "Every restored lease holds its port lock again";
-          return;
-        }
+  // Between requests, on one thread:
+  // - Restored (or carried) leases whose lock a neighbouring server held at
+  //   start-up: the lock is taken as soon as that server lets go of it, so
+  //   that it cannot lease the port again once its own owner ends. Each
+  //   allocation tries a few (AllocationPolicy::kRetakesPerRequest), and
+  //   this thread kRetakesPerInterval every kRetakeInterval while any is
+  //   left.
+  // - The journal, checked every kJournalCheckInterval as each request
+  //   checks it: one deleted or replaced (a /tmp cleaner, logind removing
+  //   XDG_RUNTIME_DIR at the last logout) is written afresh within a second
+  //   rather than at the next request, so that a crash of an idle server in
+  //   between no longer loses its leases (README, Journal).
+  std::mutex house_mu;
+  std::condition_variable house_cv;
+  bool house_stop = false;
+  bool retaking = service_.RetakeReservations(0) > 0;
+  std::thread house = StartThread([&] {
+    std::unique_lock<std::mutex> lock(house_mu);
+    auto next_check = std::chrono::steady_clock::now() + kJournalCheckInterval;
+    while (!house_cv.wait_for(
+        lock,
+        retaking ? std::chrono::milliseconds(kRetakeInterval)
+                 : std::chrono::milliseconds(kJournalCheckInterval),
+        [&] { return house_stop; })) {
+      if (retaking && service_.RetakeReservations(kRetakesPerInterval) == 0) {
+        PS_LOG(INFO) << "Every restored lease holds its port lock again";
+        retaking = false;
       }
-    });
-  }
-  ServeResult result = transport_.Serve(*this);
-  if (retake.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(retake_mu);
-      retake_stop = true;
+      if (journal_attached_ && std::chrono::steady_clock::now() >= next_check) {
+        LogJournalEvent(service_.MaintainStore());
+        next_check = std::chrono::steady_clock::now() + kJournalCheckInterval;
+      }
     }
-    retake_cv.notify_all();
-    retake.join();
+  });
+  ServeResult result = transport_.Serve(*this);
+  {
+    std::lock_guard<std::mutex> lock(house_mu);
+    house_stop = true;
   }
+  house_cv.notify_all();
+  house.join();
   DumpStats();
   if (journal_attached_) {
     journal_attached_ = false;
@@ -446,6 +460,8 @@ void Server::NoteJournalMove(const std::string& now) {
 }
 
 void Server::LogJournalEvent(const Decision& d) {
+  // From requests and from Serve's thread between them (journal_path_).
+  std::lock_guard<std::mutex> lock(journal_log_mu_);
   if (d.journal_event != JournalEvent::kNone) {
     NoteJournalMove(service_.store_location());
   }

@@ -175,6 +175,7 @@ class Server final : private RequestHandler {
   int64_t checking_ = 0;
   bool checking_listed_again_ = false;
   std::vector<int64_t> to_watch_;        // Guarded by unwatched_mu_.
+  std::mutex journal_log_mu_;            // LogJournalEvent's.
   std::string journal_path_;             // Set by UseJournal; follows a move.
   LeaseStore* journal_store_ = nullptr;  // Set by UseJournal.
   bool journal_attached_ = false;

@@ -215,6 +215,24 @@ class DeletedJournalTest(FaultTestBase):
         self.assert_stats(server, {'leased-ports': len(held)})
 
 
+    def test_an_idle_server_writes_a_deleted_journal_afresh(self):
+        # Noticed at the next request only, a deletion followed by a crash
+        # of a server that got no request in between lost every lease. It
+        # is checked between requests too (about every second).
+        journal = os.path.join(self.workdir, 'idle.journal')
+        server = self.start(journal)
+        owner = self.owner()
+        held = self.lease(server, owner, 3)
+        start = server.stderr.count()
+        os.unlink(journal)
+        os.unlink(journal + '.lock')
+        self.assertIsNotNone(server.stderr.wait_for(
+            lambda l: 'deleted or replaced' in l, start=start, timeout=10),
+            server.log())
+        self.assertTrue(os.path.exists(journal + '.lock'))
+        server = self.crash_and_restart(server, journal)  # No request.
+        self.assert_stats(server, {'leased-ports': len(held)})
+
     def test_truncated_journal_is_written_afresh(self):
         # `: > journal` while the server runs: the records appended after it
         # made a journal without its header, which a restart refused.
