@@ -409,8 +409,11 @@ class CleanStopTest(FaultTestBase):
         held = self.lease(server, owner, 2)
         shutil.rmtree(runtime)
         held += self.lease(server, owner, 1)  # Finds it gone, moves.
-        self.assertIn('moved to /tmp/portserver-%d/' % os.geteuid(),
-                      server.log())
+        # (Waited for: the line is read from the server's stderr by another
+        # thread, and the server may have moved it between requests too.)
+        moved = 'moved to /tmp/portserver-%d/' % os.geteuid()
+        self.assertIsNotNone(server.stderr.wait_for(lambda l: moved in l),
+                             server.log())
         self.assertEqual(server.stop(), 0)
         self.assertIn('kept: 3 live lease(s)', server.log())
         os.makedirs(runtime)  # The next login's, empty.
