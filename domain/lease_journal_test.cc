@@ -537,7 +537,7 @@ TEST(LeaseJournal, AppendedRecordsMatchTheFormerFormattingByteForByte) {
     uint64_t inc = round < 100 ? u64s[round % u64s.size()] : rng();
     int64_t secs = round < 100 ? i64s[(round / 3) % i64s.size()]
                                : static_cast<int64_t>(rng() >> (rng() % 64));
-    if (rng() % 4 == 0) secs = -secs;
+    if (rng() % 4 == 0 && secs != INT64_MIN) secs = -secs;  // (-INT64_MIN: UB)
     std::string label = labels[rng() % labels.size()];
     if (rng() % 3 == 0) {
       label.clear();
