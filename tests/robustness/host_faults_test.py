@@ -661,17 +661,24 @@ class NetnsJournalTest(FaultTestBase):
         host = self.start_default(runtime, self.POOL)
         self.assert_stats(host, {'leased-ports': len(held)})
 
-    def test_leases_outside_the_pool_are_not_dropped_silently(self):
-        journal = os.path.join(self.workdir, 'pools.journal')
+    def start_narrower(self, journal):
+        """A server on POOL leases 2 ports to a live owner and stops; one on
+        OTHER_POOL starts with its journal. Returns (that server, the
+        owner, the 2 ports)."""
         server = self.start_server(
             self.POOL, address=self.address,
             args=['--portserver_state_file=' + journal])
         owner = self.owner()
         held = self.lease(server, owner, 2)
         self.assertEqual(server.stop(), 0)
-        server = self.start_server(
+        narrow = self.start_server(
             self.OTHER_POOL, address=self.address,
             args=['--portserver_state_file=' + journal])
+        return narrow, owner, held
+
+    def test_leases_outside_the_pool_are_not_dropped_silently(self):
+        journal = os.path.join(self.workdir, 'pools.journal')
+        server, owner, held = self.start_narrower(journal)
         warned = [l for l in messages(server)
                   if 'outside this server' in l and l.startswith('W')]
         self.assertEqual(len(warned), 1, server.log())
@@ -704,16 +711,8 @@ class NetnsJournalTest(FaultTestBase):
 
     def test_carried_leases_keep_neighbours_off_their_ports(self):
         journal = os.path.join(self.workdir, 'carried-locks.journal')
-        server = self.start_server(
-            self.POOL, address=self.address,
-            args=['--portserver_state_file=' + journal])
-        owner = self.owner()
-        held = self.lease(server, owner, 2)
-        self.assertEqual(server.stop(), 0)
         # Started again under a narrower pool: the two leases are carried.
-        narrow = self.start_server(
-            self.OTHER_POOL, address=self.address,
-            args=['--portserver_state_file=' + journal])
+        narrow, owner, held = self.start_narrower(journal)
         self.assertTrue(any('are carried' in l for l in messages(narrow)),
                         narrow.log())
         self.assert_stats(narrow, {'carried-leases': len(held)})
