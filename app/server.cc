@@ -189,7 +189,7 @@ absl::Status Server::Serve() {
   //   checks it: one deleted or replaced (a /tmp cleaner, logind removing
   //   XDG_RUNTIME_DIR at the last logout) is written afresh within a second
   //   rather than at the next request, so that a crash of an idle server in
-  //   between no longer loses its leases (README, Journal).
+  //   between no longer loses its leases (README, "A deleted journal").
   std::mutex house_mu;
   std::condition_variable house_cv;
   bool house_stop = false;

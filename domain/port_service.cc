@@ -386,7 +386,12 @@ void PortService::PruneCarriedLocked() {
 
 size_t PortService::DropCarriedLocked(
     const std::function<bool(const JournalNote&)>& ended) {
-  auto first_ended = std::remove_if(carried_.begin(), carried_.end(), ended);
+  // Not remove_if(), whose tail holds moved-from kept elements rather than
+  // the ones removed: their ports are released below. `ended` is applied
+  // once each, in order.
+  auto first_ended = std::stable_partition(
+      carried_.begin(), carried_.end(),
+      [&](const JournalNote& note) { return !ended(note); });
   const size_t dropped = static_cast<size_t>(carried_.end() - first_ended);
   if (dropped > 0) carried_dropped_ = true;
   for (auto it = first_ended; it != carried_.end(); ++it) {

@@ -356,6 +356,33 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
   EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102}));
 }
 
+// The reservations let go are those of the leases dropped, wherever they
+// stand among the carried ones (std::remove_if leaves moved-from elements
+// after the new end, not the removed ones: the first version let go of a
+// kept lease's reservation and kept the dropped one's).
+TEST(PortServiceJournal, ACarriedLeaseDroppedFirstLetsGoOfItsOwnPort) {
+  FakeProcessProbe processes;
+  processes.Spawn(10);
+  processes.Spawn(11);
+  FakePortProbe ports;
+  PortService narrow(Range(100, 100), processes, ports);
+  narrow.Restore({{101, Owner{11, processes.IncarnationOf(11)}},
+                  {102, Owner{10, processes.IncarnationOf(10)}},
+                  {103, Owner{11, processes.IncarnationOf(11)}},
+                  {104, Owner{10, processes.IncarnationOf(10)}}});
+  ASSERT_EQ(ports.reserved(), (std::set<uint16_t>{101, 102, 103, 104}));
+  processes.Kill(11);
+  narrow.OwnerExited(11);
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{102, 104}));
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{102, 104}));
+  // And through a compaction's pruning too.
+  processes.Kill(10);
+  FakeLeaseStore store;
+  ASSERT_TRUE(narrow.AttachStore(&store).ok);
+  EXPECT_TRUE(narrow.CarriedPorts().empty());
+  EXPECT_TRUE(ports.reserved().empty());
+}
+
 TEST(PortServiceJournal, LeasesOutsideThePoolAreCarriedWhileTheirOwnersLive) {
   FakeProcessProbe processes;
   FakePortProbe ports;
