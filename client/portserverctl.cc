@@ -11,9 +11,8 @@
 // The address defaults to $PORTSERVER_ADDRESS, then @unittest-portserver.
 // Output is for people (aligned columns, ages such as "3m12s") unless --json.
 // Exit status: 0 done; 1 refused, (who) a port neither leased nor carried, or
-// the output
-// could not be written; 2 usage; 3 no server (none listening, or one without
-// the extended protocol).
+// the output could not be written; 2 usage; 3 no server (none listening, or
+// one without the extended protocol).
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
