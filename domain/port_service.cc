@@ -404,6 +404,13 @@ size_t PortService::DropCarriedLocked(
   return dropped;
 }
 
+const JournalNote* PortService::CarriedLocked(uint16_t port) const {
+  for (const JournalNote& note : carried_) {
+    if (note.port == port) return &note;
+  }
+  return nullptr;
+}
+
 std::vector<int64_t> PortService::CarriedOwners() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::set<int64_t> pids;
@@ -525,7 +532,7 @@ size_t PortService::OwnerExited(int64_t pid, bool* unknown) {
 
 bool PortService::Holds(int64_t pid) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return !ledger_.PortsOf(pid).empty() ||
+  return ledger_.PortCount(pid) > 0 ||
          std::any_of(carried_.begin(), carried_.end(),
                      [&](const JournalNote& n) { return n.owner.pid == pid; });
 }
@@ -565,10 +572,7 @@ size_t PortService::RetakeReservations(size_t max_tries) {
   for (size_t n = std::min(max_tries, carried_unreserved_.size()); n > 0; --n) {
     const uint16_t port = carried_unreserved_.front();
     carried_unreserved_.pop_front();
-    const bool carried =
-        std::any_of(carried_.begin(), carried_.end(),
-                    [&](const JournalNote& note) { return note.port == port; });
-    if (carried && !port_probe_.Reserve(port)) {
+    if (CarriedLocked(port) != nullptr && !port_probe_.Reserve(port)) {
       carried_unreserved_.push_back(port);  // Still held by the neighbour.
     }
   }

@@ -355,6 +355,9 @@ class PortService : public RequestHandler {
   // REQUIRES: mu_ held. PruneCarriedLocked() for `pid`'s carried leases
   // alone. True if it has some and the process probe could not tell.
   bool ForgetCarriedOfLocked(int64_t pid);
+  // REQUIRES: mu_ held. The carried lease of `port` (each port is carried
+  // once), or null.
+  const JournalNote* CarriedLocked(uint16_t port) const;
   // REQUIRES: mu_ held. Drops the carried leases `ended` says so of (called
   // once each), releasing their reservations. Returns how many.
   size_t DropCarriedLocked(

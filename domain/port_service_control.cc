@@ -371,22 +371,21 @@ PortReport PortService::Describe(uint16_t port, const PeerCredentials& peer) {
   }
   if (port == 0 || !in_pool_[port]) {
     r.state = PortReport::State::kNotInPool;
-    for (const JournalNote& note : carried_) {
-      if (note.port != port) continue;
-      r.state = PortReport::State::kCarried;
-      r.lease.port = port;
-      r.lease.pid = note.owner.pid;
-      r.lease.incarnation = note.owner.incarnation;
-      if (info_ != nullptr) {
-        r.lease.start_unix_ms = info_->StartTimeUnixMs(note.owner.incarnation);
-      }
-      r.lease.since_unix_ms =
-          note.unix_seconds > 0 ? note.unix_seconds * 1000 : -1;
-      r.lease.label = note.label;
-      r.lease.unreserved =
-          std::find(carried_unreserved_.begin(), carried_unreserved_.end(),
-                    port) != carried_unreserved_.end();
+    const JournalNote* note = CarriedLocked(port);
+    if (note == nullptr) return r;
+    r.state = PortReport::State::kCarried;
+    r.lease.port = port;
+    r.lease.pid = note->owner.pid;
+    r.lease.incarnation = note->owner.incarnation;
+    if (info_ != nullptr) {
+      r.lease.start_unix_ms = info_->StartTimeUnixMs(note->owner.incarnation);
     }
+    r.lease.since_unix_ms =
+        note->unix_seconds > 0 ? note->unix_seconds * 1000 : -1;
+    r.lease.label = note->label;
+    r.lease.unreserved =
+        std::find(carried_unreserved_.begin(), carried_unreserved_.end(),
+                  port) != carried_unreserved_.end();
     return r;
   }
   const PortState now = port_probe_.Check(port);
