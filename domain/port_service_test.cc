@@ -356,20 +356,27 @@ TEST(PortServiceJournal, CarriedLeasesHoldTheirPortsReservations) {
   EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{101, 102}));
 }
 
+// A server whose pool is port 100 alone, over a journal that names ports
+// outside it (which Restore() carries) for the live owners 10 and 11.
+class PortServiceCarried : public ::testing::Test {
+ protected:
+  PortServiceCarried() {
+    processes.Spawn(10);
+    processes.Spawn(11);
+  }
+  Owner Of(int64_t pid) { return Owner{pid, processes.IncarnationOf(pid)}; }
+
+  FakeProcessProbe processes;
+  FakePortProbe ports;
+  PortService narrow{Range(100, 100), processes, ports};
+};
+
 // The reservations let go are those of the leases dropped, wherever they
 // stand among the carried ones (std::remove_if leaves moved-from elements
 // after the new end, not the removed ones: the first version let go of a
 // kept lease's reservation and kept the dropped one's).
-TEST(PortServiceJournal, ACarriedLeaseDroppedFirstLetsGoOfItsOwnPort) {
-  FakeProcessProbe processes;
-  processes.Spawn(10);
-  processes.Spawn(11);
-  FakePortProbe ports;
-  PortService narrow(Range(100, 100), processes, ports);
-  narrow.Restore({{101, Owner{11, processes.IncarnationOf(11)}},
-                  {102, Owner{10, processes.IncarnationOf(10)}},
-                  {103, Owner{11, processes.IncarnationOf(11)}},
-                  {104, Owner{10, processes.IncarnationOf(10)}}});
+TEST_F(PortServiceCarried, ACarriedLeaseDroppedFirstLetsGoOfItsOwnPort) {
+  narrow.Restore({{101, Of(11)}, {102, Of(10)}, {103, Of(11)}, {104, Of(10)}});
   ASSERT_EQ(ports.reserved(), (std::set<uint16_t>{101, 102, 103, 104}));
   processes.Kill(11);
   narrow.OwnerExited(11);
@@ -981,14 +988,9 @@ TEST_F(PortServiceSecondTry, NotForAnOwnerFoundEnded) {
 // (two journals): the port is carried once (a reviewer: twice, and the
 // first owner's end let go of the reservation while the second's carried
 // lease still named it, so a neighbour could lease it to a third process).
-TEST(PortServiceJournal, ACarriedPortIsNotReleasedWhileStillCarried) {
-  FakeProcessProbe processes;
-  processes.Spawn(10);
-  processes.Spawn(11);
-  FakePortProbe ports;
-  PortService narrow(Range(100, 100), processes, ports);
-  narrow.Restore({{105, Owner{10, processes.IncarnationOf(10)}}});
-  narrow.Restore({{105, Owner{11, processes.IncarnationOf(11)}}});
+TEST_F(PortServiceCarried, ACarriedPortIsNotReleasedWhileStillCarried) {
+  narrow.Restore({{105, Of(10)}});
+  narrow.Restore({{105, Of(11)}});
   processes.Kill(10);
   narrow.OwnerExited(10);
   const std::vector<uint16_t> carried = narrow.CarriedPorts();
@@ -1001,17 +1003,12 @@ TEST(PortServiceJournal, ACarriedPortIsNotReleasedWhileStillCarried) {
 // Restore() twice: the second call names only its own unreserved carried
 // ports (a reviewer: it named the first call's again and counted them twice
 // among those to retake).
-TEST(PortServiceJournal, ASecondRestoreCarriesEachPortOnce) {
-  FakeProcessProbe processes;
-  processes.Spawn(10);
-  processes.Spawn(11);
-  FakePortProbe ports;
+TEST_F(PortServiceCarried, ASecondRestoreCarriesEachPortOnce) {
   ports.LockElsewhere(105);
-  PortService narrow(Range(100, 100), processes, ports);
   std::vector<uint16_t> first, second;
-  narrow.Restore({{105, Owner{10, processes.IncarnationOf(10)}}}, &first);
+  narrow.Restore({{105, Of(10)}}, &first);
   EXPECT_EQ(first, (std::vector<uint16_t>{105}));
-  narrow.Restore({{106, Owner{11, processes.IncarnationOf(11)}}}, &second);
+  narrow.Restore({{106, Of(11)}}, &second);
   EXPECT_EQ(second, (std::vector<uint16_t>{}));
   EXPECT_EQ(narrow.RetakeReservations(0), 1u);
   EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{105, 106}));
@@ -1021,15 +1018,9 @@ TEST(PortServiceJournal, ASecondRestoreCarriesEachPortOnce) {
 // carried owner's exit notice (a reviewer: journal-rewrites stayed 0 and the
 // next request, finding it intact, logged no warning): the next request
 // finds it gone, rewrites it and says so.
-TEST(PortServiceJournal,
-     JournalDeletedBeforeACarriedOwnersExitIsRewrittenAndCounted) {
-  FakeProcessProbe processes;
-  processes.Spawn(10);
-  processes.Spawn(11);
-  FakePortProbe ports;
-  PortService narrow(Range(100, 100), processes, ports);
-  narrow.Restore({{105, Owner{10, processes.IncarnationOf(10)}},
-                  {106, Owner{11, processes.IncarnationOf(11)}}});
+TEST_F(PortServiceCarried,
+       JournalDeletedBeforeACarriedOwnersExitIsRewrittenAndCounted) {
+  narrow.Restore({{105, Of(10)}, {106, Of(11)}});
   FakeLeaseStore store;
   ASSERT_TRUE(narrow.AttachStore(&store).ok);
   store.Delete();
