@@ -268,6 +268,10 @@ void AllocationPolicy::AllocateManyBegun(const Owner& owner, size_t count,
   // them (a harder sweep, then ports in TIME_WAIT), or the reason why not.
   const size_t held_before =
       ledger_.PortCount(owner.pid) - (ports->size() - first);
+  // Their probes of ports set aside as busy: at most
+  // busy_retries_when_exhausted for each port asked for.
+  const size_t retry_budget = count * options_.busy_retries_when_exhausted;
+  const size_t checked_before = result.ports_checked;
   while (ports->size() - first < count) {
     // Within this request: no new tick of the clock (it would thaw the
     // ports this request has just found busy), no second per-request sweep.
@@ -301,7 +305,17 @@ void AllocationPolicy::AllocateManyBegun(const Owner& owner, size_t count,
       result.port = 0;
       return;
     }
-    if (!a.ok) break;
+    // One that found nothing may leave others to find: each probes the next
+    // ports earlier requests set aside as busy (TryCooling: not those this
+    // request set aside), as the next plain request would. Stopping at the
+    // first denied a request of 40 after 4 such probes, still locked by a
+    // neighbour, while 40 others set aside had come free (a new user's
+    // trial). Over when one probed nothing or could not tell, or the
+    // request has spent its retries.
+    if (!a.ok && (a.ports_checked == 0 || a.probe_failed || a.over_quota ||
+                  result.ports_checked - checked_before >= retry_budget)) {
+      break;
+    }
   }
   result.ok = ports->size() - first == count;
   result.port = result.ok && count > 0 ? (*ports)[first] : 0;

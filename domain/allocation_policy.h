@@ -116,16 +116,18 @@ class AllocationPolicy {
   // probed together (PortProbe::CheckMany: a probe may check them at once),
   // batch after batch while the queue lasts; what it cannot give is asked
   // of Allocate(), one port at a time (harder sweep, TIME_WAIT ports), as
-  // `count` plain requests would. Appends the ports leased to `ports`, in
-  // the order leased; they stay leased even when fewer than `count` could
-  // be had (all or none is the caller's rule: ReturnPorts()). The result
-  // sums the counts of the whole request; ok when `count` ports were leased,
-  // and then `port` is the first of them. If the owner ends during the
-  // request (a sweep reclaims its ports), !ok and owner_ended: `ports` keeps
-  // only those still leased to it, each once. If the owner would then hold
-  // more than max_ports_per_owner: !ok and over_quota at once, nothing
-  // probed or leased; more than the pool holds: !ok at once, likewise.
-  // O(count + busy ports met) probes.
+  // `count` plain requests would, going on past one that finds nothing
+  // while ports set aside as busy are left to probe again, up to
+  // busy_retries_when_exhausted probes for each port asked for. Appends the
+  // ports leased to `ports`, in the order leased; they stay leased even when
+  // fewer than `count` could be had (all or none is the caller's rule:
+  // ReturnPorts()). The result sums the counts of the whole request; ok when
+  // `count` ports were leased, and then `port` is the first of them. If the
+  // owner ends during the request (a sweep reclaims its ports), !ok and
+  // owner_ended: `ports` keeps only those still leased to it, each once. If the
+  // owner would then hold more than max_ports_per_owner: !ok and over_quota at
+  // once, nothing probed or leased; more than the pool holds: !ok at once,
+  // likewise. O(count + busy ports met) probes.
   Allocation AllocateMany(const Owner& owner, size_t count,
                           std::vector<uint16_t>* ports);
 

@@ -288,6 +288,35 @@ TEST_F(AllocationPolicyTest, RetriesOfBusyPortsAreBoundedPerPortAskedFor) {
             static_cast<int>(20 * options.busy_retries_when_exhausted));
 }
 
+// The ports probed again first still busy, a request of several goes on to
+// the next ones set aside, within the same bound (a new user's trial: 40
+// asked, the 4 due soonest still held by a neighbour, denied while 36
+// others set aside had come free).
+TEST_F(AllocationPolicyTest, RetriesOfBusyPortsGoOnPastOnesStillBusy) {
+  AllocationPolicyOptions options;
+  options.min_busy_backoff = 1000;  // No backoff runs out in this test.
+  options.max_busy_backoff = 1000;
+  MakePolicy(Range(1, 200), options);
+  for (uint16_t p = 1; p <= 200; ++p) ports_.Occupy(p);
+  Owner a = Spawn(10);
+  ASSERT_FALSE(policy_->Allocate(a).ok);  // All 200 set aside as busy.
+  for (uint16_t p = 9; p <= 28; ++p) ports_.Vacate(p);  // 1-8 still busy.
+  std::vector<uint16_t> ports;
+  int before = ports_.probe_count();
+  Allocation got = policy_->AllocateMany(a, 20, &ports);
+  EXPECT_TRUE(got.ok);
+  std::sort(ports.begin(), ports.end());
+  EXPECT_EQ(ports, Range(9, 28));
+  EXPECT_EQ(ports_.probe_count() - before, 8 + 20);
+  // Nothing free: the bound, busy_retries_when_exhausted for each port.
+  Owner b = Spawn(11);
+  before = ports_.probe_count();
+  ports.clear();
+  EXPECT_FALSE(policy_->AllocateMany(b, 2, &ports).ok);
+  EXPECT_EQ(ports_.probe_count() - before,
+            static_cast<int>(2 * options.busy_retries_when_exhausted));
+}
+
 TEST_F(AllocationPolicyTest, RestoreLeasesJournaledPortsOnly) {
   MakePolicy(Range(100, 104));
   Owner a = Spawn(10);
