@@ -166,6 +166,11 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   free_.insert(to_front ? free_.begin() : free_.end(), ports.begin(),
                ports.end());
   result.ports_reclaimed += ports.size();
+  // What was let go of goes first to restored leases still without their
+  // reservation (for want of descriptors, or a neighbour's lock): before
+  // the grant this request may be about to make, and before a neighbour
+  // could lease their ports while their owners live.
+  if (!unreserved_.empty()) RetakeReservations(ports.size());
 }
 
 size_t AllocationPolicy::RetakeReservations(size_t max_tries) {

@@ -177,8 +177,11 @@ class AllocationPolicy {
   // neighbouring server held their locks), at most `max_tries` of them, in
   // turn: each one still leased whose reservation succeeds now is done
   // with, as is one no longer leased. Every request tries a few first
-  // (kRetakesPerRequest); the server also calls it between requests.
-  // Returns how many remain. O(max_tries) port probes.
+  // (kRetakesPerRequest); the server also calls it between requests; and
+  // each port whose lease ends gives one more try at once, so that a
+  // reservation let go of (a descriptor, under a low limit) goes to them
+  // before the next grant. Returns how many remain. O(max_tries) port
+  // probes.
   size_t RetakeReservations(size_t max_tries = SIZE_MAX);
   static constexpr size_t kRetakesPerRequest = 4;
   // Leased ports still without their reservation.

@@ -382,6 +382,50 @@ TEST_F(AllocationPolicyTest, RetakesAreBoundedAndTakeTurns) {
   EXPECT_EQ(ports_.probe_count(), probes);  // Reservations, no bind test.
 }
 
+// A restored lease kept without its reservation for want of descriptors
+// gets the first one a lease's end lets go of, before any new grant: the
+// grants took them, and a neighbour could lease the restored lease's port
+// while its owner lived (a new user's trial, restarted under `ulimit -n`).
+// Five reservations fit: owner 10's five restored leases hold them, owner
+// 11's five wait.
+class AllocationPolicyReservationsTest : public AllocationPolicyTest {
+ protected:
+  void SetUp() override {
+    MakePolicy(Range(100, 119));
+    ports_.LimitReservations(5);
+    a_ = Spawn(10);
+    b_ = Spawn(11);
+    std::vector<std::pair<uint16_t, Owner>> leases;
+    for (uint16_t port = 100; port < 110; ++port) {
+      leases.emplace_back(port, port < 105 ? a_ : b_);
+    }
+    ASSERT_EQ(policy_->Restore(leases), 10u);
+    ASSERT_EQ(policy_->unreserved_leases(), 5u);
+  }
+  std::set<uint16_t> BsPorts() const { return {105, 106, 107, 108, 109}; }
+  Owner a_, b_;
+};
+
+TEST_F(AllocationPolicyReservationsTest, AnExitLetsGoOfLocksForRestoredLeases) {
+  processes_.Kill(a_.pid);
+  EXPECT_EQ(policy_->OwnerExited(a_.pid), 5u);
+  EXPECT_EQ(policy_->unreserved_leases(), 0u);
+  EXPECT_EQ(ports_.reserved(), BsPorts());
+  // Nothing left for a new owner: denied, not leased without a lock.
+  Allocation c = policy_->Allocate(Spawn(12));
+  EXPECT_FALSE(c.ok);
+  EXPECT_TRUE(c.probe_failed);
+  EXPECT_EQ(ports_.reserved(), BsPorts());
+}
+
+TEST_F(AllocationPolicyReservationsTest, ASweepInTheRequestServesThemFirst) {
+  processes_.Kill(a_.pid);  // Found ended by the request's own sweep.
+  Allocation c = policy_->Allocate(Spawn(12));
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(policy_->unreserved_leases(), 0u);
+  EXPECT_EQ(ports_.reserved(), BsPorts());
+}
+
 TEST_F(AllocationPolicyTest, LeaseEndedBeforeItsReservationIsDoneWith) {
   MakePolicy(Range(100, 104));
   Owner c = Spawn(12);

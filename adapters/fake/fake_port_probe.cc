@@ -29,6 +29,11 @@ void FakePortProbe::RunOutOfDescriptors(bool out) {
   out_of_descriptors_ = out;
 }
 
+void FakePortProbe::LimitReservations(size_t most) {
+  std::lock_guard<std::mutex> lock(mu_);
+  most_reserved_ = most;
+}
+
 void FakePortProbe::FailAll(bool fail) {
   std::lock_guard<std::mutex> lock(mu_);
   fail_all_ = fail;
@@ -53,6 +58,10 @@ PortState FakePortProbe::Check(uint16_t port) {
                         ? PortState::kBusy
                     : time_wait_.count(port) != 0 ? PortState::kReuseAddrOnly
                                                   : PortState::kFree;
+  if (IsLeasable(state) && reserved_.count(port) == 0 &&
+      reserved_.size() >= most_reserved_) {
+    return PortState::kUnknown;  // No descriptor for its lock.
+  }
   if (IsLeasable(state)) reserved_.insert(port);
   return state;
 }
@@ -63,6 +72,9 @@ bool FakePortProbe::Reserve(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   if (occupied_.count(port) != 0 || locked_elsewhere_.count(port) != 0) {
     return false;  // Someone else holds it.
+  }
+  if (reserved_.count(port) == 0 && reserved_.size() >= most_reserved_) {
+    return false;  // No descriptor for its lock.
   }
   reserved_.insert(port);
   return true;

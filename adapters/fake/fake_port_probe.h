@@ -8,11 +8,14 @@
 //   ports.LockElsewhere(15002); // kBusy, and HeldByAnotherServer(15002)
 //   ports.FailAll(true);        // every Check() == kBusy
 //   ports.RunOutOfDescriptors(true);  // every Check() == kUnknown
+//   ports.LimitReservations(2);  // a third reservation fails, as a lock
+//                                // under a descriptor limit
 //
 // Thread-safe.
 #ifndef PORTSERVER_ADAPTERS_FAKE_FAKE_PORT_PROBE_H_
 #define PORTSERVER_ADAPTERS_FAKE_FAKE_PORT_PROBE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <set>
@@ -33,6 +36,10 @@ class FakePortProbe final : public PortProbe {
   void Vacate(uint16_t port);
   void FailAll(bool fail);
   void RunOutOfDescriptors(bool out);
+  // At most `most` ports reserved at once, as a lock per port under a
+  // descriptor limit: past it, Check() of a leasable port says kUnknown and
+  // Reserve() fails, until a Release().
+  void LimitReservations(size_t most);
   int probe_count() const;
   // Ports IsFree() said were free and that were not Release()d since: what
   // a reserving probe would hold.
@@ -54,6 +61,7 @@ class FakePortProbe final : public PortProbe {
   std::set<uint16_t> reserved_;
   bool fail_all_ = false;
   bool out_of_descriptors_ = false;
+  size_t most_reserved_ = SIZE_MAX;
   int probe_count_ = 0;
 };
 
