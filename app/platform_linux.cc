@@ -119,23 +119,28 @@ uint64_t DescriptorsWanted(const Options& options) {
 // under 256 with one).
 constexpr uint64_t kOwnDescriptors = 16;
 
-// Descriptors the locks of restored leases leave free under the limit, to
-// serve with: a few requests at once (a connection, a lock and two bind
-// tests, a new owner's pidfd each) and the journal's rewrite.
-constexpr uint64_t kServingDescriptors = 16;
+// Descriptors the locks of restored leases leave free under the limit
+// besides the connections' (counted apart, below), to serve with: a request
+// at a time on each probe thread (a lock and a bind test), a new owner's
+// pidfd, and the journal's rewrite.
+constexpr uint64_t kServingDescriptors = 8;
 
 // The descriptor number restored leases' locks stay below
 // (LinuxPortLockProbe::set_reserve_below): the limit less
-// kServingDescriptors; 0 (none) without a limit.
-int ReserveBelow() {
+// kServingDescriptors and the `connections` that may be open at once (as
+// RaiseDescriptorLimit() capped them: else idle connections below the cap
+// took the descriptors kept to serve with, and clients that asked promptly
+// were turned away; a new user's trial, restarted under `ulimit -n 64`).
+// At least 1 (no lock) under a limit; 0 (no bound) without one.
+int ReserveBelow(size_t connections) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
-      limit.rlim_cur == RLIM_INFINITY ||
-      limit.rlim_cur <= kOwnDescriptors + kServingDescriptors) {
+      limit.rlim_cur == RLIM_INFINITY) {
     return 0;
   }
-  return static_cast<int>(
-      std::min<uint64_t>(limit.rlim_cur - kServingDescriptors, INT_MAX));
+  const uint64_t kept = kServingDescriptors + connections;
+  if (limit.rlim_cur <= kept) return 1;
+  return static_cast<int>(std::min<uint64_t>(limit.rlim_cur - kept, INT_MAX));
 }
 
 // Grows the process's descriptor table to `descriptors` entries now, while
@@ -508,8 +513,9 @@ absl::StatusOr<std::unique_ptr<PlatformAdapters>> MakePlatformAdapters(
   if (!reserved.ok()) return reserved.status();
   WarnOfPortsItMayNotBind(options);
   WarnOfLegacyLocks();
-  return std::unique_ptr<PlatformAdapters>(new LinuxAdapters(
-      std::move(*transport), std::move(*reserved), ReserveBelow()));
+  return std::unique_ptr<PlatformAdapters>(
+      new LinuxAdapters(std::move(*transport), std::move(*reserved),
+                        ReserveBelow(max_connections)));
 }
 
 // `path` made absolute (from the working directory) with its directory

@@ -187,6 +187,39 @@ class DescriptorLimitTest(harness.ServerTestCase):
         self.assertEqual(server.stop(), 0, server.log())
         self.assertNotIn('lacks the leases', server.log())
 
+    def test_restart_under_a_limit_leaves_connections_their_share(self):
+        # The restored leases' locks stopped 16 descriptors short of the
+        # limit, but connections may take half of what the server's own
+        # leave (24 under 64): 20 idle ones, below that cap, took those 16
+        # and a client that asked promptly was turned away (a new user's
+        # trial). The locks now leave the connections' share too.
+        journal = os.path.join(harness.tmpdir(), 'idle-share.journal')
+        args = ['--portserver_state_file=' + journal]
+        server = self.start_server(self.POOL, args=args)
+        owner = self.owner()
+        reply = harness.raw_exchange(
+            server.address, b'portserver/1 allocate pid=%d count=80\n' % owner.pid)
+        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+        self.assertEqual(server.stop(), 0, server.log())
+        server = self.start_server(self.POOL, args=args,
+                                   preexec_fn=limit_descriptors(64))
+        cap = (64 - OWN) // 2
+        log = server.log()
+        self.assertIn('restored 80 of 80', log)
+        self.assertIn('At most %d connections at once' % cap, log)
+        idle = []
+        try:
+            for _ in range(cap - 4):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(testlib.sockaddr(server.address))
+                idle.append(s)
+            self.assert_answers_status(server)
+        finally:
+            for s in idle:
+                s.close()
+        self.assertEqual(server.stats()['refused-connections'], 0,
+                         server.log())
+
     def test_clients_turned_away_for_want_of_descriptors_are_told(self):
         # Once the leases' locks took every descriptor, each new connection
         # was accepted with the spare descriptor and closed unanswered:
