@@ -401,6 +401,9 @@ size_t PortService::DropCarriedLocked(
                               carried_unreserved_.end());
   }
   carried_.erase(first_ended, carried_.end());
+  // As a lease's end: what was let go of goes first to restored leases
+  // still without their reservation (AllocationPolicy::Requeue).
+  if (dropped > 0) policy_.RetakeReservations(dropped);
   return dropped;
 }
 

@@ -197,9 +197,12 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
   }
   // Check every port first: all or none.
   std::map<int64_t, std::vector<uint16_t>> by_owner;
+  std::set<uint16_t> carried;  // Leases journaled outside the pool.
   std::map<int64_t, ProcessProbe::Result> probed;
   for (uint16_t port : ports) {
     std::optional<Owner> owner = ledger_.HolderOf(port);
+    const JournalNote* note = owner ? nullptr : CarriedLocked(port);
+    if (note != nullptr) owner = note->owner;
     if (!owner) {
       out.code = "not-leased";
       out.message = "port " + std::to_string(port) +
@@ -234,13 +237,23 @@ ReleaseOutcome PortService::Release(const std::vector<uint16_t>& ports,
         return out;
       }
     }
-    by_owner[owner->pid].push_back(port);
+    if (note != nullptr) {
+      carried.insert(port);
+    } else {
+      by_owner[owner->pid].push_back(port);
+    }
   }
   for (const auto& [pid, owned] : by_owner) {
     std::vector<uint16_t> back = ledger_.ReleasePorts(pid, owned);
     policy_.ReturnPorts(back, /*to_front=*/false);
     out.released.insert(out.released.end(), back.begin(), back.end());
   }
+  // A carried lease is let go of as its owner's end lets go of it: its
+  // reservation too, and the journal's rewrite below leaves it out. Its
+  // port is not in the pool, so it goes to no queue.
+  DropCarriedLocked(
+      [&](const JournalNote& n) { return carried.count(n.port) != 0; });
+  out.released.insert(out.released.end(), carried.begin(), carried.end());
   stats_.ports_released += out.released.size();
   if (store_ != nullptr && !journal_behind_ && !out.released.empty()) {
     // The journal only appends grants: rewrite it without these leases. If

@@ -1000,6 +1000,37 @@ TEST_F(PortServiceCarried, ACarriedPortIsNotReleasedWhileStillCarried) {
       << "port 105 still carried (for pid 11) but its reservation is let go";
 }
 
+// A carried lease's owner may release it early, as a lease in the pool
+// (a new user's trial: "port 105 is not in the pool"); another user may not.
+TEST_F(PortServiceCarried, ItsOwnersUserReleasesACarriedLease) {
+  processes.Spawn(12, /*uid=*/1000);
+  narrow.Restore({{105, Of(12)}, {106, Of(12)}});
+  ReleaseOutcome other = narrow.Release({105}, PeerCredentials{true, 13, 1001});
+  EXPECT_FALSE(other.ok);
+  EXPECT_EQ(other.code, "permission-denied");
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{105, 106}));
+  ReleaseOutcome own = narrow.Release({105}, PeerCredentials{true, 12, 1000});
+  EXPECT_TRUE(own.ok) << own.message;
+  EXPECT_EQ(own.released, (std::vector<uint16_t>{105}));
+  EXPECT_EQ(narrow.CarriedPorts(), (std::vector<uint16_t>{106}));
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{106}));
+  EXPECT_EQ(narrow.stats().ports_released, 1u);
+}
+
+// A carried lease's end lets go of a reservation (a descriptor under a low
+// limit): a restored lease still without its own gets it at once, as when
+// a lease in the pool ends (AllocationPolicyReservationsTest).
+TEST_F(PortServiceCarried, ItsEndGivesItsReservationToARestoredLease) {
+  ports.LimitReservations(1);
+  narrow.Restore({{105, Of(10)}});  // Carried, reserved.
+  narrow.Restore({{100, Of(11)}});  // In the pool, waits for a reservation.
+  ASSERT_EQ(ports.reserved(), (std::set<uint16_t>{105}));
+  processes.Kill(10);
+  narrow.OwnerExited(10);
+  EXPECT_EQ(ports.reserved(), (std::set<uint16_t>{100}));
+  EXPECT_EQ(narrow.RetakeReservations(0), 0u);
+}
+
 // Restore() twice: the second call names only its own unreserved carried
 // ports (a reviewer: it named the first call's again and counted them twice
 // among those to retake).
