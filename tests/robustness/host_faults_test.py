@@ -709,6 +709,33 @@ class NetnsJournalTest(FaultTestBase):
         self.assertFalse(any('are carried' in l and str(held[0]) in l
                              for l in messages(server)), server.log())
 
+    def test_a_carried_lease_can_be_released_early(self):
+        # `release` of a carried port said "not in the pool" (a new user's
+        # trial): it ends the lease, its lock goes, and the journal no
+        # longer brings it back.
+        journal = os.path.join(self.workdir, 'carried-release.journal')
+        narrow, owner, held = self.start_narrower(journal)
+        self.assert_stats(narrow, {'carried-leases': 2})
+        reply = harness.raw_exchange(
+            narrow.address, b'portserver/1 release ports=%d\n' % held[0])
+        self.assertEqual(reply,
+                         b'portserver/1 ok released=%d\nend\n' % held[0],
+                         narrow.log())
+        self.assert_stats(narrow, {'carried-leases': 1})
+        reply = harness.raw_exchange(
+            narrow.address, b'portserver/1 who ports=%d\n' % held[0]).decode()
+        self.assertIn('state=not-in-pool', reply)
+        self.assertEqual(narrow.stop(), 0, narrow.log())
+        server = self.start_server(
+            self.POOL, address=self.address,
+            args=['--portserver_state_file=' + journal])
+        self.assert_stats(server, {'leased-ports': 1})
+        reply = harness.raw_exchange(
+            server.address, b'portserver/1 who ports=%d,%d\n' % tuple(held))
+        self.assertIn(b'state=leased port=%d pid=%d ' % (held[1], owner.pid),
+                      reply)
+        self.assertNotIn(b'state=leased port=%d ' % held[0], reply)
+
     def test_carried_leases_keep_neighbours_off_their_ports(self):
         journal = os.path.join(self.workdir, 'carried-locks.journal')
         # Started again under a narrower pool: the two leases are carried.
