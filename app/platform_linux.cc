@@ -125,20 +125,27 @@ constexpr uint64_t kOwnDescriptors = 16;
 // pidfd, and the journal's rewrite.
 constexpr uint64_t kServingDescriptors = 8;
 
+// Connections the locks of restored leases leave descriptors for, at most.
+constexpr uint64_t kConnectionShare = 64;
+
 // The descriptor number restored leases' locks stay below
 // (LinuxPortLockProbe::set_reserve_below): the limit less
 // kServingDescriptors and the `connections` that may be open at once (as
-// RaiseDescriptorLimit() capped them: else idle connections below the cap
-// took the descriptors kept to serve with, and clients that asked promptly
-// were turned away; a new user's trial, restarted under `ulimit -n 64`).
-// At least 1 (no lock) under a limit; 0 (no bound) without one.
+// RaiseDescriptorLimit() capped them), up to kConnectionShare: else idle
+// connections below the cap took the descriptors kept to serve with, and
+// clients that asked promptly were turned away (a new user's trial,
+// restarted under `ulimit -n 64`, cap 24). Not the whole default cap of
+// 1,024: a journal of 3,500 leases restarted under a limit of 4,096 would
+// keep 450 of them without their lock. At least 1 (no lock) under a limit;
+// 0 (no bound) without one.
 int ReserveBelow(size_t connections) {
   rlimit limit{};
   if (getrlimit(RLIMIT_NOFILE, &limit) != 0 ||
       limit.rlim_cur == RLIM_INFINITY) {
     return 0;
   }
-  const uint64_t kept = kServingDescriptors + connections;
+  const uint64_t kept =
+      kServingDescriptors + std::min<uint64_t>(connections, kConnectionShare);
   if (limit.rlim_cur <= kept) return 1;
   return static_cast<int>(std::min<uint64_t>(limit.rlim_cur - kept, INT_MAX));
 }

@@ -170,14 +170,24 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   // reservation (for want of descriptors, or a neighbour's lock): before
   // the grant this request may be about to make, and before a neighbour
   // could lease their ports while their owners live.
-  if (!unreserved_.empty()) RetakeReservations(ports.size());
+  // Each of them in turn until as many are taken (one a neighbour holds
+  // must not use up the try).
+  if (!unreserved_.empty() && !ports.empty()) {
+    RetakeReservations(unreserved_.size(), ports.size());
+  }
 }
 
-size_t AllocationPolicy::RetakeReservations(size_t max_tries) {
-  for (size_t n = std::min(max_tries, unreserved_.size()); n > 0; --n) {
+size_t AllocationPolicy::RetakeReservations(size_t max_tries,
+                                            size_t max_taken) {
+  size_t taken = 0;
+  for (size_t n = std::min(max_tries, unreserved_.size());
+       n > 0 && taken < max_taken; --n) {
     uint16_t port = unreserved_.front();
     unreserved_.pop_front();
-    if (ledger_.HolderOf(port) && !port_probe_.Reserve(port)) {
+    if (!ledger_.HolderOf(port)) continue;  // Its lease has ended.
+    if (port_probe_.Reserve(port)) {
+      ++taken;
+    } else {
       unreserved_.push_back(port);  // Still held by the neighbour.
     }
   }

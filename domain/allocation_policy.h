@@ -174,15 +174,16 @@ class AllocationPolicy {
                  std::vector<uint16_t>* unreserved = nullptr);
 
   // Tries again to reserve the restored leases Restore() could not (a
-  // neighbouring server held their locks), at most `max_tries` of them, in
-  // turn: each one still leased whose reservation succeeds now is done
-  // with, as is one no longer leased. Every request tries a few first
+  // neighbouring server held their locks, or descriptors ran out), at most
+  // `max_tries` of them, in turn, stopping once `max_taken` are reserved:
+  // each one still leased whose reservation succeeds now is done with, as
+  // is one no longer leased. Every request tries a few first
   // (kRetakesPerRequest); the server also calls it between requests; and
-  // each port whose lease ends gives one more try at once, so that a
-  // reservation let go of (a descriptor, under a low limit) goes to them
-  // before the next grant. Returns how many remain. O(max_tries) port
-  // probes.
-  size_t RetakeReservations(size_t max_tries = SIZE_MAX);
+  // when leases end, their reservations let go of (descriptors, under a low
+  // limit) go to these at once, one each, before the next grant. Returns
+  // how many remain. O(max_tries) port probes.
+  size_t RetakeReservations(size_t max_tries = SIZE_MAX,
+                            size_t max_taken = SIZE_MAX);
   static constexpr size_t kRetakesPerRequest = 4;
   // Leased ports still without their reservation.
   size_t unreserved_leases() const { return unreserved_.size(); }

@@ -426,6 +426,23 @@ TEST_F(AllocationPolicyReservationsTest, ASweepInTheRequestServesThemFirst) {
   EXPECT_EQ(ports_.reserved(), BsPorts());
 }
 
+// A lease a neighbour holds, first in turn, does not use up the try a
+// lease's end gives: the reservation let go of goes to the next one
+// waiting (a reviewer).
+TEST_F(AllocationPolicyTest, AReleasedReservationSkipsOnesANeighbourHolds) {
+  MakePolicy(Range(100, 109));
+  ports_.LimitReservations(1);
+  ports_.Occupy(101);  // The neighbour's lock.
+  Owner a = Spawn(10);
+  Owner b = Spawn(11);
+  ASSERT_EQ(policy_->Restore({{100, a}, {101, b}, {102, b}}), 3u);
+  ASSERT_EQ(policy_->unreserved_leases(), 2u);
+  processes_.Kill(a.pid);
+  EXPECT_EQ(policy_->OwnerExited(a.pid), 1u);
+  EXPECT_EQ(ports_.reserved(), (std::set<uint16_t>{102}));
+  EXPECT_EQ(policy_->unreserved_leases(), 1u);
+}
+
 TEST_F(AllocationPolicyTest, LeaseEndedBeforeItsReservationIsDoneWith) {
   MakePolicy(Range(100, 104));
   Owner c = Spawn(12);

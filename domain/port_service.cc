@@ -403,7 +403,7 @@ size_t PortService::DropCarriedLocked(
   carried_.erase(first_ended, carried_.end());
   // As a lease's end: what was let go of goes first to restored leases
   // still without their reservation (AllocationPolicy::Requeue).
-  if (dropped > 0) policy_.RetakeReservations(dropped);
+  if (dropped > 0) policy_.RetakeReservations(SIZE_MAX, dropped);
   return dropped;
 }
 

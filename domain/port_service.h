@@ -295,11 +295,12 @@ class PortService : public RequestHandler {
   Decision AllocateMany(int64_t pid, size_t count, std::string_view label,
                         const PeerCredentials& peer);
 
-  // Ends the leases of `ports` early, all or none: each must be leased, and
-  // the caller must be root or run as the user of the port's owner, as the
-  // kernel reports it (`peer`; unknown callers may not release). Released
-  // ports go back to the queue as reclaimed ones do. The journal is
-  // rewritten so that they do not come back at a restart.
+  // Ends the leases of `ports` early, all or none: each must be leased or
+  // carried, and the caller must be root or run as the user of the port's
+  // owner, as the kernel reports it (`peer`; unknown callers may not
+  // release). Released ports go back to the queue as reclaimed ones do; a
+  // carried one's reservation is let go of (its port is in no queue). The
+  // journal is rewritten so that they do not come back at a restart.
   ReleaseOutcome Release(const std::vector<uint16_t>& ports,
                          const PeerCredentials& peer);
 
@@ -359,7 +360,9 @@ class PortService : public RequestHandler {
   // once), or null.
   const JournalNote* CarriedLocked(uint16_t port) const;
   // REQUIRES: mu_ held. Drops the carried leases `ended` says so of (called
-  // once each), releasing their reservations. Returns how many.
+  // once each), releasing their reservations, which go first to restored
+  // leases still without theirs (AllocationPolicy::RetakeReservations).
+  // Returns how many.
   size_t DropCarriedLocked(
       const std::function<bool(const JournalNote&)>& ended);
 

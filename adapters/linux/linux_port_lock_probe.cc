@@ -362,6 +362,7 @@ PortState LinuxPortLockProbe::Check(uint16_t port) {
 
 std::vector<PortState> LinuxPortLockProbe::CheckMany(
     const std::vector<uint16_t>& ports) {
+  released_since_check_ = 0;  // A grant may take them now.
   const size_t n = ports.size();
   std::vector<PortState> states(n, PortState::kFree);
   std::vector<int> fds(n, -1);
@@ -454,11 +455,14 @@ bool LinuxPortLockProbe::Reserve(uint16_t port) {
   PortState state;
   int fd = TryLock(port, &state);
   if (fd < 0) return false;
-  if (reserve_below_ > 0 && fd >= reserve_below_) {
+  if (reserve_below_ > 0 && fd >= reserve_below_ &&
+      released_since_check_ == 0) {
     close(fd);
     reserve_full_at_ = held_.size();
     return false;
   }
+  // In place of a lock just given back, wherever its descriptor was.
+  if (released_since_check_ > 0) --released_since_check_;
   held_[port] = fd;
   return true;
 }
@@ -475,6 +479,7 @@ void LinuxPortLockProbe::Release(uint16_t port) {
   close(it->second);
   held_.erase(it);
   reserve_full_at_ = SIZE_MAX;  // A descriptor is free again.
+  ++released_since_check_;
 }
 
 }  // namespace portserver

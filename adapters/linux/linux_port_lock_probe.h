@@ -130,8 +130,12 @@ class LinuxPortLockProbe final : public PortProbe {
   // them and closed every connection unanswered (a new user's trial). Such
   // a lease is kept without its lock, as one a neighbour holds. After a
   // Reserve() refused so, the next ones fail without a system call until a
-  // lock is given back. 0 (the default): no limit. Check() and CheckMany()
-  // are not limited: a request runs out on its own (kUnknown).
+  // lock is given back. A lock given back by Release() since the last
+  // Check() or CheckMany() may be taken again by a Reserve() whatever its
+  // number (one descriptor in place of another: a new grant's, above the
+  // limit, would otherwise go to the next grant rather than to a restored
+  // lease still without its lock). 0 (the default): no limit. Check() and
+  // CheckMany() are not limited: a request runs out on its own (kUnknown).
   void set_reserve_below(int fd_limit);
 
   size_t locks_held() const { return held_.size(); }
@@ -168,6 +172,7 @@ class LinuxPortLockProbe final : public PortProbe {
 
   int reserve_below_ = 0;              // set_reserve_below().
   size_t reserve_full_at_ = SIZE_MAX;  // held_.size() at the last refusal.
+  size_t released_since_check_ = 0;    // Release()s since CheckMany().
 };
 
 // The ports whose locks are held under the names of servers before 0.3.0

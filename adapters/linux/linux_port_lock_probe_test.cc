@@ -82,6 +82,30 @@ TEST(LinuxPortLockProbe, ReserveStaysBelowTheDescriptorLimitGiven) {
   EXPECT_TRUE(probe.Reserve(20105));
 }
 
+// A grant's lock may sit above the line (grants are not held back): when
+// its lease ends, a restored lease still without its lock gets that
+// descriptor in its place, not the next grant (a reviewer: the retake was
+// refused above the line, and the next grant took the descriptor).
+TEST(LinuxPortLockProbe, ALockGivenBackAboveTheLineGoesToAReserve) {
+  FakePortProbe ports;
+  LinuxPortLockProbe probe(ports, Prefix());
+  const int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  probe.set_reserve_below(lowest_free + 1);
+  ASSERT_TRUE(probe.Reserve(20110));                // Below the line.
+  ASSERT_EQ(probe.Check(20111), PortState::kFree);  // A grant, above it.
+  EXPECT_FALSE(probe.Reserve(20112));               // Waits.
+  probe.Release(20111);                             // The grant's lease ends.
+  EXPECT_TRUE(probe.Reserve(20112));                // In its place.
+  EXPECT_FALSE(probe.Reserve(20113));               // One for one.
+  ASSERT_EQ(probe.Check(20114), PortState::kFree);
+  probe.Release(20114);
+  ASSERT_EQ(probe.Check(20115), PortState::kFree);  // A grant came first.
+  EXPECT_FALSE(probe.Reserve(20113));
+  EXPECT_EQ(probe.locks_held(), 3u);
+}
+
 TEST(LinuxPortLockProbe, ReleaseLetsAnotherServerTakeThePort) {
   FakePortProbe ports;
   LinuxPortLockProbe a(ports, Prefix());
