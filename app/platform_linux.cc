@@ -68,6 +68,15 @@ class LinuxAdapters final : public PlatformAdapters {
         reserved_(std::move(reserved)),
         transport_(std::move(transport)) {
     locking_probe_.set_reserve_below(reserve_below);
+    std::string why;
+    if (locking_probe_.UseKernelBatches(&why)) {
+      PS_LOG(INFO) << "Port checks: the locks and bind tests of a request "
+                      "in one io_uring submission";
+    } else {
+      PS_LOG(INFO) << "Port checks: system calls, a dozen a port (io_uring "
+                      "batches unavailable: "
+                   << why << ")";
+    }
   }
   ~LinuxAdapters() override {
     if (reserved_ == nullptr || CountPorts(reserved_->added()) == 0) return;

@@ -297,8 +297,50 @@ LinuxPortLockProbe::~LinuxPortLockProbe() {
   for (const auto& [port, fd] : held_) close(fd);
 }
 
+bool LinuxPortLockProbe::UseKernelBatches(std::string* why) {
+  CancelPrefetch();
+  // A name of this process's own for the batch's trial of its operations.
+  batch_ = LinuxPortBatch::Create(
+      prefix_ + "batch-trial-" + std::to_string(getpid()), why);
+  return batch_ != nullptr;
+}
+
+uint64_t LinuxPortLockProbe::kernel_submissions() const {
+  return batch_ == nullptr ? 0 : batch_->submissions();
+}
+
+void LinuxPortLockProbe::CheckByBatch(const std::vector<uint16_t>& ports,
+                                      const std::vector<size_t>& todo,
+                                      std::vector<int>& fds,
+                                      std::vector<PortState>& states) {
+  std::vector<LinuxPortBatch::Item> items(todo.size());
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const size_t i = todo[k];
+    items[k].port = ports[i];
+    if (fds[i] < 0) items[k].lock_name = LockName(prefix_, ports[i]);
+  }
+  const std::vector<LinuxPortBatch::Outcome> out = batch_->Run(items);
+  for (size_t k = 0; k < todo.size(); ++k) {
+    const size_t i = todo[k];
+    const LinuxPortBatch::Outcome& o = out[k];
+    if (fds[i] < 0) {  // Its lock was asked for, as TryLock() takes it.
+      if (o.lock_fd < 0) {
+        states[i] =
+            o.lock_held_elsewhere ? PortState::kBusy : PortState::kUnknown;
+        continue;
+      }
+      fds[i] = o.lock_fd;
+    }
+    // Bound on TCP and UDP without SO_REUSEADDR: what inner_ calls kFree.
+    // Anything else is inner_'s to tell (refused binds, TIME_WAIT, hosts
+    // without IPv6), with the lock held as for any port.
+    states[i] = o.free ? PortState::kFree : inner_.Check(ports[i]);
+  }
+}
+
 void LinuxPortLockProbe::Prefetch(const std::vector<uint16_t>& ports) {
   CancelPrefetch();
+  if (batch_ != nullptr) return;  // The batch is faster than the overlap.
   if (workers_ == nullptr || ports.size() < kMinPortsForWorkers) return;
   auto p = std::make_unique<Prefetched>();
   const size_t n = ports.size();
@@ -415,7 +457,9 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     }
     states[i] = inner_.Check(ports[i]);
   };
-  if (workers_ != nullptr && todo.size() >= kMinPortsForWorkers) {
+  if (batch_ != nullptr && !todo.empty()) {
+    CheckByBatch(ports, todo, fds, states);
+  } else if (workers_ != nullptr && todo.size() >= kMinPortsForWorkers) {
     workers_->ForEach(todo.size(), check);
   } else {
     for (size_t k = 0; k < todo.size(); ++k) check(k);

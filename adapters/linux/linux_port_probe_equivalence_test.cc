@@ -8,6 +8,7 @@
 #include <cstring>
 #include <string>
 
+#include "adapters/linux/linux_port_lock_probe.h"
 #include "adapters/linux/linux_port_probe.h"
 #include "gtest/gtest.h"
 
@@ -20,6 +21,8 @@
 // ::ffff:127.0.0.1, 0.0.0.0, [::] v6-only or dual-stack, TCP or UDP, listening
 // or not, with SO_REUSEADDR or not, TIME_WAIT on IPv4 and IPv6) both must give
 // the same answer, and the expected one. The kernel decides: nothing is mocked.
+// So must the lock probe with its io_uring batches (LinuxPortBatch), which
+// binds the same sockets without a system call each.
 namespace portserver {
 namespace {
 
@@ -144,6 +147,22 @@ class HeldPort {
   uint16_t port_ = 0;
 };
 
+// Check() of the lock probe with io_uring batches over LinuxPortProbe, as
+// the server runs it; the lock is let go of. Where the kernel has no
+// batches (LinuxPortBatchTest.WorksWhereTheKernelHasEveryOperation says
+// where it must), the inner probe's answer.
+PortState BatchedCheck(uint16_t port) {
+  LinuxPortProbe binds;
+  LinuxPortLockProbe batched(
+      binds, "portserver-equivalence-" + std::to_string(getpid()) + "-");
+  std::string why;
+  const bool batches = batched.UseKernelBatches(&why);
+  PortState state = batched.Check(port);
+  if (batches) EXPECT_EQ(batched.kernel_submissions(), 1u);
+  batched.Release(port);
+  return state;
+}
+
 // Both probes on a port held as `h`: the expected answer, from each, and
 // from LinuxPortProbe's fallback for hosts without dual-stack sockets.
 void ExpectBoth(const Holder& h, PortState expected) {
@@ -160,6 +179,7 @@ void ExpectBoth(const Holder& h, PortState expected) {
   EXPECT_EQ(probe.Check(held.port()), expected);
   EXPECT_EQ(separate.Check(held.port()), expected);
   EXPECT_EQ(ReferenceCheck(held.port()), expected);
+  EXPECT_EQ(BatchedCheck(held.port()), expected);
 }
 
 TEST(LinuxPortProbeEquivalence, Ipv4Holders) {
@@ -200,6 +220,7 @@ TEST(LinuxPortProbeEquivalence, ReleasedPortIsFree) {
   EXPECT_EQ(probe.Check(port), PortState::kFree);
   EXPECT_EQ(LinuxPortProbe(false).Check(port), PortState::kFree);
   EXPECT_EQ(ReferenceCheck(port), PortState::kFree);
+  EXPECT_EQ(BatchedCheck(port), PortState::kFree);
 }
 
 // A live UDP socket that set SO_REUSEADDR would let a bind with it join the
@@ -260,6 +281,7 @@ TEST(LinuxPortProbeEquivalence, TimeWaitIpv4) {
   EXPECT_EQ(probe.Check(port), PortState::kReuseAddrOnly);
   EXPECT_EQ(LinuxPortProbe(false).Check(port), PortState::kReuseAddrOnly);
   EXPECT_EQ(ReferenceCheck(port), PortState::kReuseAddrOnly);
+  EXPECT_EQ(BatchedCheck(port), PortState::kReuseAddrOnly);
 }
 
 TEST(LinuxPortProbeEquivalence, TimeWaitIpv6) {
@@ -270,6 +292,7 @@ TEST(LinuxPortProbeEquivalence, TimeWaitIpv6) {
   EXPECT_EQ(probe.Check(port), PortState::kReuseAddrOnly);
   EXPECT_EQ(LinuxPortProbe(false).Check(port), PortState::kReuseAddrOnly);
   EXPECT_EQ(ReferenceCheck(port), PortState::kReuseAddrOnly);
+  EXPECT_EQ(BatchedCheck(port), PortState::kReuseAddrOnly);
 }
 
 }  // namespace
