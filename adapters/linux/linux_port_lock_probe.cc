@@ -16,6 +16,7 @@
 #include <functional>
 #include <initializer_list>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <utility>
 
@@ -299,9 +300,14 @@ LinuxPortLockProbe::~LinuxPortLockProbe() {
 
 bool LinuxPortLockProbe::UseKernelBatches(std::string* why) {
   CancelPrefetch();
-  // A name of this process's own for the batch's trial of its operations.
-  batch_ = LinuxPortBatch::Create(
-      prefix_ + "batch-trial-" + std::to_string(getpid()), why);
+  // A name of its own for the batch's trial of its operations: random, as
+  // processes of other pid namespaces may share this network namespace
+  // (and its abstract names) with the same pid.
+  std::random_device random;
+  batch_ = LinuxPortBatch::Create(prefix_ + "batch-trial-" +
+                                      std::to_string(random()) + "-" +
+                                      std::to_string(random()),
+                                  why);
   return batch_ != nullptr;
 }
 

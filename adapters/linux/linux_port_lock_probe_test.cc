@@ -1,5 +1,6 @@
 #include "adapters/linux/linux_port_lock_probe.h"
 
+#include <netinet/in.h>
 #include <sched.h>
 #include <stddef.h>
 #include <sys/resource.h>
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "adapters/fake/fake_port_probe.h"
+#include "adapters/linux/linux_port_probe.h"
 #include "gtest/gtest.h"
 
 namespace portserver {
@@ -43,6 +45,44 @@ std::string Prefix() {
     return "portserver-lock-test-" + std::string(hex) + "-";
   }();
   return prefix;
+}
+
+// A server whose checks go through io_uring and one whose checks are
+// system calls (an older kernel, a seccomp profile, a version before the
+// batches) take the same locks: neither leases a port the other holds.
+TEST(LinuxPortLockProbe, BatchedAndSystemCallServersShareTheLocks) {
+  LinuxPortProbe binds;
+  LinuxPortLockProbe batched(binds, Prefix());
+  LinuxPortLockProbe plain(binds, Prefix());
+  std::string why;
+  if (!batched.UseKernelBatches(&why)) {
+    GTEST_SKIP() << "no io_uring batches here (" << why
+                 << "); LinuxPortBatchTest says where they must work";
+  }
+  // Ports no one holds: ones the kernel gave to sockets, let go of.
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < 6; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    socklen_t length = sizeof(addr);
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length), 0);
+    ports.push_back(ntohs(addr.sin_port));
+    close(fd);
+  }
+  const std::vector<uint16_t> first(ports.begin(), ports.begin() + 3);
+  const std::vector<uint16_t> second(ports.begin() + 3, ports.end());
+  for (PortState s : batched.CheckMany(first)) EXPECT_EQ(s, PortState::kFree);
+  EXPECT_EQ(batched.kernel_submissions(), 1u);
+  for (uint16_t port : first) {
+    EXPECT_EQ(plain.Check(port), PortState::kBusy);
+    EXPECT_TRUE(plain.HeldByAnotherServer(port));
+  }
+  for (PortState s : plain.CheckMany(second)) EXPECT_EQ(s, PortState::kFree);
+  for (PortState s : batched.CheckMany(second)) EXPECT_EQ(s, PortState::kBusy);
+  batched.Release(first[0]);
+  EXPECT_EQ(plain.Check(first[0]), PortState::kFree);
 }
 
 TEST(LinuxPortLockProbe, TwoServersNeverBothGetAPort) {
