@@ -304,10 +304,15 @@ bool LinuxPortLockProbe::UseKernelBatches(std::string* why) {
   // processes of other pid namespaces may share this network namespace
   // (and its abstract names) with the same pid.
   std::random_device random;
-  batch_ = LinuxPortBatch::Create(prefix_ + "batch-trial-" +
-                                      std::to_string(random()) + "-" +
-                                      std::to_string(random()),
-                                  why);
+  const std::string trial = prefix_ + "batch-trial-" +
+                            std::to_string(random()) + "-" +
+                            std::to_string(random());
+  batch_ = LinuxPortBatch::Create(trial, why);
+  worker_batch_.reset();
+  if (batch_ != nullptr && workers_ != nullptr) {
+    std::string ignored;
+    worker_batch_ = LinuxPortBatch::Create(trial, &ignored);
+  }
   return batch_ != nullptr;
 }
 
@@ -315,17 +320,18 @@ uint64_t LinuxPortLockProbe::kernel_submissions() const {
   return batch_ == nullptr ? 0 : batch_->submissions();
 }
 
-void LinuxPortLockProbe::CheckByBatch(const std::vector<uint16_t>& ports,
+void LinuxPortLockProbe::CheckByBatch(LinuxPortBatch& batch,
+                                      const std::vector<uint16_t>& ports,
                                       const std::vector<size_t>& todo,
                                       std::vector<int>& fds,
-                                      std::vector<PortState>& states) {
+                                      std::vector<PortState>& states) const {
   std::vector<LinuxPortBatch::Item> items(todo.size());
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k];
     items[k].port = ports[i];
     if (fds[i] < 0) items[k].lock_name = LockName(prefix_, ports[i]);
   }
-  const std::vector<LinuxPortBatch::Outcome> out = batch_->Run(items);
+  const std::vector<LinuxPortBatch::Outcome> out = batch.Run(items);
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k];
     const LinuxPortBatch::Outcome& o = out[k];
@@ -463,8 +469,20 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     }
     states[i] = inner_.Check(ports[i]);
   };
-  if (batch_ != nullptr && !todo.empty()) {
-    CheckByBatch(ports, todo, fds, states);
+  if (batch_ != nullptr && worker_batch_ != nullptr &&
+      todo.size() >= 2 * kMinPortsForWorkers) {
+    // Half on a worker, with a ring of its own; half on the caller.
+    const size_t half = todo.size() / 2;
+    std::vector<size_t> theirs(todo.begin(), todo.begin() + half);
+    std::vector<size_t> ours(todo.begin() + half, todo.end());
+    std::function<void(size_t)> run = [&](size_t) {
+      CheckByBatch(*worker_batch_, ports, theirs, fds, states);
+    };
+    workers_->Start(1, run);
+    CheckByBatch(*batch_, ports, ours, fds, states);
+    workers_->Finish();
+  } else if (batch_ != nullptr && !todo.empty()) {
+    CheckByBatch(*batch_, ports, todo, fds, states);
   } else if (workers_ != nullptr && todo.size() >= kMinPortsForWorkers) {
     workers_->ForEach(todo.size(), check);
   } else {

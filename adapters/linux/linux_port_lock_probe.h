@@ -42,8 +42,8 @@
 // the caller waits only for workers that took part. The answers are the
 // ones Check() would give, one port at a time. With UseKernelBatches()
 // (what the server does where the kernel allows it), the locks and bind
-// tests of a call go to the kernel in one io_uring submission on the
-// caller instead (LinuxPortBatch), and the workers stay idle.
+// tests of a call go to the kernel in one io_uring submission instead
+// (LinuxPortBatch), or two (the caller's half and a worker's).
 //
 // Cost: one descriptor and one AF_UNIX socket (its inode and name, about
 // 2.5 KB of kernel memory; README "Guarantees") per leased port. Out of
@@ -145,10 +145,12 @@ class LinuxPortLockProbe final : public PortProbe {
   size_t locks_held() const { return held_.size(); }
 
   // From now on, Check() and CheckMany() take the locks and bind-test the
-  // ports through one io_uring submission per call (LinuxPortBatch) on the
-  // caller, rather than with a dozen system calls a port spread over the
-  // threads, and Prefetch() does nothing: one submission of 20 ports took
-  // 5.3 µs a port against 20.5 with system calls (BENCHMARKS.md). Only for
+  // ports through one io_uring submission per call (LinuxPortBatch) rather
+  // than with a dozen system calls a port, and Prefetch() does nothing: one
+  // submission of 20 ports took 5.3 µs a port against 20.5 with system
+  // calls (BENCHMARKS.md). With threads, 8 ports or more are split in two
+  // halves, one submission on the caller and one on a worker, each thread
+  // with a ring of its own. Only for
   // an `inner` that is a LinuxPortProbe with dual-stack sockets (the
   // batch's binds are its binds): the batch answers kFree where both
   // succeeded, and every other port is asked of `inner` (with its lock
@@ -166,9 +168,9 @@ class LinuxPortLockProbe final : public PortProbe {
   // CheckMany()'s ports at `todo` through batch_: fills fds (the locks
   // taken) and states; the ports the batch does not find free go to
   // inner_.Check() with their locks held.
-  void CheckByBatch(const std::vector<uint16_t>& ports,
+  void CheckByBatch(LinuxPortBatch& batch, const std::vector<uint16_t>& ports,
                     const std::vector<size_t>& todo, std::vector<int>& fds,
-                    std::vector<PortState>& states);
+                    std::vector<PortState>& states) const;
 
   // Binds the lock name; returns the descriptor, or -1 with `*state` set:
   // kBusy if another process holds it, kUnknown if no socket could be made.
@@ -180,9 +182,10 @@ class LinuxPortLockProbe final : public PortProbe {
 
   PortProbe& inner_;
   const std::string prefix_;
-  std::unordered_map<uint16_t, int> held_;  // port -> lock descriptor
-  std::unique_ptr<Workers> workers_;        // Null with one thread.
-  std::unique_ptr<LinuxPortBatch> batch_;   // UseKernelBatches().
+  std::unordered_map<uint16_t, int> held_;        // port -> lock descriptor
+  std::unique_ptr<Workers> workers_;              // Null with one thread.
+  std::unique_ptr<LinuxPortBatch> batch_;         // UseKernelBatches().
+  std::unique_ptr<LinuxPortBatch> worker_batch_;  // A worker's.
 
   // The Prefetch() not yet taken by CheckMany() nor cancelled. Index i is
   // written by the one thread that checks ports_[i] (checked_ is char, not

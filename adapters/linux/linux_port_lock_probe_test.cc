@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -47,6 +48,68 @@ std::string Prefix() {
   return prefix;
 }
 
+// Ports no one holds now: ones the kernel gave to sockets, let go of.
+std::vector<uint16_t> FreePorts(int n) {
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < n; ++i) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    socklen_t length = sizeof(addr);
+    if (fd < 0 ||
+        bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) != 0) {
+      ADD_FAILURE() << "no port from the kernel: " << std::strerror(errno);
+    } else {
+      ports.push_back(ntohs(addr.sin_port));
+    }
+    if (fd >= 0) close(fd);
+  }
+  return ports;
+}
+
+// With two threads, a request of 8 ports or more is split over two rings
+// (the caller's and a worker's): each port still gets its own answer, as
+// the system calls give it (a reviewer's kind of mix: free, held on TCP,
+// held on UDP, locked by another server, at both ends of the list).
+TEST(LinuxPortLockProbe, BatchesSplitOverTwoThreadsAnswerEachPort) {
+  LinuxPortProbe binds;
+  LinuxPortLockProbe split(binds, Prefix(), /*threads=*/2);
+  LinuxPortLockProbe other(binds, Prefix());
+  std::string why;
+  if (!split.UseKernelBatches(&why)) {
+    GTEST_SKIP() << "no io_uring batches here (" << why
+                 << "); LinuxPortBatchTest says where they must work";
+  }
+  std::vector<uint16_t> ports = FreePorts(16);
+  ASSERT_EQ(ports.size(), 16u);
+  // Held: the first and last on TCP, the 8th on UDP; the 9th locked.
+  auto hold = [](int type, uint16_t port) {
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    EXPECT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    return fd;
+  };
+  const int tcp_first = hold(SOCK_STREAM, ports[0]);
+  const int tcp_last = hold(SOCK_STREAM, ports[15]);
+  const int udp = hold(SOCK_DGRAM, ports[7]);
+  ASSERT_EQ(other.Check(ports[8]), PortState::kFree);  // Its lock now.
+  const std::vector<PortState> states = split.CheckMany(ports);
+  EXPECT_EQ(split.kernel_submissions(), 2u);  // One on each ring.
+  for (size_t i = 0; i < ports.size(); ++i) {
+    SCOPED_TRACE(i);
+    const bool busy = i == 0 || i == 15 || i == 7 || i == 8;
+    EXPECT_EQ(states[i], busy ? PortState::kBusy : PortState::kFree);
+  }
+  EXPECT_EQ(split.locks_held(), 12u);  // The free ones'.
+  close(tcp_first);
+  close(tcp_last);
+  close(udp);
+}
+
 // A server whose checks go through io_uring and one whose checks are
 // system calls (an older kernel, a seccomp profile, a version before the
 // batches) take the same locks: neither leases a port the other holds.
@@ -59,18 +122,8 @@ TEST(LinuxPortLockProbe, BatchedAndSystemCallServersShareTheLocks) {
     GTEST_SKIP() << "no io_uring batches here (" << why
                  << "); LinuxPortBatchTest says where they must work";
   }
-  // Ports no one holds: ones the kernel gave to sockets, let go of.
-  std::vector<uint16_t> ports;
-  for (int i = 0; i < 6; ++i) {
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    socklen_t length = sizeof(addr);
-    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length), 0);
-    ports.push_back(ntohs(addr.sin_port));
-    close(fd);
-  }
+  const std::vector<uint16_t> ports = FreePorts(6);
+  ASSERT_EQ(ports.size(), 6u);
   const std::vector<uint16_t> first(ports.begin(), ports.begin() + 3);
   const std::vector<uint16_t> second(ports.begin() + 3, ports.end());
   for (PortState s : batched.CheckMany(first)) EXPECT_EQ(s, PortState::kFree);
