@@ -38,8 +38,11 @@
 //     // out[i].free: both binds took; out[i].lock_fd: the lock held
 //   }
 //
+// Linux only: Windows has no counterpart (WindowsPortLockProbe binds with
+// Winsock calls).
+//
 // Thread-compatible: one thread at a time (LinuxPortLockProbe calls it
-// under the domain's lock). Costs one descriptor (the ring) and up to
+// under the domain's lock; with two threads, each has a batch of its own). Costs one descriptor (the ring) and up to
 // 3 x kMaxPorts direct descriptors, which hold nothing between runs.
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_BATCH_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_BATCH_H_
