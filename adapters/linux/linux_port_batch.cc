@@ -223,7 +223,7 @@ std::unique_ptr<LinuxPortBatch> LinuxPortBatch::Create(
 std::vector<LinuxPortBatch::Outcome> LinuxPortBatch::Run(
     const std::vector<Item>& items) {
   std::vector<Outcome> out(items.size());
-  for (size_t at = 0; at < items.size(); at += kMaxPorts) {
+  for (size_t at = 0; at < items.size() && ring_ != nullptr; at += kMaxPorts) {
     const size_t n = std::min(kMaxPorts, items.size() - at);
     RunChunk(items.data() + at, n, out.data() + at);
   }
@@ -288,14 +288,30 @@ void LinuxPortBatch::RunChunk(const Item* items, size_t n, Outcome* out) {
     queued[k] = true;
     count += steps;
   }
-  // A chain the kernel did not take is not run (SubmitAndReap() false):
-  // its ports keep kNotRun, and are answered as failures below.
+  // The kernel took fewer entries than given (or refused them): those left
+  // would run at the next submission. Destroying the ring drops them and
+  // closes whatever its direct descriptors hold (a bound test socket, a
+  // lock name); the locks installed so far are closed here; the ports of
+  // this run keep ran == false.
+  auto broke = [&] {
+    for (size_t k = 0; k < n; ++k) {
+      if (queued[k] && !items[k].lock_name.empty() &&
+          res[k][kLockInstall] >= 0) {
+        close(res[k][kLockInstall]);
+      }
+    }
+    ring_.reset();
+  };
   if (count > 0) {
-    r.SubmitAndReap(count, [&](uint64_t tag, int value) {
+    const bool all = r.SubmitAndReap(count, [&](uint64_t tag, int value) {
       const size_t k = static_cast<size_t>(tag >> 8);
       if (k < n) res[k][tag & 0xff] = value;
     });
     ++submissions_;
+    if (!all) {
+      broke();
+      return;
+    }
   }
   // What a broken chain left in its direct descriptors is closed now: a
   // lock whose install failed still holds its name there, a test socket
@@ -316,12 +332,16 @@ void LinuxPortBatch::RunChunk(const Item* items, size_t n, Outcome* out) {
     for (unsigned slot = 0; slot < kSlotsPerPort * n; ++slot) {
       if (r.QueueClose(SIZE_MAX >> 8, kLockClose, slot, 0)) ++closes;
     }
-    r.SubmitAndReap(closes, [](uint64_t, int) {});  // -EBADF: was empty.
+    // -EBADF for a slot that was empty. If this one breaks too, the
+    // ring's teardown closes the slots (the outcomes below stand: their
+    // locks are descriptors of their own).
+    if (!r.SubmitAndReap(closes, [](uint64_t, int) {})) ring_.reset();
     ++submissions_;
   }
   for (size_t k = 0; k < n; ++k) {
+    out[k].ran = true;
     if (!queued[k]) {
-      if (!out[k].lock_failed) out[k].lock_failed = true;
+      out[k].lock_failed = true;
       continue;
     }
     const std::array<int, kSteps>& s = res[k];
@@ -340,7 +360,7 @@ void LinuxPortBatch::RunChunk(const Item* items, size_t n, Outcome* out) {
       }
       out[k].lock_fd = s[kLockInstall];
     }
-    out[k].free = s[kTcpBind] == 0 && s[kUdpBind] == 0;
+    out[k].free = items[k].port != 0 && s[kTcpBind] == 0 && s[kUdpBind] == 0;
   }
 }
 

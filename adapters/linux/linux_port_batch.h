@@ -42,8 +42,9 @@
 // Winsock calls).
 //
 // Thread-compatible: one thread at a time (LinuxPortLockProbe calls it
-// under the domain's lock; with two threads, each has a batch of its own). Costs one descriptor (the ring) and up to
-// 3 x kMaxPorts direct descriptors, which hold nothing between runs.
+// under the domain's lock; with two threads, each has a batch of its own).
+// Costs one descriptor (the ring) and up to 3 x kMaxPorts direct descriptors,
+// which hold nothing between runs.
 #ifndef PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_BATCH_H_
 #define PORTSERVER_ADAPTERS_LINUX_LINUX_PORT_BATCH_H_
 
@@ -67,6 +68,11 @@ class LinuxPortBatch {
     std::string lock_name;
   };
   struct Outcome {
+    // False: the batch did not run this port (its ring broke in this run or
+    // an earlier one: the kernel took fewer entries than given, or refused
+    // them); nothing of it is held, and the caller checks it with system
+    // calls. The fields below are then unset.
+    bool ran = false;
     // The lock's regular descriptor (close-on-exec) if it was taken here,
     // else -1.
     int lock_fd = -1;
@@ -77,7 +83,8 @@ class LinuxPortBatch {
     // error of its bind().
     bool lock_failed = false;
     // With the lock held (taken here or before): the TCP and the UDP bind
-    // of [::]:port both succeeded.
+    // of [::]:port both succeeded. Never for port 0 (the kernel would pick
+    // a port).
     bool free = false;
   };
 
@@ -93,8 +100,15 @@ class LinuxPortBatch {
 
   // One outcome per item, in order. Every test socket is closed on return;
   // only the locks of lock_fd stay open. A port's lock that was taken is in
-  // lock_fd even when the port is not free (the caller decides).
+  // lock_fd even when the port is not free (the caller decides). If the
+  // kernel takes fewer entries than given (or none: out of memory), the
+  // entries left would run at the next submission, with their results
+  // lost: the ring is destroyed instead (which drops them and closes its
+  // direct descriptors), the locks this run installed are closed, and the
+  // ports of the run and of every later one come back with ran == false.
   std::vector<Outcome> Run(const std::vector<Item>& items);
+  // False once the ring broke (above): Run() runs nothing any more.
+  bool usable() const { return ring_ != nullptr; }
 
   // Submissions made so far (one per kMaxPorts ports, and one more in a
   // run that had to close what a broken chain left).

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
@@ -219,6 +220,34 @@ TEST_F(LinuxPortBatchTest, ALockHeldElsewhereStopsItsChain) {
   Keep(again);
   EXPECT_TRUE(again[0].free);
   EXPECT_GE(again[0].lock_fd, 0);
+}
+
+// No descriptor to install a lock in (RLIMIT_NOFILE reached): the lock
+// fails for want of a resource, and its name does not stay bound in the
+// ring's direct descriptor (it would keep the port's lock from every
+// server until this one exits; a reviewer).
+TEST_F(LinuxPortBatchTest, ALockWithoutADescriptorLeavesNothingBound) {
+  const uint16_t port = FreePort();
+  rlimit before{};
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &before), 0);
+  const int lowest_free = dup(0);
+  ASSERT_GE(lowest_free, 0);
+  close(lowest_free);
+  rlimit none = before;
+  none.rlim_cur = static_cast<rlim_t>(lowest_free);  // No descriptor left.
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &none), 0);
+  const std::vector<LinuxPortBatch::Outcome> out =
+      batch_->Run({{port, Name(port)}});
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &before), 0);
+  ASSERT_TRUE(out[0].ran);
+  EXPECT_TRUE(out[0].lock_failed);
+  EXPECT_EQ(out[0].lock_fd, -1);
+  EXPECT_FALSE(out[0].free);
+  const int lock = BindName(Name(port));
+  EXPECT_GE(lock, 0) << "the lock name stayed bound";
+  if (lock >= 0) close(lock);
+  EXPECT_EQ(BindPort(SOCK_STREAM, port), 0);
+  EXPECT_TRUE(batch_->usable());
 }
 
 // The caller holds the lock already (empty name): only the bind tests.

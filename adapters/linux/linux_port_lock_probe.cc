@@ -317,7 +317,8 @@ bool LinuxPortLockProbe::UseKernelBatches(std::string* why) {
 }
 
 uint64_t LinuxPortLockProbe::kernel_submissions() const {
-  return batch_ == nullptr ? 0 : batch_->submissions();
+  return (batch_ == nullptr ? 0 : batch_->submissions()) +
+         (worker_batch_ == nullptr ? 0 : worker_batch_->submissions());
 }
 
 void LinuxPortLockProbe::CheckByBatch(LinuxPortBatch& batch,
@@ -335,6 +336,13 @@ void LinuxPortLockProbe::CheckByBatch(LinuxPortBatch& batch,
   for (size_t k = 0; k < todo.size(); ++k) {
     const size_t i = todo[k];
     const LinuxPortBatch::Outcome& o = out[k];
+    if (!o.ran) {  // The ring broke: as without batches.
+      if (fds[i] < 0 && (fds[i] = TryLock(ports[i], &states[i])) < 0) {
+        continue;
+      }
+      states[i] = inner_.Check(ports[i]);
+      continue;
+    }
     if (fds[i] < 0) {  // Its lock was asked for, as TryLock() takes it.
       if (o.lock_fd < 0) {
         states[i] =
@@ -352,7 +360,7 @@ void LinuxPortLockProbe::CheckByBatch(LinuxPortBatch& batch,
 
 void LinuxPortLockProbe::Prefetch(const std::vector<uint16_t>& ports) {
   CancelPrefetch();
-  if (batch_ != nullptr) return;  // The batch is faster than the overlap.
+  if (kernel_batches()) return;  // The batch is faster than the overlap.
   if (workers_ == nullptr || ports.size() < kMinPortsForWorkers) return;
   auto p = std::make_unique<Prefetched>();
   const size_t n = ports.size();
@@ -469,7 +477,7 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     }
     states[i] = inner_.Check(ports[i]);
   };
-  if (batch_ != nullptr && worker_batch_ != nullptr &&
+  if (kernel_batches() && worker_batch_ != nullptr && worker_batch_->usable() &&
       todo.size() >= 2 * kMinPortsForWorkers) {
     // Half on a worker, with a ring of its own; half on the caller.
     const size_t half = todo.size() / 2;
@@ -481,7 +489,7 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
     workers_->Start(1, run);
     CheckByBatch(*batch_, ports, ours, fds, states);
     workers_->Finish();
-  } else if (batch_ != nullptr && !todo.empty()) {
+  } else if (kernel_batches() && !todo.empty()) {
     CheckByBatch(*batch_, ports, todo, fds, states);
   } else if (workers_ != nullptr && todo.size() >= kMinPortsForWorkers) {
     workers_->ForEach(todo.size(), check);

@@ -158,8 +158,11 @@ class LinuxPortLockProbe final : public PortProbe {
   // io_uring or one of its operations is missing (kernels before 6.11,
   // seccomp, kernel.io_uring_disabled): nothing changes then.
   bool UseKernelBatches(std::string* why);
-  bool kernel_batches() const { return batch_ != nullptr; }
-  // io_uring submissions made so far (0 without kernel batches).
+  // True while they are in use: after UseKernelBatches() succeeded, until
+  // a ring broke (LinuxPortBatch::Run(); then system calls, as without).
+  bool kernel_batches() const { return batch_ != nullptr && batch_->usable(); }
+  // io_uring submissions made so far, on the caller's ring and the
+  // worker's (0 without kernel batches).
   uint64_t kernel_submissions() const;
 
  private:
