@@ -155,6 +155,24 @@ class DescriptorLimitTest(harness.ServerTestCase):
         # pipe, without which it reports a false "invalid vptr".)
         self.assert_answers_status(server)
 
+    def restart_with_80_leases(self, name, args):
+        """A server leases 80 ports of POOL to a live owner in one request
+        and stops; started again with its journal `name` and `args` under a
+        descriptor limit of 64, it restores them. Returns that server."""
+        args = ['--portserver_state_file=' +
+                os.path.join(harness.tmpdir(), name)] + args
+        server = self.start_server(self.POOL, args=args)
+        owner = self.owner()
+        reply = harness.raw_exchange(
+            server.address,
+            b'portserver/1 allocate pid=%d count=80\n' % owner.pid)
+        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
+        self.assertEqual(server.stop(), 0, server.log())
+        server = self.start_server(self.POOL, args=args,
+                                   preexec_fn=limit_descriptors(64))
+        self.assertIn('restored 80 of 80', server.log())
+        return server
+
     def assert_answers_status(self, server):
         reply = harness.raw_exchange(server.address, b'portserver/1 status\n')
         self.assertTrue(isinstance(reply, bytes) and
@@ -168,19 +186,10 @@ class DescriptorLimitTest(harness.ServerTestCase):
         # while the owner lived (a new user's trial). Now the locks leave
         # descriptors to serve with; the leases beyond are kept without
         # their lock, said at start-up.
-        journal = os.path.join(harness.tmpdir(), 'outnumbered.journal')
-        args = ['--portserver_state_file=' + journal,
-                '--portserver_max_connections=%d' % MAX_CONNECTIONS]
-        server = self.start_server(self.POOL, args=args)
-        owner = self.owner()
-        reply = harness.raw_exchange(
-            server.address, b'portserver/1 allocate pid=%d count=80\n' % owner.pid)
-        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
-        self.assertEqual(server.stop(), 0, server.log())
-        server = self.start_server(self.POOL, args=args,
-                                   preexec_fn=limit_descriptors(64))
+        server = self.restart_with_80_leases(
+            'outnumbered.journal',
+            ['--portserver_max_connections=%d' % MAX_CONNECTIONS])
         log = server.log()
-        self.assertIn('restored 80 of 80', log)
         self.assertIn('without their port lock', log)
         self.assertNotIn('cannot be rewritten', log)
         self.assert_answers_status(server)
@@ -193,20 +202,9 @@ class DescriptorLimitTest(harness.ServerTestCase):
         # leave (24 under 64): 20 idle ones, below that cap, took those 16
         # and a client that asked promptly was turned away (a new user's
         # trial). The locks now leave the connections' share too.
-        journal = os.path.join(harness.tmpdir(), 'idle-share.journal')
-        args = ['--portserver_state_file=' + journal]
-        server = self.start_server(self.POOL, args=args)
-        owner = self.owner()
-        reply = harness.raw_exchange(
-            server.address, b'portserver/1 allocate pid=%d count=80\n' % owner.pid)
-        self.assertTrue(reply.startswith(b'portserver/1 ok'), reply)
-        self.assertEqual(server.stop(), 0, server.log())
-        server = self.start_server(self.POOL, args=args,
-                                   preexec_fn=limit_descriptors(64))
+        server = self.restart_with_80_leases('idle-share.journal', [])
         cap = (64 - OWN) // 2
-        log = server.log()
-        self.assertIn('restored 80 of 80', log)
-        self.assertIn('At most %d connections at once' % cap, log)
+        self.assertIn('At most %d connections at once' % cap, server.log())
         idle = []
         try:
             for _ in range(cap - 4):
