@@ -169,9 +169,8 @@ void AllocationPolicy::Requeue(const std::vector<uint16_t>& ports,
   // What was let go of goes first to restored leases still without their
   // reservation (for want of descriptors, or a neighbour's lock): before
   // the grant this request may be about to make, and before a neighbour
-  // could lease their ports while their owners live.
-  // Each of them in turn until as many are taken (one a neighbour holds
-  // must not use up the try).
+  // could lease their ports while their owners live. Each of them in turn
+  // until as many are taken (one a neighbour holds must not use up a try).
   if (!unreserved_.empty() && !ports.empty()) {
     RetakeReservations(unreserved_.size(), ports.size());
   }
