@@ -59,6 +59,7 @@ std::string Errno(const char* what, int error) {
 struct LinuxPortBatch::Ring {
   io_uring ring{};
   bool ready = false;
+  int submit_error = 0;  // errno of the last refused io_uring_enter.
   ~Ring() {
     if (ready) io_uring_queue_exit(&ring);
   }
@@ -132,7 +133,10 @@ struct LinuxPortBatch::Ring {
     do {
       submitted = io_uring_submit_and_wait(&ring, count);
     } while (submitted == -EINTR);
-    if (submitted < 0) return false;
+    if (submitted < 0) {
+      submit_error = -submitted;
+      return false;
+    }
     unsigned seen = 0;
     while (seen < static_cast<unsigned>(submitted)) {
       io_uring_cqe* cqe = nullptr;
@@ -208,7 +212,9 @@ std::unique_ptr<LinuxPortBatch> LinuxPortBatch::Create(
       {kTcpClose, "IORING_OP_CLOSE"},
   };
   if (!all) {
-    *why = "io_uring_enter took fewer entries than given";
+    // Refused (a seccomp filter: EPERM), or out of memory.
+    *why = r.submit_error != 0 ? Errno("io_uring_enter", r.submit_error)
+                               : "io_uring_enter took fewer entries than given";
     return nullptr;
   }
   for (const auto& [step, name] : kNames) {

@@ -1,11 +1,16 @@
 #include "adapters/linux/linux_port_batch.h"
 
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <netinet/in.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -248,6 +254,52 @@ TEST_F(LinuxPortBatchTest, ALockWithoutADescriptorLeavesNothingBound) {
   if (lock >= 0) close(lock);
   EXPECT_EQ(BindPort(SOCK_STREAM, port), 0);
   EXPECT_TRUE(batch_->usable());
+}
+
+// A seccomp filter that refuses io_uring_enter (as container runtimes'
+// profiles may, after io_uring_setup was allowed): Create() says so, and
+// the server falls back to system calls (a new user's trial: it read
+// "took fewer entries than given"). In a child: a filter stays for life.
+TEST(LinuxPortBatchSeccomp, ARefusedEnterIsNamed) {
+  if (!KernelAtLeast(6, 11) || IoUringDisabled()) {
+    GTEST_SKIP() << "no io_uring batches on this kernel";
+  }
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipe_fds[0]);
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_enter, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+    std::string why = "no filter";
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0) {
+      why.clear();
+      if (LinuxPortBatch::Create(Prefix() + "seccomp", &why) != nullptr) {
+        why = "created";
+      }
+    }
+    ssize_t ignored = write(pipe_fds[1], why.data(), why.size());
+    (void)ignored;
+    _exit(0);
+  }
+  close(pipe_fds[1]);
+  std::string why;
+  char buffer[256];
+  ssize_t n;
+  while ((n = read(pipe_fds[0], buffer, sizeof(buffer))) > 0) {
+    why.append(buffer, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_EQ(why, "io_uring_enter: Operation not permitted");
 }
 
 // The caller holds the lock already (empty name): only the bind tests.
