@@ -29,6 +29,17 @@ class AllocationPolicyTest : public ::testing::Test {
     processes_.Spawn(pid);
     return Owner{pid, processes_.IncarnationOf(pid)};
   }
+  // Pool 1-200, every port busy and set aside by a denied request of
+  // `owner`, no backoff running out during the test. Returns the options.
+  AllocationPolicyOptions SetAsideAll200(const Owner& owner) {
+    AllocationPolicyOptions options;
+    options.min_busy_backoff = 1000;
+    options.max_busy_backoff = 1000;
+    MakePolicy(Range(1, 200), options);
+    for (uint16_t p = 1; p <= 200; ++p) ports_.Occupy(p);
+    EXPECT_FALSE(policy_->Allocate(owner).ok);  // All 200 set aside.
+    return options;
+  }
   uint16_t MustAllocate(const Owner& owner) {
     Allocation a = policy_->Allocate(owner);
     EXPECT_TRUE(a.ok);
@@ -271,13 +282,8 @@ TEST_F(AllocationPolicyTest, RetriesOfBusyPortsAreBoundedPerRequest) {
 // lacks (a reviewer found README promising 4 a request): 20 ports found
 // among 200 set aside, one free in every 4, cost 80 probes, and are leased.
 TEST_F(AllocationPolicyTest, RetriesOfBusyPortsAreBoundedPerPortAskedFor) {
-  AllocationPolicyOptions options;
-  options.min_busy_backoff = 1000;  // No backoff runs out in this test.
-  options.max_busy_backoff = 1000;
-  MakePolicy(Range(1, 200), options);
-  for (uint16_t p = 1; p <= 200; ++p) ports_.Occupy(p);
   Owner a = Spawn(10);
-  ASSERT_FALSE(policy_->Allocate(a).ok);  // All 200 set aside as busy.
+  AllocationPolicyOptions options = SetAsideAll200(a);
   for (uint16_t p = 4; p <= 80; p += 4) ports_.Vacate(p);
   std::vector<uint16_t> ports;
   int before = ports_.probe_count();
@@ -293,13 +299,8 @@ TEST_F(AllocationPolicyTest, RetriesOfBusyPortsAreBoundedPerPortAskedFor) {
 // asked, the 4 due soonest still held by a neighbour, denied while 36
 // others set aside had come free).
 TEST_F(AllocationPolicyTest, RetriesOfBusyPortsGoOnPastOnesStillBusy) {
-  AllocationPolicyOptions options;
-  options.min_busy_backoff = 1000;  // No backoff runs out in this test.
-  options.max_busy_backoff = 1000;
-  MakePolicy(Range(1, 200), options);
-  for (uint16_t p = 1; p <= 200; ++p) ports_.Occupy(p);
   Owner a = Spawn(10);
-  ASSERT_FALSE(policy_->Allocate(a).ok);  // All 200 set aside as busy.
+  AllocationPolicyOptions options = SetAsideAll200(a);
   for (uint16_t p = 9; p <= 28; ++p) ports_.Vacate(p);  // 1-8 still busy.
   std::vector<uint16_t> ports;
   int before = ports_.probe_count();

@@ -58,8 +58,7 @@ PortState FakePortProbe::Check(uint16_t port) {
                         ? PortState::kBusy
                     : time_wait_.count(port) != 0 ? PortState::kReuseAddrOnly
                                                   : PortState::kFree;
-  if (IsLeasable(state) && reserved_.count(port) == 0 &&
-      reserved_.size() >= most_reserved_) {
+  if (IsLeasable(state) && NoRoomFor(port)) {
     return PortState::kUnknown;  // No descriptor for its lock.
   }
   if (IsLeasable(state)) reserved_.insert(port);
@@ -68,14 +67,16 @@ PortState FakePortProbe::Check(uint16_t port) {
 
 bool FakePortProbe::IsFree(uint16_t port) { return IsLeasable(Check(port)); }
 
+bool FakePortProbe::NoRoomFor(uint16_t port) const {
+  return reserved_.count(port) == 0 && reserved_.size() >= most_reserved_;
+}
+
 bool FakePortProbe::Reserve(uint16_t port) {
   std::lock_guard<std::mutex> lock(mu_);
   if (occupied_.count(port) != 0 || locked_elsewhere_.count(port) != 0) {
     return false;  // Someone else holds it.
   }
-  if (reserved_.count(port) == 0 && reserved_.size() >= most_reserved_) {
-    return false;  // No descriptor for its lock.
-  }
+  if (NoRoomFor(port)) return false;  // No descriptor for its lock.
   reserved_.insert(port);
   return true;
 }

@@ -54,6 +54,9 @@ class FakePortProbe final : public PortProbe {
   bool HeldByAnotherServer(uint16_t port) override;
 
  private:
+  // REQUIRES: mu_ held. LimitReservations() leaves no room for `port`.
+  bool NoRoomFor(uint16_t port) const;
+
   mutable std::mutex mu_;
   std::set<uint16_t> occupied_;
   std::set<uint16_t> time_wait_;

@@ -337,10 +337,7 @@ void LinuxPortLockProbe::CheckByBatch(LinuxPortBatch& batch,
     const size_t i = todo[k];
     const LinuxPortBatch::Outcome& o = out[k];
     if (!o.ran) {  // The ring broke: as without batches.
-      if (fds[i] < 0 && (fds[i] = TryLock(ports[i], &states[i])) < 0) {
-        continue;
-      }
-      states[i] = inner_.Check(ports[i]);
+      CheckWithSystemCalls(ports[i], &fds[i], &states[i]);
       continue;
     }
     if (fds[i] < 0) {  // Its lock was asked for, as TryLock() takes it.
@@ -373,8 +370,7 @@ void LinuxPortLockProbe::Prefetch(const std::vector<uint16_t>& ports) {
   Prefetched* raw = p.get();
   p->check = [this, raw](size_t i) {
     if (raw->skip[i]) return;
-    raw->fds[i] = TryLock(raw->ports[i], &raw->states[i]);
-    if (raw->fds[i] >= 0) raw->states[i] = inner_.Check(raw->ports[i]);
+    CheckWithSystemCalls(raw->ports[i], &raw->fds[i], &raw->states[i]);
     raw->checked[i] = 1;
   };
   p->running = true;
@@ -416,6 +412,12 @@ int LinuxPortLockProbe::TryLock(uint16_t port, PortState* state) const {
     return -1;
   }
   return fd;
+}
+
+void LinuxPortLockProbe::CheckWithSystemCalls(uint16_t port, int* fd,
+                                              PortState* state) const {
+  if (*fd < 0 && (*fd = TryLock(port, state)) < 0) return;
+  *state = inner_.Check(port);
 }
 
 PortState LinuxPortLockProbe::Check(uint16_t port) {
@@ -471,11 +473,7 @@ std::vector<PortState> LinuxPortLockProbe::CheckMany(
   // touched), TryLock() and inner_.Check() keep no state of this object.
   std::function<void(size_t)> check = [&](size_t k) {
     const size_t i = todo[k];
-    if (fds[i] < 0) {
-      fds[i] = TryLock(ports[i], &states[i]);
-      if (fds[i] < 0) return;
-    }
-    states[i] = inner_.Check(ports[i]);
+    CheckWithSystemCalls(ports[i], &fds[i], &states[i]);
   };
   if (kernel_batches() && worker_batch_ != nullptr && worker_batch_->usable() &&
       todo.size() >= 2 * kMinPortsForWorkers) {

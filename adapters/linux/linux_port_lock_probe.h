@@ -179,6 +179,12 @@ class LinuxPortLockProbe final : public PortProbe {
   // kBusy if another process holds it, kUnknown if no socket could be made.
   int TryLock(uint16_t port, PortState* state) const;
 
+  // One port with system calls, on the calling thread: its lock taken into
+  // `*fd` unless held already (*fd >= 0), then inner_.Check() into
+  // `*state`; without a lock, `*state` is TryLock()'s. The path of every
+  // port without kernel batches, and of those a broken ring left.
+  void CheckWithSystemCalls(uint16_t port, int* fd, PortState* state) const;
+
   // Waits for the Prefetch() running on the workers, the caller checking
   // the ports they have not taken yet.
   void FinishPrefetch();
